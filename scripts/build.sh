@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds martgate: build/ (optimised, warnings are errors) and, with --sanitize,
+# build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+if [ "${1:-}" = "--sanitize" ]; then
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMARTGATE_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j "$jobs"
+fi

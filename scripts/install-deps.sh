@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building, testing, benchmarking and the demo need on Debian 12.
+# Idempotent: packages already present are left alone; apt-get runs only when
+# something is missing. Needs root (or sudo) when it has to install.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git
+  libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libcmocka-dev
+  libpg-query-dev postgresql-server-dev-15
+  postgresql-15 postgresql-client-15 pgbouncer
+  libpostgresql-jdbc-java default-jdk-headless
+  openssl procps util-linux iproute2 python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Debian postgresql package starts a cluster of its own on port 5432; our
+# tests never use it, and pgbouncer's packaged service is not wanted either.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet pgbouncer 2>/dev/null; then
+  systemctl stop pgbouncer || true
+fi
+exit 0
