@@ -1,0 +1,47 @@
+/*
+ * adapters/postgres: the warehouse side of a session. libpq opens the
+ * connection (TLS, SCRAM, multi-host failover are libpq's) without blocking
+ * the event loop, by driving PQconnectPoll from libevent; once the warehouse
+ * is ready, the caller relays protocol bytes on backend_fd()/backend_ssl()
+ * itself. Also cancels running queries from a worker thread (PQcancel blocks).
+ */
+#ifndef MARTGATE_ADAPTERS_POSTGRES_H
+#define MARTGATE_ADAPTERS_POSTGRES_H
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct backend backend;
+
+/* Called once: ok = true when the warehouse session is ready for queries;
+ * otherwise `error` is libpq's message (for the log, not for clients). */
+typedef void (*backend_ready_cb)(backend *b, bool ok, const char *error, void *arg);
+
+/* Starts connecting. conninfo is the configured libpq string; keys/values
+ * (NULL-terminated, may be NULL) override or add libpq keywords, e.g.
+ * application_name, options, client_encoding. Returns NULL with err filled
+ * when the connection cannot even start. */
+backend *backend_connect(struct event_base *base, const char *conninfo, const char *password,
+                         const char *const *keys, const char *const *values,
+                         backend_ready_cb cb, void *arg, char *err, size_t errlen);
+
+int backend_fd(const backend *b);
+/* The TLS session libpq negotiated with the warehouse, or NULL. */
+SSL *backend_ssl(const backend *b);
+/* A ParameterStatus value the warehouse reported at login, or NULL. */
+const char *backend_parameter(const backend *b, const char *name);
+/* Names of the parameters PostgreSQL reports at login (GUC_REPORT). */
+extern const char *const backend_reported_parameters[];
+/* The warehouse's backend process id, for logs. */
+int backend_pid(const backend *b);
+
+/* Asks the warehouse to cancel the running query; returns at once (a worker
+ * thread does the blocking PQcancel). -1 when too many cancels are in flight. */
+int backend_cancel(backend *b);
+
+/* Closes the warehouse session (sends Terminate) and frees everything. */
+void backend_free(backend *b);
+
+#endif

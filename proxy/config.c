@@ -1,0 +1,292 @@
+/*
+ * config: loads and validates martgate.json. Every error names the file, the
+ * line and column, and the field, and unknown keys are errors, so a typo can
+ * never silently change what the proxy does.
+ */
+#include "proxy/config.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/json_doc.h"
+#include "proxy/log.h"
+#include "proxy/tls.h"
+
+static char *resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, p);
+    return s;
+}
+
+/* Reads a small secret file; one trailing newline is stripped. */
+static char *read_secret_file(const char *path, char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, whylen, "cannot open %s", path);
+        return NULL;
+    }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        snprintf(why, whylen, "%s is larger than %zu bytes", path, sizeof buf - 1);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (n && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    if (n && buf[n - 1] == '\r')
+        buf[--n] = 0;
+    return strdup(buf);
+}
+
+static int parse_listen(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    const char **list = NULL;
+    size_t n = 0;
+    int rc = json_doc_get_strings(doc, root, "", "listen", true, &list, &n, err, errlen);
+    if (rc)
+        return -1;
+    json_t *at = json_object_get(root, "listen");
+    if (n == 0) {
+        free(list);
+        return json_doc_error(doc, at, err, errlen, "listen", "needs at least one address");
+    }
+    c->listen = calloc(n, sizeof *c->listen);
+    for (size_t i = 0; c->listen && i < n; i++) {
+        const char *colon = strrchr(list[i], ':');
+        if (!colon || colon == list[i] || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            const char *bad = list[i];
+            free(list);
+            return json_doc_error(doc, at, err, errlen, "listen",
+                                  "'%s' is not host:port (use [::1]:6432 for IPv6)", bad);
+        }
+        c->listen[i] = strdup(list[i]);
+        c->nlisten++;
+    }
+    free(list);
+    return c->listen ? 0 : -1;
+}
+
+static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"cert_file", "key_file", "min_version", "allow_plaintext", NULL};
+    json_t *tls = json_object_get(root, "tls");
+    if (!tls)
+        return json_doc_error(doc, root, err, errlen, "tls",
+                              "missing: give cert_file and key_file (or allow_plaintext: true for development)");
+    if (json_doc_check_keys(doc, tls, "tls", keys, err, errlen))
+        return -1;
+    const char *cert = NULL, *key = NULL, *minv = "1.2";
+    if (json_doc_get_bool(doc, tls, "tls", "allow_plaintext", false, &c->allow_plaintext, err, errlen) < 0 ||
+        json_doc_get_string(doc, tls, "tls", "cert_file", false, &cert, err, errlen) < 0 ||
+        json_doc_get_string(doc, tls, "tls", "key_file", false, &key, err, errlen) < 0 ||
+        json_doc_get_string(doc, tls, "tls", "min_version", false, &minv, err, errlen) < 0)
+        return -1;
+    if (!cert != !key)
+        return json_doc_error(doc, tls, err, errlen, "tls", "cert_file and key_file go together");
+    if (!cert) {
+        if (!c->allow_plaintext)
+            return json_doc_error(doc, tls, err, errlen, "tls",
+                                  "no cert_file/key_file and allow_plaintext is false: nobody could connect");
+        return 0;
+    }
+    int version;
+    if (strcmp(minv, "1.2") == 0)
+        version = TLS1_2_VERSION;
+    else if (strcmp(minv, "1.3") == 0)
+        version = TLS1_3_VERSION;
+    else
+        return json_doc_error(doc, json_object_get(tls, "min_version"), err, errlen, "tls.min_version",
+                              "'%s' is not supported: use \"1.2\" or \"1.3\"", minv);
+    char *cp = resolve_path(c->dir, cert), *kp = resolve_path(c->dir, key);
+    char why[768];
+    c->ssl_ctx = cp && kp ? tls_server_ctx_new(cp, kp, version, why, sizeof why) : NULL;
+    free(cp);
+    free(kp);
+    if (!c->ssl_ctx)
+        return json_doc_error(doc, tls, err, errlen, "tls", "%s", why);
+    return 0;
+}
+
+static int parse_databases(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"conninfo", "password_file", "password_env", NULL};
+    json_t *dbs = json_object_get(root, "databases");
+    if (!json_is_object(dbs) || json_object_size(dbs) == 0)
+        return json_doc_error(doc, dbs ? dbs : root, err, errlen, "databases",
+                              "must be an object mapping at least one database name to its warehouse");
+    c->databases = calloc(json_object_size(dbs), sizeof *c->databases);
+    if (!c->databases)
+        return -1;
+    const char *name;
+    json_t *d;
+    json_object_foreach(dbs, name, d) {
+        char field[300];
+        snprintf(field, sizeof field, "databases.%s", name);
+        if (json_doc_check_keys(doc, d, field, keys, err, errlen))
+            return -1;
+        const char *conninfo = NULL, *pwfile = NULL, *pwenv = NULL;
+        if (json_doc_get_string(doc, d, field, "conninfo", true, &conninfo, err, errlen) < 0 ||
+            json_doc_get_string(doc, d, field, "password_file", false, &pwfile, err, errlen) < 0 ||
+            json_doc_get_string(doc, d, field, "password_env", false, &pwenv, err, errlen) < 0)
+            return -1;
+        if (pwfile && pwenv)
+            return json_doc_error(doc, d, err, errlen, field, "password_file and password_env exclude each other");
+        config_database *db = &c->databases[c->ndatabases++];
+        db->name = strdup(name);
+        db->conninfo = strdup(conninfo);
+        if (pwfile) {
+            char why[300], *p = resolve_path(c->dir, pwfile);
+            db->password = p ? read_secret_file(p, why, sizeof why) : NULL;
+            free(p);
+            if (!db->password)
+                return json_doc_error(doc, json_object_get(d, "password_file"), err, errlen,
+                                      field, "%s", why);
+        } else if (pwenv) {
+            const char *v = getenv(pwenv);
+            if (!v)
+                return json_doc_error(doc, json_object_get(d, "password_env"), err, errlen, field,
+                                      "environment variable %s is not set", pwenv);
+            db->password = strdup(v);
+        }
+    }
+    return 0;
+}
+
+static int parse_limits(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"max_message_bytes", "max_clients", "login_timeout_seconds",
+                                       "shutdown_timeout_seconds", NULL};
+    long long v;
+    c->max_message_bytes = 1u << 20;
+    c->max_clients = 1000;
+    c->login_timeout_s = 10;
+    c->shutdown_timeout_s = 30;
+    json_t *l = json_object_get(root, "limits");
+    if (!l)
+        return 0;
+    if (json_doc_check_keys(doc, l, "limits", keys, err, errlen))
+        return -1;
+    int rc;
+    if ((rc = json_doc_get_int(doc, l, "limits", "max_message_bytes", false, 1024, 1 << 30, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->max_message_bytes = (size_t)v;
+    if ((rc = json_doc_get_int(doc, l, "limits", "max_clients", false, 1, 1000000, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->max_clients = (int)v;
+    if ((rc = json_doc_get_int(doc, l, "limits", "login_timeout_seconds", false, 1, 3600, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->login_timeout_s = (int)v;
+    if ((rc = json_doc_get_int(doc, l, "limits", "shutdown_timeout_seconds", false, 0, 86400, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->shutdown_timeout_s = (int)v;
+    return 0;
+}
+
+config *config_load(const char *path, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "log_level", NULL};
+    json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
+    if (!doc)
+        return NULL;
+    config *c = calloc(1, sizeof *c);
+    char *pathcopy = strdup(path);
+    if (!c || !pathcopy) {
+        free(c);
+        free(pathcopy);
+        json_doc_free(doc);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    c->refcount = 1;
+    c->path = strdup(path);
+    c->dir = strdup(dirname(pathcopy));
+    free(pathcopy);
+    c->log_level = LOG_INFO;
+    json_t *root = json_doc_root(doc);
+    const char *level = NULL;
+    int ok = json_doc_check_keys(doc, root, "", keys, err, errlen) == 0 &&
+             parse_listen(doc, root, c, err, errlen) == 0 &&
+             parse_tls(doc, root, c, err, errlen) == 0 &&
+             parse_databases(doc, root, c, err, errlen) == 0 &&
+             parse_limits(doc, root, c, err, errlen) == 0 &&
+             json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
+    if (ok && level) {
+        c->log_level = log_level_from_name(level);
+        if (c->log_level < 0) {
+            json_doc_error(doc, json_object_get(root, "log_level"), err, errlen, "log_level",
+                           "'%s' is not one of debug, info, warning, error", level);
+            ok = 0;
+        }
+    }
+    if (ok) {
+        json_t *auth = json_object_get(root, "auth");
+        if (!auth) {
+            json_doc_error(doc, root, err, errlen, "auth", "missing: martgate needs JWT keys to log anyone in");
+            ok = 0;
+        } else {
+            c->jwt = jwt_verifier_load(doc, auth, c->dir, err, errlen);
+            ok = c->jwt != NULL;
+        }
+    }
+    json_doc_free(doc);
+    if (!ok) {
+        config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+config *config_ref(config *c)
+{
+    c->refcount++;
+    return c;
+}
+
+void config_unref(config *c)
+{
+    if (!c || --c->refcount > 0)
+        return;
+    for (size_t i = 0; i < c->nlisten; i++)
+        free(c->listen[i]);
+    free(c->listen);
+    for (size_t i = 0; i < c->ndatabases; i++) {
+        free(c->databases[i].name);
+        free(c->databases[i].conninfo);
+        if (c->databases[i].password) {
+            explicit_bzero(c->databases[i].password, strlen(c->databases[i].password));
+            free(c->databases[i].password);
+        }
+    }
+    free(c->databases);
+    if (c->ssl_ctx)
+        SSL_CTX_free(c->ssl_ctx);
+    if (c->jwt)
+        jwt_verifier_free(c->jwt);
+    free(c->path);
+    free(c->dir);
+    free(c);
+}
+
+const config_database *config_find_database(const config *c, const char *name)
+{
+    for (size_t i = 0; i < c->ndatabases; i++)
+        if (strcmp(c->databases[i].name, name) == 0)
+            return &c->databases[i];
+    return NULL;
+}

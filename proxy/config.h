@@ -1,0 +1,47 @@
+/*
+ * config: the daemon's configuration file (JSON), validated strictly and
+ * turned into ready-to-use objects (TLS context, JWT verifier, warehouse
+ * connection strings). A config is immutable and reference-counted: a reload
+ * builds a new one and swaps it; sessions keep the one they logged in with.
+ */
+#ifndef MARTGATE_CONFIG_H
+#define MARTGATE_CONFIG_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proxy/jwt_verify.h"
+
+typedef struct {
+    char *name;       /* the database name clients ask for */
+    char *conninfo;   /* libpq connection string of the warehouse */
+    char *password;   /* service account password (file or env), or NULL */
+} config_database;
+
+typedef struct config {
+    int refcount;
+    char *path;
+    char *dir;                      /* relative paths resolve here */
+    char **listen;                  /* "host:port" / "[v6]:port" */
+    size_t nlisten;
+    SSL_CTX *ssl_ctx;               /* NULL when TLS is not configured */
+    bool allow_plaintext;
+    jwt_verifier *jwt;
+    config_database *databases;
+    size_t ndatabases;
+    size_t max_message_bytes;       /* largest client message held in memory */
+    int max_clients;
+    int login_timeout_s;
+    int shutdown_timeout_s;
+    int log_level;
+} config;
+
+#define CONFIG_MAX_FILE_BYTES (1u << 20)
+
+config *config_load(const char *path, char *err, size_t errlen);
+config *config_ref(config *c);
+void config_unref(config *c);
+const config_database *config_find_database(const config *c, const char *name);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * relay: the READY state of a session. Moves protocol messages client →
+ * warehouse (every Query/Parse through proxy/intercept, FunctionCall refused)
+ * and warehouse → client (streamed, never buffered whole), with bounded
+ * buffers and backpressure both ways.
+ *
+ * Denials keep the protocol's order without martgate guessing it: a denied
+ * Query or Parse is replaced by a statement that fails to parse ("poison"),
+ * so the warehouse itself answers with an error exactly where the answer
+ * would have been, skips the rest of the extended-protocol batch until Sync
+ * and fails an open transaction. The relay swaps that error for martgate's.
+ * To know which answer belongs to which request, it keeps a queue of the
+ * requests in flight and pops one per completion message.
+ */
+#ifndef MARTGATE_RELAY_H
+#define MARTGATE_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/pgwire.h"
+
+struct session;
+
+/* A request in flight, in the order the warehouse will answer them. */
+typedef struct {
+    uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
+    size_t cap, head, len;
+    pg_error *poison;        /* ring of the errors that replace poison answers */
+    size_t pcap, phead, plen;
+} relay_queue;
+
+typedef struct {
+    relay_queue q;
+    uint32_t client_remaining;   /* bytes of a streamed client message still to move */
+    uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
+    char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
+    bool client_paused, server_paused;
+} relay_state;
+
+#define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
+#define RELAY_HIGH_WATER (256 * 1024)
+
+/* Each returns false when the session was closed or freed meanwhile: the
+ * caller must not touch it then. */
+bool relay_start(struct session *s);
+bool relay_client_readable(struct session *s);
+bool relay_server_readable(struct session *s);
+void relay_free(relay_state *r);
+/* True when nothing is in flight and no transaction is open. */
+bool relay_idle(const struct session *s);
+
+#endif

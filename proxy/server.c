@@ -1,0 +1,303 @@
+/*
+ * server: listeners, session registry, signals, reload and graceful stop;
+ * `martgate serve --config FILE [--check]`.
+ */
+#include "proxy/server.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/commands.h"
+#include "proxy/log.h"
+#include "proxy/pgwire.h"
+#include "proxy/session.h"
+
+void server_session_removed(server *srv, session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (srv->sessions == s)
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    srv->nsessions--;
+    server_maybe_exit(srv);
+}
+
+session *server_find_by_key(server *srv, uint32_t pid)
+{
+    for (session *s = srv->sessions; s; s = s->next)
+        if (s->state == SS_READY && s->key_pid == pid)
+            return s;
+    return NULL;
+}
+
+uint32_t server_new_key_pid(server *srv)
+{
+    for (;;) {
+        uint32_t pid;
+        RAND_bytes((unsigned char *)&pid, sizeof pid);
+        pid &= 0x7fffffff;   /* clients read it as a positive int32 */
+        if (pid == 0)
+            continue;
+        bool used = false;
+        for (session *s = srv->sessions; s && !used; s = s->next)
+            used = s->key_pid == pid;
+        if (!used)
+            return pid;
+    }
+}
+
+void server_maybe_exit(server *srv)
+{
+    if (srv->stopping && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+/* Refuses a connection beyond max_clients before reading anything: libpq and
+ * pgjdbc both report an ErrorResponse sent in answer to their first packet. */
+static void refuse_now(int fd, const char *sqlstate, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        pg_error e = {.severity = "FATAL", .sqlstate = sqlstate, .message = msg};
+        pgw_error(b, &e);
+        evbuffer_write(b, fd);
+        evbuffer_free(b);
+    }
+    close(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len, void *arg)
+{
+    server *srv = arg;
+    (void)l;
+    if (srv->stopping) {
+        refuse_now(fd, SQLSTATE_CANNOT_CONNECT_NOW, "martgate is shutting down");
+        return;
+    }
+    if (srv->nsessions >= srv->cfg->max_clients) {
+        log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", srv->nsessions);
+        refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    session *s = session_new(srv, srv->cfg, fd, addr, len);
+    if (!s) {
+        log_msg(LOG_ERROR, "out of memory accepting a connection");
+        close(fd);
+        return;
+    }
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+}
+
+static int open_listeners(server *srv, char *err, size_t errlen)
+{
+    srv->listeners = calloc(srv->cfg->nlisten, sizeof *srv->listeners);
+    if (!srv->listeners)
+        return -1;
+    for (size_t i = 0; i < srv->cfg->nlisten; i++) {
+        struct sockaddr_storage ss;
+        int sslen = sizeof ss;
+        if (evutil_parse_sockaddr_port(srv->cfg->listen[i], (struct sockaddr *)&ss, &sslen) != 0) {
+            snprintf(err, errlen, "%s: listen: '%s' is not an IP address and port", srv->cfg->path,
+                     srv->cfg->listen[i]);
+            return -1;
+        }
+        struct evconnlistener *l = evconnlistener_new_bind(
+            srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+            512, (struct sockaddr *)&ss, sslen);
+        if (!l) {
+            snprintf(err, errlen, "cannot listen on %s: %s", srv->cfg->listen[i], strerror(errno));
+            return -1;
+        }
+        srv->listeners[srv->nlisteners++] = l;
+        log_msg(LOG_INFO, "listening on %s", srv->cfg->listen[i]);
+    }
+    return 0;
+}
+
+static void close_listeners(server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+}
+
+static bool same_listen(const config *a, const config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return false;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i], b->listen[i]) != 0)
+            return false;
+    return true;
+}
+
+static void reload(server *srv)
+{
+    char err[1024];
+    config *c = config_load(srv->config_path, err, sizeof err);
+    if (!c) {
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (!same_listen(srv->cfg, c))
+        log_msg(LOG_WARNING, "reload: listen addresses changed; that takes a restart");
+    config_unref(srv->cfg);
+    srv->cfg = c;
+    log_set_level((log_level)c->log_level);
+    log_msg(LOG_INFO, "configuration reloaded from %s (TLS certificate, JWT keys, databases, limits); "
+                      "%d sessions keep theirs", srv->config_path, srv->nsessions);
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    server *srv = arg;
+    (void)fd;
+    (void)what;
+    log_msg(LOG_WARNING, "shutdown timeout: closing %d sessions still open", srv->nsessions);
+    while (srv->sessions)
+        session_free(srv->sessions);
+    event_base_loopexit(srv->base, NULL);
+}
+
+static void begin_shutdown(server *srv, const char *why)
+{
+    if (srv->stopping) {
+        log_msg(LOG_WARNING, "%s again: closing %d sessions now", why, srv->nsessions);
+        while (srv->sessions)
+            session_free(srv->sessions);
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    srv->stopping = true;
+    close_listeners(srv);
+    log_msg(LOG_INFO, "%s: not accepting connections; waiting up to %d s for %d sessions to finish",
+            why, srv->cfg->shutdown_timeout_s, srv->nsessions);
+    pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
+                  .message = "terminating connection due to administrator command"};
+    session *next;
+    for (session *s = srv->sessions; s; s = next) {
+        next = s->next;
+        s->draining = true;
+        if (s->state != SS_READY || relay_idle(s))
+            session_close(s, &e);
+    }
+    if (srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    struct timeval tv = {srv->cfg->shutdown_timeout_s, 0};
+    srv->shutdown_timer = evtimer_new(srv->base, on_shutdown_timeout, srv);
+    evtimer_add(srv->shutdown_timer, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    server *srv = arg;
+    (void)what;
+    if (sig == SIGHUP)
+        reload(srv);
+    else
+        begin_shutdown(srv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: martgate serve --config FILE [--check]\n"
+               "  --config FILE  the JSON configuration (see docs/configuration.md)\n"
+               "  --check        validate the configuration and exit\n");
+}
+
+int cmd_serve_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    bool check = false;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': path = optarg; break;
+        case 'k': check = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    config *cfg = config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "martgate: %s\n", err);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok (%zu listen addresses, %zu databases, TLS %s)\n", path, cfg->nlisten,
+               cfg->ndatabases, cfg->ssl_ctx ? (cfg->allow_plaintext ? "optional" : "required") : "off");
+        config_unref(cfg);
+        return 0;
+    }
+    log_set_level((log_level)cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    server srv = {0};
+    srv.cfg = cfg;
+    srv.config_path = path;
+    srv.base = event_base_new();
+    if (!srv.base) {
+        fprintf(stderr, "martgate: cannot create the event loop\n");
+        config_unref(cfg);
+        return 1;
+    }
+    int rc = 1;
+    if (open_listeners(&srv, err, sizeof err) != 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        goto out;
+    }
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+    srv.sig_hup = evsignal_new(srv.base, SIGHUP, on_signal, &srv);
+    evsignal_add(srv.sig_term, NULL);
+    evsignal_add(srv.sig_int, NULL);
+    evsignal_add(srv.sig_hup, NULL);
+    log_msg(LOG_INFO, "martgate %s ready (pid %d)", MARTGATE_VERSION, (int)getpid());
+    event_base_dispatch(srv.base);
+    log_msg(LOG_INFO, "martgate stopped");
+    rc = 0;
+out:
+    while (srv.sessions)
+        session_free(srv.sessions);
+    close_listeners(&srv);
+    if (srv.sig_term) event_free(srv.sig_term);
+    if (srv.sig_int) event_free(srv.sig_int);
+    if (srv.sig_hup) event_free(srv.sig_hup);
+    if (srv.shutdown_timer) event_free(srv.shutdown_timer);
+    event_base_free(srv.base);
+    config_unref(srv.cfg);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * server: the daemon around the sessions. Listening sockets, the list of live
+ * sessions (and the cancel keys handed to their clients), signals: SIGHUP
+ * reloads the configuration, SIGTERM/SIGINT stop accepting and let sessions
+ * finish up to a timeout. `martgate serve` is here.
+ */
+#ifndef MARTGATE_SERVER_H
+#define MARTGATE_SERVER_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/config.h"
+
+struct session;
+
+typedef struct server {
+    struct event_base *base;
+    config *cfg;                 /* current config; sessions hold their own ref */
+    const char *config_path;
+    struct evconnlistener **listeners;
+    size_t nlisteners;
+    struct session *sessions;    /* doubly linked */
+    int nsessions;
+    uint64_t next_session_id;
+    bool stopping;
+    struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
+} server;
+
+void server_session_removed(server *srv, struct session *s);
+/* The live session whose client was given this cancel key pid, or NULL. */
+struct session *server_find_by_key(server *srv, uint32_t pid);
+/* Picks a cancel key pid no live session uses. */
+uint32_t server_new_key_pid(server *srv);
+/* Called by sessions that became idle while the server is stopping. */
+void server_maybe_exit(server *srv);
+
+#endif

@@ -1,0 +1,564 @@
+/*
+ * session: login. Reads the startup packet (with TLS negotiation and cancel
+ * requests), asks for the password, verifies it as a JWT, opens the warehouse
+ * session through adapters/postgres and hands over to the relay.
+ */
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+static void on_client_read(struct bufferevent *bev, void *arg);
+static void on_client_event(struct bufferevent *bev, short what, void *arg);
+static void on_server_read(struct bufferevent *bev, void *arg);
+static void on_server_event(struct bufferevent *bev, short what, void *arg);
+
+void session_log(const session *s, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg((log_level)level, s->log_prefix, fmt, ap);
+    va_end(ap);
+}
+
+static void update_prefix(session *s)
+{
+    snprintf(s->log_prefix, sizeof s->log_prefix, "session=%llu user=%s client=%s:%d",
+             (unsigned long long)s->id, s->user ? s->user : "-", s->client_addr, s->client_port);
+}
+
+static void fatal(session *s, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fatal(session *s, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pg_error e = {.severity = "FATAL", .sqlstate = sqlstate, .message = msg};
+    session_close(s, &e);
+}
+
+static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    session *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->state == SS_CLOSING) {
+        session_free(s);
+        return;
+    }
+    session_log(s, LOG_WARNING, "login timed out after %d s in state %d", s->cfg->login_timeout_s, s->state);
+    fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
+}
+
+session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
+{
+    session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->id = ++srv->next_session_id;
+    s->srv = srv;
+    s->cfg = config_ref(cfg);
+    s->base = srv->base;
+    s->fd = fd;
+    s->state = SS_STARTUP;
+    s->relay.tx_status = 'I';
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, s->client_addr, sizeof s->client_addr);
+        s->client_port = ntohs(in->sin_port);
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, s->client_addr, sizeof s->client_addr);
+        s->client_port = ntohs(in6->sin6_port);
+    } else {
+        snprintf(s->client_addr, sizeof s->client_addr, "local");
+    }
+    (void)addrlen;
+    update_prefix(s);
+    s->client = bufferevent_socket_new(s->base, fd, 0);
+    s->timer = evtimer_new(s->base, on_login_timeout, s);
+    if (!s->client || !s->timer) {
+        if (s->client)
+            bufferevent_free(s->client);
+        if (s->timer)
+            event_free(s->timer);
+        config_unref(s->cfg);
+        free(s);
+        return NULL;
+    }
+    struct timeval tv = {cfg->login_timeout_s, 0};
+    evtimer_add(s->timer, &tv);
+    bufferevent_setcb(s->client, on_client_read, NULL, on_client_event, s);
+    bufferevent_enable(s->client, EV_READ);
+    return s;
+}
+
+void session_free(session *s)
+{
+    if (s->state == SS_READY || s->state == SS_CLOSING)
+        session_log(s, LOG_INFO, "session ended");
+    server_session_removed(s->srv, s);
+    if (s->server)
+        bufferevent_free(s->server);
+    if (s->be)
+        backend_free(s->be);
+    if (s->client)
+        bufferevent_free(s->client);
+    if (s->client_ssl)
+        SSL_free(s->client_ssl);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->timer)
+        event_free(s->timer);
+    relay_free(&s->relay);
+    jwt_identity_clear(&s->ident);
+    free(s->startup_packet);
+    config_unref(s->cfg);
+    free(s);
+}
+
+static void on_close_flushed(struct bufferevent *bev, void *arg)
+{
+    session *s = arg;
+    (void)bev;
+    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
+        session_free(s);
+}
+
+void session_close(session *s, const pg_error *err)
+{
+    if (s->state == SS_CLOSING)
+        return;
+    s->state = SS_CLOSING;
+    if (err) {
+        session_log(s, LOG_INFO, "closing: %s (%s)", err->message, err->sqlstate);
+        pgw_error(bufferevent_get_output(s->client), err);
+    }
+    /* stop everything else; free once the last bytes are out */
+    if (s->server) {
+        bufferevent_free(s->server);
+        s->server = NULL;
+    }
+    if (s->be) {
+        backend_free(s->be);
+        s->be = NULL;
+    }
+    bufferevent_disable(s->client, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+        session_free(s);
+        return;
+    }
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    bufferevent_setcb(s->client, NULL, on_close_flushed, on_client_event, s);
+    bufferevent_enable(s->client, EV_WRITE);
+    struct timeval tv = {5, 0};   /* a client that never reads gets 5 s */
+    evtimer_add(s->timer, &tv);
+}
+
+void session_cancel(session *s)
+{
+    if (s->state != SS_READY || !s->be)
+        return;
+    session_log(s, LOG_INFO, "cancel request forwarded to the warehouse");
+    if (backend_cancel(s->be) != 0)
+        session_log(s, LOG_WARNING, "cancel request dropped: too many cancels in flight");
+}
+
+/* ---- STARTUP ---------------------------------------------------------- */
+
+static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
+{
+    session *target = server_find_by_key(s->srv, pid);
+    if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0)
+        session_cancel(target);
+    else
+        log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session",
+                s->client_addr, s->client_port);
+    /* PostgreSQL answers a cancel request with nothing but a closed socket */
+    session_free(s);
+}
+
+static int start_tls(session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->client);
+    if (evbuffer_get_length(out) > 0 && (evbuffer_write(out, s->fd) < 0 || evbuffer_get_length(out) > 0))
+        return -1;
+    ssize_t n;
+    do {
+        n = send(s->fd, "S", 1, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return -1;
+    s->client_ssl = SSL_new(s->cfg->ssl_ctx);
+    if (!s->client_ssl)
+        return -1;
+    bufferevent_free(s->client);
+    s->client = bufferevent_openssl_socket_new(s->base, s->fd, s->client_ssl,
+                                               BUFFEREVENT_SSL_ACCEPTING, 0);
+    if (!s->client)
+        return -1;
+    bufferevent_openssl_set_allow_dirty_shutdown(s->client, 1);
+    bufferevent_setcb(s->client, on_client_read, NULL, on_client_event, s);
+    bufferevent_enable(s->client, EV_READ);
+    return 0;
+}
+
+/* Startup parameters a client may set on the warehouse session. Anything
+ * else (notably role, session_authorization, replication) is refused. */
+static bool passable_parameter(const char *name)
+{
+    static const char *const ok[] = {
+        "application_name", "client_encoding", "DateStyle", "datestyle", "TimeZone", "timezone",
+        "extra_float_digits", "IntervalStyle", "intervalstyle", "search_path", "lc_monetary",
+        "lc_numeric", "lc_time", "bytea_output", "statement_timeout", "lock_timeout",
+        "idle_in_transaction_session_timeout", "geqo", "default_transaction_isolation",
+        "default_transaction_read_only", "standard_conforming_strings", "work_mem", NULL};
+    for (const char *const *p = ok; *p; p++)
+        if (strcmp(*p, name) == 0)
+            return true;
+    return false;
+}
+
+static void connect_warehouse(session *s);
+
+static void handle_startup(session *s)
+{
+    const pg_startup *st = &s->startup;
+    if (!s->client_ssl && !s->cfg->allow_plaintext) {
+        session_log(s, LOG_INFO, "refused: plaintext connection");
+        fatal(s, SQLSTATE_INVALID_AUTHORIZATION,
+              "martgate requires an encrypted connection; connect with sslmode=require or stronger");
+        return;
+    }
+    s->user = pgw_startup_get(st, "user");
+    s->database = pgw_startup_get(st, "database");
+    s->application_name = pgw_startup_get(st, "application_name");
+    if (!s->user || !*s->user) {
+        fatal(s, SQLSTATE_INVALID_AUTHORIZATION, "no PostgreSQL user name specified in startup packet");
+        return;
+    }
+    if (!s->database || !*s->database)
+        s->database = s->user;
+    update_prefix(s);
+    for (size_t i = 0; i < st->nparams; i++) {
+        const char *n = st->names[i];
+        if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
+            continue;
+        if (!strcmp(n, "options")) {
+            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+                  "the startup parameter \"options\" is not allowed through martgate; set parameters with SET");
+            return;
+        }
+        if (!strcmp(n, "replication")) {
+            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
+            return;
+        }
+        if (!passable_parameter(n)) {
+            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+                  "the startup parameter \"%s\" is not allowed through martgate", n);
+            return;
+        }
+    }
+    struct evbuffer *out = bufferevent_get_output(s->client);
+    /* newer 3.x minor versions and _pq_ options: say what we speak */
+    const char *unknown[PG_MAX_STARTUP_PARAMS];
+    size_t nunknown = 0;
+    for (size_t i = 0; i < st->nparams; i++)
+        if (!strncmp(st->names[i], "_pq_.", 5))
+            unknown[nunknown++] = st->names[i];
+    if ((st->code & 0xffff) != 0 || nunknown)
+        pgw_negotiate_protocol(out, 0, unknown, nunknown);
+    pgw_auth_request(out, 3); /* AuthenticationCleartextPassword */
+    s->state = SS_AUTH;
+}
+
+static void read_startup(session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->client);
+    while (s->state == SS_STARTUP) {
+        unsigned char hdr[4];
+        if (evbuffer_copyout(in, hdr, 4) < 4)
+            return;
+        uint32_t len = pgw_get_u32(hdr);
+        if (len < 8 || len > PG_MAX_STARTUP_PACKET) {
+            fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+            return;
+        }
+        if (evbuffer_get_length(in) < len)
+            return;
+        char *pkt = malloc(len);
+        if (!pkt) {
+            session_free(s);
+            return;
+        }
+        evbuffer_remove(in, pkt, len);
+        pg_startup st;
+        char why[256];
+        if (pgw_parse_startup(pkt + 4, len - 4, &st, why, sizeof why) != 0) {
+            free(pkt);
+            fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "%s", why);
+            return;
+        }
+        if (st.code == PG_CANCEL_REQUEST_CODE) {
+            free(pkt);
+            handle_cancel_request(s, st.cancel_pid, st.cancel_key);
+            return;
+        }
+        if (st.code == PG_SSL_REQUEST_CODE) {
+            free(pkt);
+            if (s->client_ssl) {
+                fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest inside an encrypted connection");
+                return;
+            }
+            if (!s->cfg->ssl_ctx) {
+                evbuffer_add(bufferevent_get_output(s->client), "N", 1);
+                continue;
+            }
+            if (evbuffer_get_length(in) > 0) {
+                /* bytes behind the request would bypass the handshake (CVE-2021-23214) */
+                fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "received unencrypted data after SSL request");
+                return;
+            }
+            if (start_tls(s) != 0) {
+                session_log(s, LOG_WARNING, "cannot start TLS");
+                session_free(s);
+            }
+            return;
+        }
+        if (st.code == PG_GSSENC_REQUEST_CODE) {
+            free(pkt);
+            evbuffer_add(bufferevent_get_output(s->client), "N", 1);
+            continue;
+        }
+        s->startup_packet = pkt;
+        s->startup = st;
+        handle_startup(s);
+    }
+}
+
+/* ---- AUTH -------------------------------------------------------------- */
+
+static void read_password(session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->client);
+    char type;
+    uint32_t len;
+    if (!pgw_peek_header(in, &type, &len))
+        return;
+    size_t limit = jwt_verifier_max_token_bytes(s->cfg->jwt) + 64;
+    if (type != 'p') {
+        fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "expected password response, got message type %d", type);
+        return;
+    }
+    if (len < 5 || len > limit) {
+        session_log(s, LOG_WARNING, "login failed: password message of %u bytes (limit %zu)", len, limit);
+        fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
+        return;
+    }
+    if (evbuffer_get_length(in) < (size_t)len + 1)
+        return;
+    char *msg = malloc(len + 1);
+    if (!msg) {
+        session_free(s);
+        return;
+    }
+    evbuffer_remove(in, msg, len + 1);
+    size_t tlen = strnlen(msg + 5, len - 4);
+    char why[512];
+    int rc = tlen < len - 4 ? jwt_verifier_check(s->cfg->jwt, msg + 5, tlen, s->user, time(NULL),
+                                                 &s->ident, why, sizeof why)
+                            : (snprintf(why, sizeof why, "password is not NUL-terminated"), -1);
+    explicit_bzero(msg, len + 1);
+    free(msg);
+    if (rc != 0) {
+        session_log(s, LOG_WARNING, "login failed: %s", why);
+        fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
+        return;
+    }
+    if (!config_find_database(s->cfg, s->database)) {
+        session_log(s, LOG_INFO, "login refused: unknown database \"%s\"", s->database);
+        fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
+        return;
+    }
+    connect_warehouse(s);
+}
+
+/* ---- CONNECTING ---------------------------------------------------------- */
+
+static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
+{
+    session *s = arg;
+    (void)b;
+    if (!ok) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
+        size_t l = strlen(msg);
+        while (l && msg[l - 1] == '\n')
+            msg[--l] = 0;
+        session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, msg);
+        backend_free(s->be);
+        s->be = NULL;
+        fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
+              s->database);
+        return;
+    }
+    SSL *ssl = backend_ssl(s->be);
+    if (ssl) {
+        SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+        s->server = bufferevent_openssl_socket_new(s->base, backend_fd(s->be), ssl, BUFFEREVENT_SSL_OPEN, 0);
+        if (s->server)
+            bufferevent_openssl_set_allow_dirty_shutdown(s->server, 1);
+    } else {
+        s->server = bufferevent_socket_new(s->base, backend_fd(s->be), 0);
+    }
+    if (!s->server) {
+        fatal(s, SQLSTATE_CONNECTION_FAILURE, "out of memory");
+        return;
+    }
+    bufferevent_setcb(s->server, on_server_read, NULL, on_server_event, s);
+
+    struct evbuffer *out = bufferevent_get_output(s->client);
+    pgw_auth_request(out, 0); /* AuthenticationOk */
+    for (const char *const *p = backend_reported_parameters; *p; p++) {
+        const char *v = backend_parameter(s->be, *p);
+        if (v)
+            pgw_parameter_status(out, *p, v);
+    }
+    s->key_pid = server_new_key_pid(s->srv);
+    RAND_bytes((unsigned char *)&s->key_secret, sizeof s->key_secret);
+    pgw_backend_key(out, s->key_pid, s->key_secret);
+    pgw_ready_for_query(out, 'I');
+    evtimer_del(s->timer);
+    s->state = SS_READY;
+    char groups[512];
+    size_t off = 0;
+    groups[0] = 0;
+    for (size_t i = 0; i < s->ident.ngroups && off < sizeof groups; i++)
+        off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", s->ident.groups[i]);
+    session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse_pid=%d",
+                s->database, groups[0] ? groups : "-", s->application_name ? s->application_name : "-",
+                s->client_ssl ? SSL_get_version(s->client_ssl) : "off", backend_pid(s->be));
+    (void)relay_start(s);
+}
+
+static void connect_warehouse(session *s)
+{
+    const config_database *db = config_find_database(s->cfg, s->database);
+    const char *keys[PG_MAX_STARTUP_PARAMS + 2], *vals[PG_MAX_STARTUP_PARAMS + 2];
+    char options[4096];
+    size_t n = 0, off = 0;
+    options[0] = 0;
+    for (size_t i = 0; i < s->startup.nparams; i++) {
+        const char *name = s->startup.names[i], *v = s->startup.values[i];
+        if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
+            continue;
+        if (!strcmp(name, "application_name") || !strcmp(name, "client_encoding")) {
+            keys[n] = name;
+            vals[n++] = v;
+            continue;
+        }
+        /* other parameters travel as -c name=value, spaces and backslashes escaped */
+        off += (size_t)snprintf(options + off, sizeof options - off, "%s-c %s=", off ? " " : "", name);
+        for (const char *c = v; *c && off + 3 < sizeof options; c++) {
+            if (*c == ' ' || *c == '\\')
+                options[off++] = '\\';
+            options[off++] = *c;
+        }
+        options[off < sizeof options ? off : sizeof options - 1] = 0;
+        if (off >= sizeof options - 1) {
+            fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "startup parameters are too long");
+            return;
+        }
+    }
+    if (off) {
+        keys[n] = "options";
+        vals[n++] = options;
+    }
+    keys[n] = NULL;
+    vals[n] = NULL;
+    char err[512];
+    s->state = SS_CONNECTING;
+    bufferevent_disable(s->client, EV_READ);
+    s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
+    if (!s->be) {
+        session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, err);
+        fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"", s->database);
+    }
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    session *s = arg;
+    (void)bev;
+    switch (s->state) {
+    case SS_STARTUP:
+        read_startup(s);
+        break;
+    case SS_AUTH:
+        read_password(s);
+        break;
+    case SS_READY:
+        (void)relay_client_readable(s);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    session *s = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (what & BEV_EVENT_ERROR && s->client_ssl) {
+            unsigned long e = bufferevent_get_openssl_error(s->client);
+            if (e) {
+                char buf[256];
+                ERR_error_string_n(e, buf, sizeof buf);
+                session_log(s, LOG_INFO, "client TLS error: %s", buf);
+            }
+        }
+        if (s->state == SS_READY)
+            session_log(s, LOG_INFO, "client disconnected");
+        session_free(s);
+    }
+}
+
+static void on_server_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    (void)relay_server_readable(arg);
+}
+
+static void on_server_event(struct bufferevent *bev, short what, void *arg)
+{
+    session *s = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (s->state == SS_READY && !relay_server_readable(s)) /* deliver its last words */
+            return;
+        session_log(s, LOG_WARNING, "warehouse connection closed");
+        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_CONNECTION_FAILURE,
+                      .message = "the warehouse closed the connection"};
+        session_close(s, &e);
+    }
+}

@@ -1,0 +1,70 @@
+/*
+ * session: one client connection, from the first byte to the last. Its state
+ * machine: STARTUP (SSLRequest → TLS, GSSENCRequest → 'N', CancelRequest,
+ * StartupMessage) → AUTH (cleartext password = JWT) → CONNECTING (libpq opens
+ * the warehouse session) → READY (proxy/relay.c moves messages both ways) →
+ * CLOSING (flush the last error, then free).
+ */
+#ifndef MARTGATE_SESSION_H
+#define MARTGATE_SESSION_H
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapters/postgres.h"
+#include "proxy/config.h"
+#include "proxy/jwt_verify.h"
+#include "proxy/pgwire.h"
+#include "proxy/relay.h"
+
+struct server;
+
+typedef enum {
+    SS_STARTUP,
+    SS_AUTH,
+    SS_CONNECTING,
+    SS_READY,
+    SS_CLOSING,
+} session_state;
+
+typedef struct session {
+    uint64_t id;
+    struct server *srv;
+    config *cfg;                     /* the config this session started with */
+    struct event_base *base;
+    int fd;
+    struct bufferevent *client;
+    SSL *client_ssl;                 /* owned; NULL before TLS */
+    char client_addr[64];
+    int client_port;
+    char log_prefix[192];
+    session_state state;
+    bool draining;                   /* server stopping: close when idle */
+
+    char *startup_packet;            /* copy; names/values below point into it */
+    pg_startup startup;
+    const char *user, *database, *application_name;
+    jwt_identity ident;
+
+    backend *be;
+    struct bufferevent *server;      /* warehouse side, after CONNECTING */
+    struct event *timer;             /* login timeout, then close timeout */
+    uint32_t key_pid, key_secret;    /* what the client was given */
+
+    relay_state relay;
+    struct session *prev, *next;     /* server's list */
+} session;
+
+session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
+/* Sends err (may be NULL) to the client, then closes once it is written. */
+void session_close(session *s, const pg_error *err);
+/* Frees at once (connection already gone or shutting down hard). */
+void session_free(session *s);
+/* Asks the warehouse to cancel what this session is running. */
+void session_cancel(session *s);
+
+void session_log(const session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
