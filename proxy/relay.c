@@ -11,7 +11,6 @@
 #include "proxy/relay.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
-#define MAX_INSPECTED_ERROR (64 * 1024)
 
 /* ---- the queue of requests in flight ------------------------------------- */
 
@@ -118,51 +116,43 @@ bool relay_idle(const session *s)
 
 /* ---- backpressure ---------------------------------------------------------- */
 
-static void pause_reading(struct bufferevent *bev, bool *paused)
+/* Flushes dst; if it still holds more than the high-water mark, stops
+ * reading src until dst drains. Returns true when src was paused. */
+static bool pause_if_backed_up(conn *dst, conn *src, bool *paused)
 {
-    if (!*paused) {
-        bufferevent_disable(bev, EV_READ);
-        *paused = true;
-    }
+    if (evbuffer_get_length(dst->out) <= RELAY_HIGH_WATER)
+        return false;
+    if (conn_flush(dst) == 0 && evbuffer_get_length(dst->out) <= RELAY_HIGH_WATER)
+        return false;
+    conn_read(src, false);
+    *paused = true;
+    return true;
 }
 
-static void on_client_drained(struct bufferevent *bev, void *arg)
+void relay_client_drained(session *s)
 {
-    session *s = arg;
-    (void)bev;
-    if (s->state == SS_READY && s->relay.server_paused) {
+    if (s->relay.server_paused) {
         s->relay.server_paused = false;
-        bufferevent_enable(s->server, EV_READ);
-        (void)relay_server_readable(s);
+        conn_read(&s->server, true);
+        relay_server_readable(s);
     }
 }
 
-static void on_server_drained(struct bufferevent *bev, void *arg)
+void relay_server_drained(session *s)
 {
-    session *s = arg;
-    (void)bev;
-    if (s->state == SS_READY && s->relay.client_paused) {
+    if (s->relay.client_paused && s->relay.q.len < RELAY_QUEUE_MAX / 2) {
         s->relay.client_paused = false;
-        bufferevent_enable(s->client, EV_READ);
-        (void)relay_client_readable(s);
+        conn_read(&s->client, true);
+        relay_client_readable(s);
     }
 }
 
-bool relay_start(session *s)
+void relay_start(session *s)
 {
-    bufferevent_data_cb rd;
-    bufferevent_event_cb ev;
-    void *arg;
-    bufferevent_getcb(s->client, &rd, NULL, &ev, &arg);
-    bufferevent_setcb(s->client, rd, on_client_drained, ev, arg);
-    bufferevent_getcb(s->server, &rd, NULL, &ev, &arg);
-    bufferevent_setcb(s->server, rd, on_server_drained, ev, arg);
-    bufferevent_setwatermark(s->client, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
-    bufferevent_setwatermark(s->server, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
-    bufferevent_enable(s->server, EV_READ);
-    bufferevent_enable(s->client, EV_READ);
+    conn_read(&s->server, true);
+    conn_read(&s->client, true);
     /* the client may have pipelined queries behind its password */
-    return relay_client_readable(s);
+    relay_client_readable(s);
 }
 
 /* ---- client → warehouse ------------------------------------------------------- */
@@ -176,7 +166,7 @@ static void protocol_violation(session *s, const char *msg)
 /* Forwards the poison in place of a denied message and remembers the error. */
 static bool forward_denial(session *s, char kind, const char *stmt_name, const pg_error *e)
 {
-    struct evbuffer *out = bufferevent_get_output(s->server);
+    struct evbuffer *out = s->server.out;
     int rc = kind == 'P' ? pgw_parse(out, stmt_name, POISON_SQL) : pgw_query(out, POISON_SQL);
     return rc == 0 && q_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
 }
@@ -184,11 +174,11 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
 /* Query, Parse or FunctionCall, held whole in `in`: decide and forward. */
 static bool handle_statement(session *s, char type, uint32_t len)
 {
-    struct evbuffer *in = bufferevent_get_input(s->client);
-    struct evbuffer *out = bufferevent_get_output(s->server);
+    struct evbuffer *in = s->client.in;
+    struct evbuffer *out = s->server.out;
     const char *msg = (const char *)evbuffer_pullup(in, (ev_ssize_t)len + 1);
     if (!msg) {
-        session_free(s);
+        session_kill(s);
         return false;
     }
     const char *body = msg + 5;
@@ -201,7 +191,10 @@ static bool handle_statement(session *s, char type, uint32_t len)
                       .detail = "No policy can see inside a FunctionCall message.",
                       .hint = "Call the function from a SQL statement instead."};
         session_log(s, LOG_INFO, "denied a FunctionCall message");
-        return forward_denial(s, 'Q', NULL, &e) ? true : (session_free(s), false);
+        if (forward_denial(s, 'Q', NULL, &e))
+            return true;
+        session_kill(s);
+        return false;
     }
 
     const char *name = NULL, *sql;
@@ -251,7 +244,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     intercept_result_clear(&res);
     if (!ok) {
         session_log(s, LOG_ERROR, "out of memory relaying a statement");
-        session_free(s);
+        session_kill(s);
     }
     return ok;
 }
@@ -261,11 +254,71 @@ static bool tracked_request(char type)
     return type == 'B' || type == 'E' || type == 'D' || type == 'C' || type == 'S';
 }
 
-bool relay_client_readable(session *s)
+/* How much of a buffer the scanners look at in one go. */
+#define SCAN_WINDOW (64 * 1024)
+
+/* What a scanner found where it stopped. */
+typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD } scan_result;
+
+/* Client → warehouse. Messages the relay only counts are approved in place
+ * and moved with one evbuffer_remove_buffer per window; Query, Parse,
+ * FunctionCall and Terminate stop the scan and are handled whole. */
+static scan_result scan_client(session *s, const unsigned char *p, size_t n, size_t *approved,
+                               char *bad, size_t badlen)
 {
     relay_state *r = &s->relay;
-    struct evbuffer *in = bufferevent_get_input(s->client);
-    struct evbuffer *out = bufferevent_get_output(s->server);
+    size_t off = 0;
+    while (off + 5 <= n) {
+        char type = (char)p[off];
+        uint32_t len = pgw_get_u32(p + off + 1);
+        *approved = off;
+        if (len < 4 || len > 0x3fffffff) {
+            snprintf(bad, badlen, "invalid message length");
+            return SCAN_BAD;
+        }
+        switch (type) {
+        case 'Q': case 'P': case 'F': case 'X':
+            return SCAN_HOLD;
+        case 'B': case 'E': case 'D': case 'C': case 'S':
+        case 'H': case 'd': case 'c': case 'f':
+            break;
+        default:
+            snprintf(bad, badlen, "invalid frontend message type %d", (unsigned char)type);
+            return SCAN_BAD;
+        }
+        if (r->q.len >= RELAY_QUEUE_MAX)
+            return SCAN_MORE;
+        if (tracked_request(type) && !q_push(&r->q, (uint8_t)type)) {
+            snprintf(bad, badlen, "out of memory");
+            return SCAN_BAD;
+        }
+        if (off + len + 1 > n) {             /* the rest streams later */
+            r->client_remaining = (uint32_t)(off + len + 1 - n);
+            *approved = n;
+            return SCAN_MORE;
+        }
+        off += len + 1;
+    }
+    *approved = off;
+    return SCAN_MORE;
+}
+
+static void too_large(session *s, uint32_t len)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "message of %u bytes exceeds martgate's limit of %zu bytes (limits.max_message_bytes)",
+             len + 1, s->cfg->max_message_bytes);
+    session_log(s, LOG_WARNING, "%s", msg);
+    pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED, .message = msg};
+    session_close(s, &e);
+}
+
+void relay_client_readable(session *s)
+{
+    relay_state *r = &s->relay;
+    struct evbuffer *in = s->client.in;
+    struct evbuffer *out = s->server.out;
     while (s->state == SS_READY) {
         if (r->client_remaining) {
             int n = evbuffer_remove_buffer(in, out, r->client_remaining);
@@ -274,59 +327,58 @@ bool relay_client_readable(session *s)
             r->client_remaining -= (uint32_t)n;
             continue;
         }
-        if (evbuffer_get_length(out) > RELAY_HIGH_WATER || r->q.len >= RELAY_QUEUE_MAX) {
-            pause_reading(s->client, &r->client_paused);
+        if (r->q.len >= RELAY_QUEUE_MAX) {
+            conn_read(&s->client, false);
+            r->client_paused = true;
             break;
         }
+        if (pause_if_backed_up(&s->server, &s->client, &r->client_paused))
+            break;
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 5)
+            break;
+        size_t win = avail < SCAN_WINDOW ? avail : SCAN_WINDOW;
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)win);
+        if (!p) {
+            session_kill(s);
+            return;
+        }
+        size_t approved = 0;
+        char bad[96];
+        scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
+        if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
+            session_kill(s);
+            return;
+        }
+        if (res == SCAN_BAD) {
+            session_log(s, LOG_WARNING, "%s", bad);
+            protocol_violation(s, bad);
+            return;
+        }
+        if (res == SCAN_MORE) {
+            if (approved == 0 && r->client_remaining == 0)
+                break;   /* a partial header, or the queue is full */
+            continue;
+        }
+        /* SCAN_HOLD: a Query, Parse, FunctionCall or Terminate is at the head */
         char type;
         uint32_t len;
-        if (!pgw_peek_header(in, &type, &len))
-            break;
-        if (len < 4 || len > 0x3fffffff) {
-            protocol_violation(s, "invalid message length");
-            return false;
-        }
-        switch (type) {
-        case 'Q':
-        case 'P':
-        case 'F':
-            if (len + 1 > s->cfg->max_message_bytes) {
-                char msg[256];
-                snprintf(msg, sizeof msg, "message of %u bytes exceeds martgate's limit of %zu bytes (limits.max_message_bytes)",
-                         len + 1, s->cfg->max_message_bytes);
-                session_log(s, LOG_WARNING, "%s", msg);
-                pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED, .message = msg};
-                session_close(s, &e);
-                return false;
-            }
-            if (evbuffer_get_length(in) < (size_t)len + 1)
-                return false;
-            if (!handle_statement(s, type, len))
-                return false;
-            break;
-        case 'X':
+        pgw_peek_header(in, &type, &len);
+        if (type == 'X') {
             session_log(s, LOG_DEBUG, "client sent Terminate");
             evbuffer_drain(in, evbuffer_get_length(in));
             session_close(s, NULL);
-            return false;
-        case 'B': case 'E': case 'D': case 'C': case 'S':
-        case 'H': case 'd': case 'c': case 'f':
-            if (tracked_request(type) && !q_push(&r->q, (uint8_t)type)) {
-                session_free(s);
-                return false;
-            }
-            r->client_remaining = len + 1;
+            return;
+        }
+        if (len + 1 > s->cfg->max_message_bytes) {
+            too_large(s, len);
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)len + 1)
             break;
-        default: {
-            char msg[64];
-            snprintf(msg, sizeof msg, "invalid frontend message type %d", (unsigned char)type);
-            session_log(s, LOG_WARNING, "%s", msg);
-            protocol_violation(s, msg);
-            return false;
-        }
-        }
+        if (!handle_statement(s, type, len))
+            return;
     }
-    return s->state == SS_READY;
 }
 
 /* ---- warehouse → client ------------------------------------------------------- */
@@ -343,33 +395,73 @@ static void pop_if(relay_queue *q, char expected)
         q_pop(q);
 }
 
-/* ErrorResponse: ours replaces the warehouse's when it answers a poison;
- * in the extended protocol the warehouse now skips to Sync, and so do we. */
-static bool relay_error(session *s, uint32_t len)
+/* After an error the warehouse skips the rest of an extended batch. */
+static void pop_after_error(relay_queue *q)
 {
-    relay_state *r = &s->relay;
-    struct evbuffer *in = bufferevent_get_input(s->server);
-    struct evbuffer *out = bufferevent_get_output(s->client);
-    uint8_t head = q_head(&r->q);
-    if (head & POISON) {
-        evbuffer_drain(in, len + 1);
-        pgw_error(out, &r->q.poison[r->q.phead]);
-    } else {
-        evbuffer_remove_buffer(in, out, len + 1);
-    }
-    while (r->q.len && is_extended(q_head(&r->q)))
-        q_pop(&r->q);
-    return true;
+    while (q->len && is_extended(q_head(q)))
+        q_pop(q);
 }
 
-bool relay_server_readable(session *s)
+/* Warehouse → client. Completion messages pop the request queue in place;
+ * the scan stops at an ErrorResponse answering a poison (to swap it) and
+ * after a ReadyForQuery that leaves a draining session idle. */
+static scan_result scan_server(session *s, const unsigned char *p, size_t n, size_t *approved)
 {
     relay_state *r = &s->relay;
-    if (s->state != SS_READY)
-        return false;
-    struct evbuffer *in = bufferevent_get_input(s->server);
-    struct evbuffer *out = bufferevent_get_output(s->client);
-    for (;;) {
+    size_t off = 0;
+    while (off + 5 <= n) {
+        char type = (char)p[off];
+        uint32_t len = pgw_get_u32(p + off + 1);
+        *approved = off;
+        if (len < 4 || len > 0x3fffffff)
+            return SCAN_BAD;
+        switch (type) {
+        case 'E':
+            if (q_head(&r->q) & POISON)
+                return SCAN_HOLD;
+            pop_after_error(&r->q);
+            break;
+        case 'Z': {
+            if (len != 5)
+                return SCAN_BAD;
+            if (off + 6 > n)
+                return SCAN_MORE;
+            r->tx_status = (char)p[off + 5];
+            uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
+            if (head == 'S' || head == 'Q' || head == 'F')
+                q_pop(&r->q);
+            else
+                session_log(s, LOG_WARNING, "ReadyForQuery with no Sync or Query in flight");
+            if (s->draining && relay_idle(s)) {
+                *approved = off + 6;
+                return SCAN_HOLD;
+            }
+            break;
+        }
+        case '1': pop_if(&r->q, 'P'); break;
+        case '2': pop_if(&r->q, 'B'); break;
+        case '3': pop_if(&r->q, 'C'); break;
+        case 'T': case 'n': pop_if(&r->q, 'D'); break;
+        case 'C': case 'I': case 's': pop_if(&r->q, 'E'); break;
+        default: break;
+        }
+        if (off + len + 1 > n) {
+            r->server_remaining = (uint32_t)(off + len + 1 - n);
+            *approved = n;
+            return SCAN_MORE;
+        }
+        off += len + 1;
+    }
+    *approved = off;
+    return SCAN_MORE;
+}
+
+void relay_server_readable(session *s)
+{
+    relay_state *r = &s->relay;
+    struct evbuffer *in = s->server.in;
+    struct evbuffer *out = s->client.out;
+    while (s->state == SS_READY) {
         if (r->server_remaining) {
             int n = evbuffer_remove_buffer(in, out, r->server_remaining);
             if (n <= 0)
@@ -377,72 +469,55 @@ bool relay_server_readable(session *s)
             r->server_remaining -= (uint32_t)n;
             continue;
         }
-        if (evbuffer_get_length(out) > RELAY_HIGH_WATER) {
-            pause_reading(s->server, &r->server_paused);
+        if (pause_if_backed_up(&s->client, &s->server, &r->server_paused))
             break;
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 5)
+            break;
+        size_t win = avail < SCAN_WINDOW ? avail : SCAN_WINDOW;
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)win);
+        if (!p) {
+            session_kill(s);
+            return;
         }
-        char type;
-        uint32_t len;
-        if (!pgw_peek_header(in, &type, &len))
-            break;
-        if (len < 4 || len > 0x3fffffff) {
-            session_log(s, LOG_ERROR, "the warehouse sent an invalid message length %u", len);
+        size_t approved = 0;
+        scan_result res = scan_server(s, p, win, &approved);
+        if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
+            session_kill(s);
+            return;
+        }
+        if (res == SCAN_BAD) {
+            session_log(s, LOG_ERROR, "the warehouse sent an invalid message");
             pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
                           .message = "the warehouse sent an invalid message"};
             session_close(s, &e);
-            return false;
+            return;
         }
-        if (type == 'E' && len < MAX_INSPECTED_ERROR) {
-            if (evbuffer_get_length(in) < (size_t)len + 1)
+        if (res == SCAN_MORE) {
+            if (approved == 0 && r->server_remaining == 0)
                 break;
-            relay_error(s, len);
             continue;
         }
-        if (type == 'Z') {
-            if (len != 5) {
-                pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
-                              .message = "the warehouse sent an invalid ReadyForQuery"};
-                session_close(s, &e);
-                return false;
-            }
-            unsigned char z[6];
-            if (evbuffer_copyout(in, z, 6) < 6)
-                break;
-            r->tx_status = (char)z[5];
-            evbuffer_remove_buffer(in, out, 6);
-            uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
-            if (head == 'S' || head == 'Q' || head == 'F')
-                q_pop(&r->q);
-            else
-                session_log(s, LOG_WARNING, "ReadyForQuery with no Sync/Query in flight (head %d)", head);
-            if (s->draining && relay_idle(s)) {
-                pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
-                              .message = "terminating connection due to administrator command"};
-                session_close(s, &e);
-                server_maybe_exit(s->srv);
-                return false;
-            }
-            continue;
+        if (s->draining && relay_idle(s)) {
+            pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
+                          .message = "terminating connection due to administrator command"};
+            session_close(s, &e);
+            return;
         }
-        switch (type) {
-        case '1': pop_if(&r->q, 'P'); break;
-        case '2': pop_if(&r->q, 'B'); break;
-        case '3': pop_if(&r->q, 'C'); break;
-        case 'T': case 'n': pop_if(&r->q, 'D'); break;
-        case 'C': case 'I': case 's': pop_if(&r->q, 'E'); break;
-        case 'E': /* too large to inspect: still an error for the queue */
-            while (r->q.len && is_extended(q_head(&r->q)))
-                q_pop(&r->q);
+        /* an ErrorResponse answering a poison is at the head: swap in ours */
+        char type;
+        uint32_t len;
+        pgw_peek_header(in, &type, &len);
+        if (evbuffer_get_length(in) < (size_t)len + 1)
             break;
-        default: break;
-        }
-        r->server_remaining = len + 1;
+        evbuffer_drain(in, len + 1);
+        pgw_error(out, &r->q.poison[r->q.phead]);
+        pop_after_error(&r->q);
     }
-    if (r->client_paused && r->q.len < RELAY_QUEUE_MAX / 2 &&
-        evbuffer_get_length(bufferevent_get_output(s->server)) <= RELAY_HIGH_WATER) {
+    if (s->state == SS_READY && r->client_paused && r->q.len < RELAY_QUEUE_MAX / 2 &&
+        evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
         r->client_paused = false;
-        bufferevent_enable(s->client, EV_READ);
-        return relay_client_readable(s);
+        conn_read(&s->client, true);
+        relay_client_readable(s);
     }
-    return true;
 }

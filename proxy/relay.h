@@ -42,11 +42,14 @@ typedef struct {
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
 #define RELAY_HIGH_WATER (256 * 1024)
 
-/* Each returns false when the session was closed or freed meanwhile: the
- * caller must not touch it then. */
-bool relay_start(struct session *s);
-bool relay_client_readable(struct session *s);
-bool relay_server_readable(struct session *s);
+/* None of these frees the session (see session_close), and none flushes:
+ * the caller flushes both sides once per event. */
+void relay_start(struct session *s);
+void relay_client_readable(struct session *s);
+void relay_server_readable(struct session *s);
+/* The client's (warehouse's) output drained: resume reading the other side. */
+void relay_client_drained(struct session *s);
+void relay_server_drained(struct session *s);
 void relay_free(relay_state *r);
 /* True when nothing is in flight and no transaction is open. */
 bool relay_idle(const struct session *s);

@@ -5,7 +5,6 @@
 #include "proxy/server.h"
 
 #include <errno.h>
-#include <event2/thread.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -264,7 +263,6 @@ int cmd_serve_main(int argc, char **argv)
     }
     log_set_level((log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
     server srv = {0};
     srv.cfg = cfg;
     srv.config_path = path;

@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -23,10 +22,8 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 
-static void on_client_read(struct bufferevent *bev, void *arg);
-static void on_client_event(struct bufferevent *bev, short what, void *arg);
-static void on_server_read(struct bufferevent *bev, void *arg);
-static void on_server_event(struct bufferevent *bev, short what, void *arg);
+static void on_client_io(conn *c, conn_event what, void *arg);
+static void on_server_io(conn *c, conn_event what, void *arg);
 
 void session_log(const session *s, int level, const char *fmt, ...)
 {
@@ -59,12 +56,19 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
     session *s = arg;
     (void)fd;
     (void)what;
-    if (s->state == SS_CLOSING) {
-        session_free(s);
+    if (s->state == SS_CLOSING) {   /* the client never read its last error */
+        session_kill(s);
         return;
     }
     session_log(s, LOG_WARNING, "login timed out after %d s in state %d", s->cfg->login_timeout_s, s->state);
     fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_free(arg);
 }
 
 session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
@@ -92,21 +96,22 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     }
     (void)addrlen;
     update_prefix(s);
-    s->client = bufferevent_socket_new(s->base, fd, 0);
     s->timer = evtimer_new(s->base, on_login_timeout, s);
-    if (!s->client || !s->timer) {
-        if (s->client)
-            bufferevent_free(s->client);
+    s->reaper = evtimer_new(s->base, on_reap, s);
+    if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer || !s->reaper) {
+        conn_close(&s->client);
         if (s->timer)
             event_free(s->timer);
+        if (s->reaper)
+            event_free(s->reaper);
         config_unref(s->cfg);
         free(s);
         return NULL;
     }
+    s->client.low_water = RELAY_HIGH_WATER / 2;
     struct timeval tv = {cfg->login_timeout_s, 0};
     evtimer_add(s->timer, &tv);
-    bufferevent_setcb(s->client, on_client_read, NULL, on_client_event, s);
-    bufferevent_enable(s->client, EV_READ);
+    conn_read(&s->client, true);
     return s;
 }
 
@@ -115,18 +120,15 @@ void session_free(session *s)
     if (s->state == SS_READY || s->state == SS_CLOSING)
         session_log(s, LOG_INFO, "session ended");
     server_session_removed(s->srv, s);
-    if (s->server)
-        bufferevent_free(s->server);
+    if (s->server_open)
+        conn_close(&s->server);
     if (s->be)
         backend_free(s->be);
-    if (s->client)
-        bufferevent_free(s->client);
-    if (s->client_ssl)
-        SSL_free(s->client_ssl);
+    conn_close(&s->client);
     if (s->fd >= 0)
         close(s->fd);
-    if (s->timer)
-        event_free(s->timer);
+    event_free(s->timer);
+    event_free(s->reaper);
     relay_free(&s->relay);
     jwt_identity_clear(&s->ident);
     free(s->startup_packet);
@@ -134,41 +136,59 @@ void session_free(session *s)
     free(s);
 }
 
-static void on_close_flushed(struct bufferevent *bev, void *arg)
+void session_flush(session *s)
 {
-    session *s = arg;
-    (void)bev;
-    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-        session_free(s);
+    if (s->state == SS_DEAD)
+        return;
+    if (s->server_open)
+        conn_flush(&s->server);
+    if (s->state != SS_DEAD)
+        conn_flush(&s->client);
 }
 
-void session_close(session *s, const pg_error *err)
+static void close_warehouse(session *s)
 {
-    if (s->state == SS_CLOSING)
-        return;
-    s->state = SS_CLOSING;
-    if (err) {
-        session_log(s, LOG_INFO, "closing: %s (%s)", err->message, err->sqlstate);
-        pgw_error(bufferevent_get_output(s->client), err);
-    }
-    /* stop everything else; free once the last bytes are out */
-    if (s->server) {
-        bufferevent_free(s->server);
-        s->server = NULL;
+    if (s->server_open) {
+        conn_close(&s->server);
+        s->server_open = false;
     }
     if (s->be) {
         backend_free(s->be);
         s->be = NULL;
     }
-    bufferevent_disable(s->client, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
-        session_free(s);
+}
+
+void session_kill(session *s)
+{
+    if (s->state == SS_DEAD)
+        return;
+    s->state = SS_DEAD;
+    close_warehouse(s);
+    conn_read(&s->client, false);
+    evtimer_del(s->timer);
+    event_active(s->reaper, EV_TIMEOUT, 0);
+}
+
+void session_close(session *s, const pg_error *err)
+{
+    if (s->state == SS_CLOSING || s->state == SS_DEAD)
+        return;
+    s->state = SS_CLOSING;
+    close_warehouse(s);
+    conn_read(&s->client, false);
+    if (err) {
+        session_log(s, LOG_INFO, "closing: %s (%s)", err->message, err->sqlstate);
+        if (!s->client.closed)
+            pgw_error(s->client.out, err);
+    }
+    if (s->client.closed || conn_flush(&s->client) < 0 || evbuffer_get_length(s->client.out) == 0) {
+        session_kill(s);
         return;
     }
-    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
-    bufferevent_setcb(s->client, NULL, on_close_flushed, on_client_event, s);
-    bufferevent_enable(s->client, EV_WRITE);
-    struct timeval tv = {5, 0};   /* a client that never reads gets 5 s */
+    /* free once the last bytes are out (CONN_DRAINED), or after 5 s */
+    s->client.low_water = 0;
+    s->client.above_low = true;
+    struct timeval tv = {5, 0};
     evtimer_add(s->timer, &tv);
 }
 
@@ -192,31 +212,19 @@ static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
         log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session",
                 s->client_addr, s->client_port);
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
-    session_free(s);
+    session_kill(s);
 }
 
 static int start_tls(session *s)
 {
-    struct evbuffer *out = bufferevent_get_output(s->client);
-    if (evbuffer_get_length(out) > 0 && (evbuffer_write(out, s->fd) < 0 || evbuffer_get_length(out) > 0))
+    /* 'S' goes out in the clear, everything after it inside TLS */
+    evbuffer_add(s->client.out, "S", 1);
+    if (conn_flush(&s->client) < 0 || evbuffer_get_length(s->client.out) > 0)
         return -1;
-    ssize_t n;
-    do {
-        n = send(s->fd, "S", 1, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1)
+    SSL *ssl = SSL_new(s->cfg->ssl_ctx);
+    if (!ssl)
         return -1;
-    s->client_ssl = SSL_new(s->cfg->ssl_ctx);
-    if (!s->client_ssl)
-        return -1;
-    bufferevent_free(s->client);
-    s->client = bufferevent_openssl_socket_new(s->base, s->fd, s->client_ssl,
-                                               BUFFEREVENT_SSL_ACCEPTING, 0);
-    if (!s->client)
-        return -1;
-    bufferevent_openssl_set_allow_dirty_shutdown(s->client, 1);
-    bufferevent_setcb(s->client, on_client_read, NULL, on_client_event, s);
-    bufferevent_enable(s->client, EV_READ);
+    conn_tls_accept(&s->client, ssl);
     return 0;
 }
 
@@ -241,7 +249,7 @@ static void connect_warehouse(session *s);
 static void handle_startup(session *s)
 {
     const pg_startup *st = &s->startup;
-    if (!s->client_ssl && !s->cfg->allow_plaintext) {
+    if (!s->client.ssl && !s->cfg->allow_plaintext) {
         session_log(s, LOG_INFO, "refused: plaintext connection");
         fatal(s, SQLSTATE_INVALID_AUTHORIZATION,
               "martgate requires an encrypted connection; connect with sslmode=require or stronger");
@@ -276,7 +284,7 @@ static void handle_startup(session *s)
             return;
         }
     }
-    struct evbuffer *out = bufferevent_get_output(s->client);
+    struct evbuffer *out = s->client.out;
     /* newer 3.x minor versions and _pq_ options: say what we speak */
     const char *unknown[PG_MAX_STARTUP_PARAMS];
     size_t nunknown = 0;
@@ -291,7 +299,7 @@ static void handle_startup(session *s)
 
 static void read_startup(session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->client);
+    struct evbuffer *in = s->client.in;
     while (s->state == SS_STARTUP) {
         unsigned char hdr[4];
         if (evbuffer_copyout(in, hdr, 4) < 4)
@@ -305,7 +313,7 @@ static void read_startup(session *s)
             return;
         char *pkt = malloc(len);
         if (!pkt) {
-            session_free(s);
+            session_kill(s);
             return;
         }
         evbuffer_remove(in, pkt, len);
@@ -323,12 +331,12 @@ static void read_startup(session *s)
         }
         if (st.code == PG_SSL_REQUEST_CODE) {
             free(pkt);
-            if (s->client_ssl) {
+            if (s->client.ssl) {
                 fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest inside an encrypted connection");
                 return;
             }
             if (!s->cfg->ssl_ctx) {
-                evbuffer_add(bufferevent_get_output(s->client), "N", 1);
+                evbuffer_add(s->client.out, "N", 1);
                 continue;
             }
             if (evbuffer_get_length(in) > 0) {
@@ -338,13 +346,13 @@ static void read_startup(session *s)
             }
             if (start_tls(s) != 0) {
                 session_log(s, LOG_WARNING, "cannot start TLS");
-                session_free(s);
+                session_kill(s);
             }
             return;
         }
         if (st.code == PG_GSSENC_REQUEST_CODE) {
             free(pkt);
-            evbuffer_add(bufferevent_get_output(s->client), "N", 1);
+            evbuffer_add(s->client.out, "N", 1);
             continue;
         }
         s->startup_packet = pkt;
@@ -357,7 +365,7 @@ static void read_startup(session *s)
 
 static void read_password(session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->client);
+    struct evbuffer *in = s->client.in;
     char type;
     uint32_t len;
     if (!pgw_peek_header(in, &type, &len))
@@ -376,7 +384,7 @@ static void read_password(session *s)
         return;
     char *msg = malloc(len + 1);
     if (!msg) {
-        session_free(s);
+        session_kill(s);
         return;
     }
     evbuffer_remove(in, msg, len + 1);
@@ -417,24 +425,21 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         s->be = NULL;
         fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
               s->database);
+        session_flush(s);
         return;
     }
-    SSL *ssl = backend_ssl(s->be);
-    if (ssl) {
-        SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
-        s->server = bufferevent_openssl_socket_new(s->base, backend_fd(s->be), ssl, BUFFEREVENT_SSL_OPEN, 0);
-        if (s->server)
-            bufferevent_openssl_set_allow_dirty_shutdown(s->server, 1);
-    } else {
-        s->server = bufferevent_socket_new(s->base, backend_fd(s->be), 0);
-    }
-    if (!s->server) {
+    if (conn_init(&s->server, s->base, backend_fd(s->be), on_server_io, s) != 0) {
         fatal(s, SQLSTATE_CONNECTION_FAILURE, "out of memory");
+        session_flush(s);
         return;
     }
-    bufferevent_setcb(s->server, on_server_read, NULL, on_server_event, s);
+    s->server_open = true;
+    s->server.low_water = RELAY_HIGH_WATER / 2;
+    SSL *ssl = backend_ssl(s->be);
+    if (ssl)
+        conn_tls_attach(&s->server, ssl);
 
-    struct evbuffer *out = bufferevent_get_output(s->client);
+    struct evbuffer *out = s->client.out;
     pgw_auth_request(out, 0); /* AuthenticationOk */
     for (const char *const *p = backend_reported_parameters; *p; p++) {
         const char *v = backend_parameter(s->be, *p);
@@ -454,8 +459,9 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", s->ident.groups[i]);
     session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse_pid=%d",
                 s->database, groups[0] ? groups : "-", s->application_name ? s->application_name : "-",
-                s->client_ssl ? SSL_get_version(s->client_ssl) : "off", backend_pid(s->be));
-    (void)relay_start(s);
+                s->client.ssl ? SSL_get_version(s->client.ssl) : "off", backend_pid(s->be));
+    relay_start(s);
+    session_flush(s);
 }
 
 static void connect_warehouse(session *s)
@@ -495,7 +501,7 @@ static void connect_warehouse(session *s)
     vals[n] = NULL;
     char err[512];
     s->state = SS_CONNECTING;
-    bufferevent_disable(s->client, EV_READ);
+    conn_read(&s->client, false);
     s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
     if (!s->be) {
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, err);
@@ -505,60 +511,59 @@ static void connect_warehouse(session *s)
 
 /* ---- events ---------------------------------------------------------------- */
 
-static void on_client_read(struct bufferevent *bev, void *arg)
+static void on_client_io(conn *c, conn_event what, void *arg)
 {
     session *s = arg;
-    (void)bev;
-    switch (s->state) {
-    case SS_STARTUP:
-        read_startup(s);
-        break;
-    case SS_AUTH:
-        read_password(s);
-        break;
-    case SS_READY:
-        (void)relay_client_readable(s);
-        break;
-    default:
-        break;
-    }
-}
-
-static void on_client_event(struct bufferevent *bev, short what, void *arg)
-{
-    session *s = arg;
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (what & BEV_EVENT_ERROR && s->client_ssl) {
-            unsigned long e = bufferevent_get_openssl_error(s->client);
-            if (e) {
-                char buf[256];
-                ERR_error_string_n(e, buf, sizeof buf);
-                session_log(s, LOG_INFO, "client TLS error: %s", buf);
-            }
-        }
+    (void)c;
+    if (what == CONN_CLOSED) {
         if (s->state == SS_READY)
-            session_log(s, LOG_INFO, "client disconnected");
-        session_free(s);
+            session_log(s, LOG_INFO, "client disconnected: %s", s->client.error);
+        else if (s->state != SS_CLOSING)
+            session_log(s, LOG_DEBUG, "client went away during login: %s", s->client.error);
+        session_kill(s);
+        return;
     }
+    if (what == CONN_DRAINED) {
+        if (s->state == SS_CLOSING)
+            session_kill(s);
+        else if (s->state == SS_READY)
+            relay_client_drained(s);
+    } else if (what == CONN_READABLE || what == CONN_TLS_READY) {
+        switch (s->state) {
+        case SS_STARTUP:
+            read_startup(s);
+            break;
+        case SS_AUTH:
+            read_password(s);
+            break;
+        case SS_READY:
+            relay_client_readable(s);
+            break;
+        default:
+            break;
+        }
+    }
+    session_flush(s);
 }
 
-static void on_server_read(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    (void)relay_server_readable(arg);
-}
-
-static void on_server_event(struct bufferevent *bev, short what, void *arg)
+static void on_server_io(conn *c, conn_event what, void *arg)
 {
     session *s = arg;
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (s->state == SS_READY && !relay_server_readable(s)) /* deliver its last words */
-            return;
-        session_log(s, LOG_WARNING, "warehouse connection closed");
-        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_CONNECTION_FAILURE,
-                      .message = "the warehouse closed the connection"};
-        session_close(s, &e);
+    (void)c;
+    if (what == CONN_CLOSED) {
+        if (s->state == SS_READY)
+            relay_server_readable(s); /* deliver the warehouse's last words */
+        if (s->state == SS_READY) {
+            session_log(s, LOG_WARNING, "warehouse connection closed: %s", s->server.error);
+            pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_CONNECTION_FAILURE,
+                          .message = "the warehouse closed the connection"};
+            session_close(s, &e);
+        }
+    } else if (what == CONN_DRAINED) {
+        if (s->state == SS_READY)
+            relay_server_drained(s);
+    } else if (s->state == SS_READY) {
+        relay_server_readable(s);
     }
+    session_flush(s);
 }

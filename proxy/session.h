@@ -8,13 +8,13 @@
 #ifndef MARTGATE_SESSION_H
 #define MARTGATE_SESSION_H
 
-#include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "adapters/postgres.h"
 #include "proxy/config.h"
+#include "proxy/conn.h"
 #include "proxy/jwt_verify.h"
 #include "proxy/pgwire.h"
 #include "proxy/relay.h"
@@ -27,6 +27,7 @@ typedef enum {
     SS_CONNECTING,
     SS_READY,
     SS_CLOSING,
+    SS_DEAD,                         /* freed at the next turn of the loop */
 } session_state;
 
 typedef struct session {
@@ -35,8 +36,7 @@ typedef struct session {
     config *cfg;                     /* the config this session started with */
     struct event_base *base;
     int fd;
-    struct bufferevent *client;
-    SSL *client_ssl;                 /* owned; NULL before TLS */
+    conn client;                     /* client.ssl is set once TLS starts */
     char client_addr[64];
     int client_port;
     char log_prefix[192];
@@ -49,8 +49,10 @@ typedef struct session {
     jwt_identity ident;
 
     backend *be;
-    struct bufferevent *server;      /* warehouse side, after CONNECTING */
+    conn server;                     /* warehouse side, valid when server_open */
+    bool server_open;
     struct event *timer;             /* login timeout, then close timeout */
+    struct event *reaper;            /* frees a dead session outside callbacks */
     uint32_t key_pid, key_secret;    /* what the client was given */
 
     relay_state relay;
@@ -58,10 +60,15 @@ typedef struct session {
 } session;
 
 session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
-/* Sends err (may be NULL) to the client, then closes once it is written. */
+/* Sends err (may be NULL) to the client, then closes once it is written.
+ * Never frees synchronously: callers may touch s afterwards. */
 void session_close(session *s, const pg_error *err);
-/* Frees at once (connection already gone or shutting down hard). */
+/* Drops the connection now; the memory is freed at the next loop turn. */
+void session_kill(session *s);
+/* Frees at once; only for the server's own shutdown paths. */
 void session_free(session *s);
+/* Writes what is buffered for the client and the warehouse. */
+void session_flush(session *s);
 /* Asks the warehouse to cancel what this session is running. */
 void session_cancel(session *s);
 

@@ -1,0 +1,311 @@
+/*
+ * conn: non-blocking socket I/O with optional TLS for the relay.
+ */
+#include "proxy/conn.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+#define TLS_READ_BUDGET (64 * 1024)   /* per event, for fairness */
+
+static void on_read_event(evutil_socket_t fd, short what, void *arg);
+static void on_write_event(evutil_socket_t fd, short what, void *arg);
+
+int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->cb = cb;
+    c->arg = arg;
+    c->low_water = 0;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
+    c->wev = event_new(base, fd, EV_WRITE, on_write_event, c);
+    if (!c->in || !c->out || !c->rev || !c->wev) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+void conn_close(conn *c)
+{
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    if (c->ssl && c->owns_ssl)
+        SSL_free(c->ssl);
+    c->rev = c->wev = NULL;
+    c->in = c->out = NULL;
+    c->ssl = NULL;
+    c->closed = true;
+}
+
+static void fail(conn *c, const char *fmt, const char *detail)
+{
+    if (c->closed)
+        return;
+    snprintf(c->error, sizeof c->error, fmt, detail);
+    c->closed = true;
+    if (c->rev)
+        event_del(c->rev);
+    if (c->wev)
+        event_del(c->wev);
+    c->cb(c, CONN_CLOSED, c->arg);
+}
+
+static void tls_fail(conn *c, const char *what)
+{
+    char buf[128] = "";
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s%s%s", what, *buf ? ": " : "", buf);
+    fail(c, "%s", msg);
+}
+
+void conn_read(conn *c, bool enable)
+{
+    if (c->closed || enable == c->read_enabled)
+        return;
+    c->read_enabled = enable;
+    if (!enable) {
+        event_del(c->rev);
+        return;
+    }
+    event_add(c->rev, NULL);
+    /* TLS may hold decrypted bytes the socket will never signal again */
+    if (c->ssl && !c->handshaking && SSL_pending(c->ssl) > 0)
+        event_active(c->rev, EV_READ, 0);
+}
+
+static void handshake(conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->handshaking = false;
+        event_del(c->wev);
+        c->cb(c, CONN_TLS_READY, c->arg);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        return;   /* the persistent read event brings us back */
+    case SSL_ERROR_WANT_WRITE:
+        event_add(c->wev, NULL);
+        return;
+    default:
+        tls_fail(c, "TLS handshake failed");
+    }
+}
+
+void conn_tls_accept(conn *c, SSL *ssl)
+{
+    c->ssl = ssl;
+    c->owns_ssl = true;
+    c->handshaking = true;
+    SSL_set_fd(ssl, c->fd);
+    SSL_set_accept_state(ssl);
+    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+}
+
+void conn_tls_attach(conn *c, SSL *ssl)
+{
+    c->ssl = ssl;
+    c->owns_ssl = false;
+    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+}
+
+/* Returns bytes read, 0 on would-block, -1 after fail(). */
+static ssize_t read_plain(conn *c)
+{
+    struct evbuffer_iovec v[2];
+    int n = evbuffer_reserve_space(c->in, READ_CHUNK, v, 2);
+    if (n <= 0) {
+        fail(c, "%s", "out of memory");
+        return -1;
+    }
+    struct iovec iov[2];
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    ssize_t got;
+    do {
+        got = readv(c->fd, iov, n);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        evbuffer_commit_space(c->in, v, 0);
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        fail(c, "%s", got == 0 ? "connection closed" : strerror(errno));
+        return -1;
+    }
+    size_t left = (size_t)got;
+    for (int i = 0; i < n; i++) {
+        size_t take = left < v[i].iov_len ? left : v[i].iov_len;
+        v[i].iov_len = take;
+        left -= take;
+    }
+    evbuffer_commit_space(c->in, v, n);
+    return got;
+}
+
+static ssize_t read_tls(conn *c)
+{
+    ssize_t total = 0;
+    while (total < TLS_READ_BUDGET) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
+            fail(c, "%s", "out of memory");
+            return -1;
+        }
+        ERR_clear_error();
+        int rc = SSL_read(c->ssl, v.iov_base, (int)(v.iov_len > READ_CHUNK ? READ_CHUNK : v.iov_len));
+        if (rc > 0) {
+            v.iov_len = (size_t)rc;
+            evbuffer_commit_space(c->in, &v, 1);
+            total += rc;
+            continue;
+        }
+        evbuffer_commit_space(c->in, &v, 0);
+        int err = SSL_get_error(c->ssl, rc);
+        if (err == SSL_ERROR_WANT_READ)
+            break;
+        if (err == SSL_ERROR_WANT_WRITE) {
+            event_add(c->wev, NULL);
+            break;
+        }
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+            if (total)
+                break;   /* deliver what came before the close first */
+            fail(c, "%s", "connection closed");
+            return -1;
+        }
+        tls_fail(c, "TLS read failed");
+        return -1;
+    }
+    if (total >= TLS_READ_BUDGET && SSL_pending(c->ssl) > 0)
+        event_active(c->rev, EV_READ, 0);
+    return total;
+}
+
+static void on_read_event(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->closed)
+        return;
+    if (c->handshaking) {
+        handshake(c);
+        return;
+    }
+    ssize_t n = c->ssl ? read_tls(c) : read_plain(c);
+    if (n > 0)
+        c->cb(c, CONN_READABLE, c->arg);
+}
+
+static int flush_plain(conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return 0;
+            fail(c, "%s", strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+    }
+    return 0;
+}
+
+static int flush_tls(conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        struct evbuffer_iovec v;
+        /* one record up to 16 KiB at a time, from contiguous memory */
+        size_t want = evbuffer_get_length(c->out);
+        if (want > 16384)
+            want = 16384;
+        unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)want);
+        if (!p) {
+            fail(c, "%s", "out of memory");
+            return -1;
+        }
+        v.iov_base = p;
+        v.iov_len = want;
+        ERR_clear_error();
+        int rc = SSL_write(c->ssl, v.iov_base, (int)v.iov_len);
+        if (rc > 0) {
+            evbuffer_drain(c->out, (size_t)rc);
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, rc);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
+            return 0;
+        tls_fail(c, "TLS write failed");
+        return -1;
+    }
+    return 0;
+}
+
+int conn_flush(conn *c)
+{
+    if (c->closed)
+        return -1;
+    if (c->handshaking)
+        return 0;
+    size_t before = evbuffer_get_length(c->out);
+    if (before == 0)
+        return 0;
+    if (before > c->low_water)
+        c->above_low = true;
+    int rc = c->ssl ? flush_tls(c) : flush_plain(c);
+    if (rc < 0)
+        return -1;
+    if (evbuffer_get_length(c->out) > 0)
+        event_add(c->wev, NULL);
+    else
+        event_del(c->wev);
+    return 0;
+}
+
+static void on_write_event(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->closed)
+        return;
+    if (c->handshaking) {
+        handshake(c);
+        return;
+    }
+    if (conn_flush(c) < 0)
+        return;
+    if (c->above_low && evbuffer_get_length(c->out) <= c->low_water) {
+        c->above_low = false;
+        c->cb(c, CONN_DRAINED, c->arg);
+    }
+    /* a TLS read that wanted to write can go on now */
+    if (c->ssl && c->read_enabled && SSL_pending(c->ssl) > 0)
+        event_active(c->rev, EV_READ, 0);
+}

@@ -1,0 +1,56 @@
+/*
+ * conn: one socket end of a session (client or warehouse), optionally TLS,
+ * with an input and an output evbuffer. Unlike libevent's bufferevents it
+ * writes at once when asked to flush (one send per batch, no epoll round
+ * trip), reads with a single readv into reserved buffer space, and only
+ * registers for writability when the kernel's buffer is full. PgBouncer's
+ * relay works the same way; the syscalls per query are the proxy's cost.
+ */
+#ifndef MARTGATE_CONN_H
+#define MARTGATE_CONN_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    CONN_READABLE = 1,   /* new bytes in c->in */
+    CONN_DRAINED = 2,    /* c->out fell to the low-water mark after being above it */
+    CONN_CLOSED = 4,     /* EOF or error: c->error says which */
+    CONN_TLS_READY = 8,  /* the TLS handshake finished */
+} conn_event;
+
+typedef struct conn conn;
+typedef void (*conn_cb)(conn *c, conn_event what, void *arg);
+
+struct conn {
+    int fd;
+    SSL *ssl;                 /* NULL for plaintext */
+    bool owns_ssl;            /* SSL_free on close (not for libpq's) */
+    bool handshaking;
+    bool read_enabled;
+    bool closed;
+    bool above_low;           /* out went above low_water since last DRAINED */
+    size_t low_water;
+    struct evbuffer *in, *out;
+    struct event *rev, *wev;
+    conn_cb cb;
+    void *arg;
+    char error[160];
+};
+
+int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg);
+/* Starts a server-side TLS handshake on the socket (client side of a session). */
+void conn_tls_accept(conn *c, SSL *ssl);
+/* Uses an SSL session someone else established and owns (libpq's). */
+void conn_tls_attach(conn *c, SSL *ssl);
+void conn_read(conn *c, bool enable);
+/* Writes as much of c->out as the socket takes now; registers for
+ * writability when some is left. -1 when the connection is broken. */
+int conn_flush(conn *c);
+/* Frees events, buffers and (if owned) the SSL; never closes fd. */
+void conn_close(conn *c);
+
+#endif
