@@ -93,14 +93,6 @@ static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *e
         json_doc_get_string(doc, tls, "tls", "key_file", false, &key, err, errlen) < 0 ||
         json_doc_get_string(doc, tls, "tls", "min_version", false, &minv, err, errlen) < 0)
         return -1;
-    if (!cert != !key)
-        return json_doc_error(doc, tls, err, errlen, "tls", "cert_file and key_file go together");
-    if (!cert) {
-        if (!c->allow_plaintext)
-            return json_doc_error(doc, tls, err, errlen, "tls",
-                                  "no cert_file/key_file and allow_plaintext is false: nobody could connect");
-        return 0;
-    }
     int version;
     if (strcmp(minv, "1.2") == 0)
         version = TLS1_2_VERSION;
@@ -109,6 +101,14 @@ static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *e
     else
         return json_doc_error(doc, json_object_get(tls, "min_version"), err, errlen, "tls.min_version",
                               "'%s' is not supported: use \"1.2\" or \"1.3\"", minv);
+    if (!cert != !key)
+        return json_doc_error(doc, tls, err, errlen, "tls", "cert_file and key_file go together");
+    if (!cert) {
+        if (!c->allow_plaintext)
+            return json_doc_error(doc, tls, err, errlen, "tls",
+                                  "no cert_file/key_file and allow_plaintext is false: nobody could connect");
+        return 0;
+    }
     char *cp = resolve_path(c->dir, cert), *kp = resolve_path(c->dir, key);
     char why[768];
     c->ssl_ctx = cp && kp ? tls_server_ctx_new(cp, kp, version, why, sizeof why) : NULL;

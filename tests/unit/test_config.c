@@ -1,0 +1,183 @@
+/*
+ * Unit tests for proxy/config: a valid file loads with its defaults, and every
+ * kind of mistake is refused with the file, line and field in the message.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "proxy/config.h"
+
+static char dir[] = "/tmp/martgate-test-config-XXXXXX";
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    write_file("jwt.secret", "0123456789abcdef0123456789abcdef-test-secret\n");
+    write_file("svc.pass", "s3cret\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#define AUTH "\"auth\": {\"keys\": [{\"hmac_secret_file\": \"jwt.secret\", \"algorithms\": [\"HS256\"]}]}"
+#define DBS "\"databases\": {\"app\": {\"conninfo\": \"host=127.0.0.1 dbname=app\", \"password_file\": \"svc.pass\"}}"
+
+/* Loads text as martgate.json; returns the config or NULL with err. */
+static config *load(const char *text, char *err, size_t errlen)
+{
+    write_file("martgate.json", text);
+    char path[256];
+    snprintf(path, sizeof path, "%s/martgate.json", dir);
+    return config_load(path, err, errlen);
+}
+
+static void test_valid_with_defaults(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    config *c = load("{\n \"listen\": [\"127.0.0.1:6432\", \"[::1]:6432\"],\n"
+                     " \"tls\": {\"allow_plaintext\": true},\n " AUTH ",\n " DBS "\n}\n",
+                     err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->nlisten, 2);
+    assert_string_equal(c->listen[1], "[::1]:6432");
+    assert_null(c->ssl_ctx);
+    assert_true(c->allow_plaintext);
+    assert_int_equal(c->max_clients, 1000);
+    assert_int_equal(c->max_message_bytes, 1u << 20);
+    assert_int_equal(c->login_timeout_s, 10);
+    const config_database *db = config_find_database(c, "app");
+    assert_non_null(db);
+    assert_string_equal(db->password, "s3cret");
+    assert_null(config_find_database(c, "other"));
+    config_unref(c);
+}
+
+/* Each bad config must fail with all of `expect` in the message. */
+static void expect_error(const char *text, const char *const *expect)
+{
+    char err[1024] = "";
+    config *c = load(text, err, sizeof err);
+    if (c) {
+        config_unref(c);
+        fail_msg("loaded although it should not: %s", text);
+    }
+    for (const char *const *e = expect; *e; e++)
+        if (!strstr(err, *e))
+            fail_msg("error '%s' does not mention '%s'", err, *e);
+}
+
+static void test_unknown_top_level_key(void **state)
+{
+    (void)state;
+    expect_error("{\n \"listen\": [\"127.0.0.1:6432\"],\n \"tls\": {\"allow_plaintext\": true},\n"
+                 " " AUTH ",\n " DBS ",\n \"limts\": {}\n}\n",
+                 (const char *const[]){"martgate.json:6:", "unknown key 'limts'", NULL});
+}
+
+static void test_bad_listen(void **state)
+{
+    (void)state;
+    expect_error("{\"listen\": [\"localhost\"], \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+                 (const char *const[]){"listen", "not host:port", NULL});
+    expect_error("{\"listen\": [], \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+                 (const char *const[]){"listen", "at least one", NULL});
+}
+
+static void test_tls_required_without_cert(void **state)
+{
+    (void)state;
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {}, " AUTH ", " DBS "}",
+                 (const char *const[]){"tls", "nobody could connect", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"cert_file\": \"nope.crt\", \"key_file\": \"nope.key\"}, " AUTH ", " DBS "}",
+                 (const char *const[]){"nope.crt", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true, \"min_version\": \"1.0\"}, " AUTH ", " DBS "}",
+                 (const char *const[]){"tls.min_version", NULL});
+}
+
+static void test_databases_errors(void **state)
+{
+    (void)state;
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ",\n"
+                 "\"databases\": {\"app\": {\"conninfo\": \"x\", \"password_env\": \"MARTGATE_TEST_UNSET_VAR\"}}}",
+                 (const char *const[]){":2:", "databases.app", "MARTGATE_TEST_UNSET_VAR", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ",\n"
+                 "\"databases\": {\"app\": {\"password_file\": \"svc.pass\"}}}",
+                 (const char *const[]){"databases.app", "missing required key 'conninfo'", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", \"databases\": {}}",
+                 (const char *const[]){"databases", NULL});
+}
+
+static void test_limits_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ",\n"
+                 " \"limits\": {\"max_clients\": 0}}",
+                 (const char *const[]){":2:", "limits", "'max_clients' is 0", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ",\n"
+                 " \"limits\": {\"max_message_bytes\": \"big\"}}",
+                 (const char *const[]){"must be an integer", NULL});
+}
+
+static void test_syntax_error_and_missing_auth(void **state)
+{
+    (void)state;
+    expect_error("{\n\"listen\": [\"127.0.0.1:1\",]\n}", (const char *const[]){"martgate.json:2:", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " DBS "}",
+                 (const char *const[]){"auth", "missing", NULL});
+    expect_error("{\"listen\": \"a:1\", \"listen\": \"b:2\"}", (const char *const[]){"duplicate", NULL});
+}
+
+static void test_file_too_large(void **state)
+{
+    (void)state;
+    size_t n = CONFIG_MAX_FILE_BYTES + 10;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    big[n] = 0;
+    expect_error(big, (const char *const[]){"more than the limit", NULL});
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_with_defaults),
+        cmocka_unit_test(test_unknown_top_level_key),
+        cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_tls_required_without_cert),
+        cmocka_unit_test(test_databases_errors),
+        cmocka_unit_test(test_limits_out_of_range),
+        cmocka_unit_test(test_syntax_error_and_missing_auth),
+        cmocka_unit_test(test_file_too_large),
+    };
+    return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}
