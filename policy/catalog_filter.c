@@ -1,0 +1,298 @@
+/*
+ * catalog_filter: the replacement SELECTs that hide restricted schemas and
+ * tables from the catalogs clients browse (psql's \dn and \dt, pgjdbc's
+ * DatabaseMetaData, Metabase's sync). Each keeps the catalog's exact column
+ * set (SELECT * or alias.*) and only the rows whose object the principal may
+ * see; the visibility test is SQL built by the caller (policy/decide) over
+ * the text expressions naming each row's schema and table. OFFSET 0 keeps
+ * the planner from pushing the client's own predicates below the filter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/rewrite.h"
+#include "policy/rewrite_internal.h"
+
+typedef enum catalog_shape {
+    SHAPE_NAMESPACE = 1,   /* pg_namespace: one schema per row */
+    SHAPE_CLASS,           /* pg_class */
+    SHAPE_ATTRIBUTE,       /* pg_attribute: attrelid -> pg_class */
+    SHAPE_DESCRIPTION,     /* pg_description: (classoid, objoid) */
+    SHAPE_CONSTRAINT,      /* pg_constraint: connamespace, conrelid */
+    SHAPE_INDEX,           /* pg_index: indrelid -> pg_class */
+    SHAPE_NAMED_COLUMNS    /* a view with schema (and table) name columns */
+} catalog_shape;
+
+typedef struct filtered_catalog {
+    const char *schema;
+    const char *name;
+    catalog_shape shape;
+    const char *schema_column;   /* SHAPE_NAMED_COLUMNS */
+    const char *table_column;    /* SHAPE_NAMED_COLUMNS; NULL: schema rows */
+} filtered_catalog;
+
+static const filtered_catalog filtered_catalogs[] = {
+    {"pg_catalog", "pg_namespace", SHAPE_NAMESPACE, NULL, NULL},
+    {"pg_catalog", "pg_class", SHAPE_CLASS, NULL, NULL},
+    {"pg_catalog", "pg_attribute", SHAPE_ATTRIBUTE, NULL, NULL},
+    {"pg_catalog", "pg_description", SHAPE_DESCRIPTION, NULL, NULL},
+    {"pg_catalog", "pg_constraint", SHAPE_CONSTRAINT, NULL, NULL},
+    {"pg_catalog", "pg_index", SHAPE_INDEX, NULL, NULL},
+    {"pg_catalog", "pg_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_tables", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_views", SHAPE_NAMED_COLUMNS, "schemaname", "viewname"},
+    {"pg_catalog", "pg_matviews", SHAPE_NAMED_COLUMNS, "schemaname", "matviewname"},
+    {"pg_catalog", "pg_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "sequencename"},
+    {"pg_catalog", "pg_policies", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_rules", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    /* the statistics views hold sample values of the tables' data */
+    {"pg_catalog", "pg_stats", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_stats_ext", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_stats_ext_exprs", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    /* activity statistics name tables and count their rows */
+    {"pg_catalog", "pg_stat_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_stat_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_stat_xact_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_stat_xact_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_stat_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_stat_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_all_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"pg_catalog", "pg_statio_user_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
+    {"information_schema", "schemata", SHAPE_NAMED_COLUMNS, "schema_name", NULL},
+    {"information_schema", "tables", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
+    {"information_schema", "columns", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
+    {"information_schema", "views", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
+    {"information_schema", "table_constraints", SHAPE_NAMED_COLUMNS, "table_schema",
+     "table_name"},
+    {"information_schema", "key_column_usage", SHAPE_NAMED_COLUMNS, "table_schema",
+     "table_name"},
+    {"information_schema", "constraint_column_usage", SHAPE_NAMED_COLUMNS, "table_schema",
+     "table_name"},
+    {"information_schema", "sequences", SHAPE_NAMED_COLUMNS, "sequence_schema",
+     "sequence_name"},
+};
+
+static const filtered_catalog *find_catalog(const char *schema, const char *name)
+{
+    if (!schema || !name)
+        return NULL;
+    for (size_t i = 0; i < sizeof filtered_catalogs / sizeof filtered_catalogs[0]; i++)
+        if (!strcmp(filtered_catalogs[i].schema, schema) &&
+            !strcmp(filtered_catalogs[i].name, name))
+            return &filtered_catalogs[i];
+    return NULL;
+}
+
+bool rewrite_is_filtered_catalog(const char *schema, const char *name)
+{
+    return find_catalog(schema, name) != NULL;
+}
+
+/* The table name of a pg_class row mg_c: an index counts as its table. */
+#define CLASS_TABLE_NAME                                                                        \
+    "CASE WHEN mg_c.relkind IN ('i', 'I') THEN (SELECT mg_t.relname::pg_catalog.text "        \
+    "FROM pg_catalog.pg_index mg_x JOIN pg_catalog.pg_class mg_t ON mg_t.oid = mg_x.indrelid " \
+    "WHERE mg_x.indexrelid = mg_c.oid) ELSE mg_c.relname::pg_catalog.text END"
+#define NSPNAME "mg_n.nspname::pg_catalog.text"
+
+typedef struct visibility {
+    rewrite_visible_fn fn;
+    void *ctx;
+    bool failed;
+} visibility;
+
+/* Appends "(<visible(schema_expr, table_expr)>)". */
+static void add_visible(rbuf *b, visibility *v, const char *schema_expr, const char *table_expr)
+{
+    char *test = v->fn(v->ctx, schema_expr, table_expr);
+    if (!test) {
+        v->failed = true;
+        return;
+    }
+    rbuf_add(b, "(");
+    rbuf_add(b, test);
+    rbuf_add(b, ")");
+    free(test);
+}
+
+static void build(rbuf *b, const filtered_catalog *c, visibility *v)
+{
+    switch (c->shape) {
+    case SHAPE_NAMESPACE:
+        rbuf_add(b, "SELECT * FROM pg_catalog.pg_namespace mg_n WHERE ");
+        add_visible(b, v, NSPNAME, NULL);
+        break;
+    case SHAPE_CLASS:
+        rbuf_add(b, "SELECT mg_c.* FROM pg_catalog.pg_class mg_c JOIN pg_catalog.pg_namespace "
+                    "mg_n ON mg_n.oid = mg_c.relnamespace WHERE ");
+        add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
+        break;
+    case SHAPE_ATTRIBUTE:
+        rbuf_add(b, "SELECT mg_a.* FROM pg_catalog.pg_attribute mg_a JOIN pg_catalog.pg_class "
+                    "mg_c ON mg_c.oid = mg_a.attrelid JOIN pg_catalog.pg_namespace mg_n ON "
+                    "mg_n.oid = mg_c.relnamespace WHERE ");
+        add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
+        break;
+    case SHAPE_INDEX:
+        rbuf_add(b, "SELECT mg_i.* FROM pg_catalog.pg_index mg_i JOIN pg_catalog.pg_class mg_c "
+                    "ON mg_c.oid = mg_i.indrelid JOIN pg_catalog.pg_namespace mg_n ON "
+                    "mg_n.oid = mg_c.relnamespace WHERE ");
+        add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
+        break;
+    case SHAPE_CONSTRAINT:
+        rbuf_add(b, "SELECT mg_k.* FROM pg_catalog.pg_constraint mg_k JOIN "
+                    "pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_k.connamespace LEFT JOIN "
+                    "pg_catalog.pg_class mg_c ON mg_c.oid = mg_k.conrelid WHERE CASE WHEN "
+                    "mg_k.conrelid = 0 THEN ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, " ELSE ");
+        add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
+        rbuf_add(b, " END");
+        break;
+    case SHAPE_DESCRIPTION:
+        /* comments on relations (and their columns), schemas, functions,
+         * types and constraints follow their object; others stay */
+        rbuf_add(b, "SELECT mg_d.* FROM pg_catalog.pg_description mg_d WHERE CASE "
+                    "WHEN mg_d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN "
+                    "EXISTS (SELECT 1 FROM pg_catalog.pg_class mg_c JOIN pg_catalog.pg_namespace "
+                    "mg_n ON mg_n.oid = mg_c.relnamespace WHERE mg_c.oid = mg_d.objoid AND ");
+        add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
+        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN "
+                    "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace mg_n WHERE mg_n.oid = "
+                    "mg_d.objoid AND ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN "
+                    "EXISTS (SELECT 1 FROM pg_catalog.pg_proc mg_p JOIN pg_catalog.pg_namespace "
+                    "mg_n ON mg_n.oid = mg_p.pronamespace WHERE mg_p.oid = mg_d.objoid AND ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_type'::pg_catalog.regclass THEN "
+                    "EXISTS (SELECT 1 FROM pg_catalog.pg_type mg_y JOIN pg_catalog.pg_namespace "
+                    "mg_n ON mg_n.oid = mg_y.typnamespace WHERE mg_y.oid = mg_d.objoid AND ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN "
+                    "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint mg_k JOIN "
+                    "pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_k.connamespace LEFT JOIN "
+                    "pg_catalog.pg_class mg_c ON mg_c.oid = mg_k.conrelid WHERE mg_k.oid = "
+                    "mg_d.objoid AND CASE WHEN mg_k.conrelid = 0 THEN ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, " ELSE ");
+        add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
+        rbuf_add(b, " END) ELSE true END");
+        break;
+    case SHAPE_NAMED_COLUMNS: {
+        char schema_expr[96], table_expr[96];
+        snprintf(schema_expr, sizeof schema_expr, "mg_v.%s::pg_catalog.text", c->schema_column);
+        if (c->table_column)
+            snprintf(table_expr, sizeof table_expr, "mg_v.%s::pg_catalog.text",
+                     c->table_column);
+        rbuf_addf(b, "SELECT * FROM %s.%s mg_v WHERE ", c->schema, c->name);
+        add_visible(b, v, schema_expr, c->table_column ? table_expr : NULL);
+        break;
+    }
+    }
+    rbuf_add(b, " OFFSET 0");
+}
+
+int rewrite_catalog_relation(const char *schema, const char *name, rewrite_visible_fn visible,
+                             void *ctx, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const filtered_catalog *c = find_catalog(schema, name);
+    if (!c)
+        return 1;
+    if (!visible) {
+        snprintf(err, errlen, "catalog filter: no visibility test");
+        return -1;
+    }
+    visibility v = {visible, ctx, false};
+    rbuf b = {0};
+    build(&b, c, &v);
+    if (v.failed) {
+        free(b.data);
+        snprintf(err, errlen, "catalog filter: the visibility test for %s.%s failed", schema,
+                 name);
+        return -1;
+    }
+    *out = rbuf_finish(&b);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void rewrite_free_substitutions(rewrite_substitution *subs, size_t n)
+{
+    if (!subs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((char *)subs[i].replacement);
+    free(subs);
+}
+
+int rewrite_catalog_substitutions(const analysis *a, rewrite_visible_fn visible, void *ctx,
+                                  rewrite_substitution **subs, char *err, size_t errlen)
+{
+    *subs = NULL;
+    size_t n = 0, cap = 0;
+    rewrite_substitution *list = NULL;
+    for (size_t i = 0; i < a->n_relations; i++) {
+        const analysis_relation *r = &a->relations[i];
+        if (!(r->access & ANALYZE_ACCESS_READ))
+            continue;
+        if (r->resolution == ANALYZE_RES_UNRESOLVED) {
+            /* an unqualified name that may be a filtered catalog */
+            bool maybe = false;
+            if (r->n_candidates == 0)   /* search_path unknown */
+                maybe = rewrite_is_filtered_catalog("pg_catalog", r->name) ||
+                        rewrite_is_filtered_catalog("information_schema", r->name);
+            for (size_t k = 0; k < r->n_candidates && !maybe; k++)
+                maybe = rewrite_is_filtered_catalog(r->candidates[k], r->name);
+            if (maybe) {
+                snprintf(err, errlen,
+                         "relation %s may be a filtered catalog but its schema is unknown: "
+                         "write it schema-qualified",
+                         r->name);
+                rewrite_free_substitutions(list, n);
+                return -1;
+            }
+            continue;
+        }
+        if (r->resolution == ANALYZE_RES_OTHER_DATABASE || !find_catalog(r->schema, r->name))
+            continue;
+        if (r->usage != ANALYZE_USE_FROM || r->tablesample) {
+            snprintf(err, errlen,
+                     "catalog %s.%s is read where it cannot be filtered (only FROM without "
+                     "TABLESAMPLE can be)",
+                     r->schema, r->name);
+            rewrite_free_substitutions(list, n);
+            return -1;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            rewrite_substitution *grown = realloc(list, ncap * sizeof *grown);
+            if (!grown) {
+                snprintf(err, errlen, "out of memory");
+                rewrite_free_substitutions(list, n);
+                return -1;
+            }
+            list = grown;
+            cap = ncap;
+        }
+        char *text = NULL;
+        if (rewrite_catalog_relation(r->schema, r->name, visible, ctx, &text, err, errlen) != 0) {
+            rewrite_free_substitutions(list, n);
+            return -1;
+        }
+        list[n].relation = i;
+        list[n].replacement = text;
+        n++;
+    }
+    *subs = list;
+    return (int)n;
+}
