@@ -200,7 +200,7 @@ static int parse_limits(const json_doc *doc, const json_t *root, config *c, char
 
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "log_level", NULL};
+    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "log_level", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -244,6 +244,28 @@ config *config_load(const char *path, char *err, size_t errlen)
             ok = c->jwt != NULL;
         }
     }
+    const char *policy = NULL, *hint = NULL;
+    if (ok && (json_doc_get_string(doc, root, "", "policy", false, &policy, err, errlen) < 0 ||
+               json_doc_get_string(doc, root, "", "deny_hint", false, &hint, err, errlen) < 0))
+        ok = 0;
+    if (ok && hint)
+        c->deny_hint = strdup(hint);
+    if (ok && policy) {
+        /* every error of the policy goes to the log; err gets the first */
+        c->policy_path = resolve_path(c->dir, policy);
+        policy_messages msgs = {0};
+        char perr[1024];
+        if (!c->policy_path || policy_load(c->policy_path, &c->policy, &msgs, perr, sizeof perr) != 0) {
+            for (size_t i = 0; i < msgs.n_errors; i++)
+                log_msg(LOG_ERROR, "policy: %s", msgs.errors[i]);
+            json_doc_error(doc, json_object_get(root, "policy"), err, errlen, "policy", "%s",
+                           c->policy_path ? perr : "out of memory");
+            ok = 0;
+        }
+        for (size_t i = 0; i < msgs.n_warnings; i++)
+            log_msg(LOG_WARNING, "policy: %s", msgs.warnings[i]);
+        policy_messages_free(&msgs);
+    }
     json_doc_free(doc);
     if (!ok) {
         config_unref(c);
@@ -278,6 +300,9 @@ void config_unref(config *c)
         SSL_CTX_free(c->ssl_ctx);
     if (c->jwt)
         jwt_verifier_free(c->jwt);
+    policy_unref(c->policy);
+    free(c->policy_path);
+    free(c->deny_hint);
     free(c->path);
     free(c->dir);
     free(c);

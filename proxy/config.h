@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/policy.h"
 #include "proxy/jwt_verify.h"
 
 typedef struct {
@@ -28,6 +29,9 @@ typedef struct config {
     SSL_CTX *ssl_ctx;               /* NULL when TLS is not configured */
     bool allow_plaintext;
     jwt_verifier *jwt;
+    policy_t *policy;               /* NULL: no policy configured (allow all) */
+    char *policy_path;
+    char *deny_hint;                /* hint on every denial ("ask #data-governance") */
     config_database *databases;
     size_t ndatabases;
     size_t max_message_bytes;       /* largest client message held in memory */

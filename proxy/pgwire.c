@@ -43,6 +43,11 @@ int pgw_error(struct evbuffer *out, const pg_error *e)
     off = put_field(body, off, cap, 'M', e->message);
     off = put_field(body, off, cap, 'D', e->detail);
     off = put_field(body, off, cap, 'H', e->hint);
+    if (e->position > 0) {
+        char pos[16];
+        snprintf(pos, sizeof pos, "%d", e->position);
+        off = put_field(body, off, cap, 'P', pos);
+    }
     body[off++] = 0;
     return add_msg(out, 'E', body, off);
 }

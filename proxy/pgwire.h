@@ -41,6 +41,7 @@ typedef struct {
     const char *message;
     const char *detail;     /* optional */
     const char *hint;       /* optional */
+    int position;           /* 1-based cursor position in the query, 0 = none */
 } pg_error;
 
 /* Appends a whole message to out. All return 0, or -1 when out of memory. */

@@ -15,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/catalog.h"
 #include "proxy/intercept.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 
 #define POISON 0x80
+#define INTERNAL 'i'   /* a query of martgate's own: its answers are not relayed */
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
@@ -102,6 +104,8 @@ static void q_pop(relay_queue *q)
 
 void relay_free(relay_state *r)
 {
+    free(r->learned);
+    r->learned = NULL;
     while (r->q.len)
         q_pop(&r->q);
     free(r->q.kinds);
@@ -112,6 +116,22 @@ void relay_free(relay_state *r)
 bool relay_idle(const session *s)
 {
     return s->relay.q.len == 0 && s->relay.tx_status == 'I';
+}
+
+static void inject_learn(session *s)
+{
+    relay_state *r = &s->relay;
+    if (pgw_query(s->server.out, "SHOW search_path") == 0 && q_push(&r->q, INTERNAL))
+        r->learn_pending = false;
+}
+
+void relay_learn_search_path(session *s, bool unused)
+{
+    (void)unused;
+    relay_state *r = &s->relay;
+    r->learn_pending = true;
+    if (r->q.len == 0 && r->client_remaining == 0)
+        inject_learn(s);
 }
 
 /* ---- backpressure ---------------------------------------------------------- */
@@ -140,7 +160,7 @@ void relay_client_drained(session *s)
 
 void relay_server_drained(session *s)
 {
-    if (s->relay.client_paused && s->relay.q.len < RELAY_QUEUE_MAX / 2) {
+    if (s->relay.client_paused && !s->relay.waiting_catalog && s->relay.q.len < RELAY_QUEUE_MAX / 2) {
         s->relay.client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);
@@ -171,7 +191,34 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
     return rc == 0 && q_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
 }
 
-/* Query, Parse or FunctionCall, held whole in `in`: decide and forward. */
+static void on_catalog_ready(void *arg)
+{
+    session *s = arg;
+    s->relay.waiting_catalog = false;
+    if (s->state != SS_READY)
+        return;
+    s->relay.client_paused = false;
+    conn_read(&s->client, true);
+    relay_client_readable(s);
+    session_flush(s);
+}
+
+static void wait_for_catalog(session *s)
+{
+    catalog_cache *c = server_catalog(s->srv, s->database);
+    conn_read(&s->client, false);
+    s->relay.client_paused = true;
+    s->relay.waiting_catalog = true;
+    if (!c || catalog_cache_wait(c, on_catalog_ready, s) != 0) {
+        s->relay.waiting_catalog = false;
+        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE,
+                      .message = "the warehouse catalog martgate needs for this statement cannot be read"};
+        session_close(s, &e);
+    }
+}
+
+/* Query, Parse or FunctionCall, held whole in `in`: decide and forward.
+ * False when the caller must stop (session closing, or waiting). */
 static bool handle_statement(session *s, char type, uint32_t len)
 {
     struct evbuffer *in = s->client.in;
@@ -215,6 +262,11 @@ static bool handle_statement(session *s, char type, uint32_t len)
     intercept_statement(s, type, name, sql, &res);
     bool ok = true;
     switch (res.verdict) {
+    case INTERCEPT_WAIT:
+        /* the message stays in `in`; the catalog wakes us to decide again */
+        intercept_result_clear(&res);
+        wait_for_catalog(s);
+        return false;
     case INTERCEPT_ALLOW:
         ok = evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 && q_push(&s->relay.q, (uint8_t)type);
         break;
@@ -235,7 +287,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     case INTERCEPT_DENY: {
         pg_error e = {.severity = "ERROR", .sqlstate = res.sqlstate[0] ? res.sqlstate : SQLSTATE_INSUFFICIENT_PRIVILEGE,
                       .message = res.message ? res.message : "statement denied by policy",
-                      .detail = res.detail, .hint = res.hint};
+                      .detail = res.detail, .hint = res.hint, .position = res.position};
         evbuffer_drain(in, len + 1);
         ok = forward_denial(s, type, name, &e);
         break;
@@ -415,6 +467,8 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         *approved = off;
         if (len < 4 || len > 0x3fffffff)
             return SCAN_BAD;
+        if (q_head(&r->q) == INTERNAL)
+            return SCAN_HOLD;
         switch (type) {
         case 'E':
             if (q_head(&r->q) & POISON)
@@ -426,12 +480,17 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
                 return SCAN_BAD;
             if (off + 6 > n)
                 return SCAN_MORE;
+            char prev = r->tx_status;
             r->tx_status = (char)p[off + 5];
             uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
             if (head == 'S' || head == 'Q' || head == 'F')
                 q_pop(&r->q);
             else
                 session_log(s, LOG_WARNING, "ReadyForQuery with no Sync or Query in flight");
+            if (prev != r->tx_status && s->guard.ready)
+                guard_on_ready_for_query(s, prev, r->tx_status);
+            if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
+                inject_learn(s);
             if (s->draining && relay_idle(s)) {
                 *approved = off + 6;
                 return SCAN_HOLD;
@@ -454,6 +513,36 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
     }
     *approved = off;
     return SCAN_MORE;
+}
+
+/* One message answering martgate's own SHOW search_path: consumed here. */
+static void take_internal_answer(session *s, char type, uint32_t len)
+{
+    relay_state *r = &s->relay;
+    struct evbuffer *in = s->server.in;
+    if (type == 'D') {
+        const unsigned char *m = evbuffer_pullup(in, (ev_ssize_t)len + 1);
+        /* DataRow: int16 columns, int32 length, bytes */
+        if (m && len >= 10 && ((m[5] << 8) | m[6]) == 1) {
+            uint32_t vlen = pgw_get_u32(m + 7);
+            if (vlen != 0xffffffffu && 10 + (size_t)vlen <= (size_t)len + 1) {
+                free(r->learned);
+                r->learned = strndup((const char *)m + 11, vlen);
+            }
+        }
+    } else if (type == 'Z') {
+        unsigned char z[6];
+        evbuffer_copyout(in, z, 6);
+        r->tx_status = (char)z[5];
+        q_pop(&r->q);
+        if (r->learned)
+            guard_search_path_learned(s, r->learned, r->tx_status);
+        else
+            session_log(s, LOG_DEBUG, "SHOW search_path gave no answer; keeping the wider value");
+        free(r->learned);
+        r->learned = NULL;
+    }
+    evbuffer_drain(in, len + 1);
 }
 
 void relay_server_readable(session *s)
@@ -504,17 +593,21 @@ void relay_server_readable(session *s)
             session_close(s, &e);
             return;
         }
-        /* an ErrorResponse answering a poison is at the head: swap in ours */
         char type;
         uint32_t len;
         pgw_peek_header(in, &type, &len);
         if (evbuffer_get_length(in) < (size_t)len + 1)
             break;
+        if (q_head(&r->q) == INTERNAL) {
+            take_internal_answer(s, type, len);
+            continue;
+        }
+        /* an ErrorResponse answering a poison is at the head: swap in ours */
         evbuffer_drain(in, len + 1);
         pgw_error(out, &r->q.poison[r->q.phead]);
         pop_after_error(&r->q);
     }
-    if (s->state == SS_READY && r->client_paused && r->q.len < RELAY_QUEUE_MAX / 2 &&
+    if (s->state == SS_READY && r->client_paused && !r->waiting_catalog && r->q.len < RELAY_QUEUE_MAX / 2 &&
         evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
         r->client_paused = false;
         conn_read(&s->client, true);

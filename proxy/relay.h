@@ -37,6 +37,9 @@ typedef struct {
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
+    bool waiting_catalog;        /* a statement waits for the warehouse catalog */
+    bool learn_pending;          /* ask the warehouse for search_path when idle */
+    char *learned;               /* SHOW search_path's answer, while it arrives */
 } relay_state;
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
@@ -53,5 +56,8 @@ void relay_server_drained(struct session *s);
 void relay_free(relay_state *r);
 /* True when nothing is in flight and no transaction is open. */
 bool relay_idle(const struct session *s);
+/* Asks the warehouse for the session's search_path (SHOW search_path,
+ * answered to martgate only) as soon as nothing else is in flight. */
+void relay_learn_search_path(struct session *s, bool unused);
 
 #endif

@@ -142,6 +142,41 @@ static void close_listeners(server *srv)
     srv->nlisteners = 0;
 }
 
+/* Column lists for masks come from each warehouse's catalog: read at start
+ * and on every reload, in worker threads. */
+static void build_catalogs(server *srv)
+{
+    catalog_cache **old = srv->catalogs;
+    size_t nold = srv->ncatalogs;
+    srv->catalogs = NULL;
+    srv->ncatalogs = 0;
+    if (srv->cfg->policy) {
+        srv->catalogs = calloc(srv->cfg->ndatabases, sizeof *srv->catalogs);
+        for (size_t i = 0; srv->catalogs && i < srv->cfg->ndatabases; i++) {
+            const config_database *db = &srv->cfg->databases[i];
+            char err[256];
+            srv->catalogs[i] = catalog_cache_new(srv->base, db->name, db->conninfo, db->password, err, sizeof err);
+            if (srv->catalogs[i])
+                catalog_cache_refresh(srv->catalogs[i]);
+            else
+                log_msg(LOG_ERROR, "%s", err);
+        }
+        if (srv->catalogs)
+            srv->ncatalogs = srv->cfg->ndatabases;
+    }
+    for (size_t i = 0; i < nold; i++)
+        catalog_cache_free(old[i]);
+    free(old);
+}
+
+catalog_cache *server_catalog(server *srv, const char *database)
+{
+    for (size_t i = 0; i < srv->ncatalogs; i++)
+        if (strcmp(srv->cfg->databases[i].name, database) == 0)
+            return srv->catalogs[i];
+    return NULL;
+}
+
 static bool same_listen(const config *a, const config *b)
 {
     if (a->nlisten != b->nlisten)
@@ -165,6 +200,7 @@ static void reload(server *srv)
     config_unref(srv->cfg);
     srv->cfg = c;
     log_set_level((log_level)c->log_level);
+    build_catalogs(srv);
     log_msg(LOG_INFO, "configuration reloaded from %s (TLS certificate, JWT keys, databases, limits); "
                       "%d sessions keep theirs", srv->config_path, srv->nsessions);
 }
@@ -283,6 +319,14 @@ int cmd_serve_main(int argc, char **argv)
     evsignal_add(srv.sig_term, NULL);
     evsignal_add(srv.sig_int, NULL);
     evsignal_add(srv.sig_hup, NULL);
+    build_catalogs(&srv);
+    if (cfg->policy) {
+        char summary[256];
+        policy_summary(cfg->policy, summary, sizeof summary);
+        log_msg(LOG_INFO, "policy %s: %s", cfg->policy_path, summary);
+    } else {
+        log_msg(LOG_WARNING, "no policy configured: every statement of an authenticated user is allowed");
+    }
     log_msg(LOG_INFO, "martgate %s ready (pid %d)", MARTGATE_VERSION, (int)getpid());
     event_base_dispatch(srv.base);
     log_msg(LOG_INFO, "martgate stopped");
@@ -291,6 +335,9 @@ out:
     while (srv.sessions)
         session_free(srv.sessions);
     close_listeners(&srv);
+    for (size_t i = 0; i < srv.ncatalogs; i++)
+        catalog_cache_free(srv.catalogs[i]);
+    free(srv.catalogs);
     if (srv.sig_term) event_free(srv.sig_term);
     if (srv.sig_int) event_free(srv.sig_int);
     if (srv.sig_hup) event_free(srv.sig_hup);

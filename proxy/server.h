@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "adapters/catalog.h"
 #include "proxy/config.h"
 
 struct session;
@@ -27,7 +28,12 @@ typedef struct server {
     uint64_t next_session_id;
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
+    catalog_cache **catalogs;    /* per cfg->databases entry, when a policy is loaded */
+    size_t ncatalogs;
 } server;
+
+/* The warehouse catalog cache of a client-visible database, or NULL. */
+catalog_cache *server_catalog(server *srv, const char *database);
 
 void server_session_removed(server *srv, struct session *s);
 /* The live session whose client was given this cancel key pid, or NULL. */

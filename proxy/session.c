@@ -129,7 +129,14 @@ void session_free(session *s)
         close(s->fd);
     event_free(s->timer);
     event_free(s->reaper);
+    if (s->relay.waiting_catalog) {
+        catalog_cache *c = server_catalog(s->srv, s->database);
+        if (c)
+            catalog_cache_wait_cancel(c, s);
+    }
     relay_free(&s->relay);
+    guard_free(&s->guard);
+    free(s->search_path_text);
     jwt_identity_clear(&s->ident);
     free(s->startup_packet);
     config_unref(s->cfg);
@@ -246,6 +253,33 @@ static bool passable_parameter(const char *name)
 
 static void connect_warehouse(session *s);
 
+/* Encodings in which an ASCII byte (a quote, a backslash) can be the second
+ * byte of a character: the server would read such a query differently than
+ * martgate's parser did. */
+static bool unsafe_client_encoding(const char *enc)
+{
+    static const char *const bad[] = {"sjis", "shift_jis", "big5", "gbk", "uhc", "gb18030", "johab",
+                                      "mskanji", "windows932", "windows936", "windows949", "windows950",
+                                      "tcvn", NULL};
+    char norm[32];
+    size_t n = 0;
+    for (const char *c = enc; *c && n + 1 < sizeof norm; c++)
+        if (*c != '-' && *c != '_')
+            norm[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    norm[n] = 0;
+    for (const char *const *b = bad; *b; b++) {
+        char bn[32];
+        size_t k = 0;
+        for (const char *c = *b; *c; c++)
+            if (*c != '_')
+                bn[k++] = *c;
+        bn[k] = 0;
+        if (strcmp(norm, bn) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void handle_startup(session *s)
 {
     const pg_startup *st = &s->startup;
@@ -276,6 +310,11 @@ static void handle_startup(session *s)
         }
         if (!strcmp(n, "replication")) {
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
+            return;
+        }
+        if (!strcmp(n, "client_encoding") && unsafe_client_encoding(st->values[i])) {
+            fatal(s, SQLSTATE_FEATURE_NOT_SUPPORTED,
+                  "client_encoding \"%s\" is not supported through martgate; use UTF8", st->values[i]);
             return;
         }
         if (!passable_parameter(n)) {
@@ -405,6 +444,12 @@ static void read_password(session *s)
         fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
         return;
     }
+    char gerr[300];
+    if (guard_login(s, &s->search_path_text, gerr, sizeof gerr) != 0) {
+        session_log(s, LOG_INFO, "login refused: %s", gerr);
+        fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);
+        return;
+    }
     connect_warehouse(s);
 }
 
@@ -475,6 +520,8 @@ static void connect_warehouse(session *s)
         const char *name = s->startup.names[i], *v = s->startup.values[i];
         if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
             continue;
+        if (!strcmp(name, "search_path") && s->search_path_text)
+            continue;   /* added below as the policy allowed it */
         if (!strcmp(name, "application_name") || !strcmp(name, "client_encoding")) {
             keys[n] = name;
             vals[n++] = v;
@@ -492,6 +539,19 @@ static void connect_warehouse(session *s)
             fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "startup parameters are too long");
             return;
         }
+    }
+    if (s->search_path_text) {
+        off += (size_t)snprintf(options + off, sizeof options - off, "%s-c search_path=", off ? " " : "");
+        for (const char *c = s->search_path_text; *c && off + 3 < sizeof options; c++) {
+            if (*c == ' ' || *c == '\\')
+                options[off++] = '\\';
+            options[off++] = *c;
+        }
+        if (off >= sizeof options - 1) {
+            fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "search_path is too long");
+            return;
+        }
+        options[off] = 0;
     }
     if (off) {
         keys[n] = "options";

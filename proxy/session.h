@@ -15,6 +15,7 @@
 #include "adapters/postgres.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
+#include "proxy/intercept.h"
 #include "proxy/jwt_verify.h"
 #include "proxy/pgwire.h"
 #include "proxy/relay.h"
@@ -56,6 +57,8 @@ typedef struct session {
     uint32_t key_pid, key_secret;    /* what the client was given */
 
     relay_state relay;
+    session_guard guard;             /* policy state: principal, search_path, prepared */
+    char *search_path_text;          /* the warehouse session's starting search_path */
     struct session *prev, *next;     /* server's list */
 } session;
 

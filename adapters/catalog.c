@@ -1,0 +1,387 @@
+/*
+ * adapters/catalog: a refresh runs on a worker thread with blocking libpq
+ * (connect, one query over pg_attribute), builds a new snapshot, and hands it
+ * to the event loop through an eventfd; the loop swaps it in and wakes the
+ * sessions that waited for it.
+ */
+#include "adapters/catalog.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+
+typedef struct {
+    char *key;              /* "schema\0table\0" */
+    size_t keylen;
+    const char **cols;
+    size_t ncols;
+} cat_entry;
+
+typedef struct {
+    cat_entry *slots;       /* open addressing */
+    size_t nslots, n;
+    char **strings;         /* every allocation, freed together */
+    size_t nstrings, capstrings;
+    double taken_at;
+} snapshot;
+
+typedef struct waiter {
+    void (*cb)(void *);
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+struct catalog_cache {
+    char *name, *conninfo, *password;
+    struct event_base *base;
+    int efd;
+    struct event *ev;
+    snapshot *current;
+    bool failed;
+    /* worker hand-off, under mu */
+    pthread_mutex_t mu;
+    pthread_t thread;
+    bool running, joined;
+    snapshot *ready;
+    char error[256];
+    double started_at;
+    waiter *waiters;
+};
+
+double catalog_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t hash_key(const char *k, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void snapshot_free(snapshot *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nstrings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    for (size_t i = 0; i < s->nslots; i++)
+        free(s->slots[i].cols);
+    free(s->slots);
+    free(s);
+}
+
+static char *snap_keep(snapshot *s, char *p)
+{
+    if (!p)
+        return NULL;
+    if (s->nstrings == s->capstrings) {
+        size_t cap = s->capstrings ? s->capstrings * 2 : 256;
+        char **n = realloc(s->strings, cap * sizeof *n);
+        if (!n) {
+            free(p);
+            return NULL;
+        }
+        s->strings = n;
+        s->capstrings = cap;
+    }
+    s->strings[s->nstrings++] = p;
+    return p;
+}
+
+static cat_entry *snap_find(const snapshot *s, const char *key, size_t keylen)
+{
+    if (!s || !s->nslots)
+        return NULL;
+    size_t mask = s->nslots - 1, i = (size_t)hash_key(key, keylen) & mask;
+    while (s->slots[i].key) {
+        if (s->slots[i].keylen == keylen && memcmp(s->slots[i].key, key, keylen) == 0)
+            return &s->slots[i];
+        i = (i + 1) & mask;
+    }
+    return NULL;
+}
+
+/* Builds a snapshot from rows (schema, table, column) ordered by table. */
+static snapshot *build_snapshot(PGresult *res, char *err, size_t errlen)
+{
+    int rows = PQntuples(res);
+    snapshot *s = calloc(1, sizeof *s);
+    if (!s)
+        goto oom;
+    size_t tables = 0;
+    for (int r = 0; r < rows; r++)
+        if (r == 0 || strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, r - 1, 0)) ||
+            strcmp(PQgetvalue(res, r, 1), PQgetvalue(res, r - 1, 1)))
+            tables++;
+    s->nslots = 16;
+    while (s->nslots < tables * 2)
+        s->nslots <<= 1;
+    s->slots = calloc(s->nslots, sizeof *s->slots);
+    if (!s->slots)
+        goto oom;
+    for (int r = 0; r < rows;) {
+        const char *schema = PQgetvalue(res, r, 0), *table = PQgetvalue(res, r, 1);
+        int end = r;
+        while (end < rows && !strcmp(PQgetvalue(res, end, 0), schema) && !strcmp(PQgetvalue(res, end, 1), table))
+            end++;
+        size_t ls = strlen(schema), lt = strlen(table), keylen = ls + lt + 2;
+        char *key = snap_keep(s, malloc(keylen));
+        const char **cols = calloc((size_t)(end - r) + 1, sizeof *cols);
+        if (!key || !cols) {
+            free(cols);
+            goto oom;
+        }
+        memcpy(key, schema, ls + 1);
+        memcpy(key + ls + 1, table, lt + 1);
+        for (int i = r; i < end; i++) {
+            char *c = snap_keep(s, strdup(PQgetvalue(res, i, 2)));
+            if (!c) {
+                free(cols);
+                goto oom;
+            }
+            cols[i - r] = c;
+        }
+        size_t mask = s->nslots - 1, i = (size_t)hash_key(key, keylen) & mask;
+        while (s->slots[i].key)
+            i = (i + 1) & mask;
+        s->slots[i] = (cat_entry){key, keylen, cols, (size_t)(end - r)};
+        s->n++;
+        r = end;
+    }
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory building the catalog snapshot");
+    snapshot_free(s);
+    return NULL;
+}
+
+static const char CATALOG_SQL[] =
+    "SELECT n.nspname, c.relname, a.attname"
+    "  FROM pg_catalog.pg_attribute a"
+    "  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE a.attnum > 0 AND NOT a.attisdropped"
+    "   AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
+    "   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_toast%'"
+    "   AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+    " ORDER BY n.nspname, c.relname, a.attnum";
+
+static void *refresh_thread(void *arg)
+{
+    catalog_cache *c = arg;
+    char err[256] = "";
+    snapshot *snap = NULL;
+    double started = catalog_now();
+    const char *keys[] = {"dbname", "password", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {c->conninfo, c->password, "martgate-catalog", "10", NULL};
+    if (!c->password) {
+        keys[1] = "application_name";
+        vals[1] = "martgate-catalog";
+        keys[2] = "connect_timeout";
+        vals[2] = "10";
+        keys[3] = NULL;
+        vals[3] = NULL;
+    }
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, sizeof err, "%s", PQerrorMessage(conn));
+    } else {
+        PGresult *res = PQexec(conn, CATALOG_SQL);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            snprintf(err, sizeof err, "%s", PQresultErrorMessage(res));
+        else
+            snap = build_snapshot(res, err, sizeof err);
+        PQclear(res);
+    }
+    PQfinish(conn);
+    if (snap)
+        snap->taken_at = started;
+    size_t l = strlen(err);
+    while (l && err[l - 1] == '\n')
+        err[--l] = 0;
+    pthread_mutex_lock(&c->mu);
+    c->ready = snap;
+    snprintf(c->error, sizeof c->error, "%s", err);
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->efd, &one, sizeof one);
+    (void)w;
+    return NULL;
+}
+
+static void join_worker(catalog_cache *c)
+{
+    if (c->running && !c->joined) {
+        pthread_join(c->thread, NULL);
+        c->joined = true;
+    }
+    c->running = false;
+}
+
+static void on_refresh_done(evutil_socket_t fd, short what, void *arg)
+{
+    catalog_cache *c = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+    (void)what;
+    join_worker(c);
+    pthread_mutex_lock(&c->mu);
+    snapshot *snap = c->ready;
+    c->ready = NULL;
+    char error[256];
+    snprintf(error, sizeof error, "%s", c->error);
+    waiter *w = c->waiters;
+    c->waiters = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (snap) {
+        snapshot_free(c->current);
+        c->current = snap;
+        c->failed = false;
+        log_msg(LOG_INFO, "catalog of database \"%s\": %zu tables and views", c->name, snap->n);
+    } else {
+        c->failed = true;
+        log_msg(LOG_ERROR, "catalog of database \"%s\" could not be read: %s", c->name, error);
+    }
+    while (w) {
+        waiter *next = w->next;
+        w->cb(w->arg);
+        free(w);
+        w = next;
+    }
+}
+
+catalog_cache *catalog_cache_new(struct event_base *base, const char *name, const char *conninfo,
+                                 const char *password, char *err, size_t errlen)
+{
+    catalog_cache *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->base = base;
+    c->name = strdup(name);
+    c->conninfo = strdup(conninfo);
+    c->password = password ? strdup(password) : NULL;
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&c->mu, NULL);
+    if (c->efd >= 0)
+        c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST, on_refresh_done, c);
+    if (!c->name || !c->conninfo || (password && !c->password) || c->efd < 0 || !c->ev ||
+        event_add(c->ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot set up the catalog cache of \"%s\"", name);
+        catalog_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void catalog_cache_free(catalog_cache *c)
+{
+    if (!c)
+        return;
+    join_worker(c);
+    if (c->ev)
+        event_free(c->ev);
+    if (c->efd >= 0)
+        close(c->efd);
+    snapshot_free(c->current);
+    snapshot_free(c->ready);
+    /* whoever waited looks again (at the cache that replaced this one) */
+    waiter *w = c->waiters;
+    c->waiters = NULL;
+    while (w) {
+        waiter *n = w->next;
+        w->cb(w->arg);
+        free(w);
+        w = n;
+    }
+    pthread_mutex_destroy(&c->mu);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c->conninfo);
+    free(c->name);
+    free(c);
+}
+
+void catalog_cache_refresh(catalog_cache *c)
+{
+    if (c->running)
+        return;
+    c->started_at = catalog_now();
+    c->joined = false;
+    if (pthread_create(&c->thread, NULL, refresh_thread, c) != 0) {
+        log_msg(LOG_ERROR, "catalog of database \"%s\": cannot start a refresh thread", c->name);
+        c->failed = true;
+        return;
+    }
+    c->running = true;
+}
+
+catalog_status catalog_cache_columns(catalog_cache *c, const char *schema, const char *table,
+                                     double since, const char ***names, size_t *n)
+{
+    char key[512];
+    size_t ls = strlen(schema), lt = strlen(table);
+    if (ls + lt + 2 > sizeof key)
+        return CATALOG_ABSENT;
+    memcpy(key, schema, ls + 1);
+    memcpy(key + ls + 1, table, lt + 1);
+    cat_entry *e = snap_find(c->current, key, ls + lt + 2);
+    if (e) {
+        *names = e->cols;
+        *n = e->ncols;
+        return CATALOG_FOUND;
+    }
+    if (!c->current)
+        return c->failed && !c->running ? CATALOG_FAILED : CATALOG_UNKNOWN;
+    if (since > 0 && c->current->taken_at < since)
+        return CATALOG_UNKNOWN;
+    return CATALOG_ABSENT;
+}
+
+int catalog_cache_wait(catalog_cache *c, void (*cb)(void *arg), void *arg)
+{
+    waiter *w = malloc(sizeof *w);
+    if (!w)
+        return -1;
+    w->cb = cb;
+    w->arg = arg;
+    pthread_mutex_lock(&c->mu);
+    w->next = c->waiters;
+    c->waiters = w;
+    pthread_mutex_unlock(&c->mu);
+    catalog_cache_refresh(c);
+    return 0;
+}
+
+void catalog_cache_wait_cancel(catalog_cache *c, void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    for (waiter **pp = &c->waiters; *pp;) {
+        if ((*pp)->arg == arg) {
+            waiter *dead = *pp;
+            *pp = dead->next;
+            free(dead);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
