@@ -139,6 +139,7 @@ void session_free(session *s)
     free(s->search_path_text);
     jwt_identity_clear(&s->ident);
     free(s->startup_packet);
+    free(s->options_buf);
     config_unref(s->cfg);
     free(s);
 }
@@ -280,6 +281,81 @@ static bool unsafe_client_encoding(const char *enc)
     return false;
 }
 
+/* Replaces the "options" startup parameter by the settings it carries
+ * ("-c name=value", "-cname=value", "--name=value"; whitespace separates,
+ * a backslash escapes the next character, as the server splits them), so
+ * that each is checked like any other startup parameter. */
+static int expand_options(session *s, char *err, size_t errlen)
+{
+    pg_startup *st = &s->startup;
+    size_t at = st->nparams;
+    for (size_t i = 0; i < st->nparams; i++)
+        if (!strcmp(st->names[i], "options"))
+            at = i;
+    if (at == st->nparams)
+        return 0;
+    const char *src = st->values[at];
+    size_t len = strlen(src);
+    s->options_buf = malloc(len * 2 + 2);
+    if (!s->options_buf) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->names[at] = st->names[--st->nparams];   /* drop "options" itself */
+    st->values[at] = st->values[st->nparams];
+    char *out = s->options_buf;
+    const char *p = src;
+    bool pending_c = false;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        char *tok = out;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            if (*p == '\\' && p[1])
+                p++;
+            *out++ = *p++;
+        }
+        *out++ = 0;
+        char *setting;
+        if (pending_c) {
+            setting = tok;
+            pending_c = false;
+        } else if (!strcmp(tok, "-c")) {
+            pending_c = true;
+            continue;
+        } else if (!strncmp(tok, "-c", 2)) {
+            setting = tok + 2;
+        } else if (!strncmp(tok, "--", 2)) {
+            setting = tok + 2;
+            for (char *d = setting; *d && *d != '='; d++)
+                if (*d == '-')
+                    *d = '_';
+        } else {
+            snprintf(err, errlen, "\"options\" may only carry -c name=value settings, not \"%s\"", tok);
+            return -1;
+        }
+        char *eq = strchr(setting, '=');
+        if (!eq || eq == setting) {
+            snprintf(err, errlen, "invalid setting \"%s\" in \"options\"", setting);
+            return -1;
+        }
+        *eq = 0;
+        if (st->nparams == PG_MAX_STARTUP_PARAMS) {
+            snprintf(err, errlen, "too many startup parameters");
+            return -1;
+        }
+        st->names[st->nparams] = setting;
+        st->values[st->nparams++] = eq + 1;
+    }
+    if (pending_c) {
+        snprintf(err, errlen, "\"options\" ends with -c and no setting");
+        return -1;
+    }
+    return 0;
+}
+
 static void handle_startup(session *s)
 {
     const pg_startup *st = &s->startup;
@@ -299,15 +375,15 @@ static void handle_startup(session *s)
     if (!s->database || !*s->database)
         s->database = s->user;
     update_prefix(s);
+    char oerr[300];
+    if (expand_options(s, oerr, sizeof oerr) != 0) {
+        fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", oerr);
+        return;
+    }
     for (size_t i = 0; i < st->nparams; i++) {
         const char *n = st->names[i];
         if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
             continue;
-        if (!strcmp(n, "options")) {
-            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
-                  "the startup parameter \"options\" is not allowed through martgate; set parameters with SET");
-            return;
-        }
         if (!strcmp(n, "replication")) {
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
             return;
@@ -319,7 +395,7 @@ static void handle_startup(session *s)
         }
         if (!passable_parameter(n)) {
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
-                  "the startup parameter \"%s\" is not allowed through martgate", n);
+                  "the setting \"%s\" may not be given at startup through martgate", n);
             return;
         }
     }

@@ -45,6 +45,7 @@ typedef struct session {
     bool draining;                   /* server stopping: close when idle */
 
     char *startup_packet;            /* copy; names/values below point into it */
+    char *options_buf;               /* settings split out of "options" */
     pg_startup startup;
     const char *user, *database, *application_name;
     jwt_identity ident;

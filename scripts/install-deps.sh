@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
   libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libcmocka-dev
-  libpg-query-dev postgresql-server-dev-15
+  libpg-query-dev postgresql-server-dev-15 zlib1g-dev
   postgresql-15 postgresql-client-15 pgbouncer
   libpostgresql-jdbc-java default-jdk-headless
   openssl procps util-linux iproute2 python3
