@@ -1,0 +1,978 @@
+# tests/lib/harness.sh: shared by every integration test and by the benchmark.
+#
+# Starts a real PostgreSQL 15 (or reuses the one tests/integration/run.sh
+# started for the whole run), starts and stops martgate with a generated
+# config, mints tokens, and counts results. Usage in a test:
+#
+#   . "$(dirname "$0")/../lib/harness.sh"
+#   h_init basic                  # temp dir, traps, PostgreSQL, certificates
+#   pg_createdb t_basic           # a database owned by the service role
+#   mg_start t_basic              # martgate serving database "t_basic"
+#   check_eq "one" 1 "$(tgt_psql t_basic -Atc 'select 1')"
+#   h_done                        # summary line; exit 1 if anything failed
+#
+# Output: one line per check, "ok - T: NAME", "not ok - T: NAME: WHY" (with
+# "#" detail lines) or "skip - T: NAME: WHY"; run.sh counts them.
+#
+# MG_TARGET=direct points tgt_* at the warehouse itself (no martgate): the same
+# tests then show what the real server answers. Every client call is bounded by
+# `timeout`; the EXIT trap stops everything this process started.
+
+[ -n "${_MG_HARNESS_LOADED:-}" ] && return 0
+_MG_HARNESS_LOADED=1
+set -euo pipefail
+
+H_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+H_REPO=$(cd "$H_LIB/../.." && pwd)
+: "${MARTGATE_BIN:=$H_REPO/build/martgate}"
+case $MARTGATE_BIN in /*) ;; *) MARTGATE_BIN=$PWD/$MARTGATE_BIN ;; esac
+export MARTGATE_BIN
+: "${MG_TARGET:=martgate}"            # martgate | direct
+export MG_TARGET
+: "${PGBIN:=/usr/lib/postgresql/15/bin}"
+: "${H_TIMEOUT:=30}"                   # seconds for one client call
+: "${MG_TEST_OS_USER:=martgate-test}"  # runs PostgreSQL/PgBouncer when we are root
+MG_ISS=https://idp.test
+MG_AUD=martgate
+MG_USER=alice                          # the client-side user of most tests
+export MG_ISS MG_AUD MG_USER
+
+H_PASS=0; H_FAIL=0; H_SKIP=0
+T_NAME=${T_NAME:-harness}
+T_DIR=""
+H_PG_OWNED=0
+H_BG_PIDS=()
+H_MG_PIDS=()
+H_PGB_PIDS=()
+MG_PID=""
+MG_PORT=""
+
+# ---------------------------------------------------------------- reporting --
+ok()   { H_PASS=$((H_PASS + 1)); echo "ok - $T_NAME: $1"; }
+skip() { H_SKIP=$((H_SKIP + 1)); echo "skip - $T_NAME: $1: ${2:-}"; }
+fail() { # NAME WHY [DETAIL...]
+  H_FAIL=$((H_FAIL + 1))
+  echo "not ok - $T_NAME: $1: ${2:-}"
+  shift 2 || true
+  local d
+  for d in "$@"; do printf '%s\n' "$d" | head -n 40 | sed 's/^/#   /'; done
+}
+# check NAME CMD...: passes when CMD exits 0 (use for commands whose exit
+# status really is the answer; compare output with check_eq/check_match).
+check() {
+  local name=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if [ $rc -eq 0 ]; then ok "$name"; else fail "$name" "exit $rc: $*" "$out"; fi
+}
+check_eq() { # NAME EXPECTED ACTUAL
+  if [ "$2" == "$3" ]; then ok "$1"; else fail "$1" "expected [$(head -c 300 <<<"$2")] got [$(head -c 300 <<<"$3")]"; fi
+}
+check_match() { # NAME ERE TEXT
+  if grep -Eq -- "$2" <<<"$3"; then ok "$1"; else fail "$1" "no match for /$2/" "$3"; fi
+}
+check_nomatch() { # NAME ERE TEXT
+  if grep -Eq -- "$2" <<<"$3"; then fail "$1" "unexpected match for /$2/" "$3"; else ok "$1"; fi
+}
+# expect_sqlstate NAME SQLSTATE CMD...: CMD's output (stdout+stderr) must carry
+# the SQLSTATE (psql with VERBOSITY verbose, pgwire's "ERROR code msg", Java).
+expect_sqlstate() {
+  local name=$1 state=$2; shift 2
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if grep -Eq "(^|[^0-9A-Z])$state([^0-9A-Z]|\$)" <<<"$out"; then ok "$name"
+  else fail "$name" "expected SQLSTATE $state (exit $rc)" "$out"; fi
+}
+h_done() {
+  echo "# $T_NAME: $H_PASS passed, $H_FAIL failed, $H_SKIP skipped"
+  [ "$H_FAIL" -eq 0 ]
+  exit $?
+}
+h_log() { echo "# $T_NAME: $*"; }
+# A command failed outside any check (set -e is about to end the test): say so.
+h_abort() { fail "aborted" "line $1: $2 failed"; echo "# $T_NAME: $H_PASS passed, $H_FAIL failed, $H_SKIP skipped (aborted)"; }
+h_die() { fail "${T_NAME}-setup" "$*"; h_done; }
+
+# ----------------------------------------------------------------- helpers --
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+port_open() { # PORT [HOST]
+  timeout 2 bash -c "exec 3<>/dev/tcp/${2:-127.0.0.1}/$1" 2>/dev/null
+}
+wait_until() { # SECONDS CMD...: poll CMD every 0.1 s until it succeeds
+  local limit=$1; shift
+  local end=$(( $(now_ms) + limit * 1000 ))
+  while [ "$(now_ms)" -lt "$end" ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+# stop_pid PID SECONDS: TERM, wait, then KILL. Returns the exit status when the
+# pid is our child, 0 otherwise.
+stop_pid() {
+  local pid=$1 secs=${2:-10} rc=0
+  pid_alive "$pid" || { wait "$pid" 2>/dev/null || rc=$?; return $rc; }
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_until "$secs" pid_gone "$pid"; then
+    echo "# harness: pid $pid ignored SIGTERM for ${secs}s, killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  wait "$pid" 2>/dev/null || rc=$?
+  return $rc
+}
+h_bg() { "$@" & H_BG_PIDS+=($!); }          # background job stopped at exit
+as_pg() { # run a command as the unprivileged PostgreSQL owner when we are root
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u "$MG_TEST_OS_USER" -- "$@")
+  else "$@"; fi
+}
+ensure_test_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  getent passwd "$MG_TEST_OS_USER" >/dev/null && return 0
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    "$MG_TEST_OS_USER" 2>/dev/null || true
+  getent passwd "$MG_TEST_OS_USER" >/dev/null || { echo "harness: cannot create user $MG_TEST_OS_USER" >&2; return 1; }
+}
+pgwire() { PYTHONPATH=$H_PY timeout "$H_TIMEOUT" python3 "$H_PY/pgwire.py" "$@"; }
+# pyt [ARGS]: run the Python script on stdin with pgwire importable.
+pyt() { PYTHONPATH=$H_PY timeout "${PYT_TIMEOUT:-120}" python3 - "$@"; }
+# pyf FILE [ARGS]: the same for a script in a file.
+pyf() { PYTHONPATH=$H_PY timeout "${PYT_TIMEOUT:-120}" python3 "$@"; }
+
+# h_report OUTPUT: turn "PASS name" / "FAIL name | why" lines (from inline
+# Python checks) into ok/fail; other lines are shown as comments. A script that
+# died without reporting shows up as a failure through h_report_rc.
+h_report() {
+  local line
+  while IFS= read -r line; do
+    case $line in
+      "PASS "*) ok "${line#PASS }" ;;
+      "FAIL "*) line=${line#FAIL }; fail "${line%% | *}" "${line#* | }" ;;
+      "SKIP "*) line=${line#SKIP }; skip "${line%% | *}" "${line#* | }" ;;
+      *) [ -n "$line" ] && echo "#   $line" ;;
+    esac
+  done <<<"$1"
+}
+h_report_rc() { # NAME RC OUTPUT
+  h_report "$3"
+  [ "$2" -eq 0 ] || fail "$1" "the check script exited $2" "$(tail -15 <<<"$3")"
+}
+
+# -------------------------------------------------------------------- init --
+h_init() { # NAME
+  T_NAME=$1
+  for tool in psql python3 openssl timeout runuser; do
+    command -v "$tool" >/dev/null || { echo "harness: $tool not found (run scripts/install-deps.sh)" >&2; exit 1; }
+  done
+  [ -x "$PGBIN/initdb" ] || { echo "harness: $PGBIN/initdb not found (postgresql-15)" >&2; exit 1; }
+  T_DIR=$(mktemp -d "${MG_RUN_DIR:-/tmp}/mgt-$T_NAME.XXXXXX")
+  chmod 0711 "$T_DIR"
+  trap h_cleanup EXIT
+  trap 'h_abort $LINENO "$BASH_COMMAND"' ERR
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [ -n "${MG_PY_DIR:-}" ] && [ -f "$MG_PY_DIR/pgwire.py" ]; then H_PY=$MG_PY_DIR
+  else H_PY=$T_DIR/py; mkdir -p "$H_PY"; h_write_pgwire "$H_PY/pgwire.py"; fi
+  if [ -n "${MG_CERTS:-}" ] && [ -f "$MG_CERTS/ca.crt" ]; then :
+  else
+    MG_CERTS=$T_DIR/certs
+    "$H_REPO/certs/make-dev-certs.sh" "$MG_CERTS" >/dev/null
+  fi
+  MG_CA=$MG_CERTS/ca.crt
+  export MG_CERTS MG_CA
+  if [ -z "${MG_PG_PORT:-}" ]; then pg_start; fi
+  MG_SVC_PASS=$(cat "$MG_SVC_PASS_FILE")
+  export MG_SVC_PASS
+}
+
+h_cleanup() {
+  local rc=$? pid
+  set +e
+  for pid in "${H_PGB_PIDS[@]}"; do pid_alive "$pid" && stop_pid "$pid" 10; done
+  for pid in "${H_BG_PIDS[@]}"; do pid_alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${H_BG_PIDS[@]}"; do
+    pid_alive "$pid" && { sleep 0.3; pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null; }
+    wait "$pid" 2>/dev/null
+  done
+  for pid in "${H_MG_PIDS[@]}"; do pid_alive "$pid" && stop_pid "$pid" 15; done
+  [ "$H_PG_OWNED" -eq 1 ] && pg_stop
+  if [ -n "$T_DIR" ] && [ -d "$T_DIR" ]; then
+    if [ -n "${MG_KEEP_TMP:-}" ]; then echo "# harness: kept $T_DIR" >&2; else rm -rf "$T_DIR"; fi
+  fi
+  return $rc
+}
+
+# -------------------------------------------------------------- PostgreSQL --
+pg_start() {
+  ensure_test_user
+  MG_PG_BASE=$(mktemp -d /tmp/mgt-pg.XXXXXX)
+  chmod 0711 "$MG_PG_BASE"
+  H_PG_OWNED=1
+  MG_PG_SOCK=$MG_PG_BASE/sock
+  MG_PG_DATA=$MG_PG_BASE/data
+  mkdir -p "$MG_PG_SOCK"
+  [ "$(id -u)" -eq 0 ] && chown "$MG_TEST_OS_USER:" "$MG_PG_SOCK" "$MG_PG_BASE"
+  if ! as_pg "$PGBIN/initdb" -D "$MG_PG_DATA" -U pgadmin -A trust -E UTF8 --locale=C.UTF-8 \
+         --no-sync >"$MG_PG_BASE/initdb.log" 2>&1; then
+    cat "$MG_PG_BASE/initdb.log" >&2; echo "harness: initdb failed" >&2; return 1
+  fi
+  local own=()
+  [ "$(id -u)" -eq 0 ] && own=(-o "$MG_TEST_OS_USER" -g "$(id -gn "$MG_TEST_OS_USER")")
+  install "${own[@]}" -m 0600 "$MG_CERTS/server.key" "$MG_PG_DATA/server.key"
+  install "${own[@]}" -m 0644 "$MG_CERTS/server.crt" "$MG_PG_DATA/server.crt"
+  cat <<EOF | as_pg tee "$MG_PG_DATA/pg_hba.conf" >/dev/null
+local all all trust
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128      scram-sha-256
+EOF
+  local try
+  for try in 1 2 3; do
+    MG_PG_PORT=$(free_port)
+    cat <<EOF | as_pg tee "$MG_PG_DATA/martgate-test.conf" >/dev/null
+listen_addresses = '127.0.0.1'
+port = $MG_PG_PORT
+unix_socket_directories = '$MG_PG_SOCK'
+max_connections = ${MG_PG_MAX_CONNECTIONS:-100}
+shared_buffers = 64MB
+ssl = on
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_messages = warning
+EOF
+    grep -q "^include 'martgate-test.conf'" "$MG_PG_DATA/postgresql.conf" ||
+      echo "include 'martgate-test.conf'" | as_pg tee -a "$MG_PG_DATA/postgresql.conf" >/dev/null
+    if as_pg "$PGBIN/pg_ctl" -D "$MG_PG_DATA" -l "$MG_PG_BASE/postgresql.log" -w -t 30 start >/dev/null 2>&1; then
+      break
+    fi
+    [ $try -eq 3 ] && { tail -20 "$MG_PG_BASE/postgresql.log" >&2; echo "harness: PostgreSQL did not start" >&2; return 1; }
+  done
+  MG_SVC_USER=martgate_svc
+  MG_SVC_PASS_FILE=$MG_PG_BASE/svc.pass
+  (umask 077; openssl rand -hex 24 | tr -d '\n' >"$MG_SVC_PASS_FILE")
+  pg_admin postgres -c "CREATE ROLE $MG_SVC_USER LOGIN CREATEDB PASSWORD '$(cat "$MG_SVC_PASS_FILE")'" >/dev/null
+  export MG_PG_BASE MG_PG_SOCK MG_PG_DATA MG_PG_PORT MG_SVC_USER MG_SVC_PASS_FILE
+}
+
+pg_stop() {
+  [ -n "${MG_PG_DATA:-}" ] && [ -d "$MG_PG_DATA" ] || return 0
+  if ! as_pg "$PGBIN/pg_ctl" -D "$MG_PG_DATA" -m fast -w -t 15 stop >/dev/null 2>&1; then
+    as_pg "$PGBIN/pg_ctl" -D "$MG_PG_DATA" -m immediate -w -t 10 stop >/dev/null 2>&1 || {
+      local pm; pm=$(head -1 "$MG_PG_DATA/postmaster.pid" 2>/dev/null || true)
+      [ -n "$pm" ] && kill -KILL "$pm" 2>/dev/null
+    }
+  fi
+  H_PG_OWNED=0
+  [ -n "${MG_KEEP_TMP:-}" ] || rm -rf "$MG_PG_BASE"
+}
+
+# pg_admin DB [psql args]: superuser over the unix socket.
+pg_admin() {
+  local db=$1; shift
+  PGOPTIONS='-c client_min_messages=warning' \
+    timeout "$H_TIMEOUT" psql -X -q -At -v ON_ERROR_STOP=1 -h "$MG_PG_SOCK" -p "$MG_PG_PORT" -U pgadmin -d "$db" "$@"
+}
+# wh_sessions DB [SQL-LIKE]: client sessions on the warehouse in DB (only the
+# active ones running a query LIKE the pattern, when given).
+wh_sessions() {
+  local f="backend_type = 'client backend'"
+  [ -n "${2:-}" ] && f="state = 'active' and query like '$2'"
+  pg_admin postgres -c "select count(*) from pg_stat_activity where datname = '$1' and $f"
+}
+wh_sessions_are() { [ "$(wh_sessions "$2" "${3:-}")" = "$1" ]; }   # N DB [LIKE]
+# pg_createdb NAME: a fresh database owned by the service role.
+pg_createdb() {
+  pg_admin postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\" OWNER $MG_SVC_USER" >/dev/null
+}
+# direct_psql DB [psql args]: the warehouse itself, as the service role, over
+# TCP and TLS verified against the dev CA: what martgate's clients should see.
+direct_conninfo() { echo "host=127.0.0.1 port=$MG_PG_PORT dbname=$1 user=$MG_SVC_USER sslmode=verify-full sslrootcert=$MG_CA connect_timeout=5"; }
+direct_psql() {
+  local db=$1; shift
+  PGPASSWORD=$MG_SVC_PASS timeout "$H_TIMEOUT" psql -X "$(direct_conninfo "$db")" "$@"
+}
+
+# ---------------------------------------------------------------- martgate --
+have_martgate() { [ -x "$MARTGATE_BIN" ]; }
+# need_martgate: for tests that only make sense against martgate.
+need_martgate() {
+  if [ "$MG_TARGET" != martgate ]; then skip "all" "MG_TARGET=$MG_TARGET: this test is about martgate itself"; h_done; fi
+  if ! have_martgate; then fail "martgate-binary" "$MARTGATE_BIN not found or not executable (build it first)"; h_done; fi
+}
+
+# Keys and secrets for one test's martgate, made once per test.
+mg_setup_keys() {
+  MG_DIR=$T_DIR/mg
+  [ -f "$MG_DIR/jwt.secret" ] && return 0
+  mkdir -p "$MG_DIR"
+  (
+    umask 077
+    openssl rand -hex 24 | tr -d '\n' >"$MG_DIR/jwt.secret"            # 48 bytes
+    openssl rand -hex 24 | tr -d '\n' >"$MG_DIR/jwt-other.secret"      # not configured
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$MG_DIR/jwt-rs.key" 2>/dev/null
+    openssl pkey -in "$MG_DIR/jwt-rs.key" -pubout -out "$MG_DIR/jwt-rs.pub.pem"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$MG_DIR/jwt-rs-other.key" 2>/dev/null
+    cp "$MG_SVC_PASS_FILE" "$MG_DIR/svc.pass"
+  )
+  MG_HS_SECRET=$MG_DIR/jwt.secret
+  MG_RS_KEY=$MG_DIR/jwt-rs.key
+  export MG_DIR MG_HS_SECRET MG_RS_KEY
+}
+
+# mg_write_config FILE DB...: config from the MG_CFG_* knobs (MG_CFG_EXTRA:
+# more top-level members, e.g. '"policy": "/path", "deny_hint": "ask"'). Database names
+# are the warehouse's (identity mapping), so direct and proxied runs match.
+mg_write_config() {
+  local file=$1; shift
+  local dbs="" db sep=""
+  for db in "$@"; do
+    dbs+="$sep    \"$db\": {\"conninfo\": \"host=127.0.0.1 port=$MG_PG_PORT dbname=$db user=$MG_SVC_USER sslmode=${MG_CFG_WAREHOUSE_SSLMODE:-require}\", \"password_file\": \"svc.pass\"}"
+    sep=$',\n'
+  done
+  local keys=${MG_CFG_KEYS:-'{"hmac_secret_file": "jwt.secret", "algorithms": ["HS256"]},
+             {"kid": "rs1", "public_key_file": "jwt-rs.pub.pem", "algorithms": ["RS256"]}'}
+  cat >"$file" <<EOF
+{
+  ${MG_CFG_EXTRA:+$MG_CFG_EXTRA,}
+  "listen": ["127.0.0.1:$MG_PORT"],
+  "tls": {"cert_file": "${MG_CFG_CERT:-$MG_CERTS/server.crt}", "key_file": "${MG_CFG_KEY:-$MG_CERTS/server.key}",
+          "allow_plaintext": ${MG_CFG_ALLOW_PLAINTEXT:-false}},
+  "auth": {
+    "keys": [$keys],
+    "issuer": "$MG_ISS", "audience": "$MG_AUD", "leeway_seconds": ${MG_CFG_LEEWAY:-5},
+    "user_claim": "sub", "groups_claim": "groups"
+  },
+  "databases": {
+$dbs
+  },
+  "limits": {"max_message_bytes": ${MG_CFG_MAX_MESSAGE:-1048576}, "max_clients": ${MG_CFG_MAX_CLIENTS:-1000},
+             "login_timeout_seconds": ${MG_CFG_LOGIN_TIMEOUT:-10}, "shutdown_timeout_seconds": ${MG_CFG_SHUTDOWN_TIMEOUT:-10}}
+}
+EOF
+}
+
+# mg_start DB...: martgate serving those databases (direct mode: nothing to
+# start, the target is the warehouse). Sets MG_PORT, MG_PID, MG_CONFIG, MG_LOG.
+mg_start() {
+  if [ "$MG_TARGET" = direct ]; then MG_PORT=$MG_PG_PORT; export MG_PORT; return 0; fi
+  have_martgate || { echo "harness: $MARTGATE_BIN not found" >&2; return 1; }
+  mg_setup_keys
+  MG_PORT=$(free_port)
+  MG_CONFIG=$MG_DIR/martgate.json
+  MG_LOG=$MG_DIR/martgate.log
+  mg_write_config "$MG_CONFIG" "$@"
+  "$MARTGATE_BIN" serve --config "$MG_CONFIG" 2>>"$MG_LOG" &
+  MG_PID=$!
+  H_MG_PIDS+=("$MG_PID")
+  export MG_PORT MG_PID MG_CONFIG MG_LOG
+  if ! wait_until 10 mg_ready; then
+    echo "harness: martgate did not start listening on $MG_PORT; its log:" >&2
+    tail -20 "$MG_LOG" >&2 || true
+    return 1
+  fi
+  MG_TOKEN=$(mg_token --sub "$MG_USER" --groups analysts --ttl 1h) || { echo "harness: martgate token failed" >&2; return 1; }
+  export MG_TOKEN
+}
+mg_ready() { pid_alive "$MG_PID" && port_open "$MG_PORT"; }
+mg_alive() { pid_alive "$MG_PID"; }
+mg_reload() { kill -HUP "$MG_PID"; }
+# mg_stop [SECONDS]: SIGTERM and wait; sets MG_EXIT to martgate's exit status.
+mg_stop() {
+  MG_EXIT=0
+  [ -n "$MG_PID" ] || return 0
+  stop_pid "$MG_PID" "${1:-20}" || MG_EXIT=$?
+  MG_PID=""
+}
+mg_log_tail() { tail -n "${1:-20}" "$MG_LOG" 2>/dev/null || true; }
+# mg_token ARGS...: `martgate token` with the test's HMAC key, issuer, audience.
+mg_token() {
+  timeout 10 "$MARTGATE_BIN" token --key "$MG_HS_SECRET" --alg HS256 --iss "$MG_ISS" --aud "$MG_AUD" "$@"
+}
+# py_jwt ARGS...: hand-made tokens (pgwire.py jwt), for what `martgate token`
+# will not mint: alg none, foreign keys, odd headers.
+py_jwt() { pgwire jwt "$@"; }
+
+# ---------------------------------------------------------------- targets --
+# The tgt_* helpers talk to martgate (or, with MG_TARGET=direct, the warehouse)
+# as a client would: TLS verified against the dev CA, token as the password.
+tgt_user() { if [ "$MG_TARGET" = direct ]; then echo "$MG_SVC_USER"; else echo "$MG_USER"; fi; }
+tgt_password() { if [ "$MG_TARGET" = direct ]; then echo "$MG_SVC_PASS"; else echo "$MG_TOKEN"; fi; }
+tgt_conninfo() { # DB [extra conninfo]
+  echo "host=127.0.0.1 port=$MG_PORT dbname=$1 user=$(tgt_user) sslmode=verify-full sslrootcert=$MG_CA connect_timeout=5 ${2:-}"
+}
+# tgt_psql DB [psql args]
+tgt_psql() {
+  local db=$1; shift
+  PGPASSWORD=$(tgt_password) timeout "$H_TIMEOUT" psql -X "$(tgt_conninfo "$db")" "$@"
+}
+tgt_env() { # exports PG* for tools that take no conninfo (pgbench, pg_dump)
+  export PGHOST=127.0.0.1 PGPORT=$MG_PORT PGUSER=$(tgt_user) PGPASSWORD=$(tgt_password) \
+         PGSSLMODE=verify-full PGSSLROOTCERT=$MG_CA PGCONNECT_TIMEOUT=5
+}
+direct_env() {
+  export PGHOST=127.0.0.1 PGPORT=$MG_PG_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS \
+         PGSSLMODE=verify-full PGSSLROOTCERT=$MG_CA PGCONNECT_TIMEOUT=5
+}
+# pgwire_login PORT USER PASSWORD DB [pgwire login args]: a raw TLS login.
+pgwire_login() {
+  local port=$1 user=$2 pw=$3 db=$4; shift 4
+  H_PW=$pw pgwire login --port "$port" --tls "$MG_CA" --user "$user" --db "$db" --password-env H_PW "$@"
+}
+# tgt_pgwire_login DB [pgwire login args]: a raw login to the target.
+tgt_pgwire_login() {
+  local db=$1; shift
+  H_PW=$(tgt_password) pgwire login --port "$MG_PORT" --tls "$MG_CA" --user "$(tgt_user)" \
+    --db "$db" --password-env H_PW "$@"
+}
+
+# A held session: a psql process reading from a FIFO, to prove that sessions
+# opened earlier survive what a test does meanwhile.
+#   held_open DB; held_query "select 1;"; ...; out=$(held_close)
+held_open() {
+  HELD_FIFO=$T_DIR/held.fifo; HELD_OUT=$T_DIR/held.out
+  rm -f "$HELD_FIFO"; mkfifo "$HELD_FIFO"
+  PGPASSWORD=$(tgt_password) timeout 300 psql -X -qAt "$(tgt_conninfo "$1")" <"$HELD_FIFO" >"$HELD_OUT" 2>&1 &
+  HELD_PID=$!
+  H_BG_PIDS+=("$HELD_PID")
+  exec {HELD_FD}>"$HELD_FIFO"
+}
+held_query() { (printf '%s\n' "$1" >&"$HELD_FD") 2>/dev/null || true; }
+held_close() { # prints everything the held session printed
+  exec {HELD_FD}>&-
+  wait_until 10 pid_gone "$HELD_PID" || kill -TERM "$HELD_PID" 2>/dev/null || true
+  wait "$HELD_PID" 2>/dev/null || true
+  cat "$HELD_OUT"
+}
+
+# --------------------------------------------------------------- PgBouncer --
+# pgb_start DB...: PgBouncer in session mode in front of the warehouse (runs as
+# the unprivileged user: pgbouncer refuses root). Sets PGB_PORT, PGB_PID.
+pgb_start() {
+  command -v pgbouncer >/dev/null || { echo "harness: pgbouncer not found" >&2; return 1; }
+  local dir=$T_DIR/pgbouncer db
+  mkdir -p "$dir"
+  PGB_PORT=$(free_port)
+  {
+    echo "[databases]"
+    for db in "$@"; do
+      echo "$db = host=127.0.0.1 port=$MG_PG_PORT dbname=$db user=$MG_SVC_USER password=$MG_SVC_PASS"
+    done
+    cat <<EOF
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = session
+max_client_conn = 2000
+default_pool_size = 400
+max_db_connections = 0
+server_tls_sslmode = ${PGB_SERVER_SSLMODE:-disable}
+logfile = $dir/pgbouncer.log
+pidfile =
+EOF
+    if [ -n "${PGB_CLIENT_TLS:-}" ]; then
+      echo "client_tls_sslmode = require"
+      echo "client_tls_cert_file = $dir/server.crt"
+      echo "client_tls_key_file = $dir/server.key"
+    fi
+  } >"$dir/pgbouncer.ini"
+  echo "\"$MG_SVC_USER\" \"$MG_SVC_PASS\"" >"$dir/userlist.txt"
+  cp "$MG_CERTS/server.crt" "$MG_CERTS/server.key" "$dir/"
+  [ "$(id -u)" -eq 0 ] && chown -R "$MG_TEST_OS_USER:" "$dir"
+  chmod 0700 "$dir"
+  as_pg pgbouncer "$dir/pgbouncer.ini" >"$T_DIR/pgbouncer.stderr" 2>&1 &
+  H_BG_PIDS+=($!)
+  wait_until 10 port_open "$PGB_PORT" || { cat "$T_DIR/pgbouncer.stderr" "$dir/pgbouncer.log" >&2 2>/dev/null; return 1; }
+  # the pgbouncer process itself (as_pg wraps it in runuser when we are root);
+  # its config path is unique to this test
+  PGB_PID=$(pgrep -f -x "pgbouncer $dir/pgbouncer.ini" | head -1)
+  [ -n "$PGB_PID" ] || { echo "harness: pgbouncer pid not found" >&2; return 1; }
+  H_PGB_PIDS+=("$PGB_PID")
+  export PGB_PORT PGB_PID
+}
+
+# ------------------------------------------------------------------ pgwire --
+h_write_pgwire() {
+cat >"$1" <<'PGWIRE_EOF'
+#!/usr/bin/env python3
+"""pgwire: a small PostgreSQL wire-protocol client for martgate's integration
+tests (standard library only). Used as a module by inline test scripts and as
+a command line tool:
+
+  pgwire.py login --port P [--host H | --unix DIR] [--tls CA] [--sni NAME]
+                  --user U --db D [--password-env VAR | --password-file F]
+                  [--param k=v]... [--query SQL]... [--hold SECONDS]
+      prints READY / ROW a|b / CMD tag / ERROR sqlstate message / CLOSED
+      exit 0 ready (queries may have failed), 3 login refused, 4 closed, 5 other
+  pgwire.py jwt --alg HS256|HS384|HS512|RS256|none [--key FILE] [--kid K]
+                [--claims JSON] [--exp-in S] [--nbf-in S] [--iat-in S]
+                [--header JSON] [--strip-key]
+      prints a JWT (RS*: signed with `openssl dgst`; HS*: the key file's bytes
+      are the secret, as is, or without trailing whitespace with --strip-key)
+"""
+import argparse, base64, json, os, socket, ssl, struct, subprocess, sys, time, hashlib, hmac
+
+PROTO_3 = 196608
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+
+
+class Closed(Exception):
+    pass
+
+
+class PGError(Exception):
+    def __init__(self, fields):
+        self.fields = fields
+        super().__init__("%s %s" % (fields.get("C", "?"), fields.get("M", "")))
+
+    @property
+    def sqlstate(self):
+        return self.fields.get("C", "")
+
+
+def error_fields(payload):
+    out = {}
+    for part in payload.split(b"\0"):
+        if part:
+            out[chr(part[0])] = part[1:].decode("utf-8", "replace")
+    return out
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+def msg(t, payload=b""):
+    return t.encode() + struct.pack("!i", len(payload) + 4) + payload
+
+
+def startup_packet(params, proto=PROTO_3):
+    body = struct.pack("!i", proto)
+    for k, v in params.items():
+        body += cstr(k) + cstr(v)
+    body += b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def parse_row(payload):
+    n = struct.unpack("!h", payload[:2])[0]
+    pos, row = 2, []
+    for _ in range(n):
+        ln = struct.unpack("!i", payload[pos:pos + 4])[0]
+        pos += 4
+        if ln < 0:
+            row.append(None)
+        else:
+            row.append(payload[pos:pos + ln].decode("utf-8", "replace"))
+            pos += ln
+    return row
+
+
+class Conn:
+    def __init__(self, host="127.0.0.1", port=5432, unix_dir=None, timeout=10.0):
+        if unix_dir:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(os.path.join(unix_dir, ".s.PGSQL.%d" % port))
+        else:
+            s = socket.create_connection((host, port), timeout=timeout)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(timeout)
+        self.sock = s
+        self.buf = b""
+        self.params = {}
+        self.pid = None
+        self.key = None
+        self.tls = False
+
+    # -- bytes ---------------------------------------------------------------
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def try_send(self, data):
+        """send, but a server that hangs up mid-way (after answering a message
+        it refuses) is not an error here: returns False, read the answer next."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (OSError, ssl.SSLError):
+            return False
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError, ssl.SSLEOFError):
+            raise Closed()
+        except OSError as e:
+            if isinstance(e, socket.timeout):
+                raise
+            raise Closed()
+        if not data:
+            raise Closed()
+        self.buf += data
+
+    def recv_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_msg(self):
+        head = self.recv_exact(5)
+        t, ln = chr(head[0]), struct.unpack("!i", head[1:])[0]
+        if ln < 4 or ln > (1 << 30):
+            raise ValueError("bad message length %d from server" % ln)
+        return t, self.recv_exact(ln - 4)
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    # -- handshake -----------------------------------------------------------
+    def ssl_request(self, ca=None, sni="localhost", extra=b"", wrap=True):
+        """Send SSLRequest (plus extra bytes in the same write); returns the
+        server's one-byte answer, wrapping the socket in TLS on 'S'."""
+        self.send(struct.pack("!ii", 8, SSL_REQUEST) + extra)
+        r = self.recv_exact(1)
+        if r == b"E" and wrap:
+            # an error instead of an answer (e.g. too many clients), in plaintext
+            ln = struct.unpack("!i", self.recv_exact(4))[0]
+            if 4 <= ln <= 65536:
+                raise PGError(error_fields(self.recv_exact(ln - 4)))
+        if r == b"S" and wrap:
+            self.starttls(ca, sni)
+        return r
+
+    def starttls(self, ca=None, sni="localhost"):
+        if ca:
+            ctx = ssl.create_default_context(cafile=ca)
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=sni)
+        self.tls = True
+
+    def startup(self, user, database, params=None, proto=PROTO_3):
+        p = {"user": user, "database": database}
+        p.update(params or {})
+        self.send(startup_packet(p, proto))
+
+    def finish_login(self, password=None):
+        """Answer authentication and read up to ReadyForQuery. Raises PGError
+        on ErrorResponse, Closed if the server hangs up."""
+        while True:
+            t, p = self.read_msg()
+            if t == "R":
+                code = struct.unpack("!i", p[:4])[0]
+                if code == 0:
+                    continue
+                if code == 3:
+                    if password is None:
+                        raise RuntimeError("server asked for a password and none was given")
+                    try:
+                        self.send(msg("p", password.encode() + b"\0"))
+                    except (OSError, ssl.SSLError):
+                        pass    # the server may have answered and hung up: read on
+                elif code == 10:
+                    self._scram(p[4:], password)
+                else:
+                    raise RuntimeError("unsupported authentication request %d" % code)
+            elif t == "S":
+                k, v = p.split(b"\0")[:2]
+                self.params[k.decode()] = v.decode()
+            elif t == "K":
+                self.pid, self.key = struct.unpack("!ii", p)
+            elif t == "Z":
+                return
+            elif t == "E":
+                raise PGError(error_fields(p))
+            elif t == "N":
+                pass
+            else:
+                raise RuntimeError("unexpected message %r during login" % t)
+
+    def _scram(self, mechs, password):
+        if b"SCRAM-SHA-256" not in mechs.split(b"\0"):
+            raise RuntimeError("no supported SASL mechanism")
+        nonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = "n=,r=" + nonce
+        first = ("n,," + first_bare).encode()
+        self.send(msg("p", cstr("SCRAM-SHA-256") + struct.pack("!i", len(first)) + first))
+        t, p = self.read_msg()
+        if t == "E":
+            raise PGError(error_fields(p))
+        server_first = p[4:].decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salt, iters, rnonce = base64.b64decode(attrs["s"]), int(attrs["i"]), attrs["r"]
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iters)
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored = hashlib.sha256(client_key).digest()
+        final_wo = "c=biws,r=" + rnonce
+        auth_msg = ",".join([first_bare, server_first, final_wo]).encode()
+        sig = hmac.new(stored, auth_msg, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        self.send(msg("p", (final_wo + ",p=" + base64.b64encode(proof).decode()).encode()))
+        t, p = self.read_msg()
+        if t == "E":
+            raise PGError(error_fields(p))
+
+    def login(self, user, database, password=None, params=None, tls_ca=None, tls=True, sni="localhost"):
+        if tls:
+            r = self.ssl_request(tls_ca, sni)
+            if r != b"S":
+                raise RuntimeError("server refused TLS (%r)" % r)
+        self.startup(user, database, params)
+        self.finish_login(password)
+        return self
+
+    # -- queries -------------------------------------------------------------
+    def until_ready(self):
+        out = []
+        while True:
+            t, p = self.read_msg()
+            out.append((t, p))
+            if t == "Z":
+                return out
+
+    def query(self, sql):
+        self.send(msg("Q", cstr(sql)))
+        return self.until_ready()
+
+    def wait_closed(self, seconds):
+        """Read until the server closes the connection or `seconds` pass.
+        Returns (closed, messages)."""
+        deadline = time.time() + seconds
+        out = []
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return False, out
+            self.sock.settimeout(left)
+            try:
+                out.append(self.read_msg())
+            except Closed:
+                return True, out
+            except socket.timeout:
+                return False, out
+            except ValueError:
+                return True, out
+
+    def terminate(self):
+        try:
+            self.send(msg("X"))
+        except OSError:
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def summarize(msgs):
+    """Human-readable lines for a list of messages (rows, tags, errors)."""
+    lines = []
+    for t, p in msgs:
+        if t == "D":
+            lines.append("ROW " + "|".join("" if v is None else v for v in parse_row(p)))
+        elif t == "C":
+            lines.append("CMD " + p.rstrip(b"\0").decode())
+        elif t == "E":
+            f = error_fields(p)
+            lines.append("ERROR %s %s" % (f.get("C", "?"), f.get("M", "")))
+        elif t == "N":
+            f = error_fields(p)
+            lines.append("NOTICE %s %s" % (f.get("C", "?"), f.get("M", "")))
+    return lines
+
+
+def first_error(msgs):
+    for t, p in msgs:
+        if t == "E":
+            return error_fields(p)
+    return None
+
+
+def send_cancel(host, port, pid, key, tls_ca=None, timeout=5.0):
+    """CancelRequest on a fresh connection (plaintext, as libpq and pgjdbc
+    send it, or inside TLS when tls_ca is given). Waits for the server to close."""
+    c = Conn(host, port, timeout=timeout)
+    if tls_ca:
+        c.ssl_request(tls_ca)
+    c.send(struct.pack("!iiii", 16, CANCEL_REQUEST, pid, key))
+    closed, _ = c.wait_closed(timeout)
+    c.close()
+    return closed
+
+
+# -- JWT ----------------------------------------------------------------------
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_jwt(alg, key_file=None, claims=None, header_extra=None, kid=None, strip_key=False):
+    header = {"alg": alg, "typ": "JWT"}
+    if kid:
+        header["kid"] = kid
+    header.update(header_extra or {})
+    signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "." +
+                     b64url(json.dumps(claims or {}, separators=(",", ":")).encode()))
+    if alg == "none":
+        return signing_input + "."
+    if alg.startswith("HS"):
+        with open(key_file, "rb") as f:
+            secret = f.read()
+        if strip_key:
+            secret = secret.rstrip()
+        h = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}[alg]
+        sig = hmac.new(secret, signing_input.encode(), h).digest()
+    elif alg.startswith("RS"):
+        h = {"RS256": "-sha256", "RS384": "-sha384", "RS512": "-sha512"}[alg]
+        sig = subprocess.run(["openssl", "dgst", h, "-sign", key_file], input=signing_input.encode(),
+                             stdout=subprocess.PIPE, check=True).stdout
+    else:
+        raise SystemExit("unsupported alg " + alg)
+    return signing_input + "." + b64url(sig)
+
+
+# -- the test environment (exported by tests/lib/harness.sh) -------------------
+def env(name, default=None):
+    v = os.environ.get(name, default)
+    if v is None:
+        raise SystemExit("pgwire: environment variable %s is not set" % name)
+    return v
+
+
+def target_login(db, params=None, timeout=10.0, user=None, password=None):
+    """A session through the target (martgate, or the warehouse with
+    MG_TARGET=direct) as the tests' client would open it: TLS verified against
+    the dev CA; token (or the service password) as the password."""
+    direct = env("MG_TARGET", "martgate") == "direct"
+    if user is None:
+        user = env("MG_SVC_USER") if direct else env("MG_USER")
+    if password is None:
+        password = env("MG_SVC_PASS") if direct else env("MG_TOKEN")
+    c = Conn("127.0.0.1", int(env("MG_PORT")), timeout=timeout)
+    return c.login(user, db, password, params, tls_ca=env("MG_CA"))
+
+
+def direct_login(db, params=None, timeout=10.0):
+    """A session on the warehouse itself over its unix socket (trust), as the
+    service role: the reference answer."""
+    c = Conn(port=int(env("MG_PG_PORT")), unix_dir=env("MG_PG_SOCK"), timeout=timeout)
+    c.startup(env("MG_SVC_USER"), db, params)
+    c.finish_login(None)
+    return c
+
+
+class Report:
+    """PASS/FAIL lines that tests/lib/harness.sh turns into ok/not ok."""
+    def __init__(self):
+        self.failed = 0
+
+    def check(self, name, cond, why=""):
+        if cond:
+            print("PASS " + name, flush=True)
+        else:
+            self.failed += 1
+            print("FAIL %s | %s" % (name, str(why).replace("\n", " / ")[:600]), flush=True)
+        return cond
+
+    def note(self, text):
+        print(str(text), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    lg = sub.add_parser("login")
+    lg.add_argument("--host", default="127.0.0.1")
+    lg.add_argument("--port", type=int, required=True)
+    lg.add_argument("--unix")
+    lg.add_argument("--tls", metavar="CA", help="SSLRequest and verify against CA")
+    lg.add_argument("--tls-noverify", action="store_true")
+    lg.add_argument("--sni", default="localhost")
+    lg.add_argument("--user", required=True)
+    lg.add_argument("--db", required=True)
+    lg.add_argument("--password-env")
+    lg.add_argument("--password-file")
+    lg.add_argument("--param", action="append", default=[])
+    lg.add_argument("--query", action="append", default=[])
+    lg.add_argument("--hold", type=float, default=0)
+    lg.add_argument("--timeout", type=float, default=10)
+    jw = sub.add_parser("jwt")
+    jw.add_argument("--alg", required=True)
+    jw.add_argument("--key")
+    jw.add_argument("--kid")
+    jw.add_argument("--claims", default="{}")
+    jw.add_argument("--header", default="{}")
+    jw.add_argument("--exp-in", type=int)
+    jw.add_argument("--nbf-in", type=int)
+    jw.add_argument("--iat-in", type=int)
+    jw.add_argument("--strip-key", action="store_true")
+    a = ap.parse_args()
+
+    if a.cmd == "jwt":
+        claims = json.loads(a.claims)
+        now = int(time.time())
+        for name, val in (("exp", a.exp_in), ("nbf", a.nbf_in), ("iat", a.iat_in)):
+            if val is not None:
+                claims[name] = now + val
+        print(make_jwt(a.alg, a.key, claims, json.loads(a.header), a.kid, a.strip_key))
+        return 0
+
+    password = None
+    if a.password_env:
+        password = os.environ.get(a.password_env, "")
+    elif a.password_file:
+        with open(a.password_file) as f:
+            password = f.read()
+    params = dict(p.split("=", 1) for p in a.param)
+    try:
+        c = Conn(a.host, a.port, a.unix, timeout=a.timeout)
+        if a.tls or a.tls_noverify:
+            r = c.ssl_request(None if a.tls_noverify else a.tls)
+            if r != b"S":
+                print("NOTLS %r" % r)
+                return 5
+        c.startup(a.user, a.db, params)
+        c.finish_login(password)
+    except PGError as e:
+        print("ERROR %s %s" % (e.sqlstate, e.fields.get("M", "")))
+        return 3
+    except Closed:
+        print("CLOSED")
+        return 4
+    except (OSError, RuntimeError, ValueError) as e:
+        print("FAILED %s" % e)
+        return 5
+    print("READY")
+    try:
+        for q in a.query:
+            for line in summarize(c.query(q)):
+                print(line)
+        if a.hold:
+            time.sleep(a.hold)
+        c.terminate()
+    except Closed:
+        print("CLOSED")
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+PGWIRE_EOF
+}
