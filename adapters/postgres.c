@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/log.h"
 
@@ -185,6 +186,12 @@ int backend_cancel(backend *b)
         return -1;
     }
     return 0;
+}
+
+void backend_cancel_drain(double seconds)
+{
+    for (int i = 0; i < (int)(seconds * 100) && atomic_load(&cancels_in_flight) > 0; i++)
+        usleep(10000);
 }
 
 void backend_free(backend *b)

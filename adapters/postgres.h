@@ -41,6 +41,9 @@ int backend_pid(const backend *b);
  * thread does the blocking PQcancel). -1 when too many cancels are in flight. */
 int backend_cancel(backend *b);
 
+/* Waits up to `seconds` for cancel requests still being sent (at exit). */
+void backend_cancel_drain(double seconds);
+
 /* Closes the warehouse session (sends Terminate) and frees everything. */
 void backend_free(backend *b);
 

@@ -19,6 +19,7 @@
 #include "proxy/commands.h"
 #include "proxy/log.h"
 #include "proxy/pgwire.h"
+#include "adapters/postgres.h"
 #include "proxy/session.h"
 
 void server_session_removed(server *srv, session *s)
@@ -86,11 +87,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         refuse_now(fd, SQLSTATE_CANNOT_CONNECT_NOW, "martgate is shutting down");
         return;
     }
-    if (srv->nsessions >= srv->cfg->max_clients) {
+    /* Beyond max_clients a session still gets its TLS handshake and startup
+     * packet read, so the client can show why it is refused (libpq does not
+     * show an error sent in answer to SSLRequest); beyond a margin more, the
+     * socket is refused at once to bound memory. */
+    bool over = srv->nsessions >= srv->cfg->max_clients;
+    if (srv->nsessions >= srv->cfg->max_clients + 64) {
         log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", srv->nsessions);
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
         return;
     }
+    if (over)
+        log_msg(LOG_WARNING, "refusing a connection: %d clients already (limits.max_clients)", srv->nsessions);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -100,6 +108,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    s->over_limit = over;
     s->next = srv->sessions;
     if (srv->sessions)
         srv->sessions->prev = s;
@@ -344,5 +353,6 @@ out:
     if (srv.shutdown_timer) event_free(srv.shutdown_timer);
     event_base_free(srv.base);
     config_unref(srv.cfg);
+    backend_cancel_drain(3.0);   /* cancels of the last sessions' queries */
     return rc;
 }

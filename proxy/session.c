@@ -23,6 +23,7 @@
 #include "proxy/server.h"
 
 static void on_client_io(conn *c, conn_event what, void *arg);
+static void close_warehouse(session *s);
 static void on_server_io(conn *c, conn_event what, void *arg);
 
 void session_log(const session *s, int level, const char *fmt, ...)
@@ -120,10 +121,7 @@ void session_free(session *s)
     if (s->state == SS_READY || s->state == SS_CLOSING)
         session_log(s, LOG_INFO, "session ended");
     server_session_removed(s->srv, s);
-    if (s->server_open)
-        conn_close(&s->server);
-    if (s->be)
-        backend_free(s->be);
+    close_warehouse(s);
     conn_close(&s->client);
     if (s->fd >= 0)
         close(s->fd);
@@ -156,6 +154,10 @@ void session_flush(session *s)
 
 static void close_warehouse(session *s)
 {
+    /* a query still running would go on on the warehouse until it next
+     * writes to the closed socket: cancel it first */
+    if (s->be && s->server_open && !relay_idle(s) && backend_cancel(s->be) == 0)
+        session_log(s, LOG_INFO, "cancelled the warehouse query still running");
     if (s->server_open) {
         conn_close(&s->server);
         s->server_open = false;
@@ -359,6 +361,11 @@ static int expand_options(session *s, char *err, size_t errlen)
 static void handle_startup(session *s)
 {
     const pg_startup *st = &s->startup;
+    if (s->over_limit) {
+        /* said after TLS and the startup packet, where clients show it */
+        fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
+        return;
+    }
     if (!s->client.ssl && !s->cfg->allow_plaintext) {
         session_log(s, LOG_INFO, "refused: plaintext connection");
         fatal(s, SQLSTATE_INVALID_AUTHORIZATION,

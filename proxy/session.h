@@ -43,6 +43,7 @@ typedef struct session {
     char log_prefix[192];
     session_state state;
     bool draining;                   /* server stopping: close when idle */
+    bool over_limit;                 /* beyond max_clients: refused after the startup packet */
 
     char *startup_packet;            /* copy; names/values below point into it */
     char *options_buf;               /* settings split out of "options" */
