@@ -198,9 +198,19 @@ static int parse_limits(const json_doc *doc, const json_t *root, config *c, char
     return 0;
 }
 
+static bool lookup_database(void *arg, const char *name, const char **conninfo, const char **password)
+{
+    const config_database *db = config_find_database(arg, name);
+    if (!db)
+        return false;
+    *conninfo = db->conninfo;
+    *password = db->password;
+    return true;
+}
+
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "log_level", NULL};
+    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit", "log_level", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -250,6 +260,11 @@ config *config_load(const char *path, char *err, size_t errlen)
         ok = 0;
     if (ok && hint)
         c->deny_hint = strdup(hint);
+    if (ok) {
+        c->audit = audit_settings_parse(doc, json_object_get(root, "audit"), c->dir, lookup_database, c,
+                                        err, errlen);
+        ok = c->audit != NULL;
+    }
     if (ok && policy) {
         /* every error of the policy goes to the log; err gets the first */
         c->policy_path = resolve_path(c->dir, policy);
@@ -303,6 +318,7 @@ void config_unref(config *c)
     policy_unref(c->policy);
     free(c->policy_path);
     free(c->deny_hint);
+    audit_settings_free(c->audit);
     free(c->path);
     free(c->dir);
     free(c);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "policy/policy.h"
+#include "proxy/audit.h"
 #include "proxy/jwt_verify.h"
 
 typedef struct {
@@ -32,6 +33,7 @@ typedef struct config {
     policy_t *policy;               /* NULL: no policy configured (allow all) */
     char *policy_path;
     char *deny_hint;                /* hint on every denial ("ask #data-governance") */
+    audit_settings *audit;          /* the "audit" section (auditing off when absent) */
     config_database *databases;
     size_t ndatabases;
     size_t max_message_bytes;       /* largest client message held in memory */

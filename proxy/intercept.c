@@ -362,8 +362,11 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
 {
     memset(out, 0, sizeof *out);
     const policy_t *p = current_policy(s);
-    if (!p)
-        return;   /* no policy configured: martgate is a plain authenticating proxy */
+    if (!p) {
+        /* no policy configured: martgate is a plain authenticating proxy */
+        s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL);
+        return;
+    }
     session_guard *g = &s->guard;
     const char *hint = s->srv->cfg->deny_hint;
     if (!g->ready) {
@@ -389,6 +392,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     if (analyze_sql(sql, &ctx, &a, &aerr) != 0) {
         /* what our parser cannot read is not forwarded (fail closed) */
         deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", NULL, aerr.cursor_position, "%s", aerr.message);
+        trail_refused(s, sql, out->sqlstate, aerr.message);
         return;
     }
     /* a search_path change inside this text: later statements may resolve
@@ -411,6 +415,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         list_clear(&wide);
         if (rc != 0) {
             deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", NULL, aerr.cursor_position, "%s", aerr.message);
+            trail_refused(s, sql, out->sqlstate, aerr.message);
             return;
         }
     }
@@ -449,8 +454,14 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         if (out->verdict != INTERCEPT_DENY)
             apply_effects(s, a, kind, stmt_name);
     }
-    if (out->verdict != INTERCEPT_WAIT)
+    if (out->verdict != INTERCEPT_WAIT) {
         g->catalog_since = 0;
+        if (rc != 0)
+            trail_refused(s, sql, out->sqlstate, out->message);
+        else
+            s->pending_req = trail_decided(s, kind, stmt_name, sql, a, &g->dec, out->verdict == INTERCEPT_DENY,
+                                           out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message);
+    }
     decision_reset(&g->dec);
     analysis_free(a);
 }

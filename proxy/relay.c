@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "adapters/catalog.h"
+#include "proxy/audit_trail.h"
 #include "proxy/intercept.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -33,24 +34,44 @@ static bool q_grow(relay_queue *q)
 {
     size_t ncap = q->cap ? q->cap * 2 : 16;
     uint8_t *k = malloc(ncap);
-    if (!k)
+    struct trail_req **r = calloc(ncap, sizeof *r);
+    if (!k || !r) {
+        free(k);
+        free(r);
         return false;
-    for (size_t i = 0; i < q->len; i++)
+    }
+    for (size_t i = 0; i < q->len; i++) {
         k[i] = q->kinds[(q->head + i) % q->cap];
+        r[i] = q->reqs[(q->head + i) % q->cap];
+    }
     free(q->kinds);
+    free(q->reqs);
     q->kinds = k;
+    q->reqs = r;
     q->cap = ncap;
     q->head = 0;
     return true;
 }
 
-static bool q_push(relay_queue *q, uint8_t kind)
+/* Pushes a request; req (may be NULL) is the audit record it completes. */
+static bool q_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
     if (q->len == q->cap && !q_grow(q))
         return false;
     q->kinds[(q->head + q->len) % q->cap] = kind;
+    q->reqs[(q->head + q->len) % q->cap] = req;
     q->len++;
     return true;
+}
+
+static bool q_push(relay_queue *q, uint8_t kind)
+{
+    return q_push_req(q, kind, NULL);
+}
+
+static struct trail_req *q_head_req(const relay_queue *q)
+{
+    return q->len ? q->reqs[q->head] : NULL;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -93,6 +114,10 @@ static void q_pop(relay_queue *q)
 {
     if (!q->len)
         return;
+    if (q->reqs[q->head]) {
+        trail_finish(q->owner, q->reqs[q->head]);
+        q->reqs[q->head] = NULL;
+    }
     if (q->kinds[q->head] & POISON) {
         free_error(&q->poison[q->phead]);
         q->phead = (q->phead + 1) % q->pcap;
@@ -109,6 +134,7 @@ void relay_free(relay_state *r)
     while (r->q.len)
         q_pop(&r->q);
     free(r->q.kinds);
+    free(r->q.reqs);
     free(r->q.poison);
     memset(&r->q, 0, sizeof r->q);
 }
@@ -169,6 +195,7 @@ void relay_server_drained(session *s)
 
 void relay_start(session *s)
 {
+    s->relay.q.owner = s;
     conn_read(&s->server, true);
     conn_read(&s->client, true);
     /* the client may have pipelined queries behind its password */
@@ -238,6 +265,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
                       .detail = "No policy can see inside a FunctionCall message.",
                       .hint = "Call the function from a SQL statement instead."};
         session_log(s, LOG_INFO, "denied a FunctionCall message");
+        trail_refused(s, NULL, e.sqlstate, e.message);
         if (forward_denial(s, 'Q', NULL, &e))
             return true;
         session_kill(s);
@@ -268,7 +296,9 @@ static bool handle_statement(session *s, char type, uint32_t len)
         wait_for_catalog(s);
         return false;
     case INTERCEPT_ALLOW:
-        ok = evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 && q_push(&s->relay.q, (uint8_t)type);
+        ok = evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
+             q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
+        s->pending_req = NULL;
         break;
     case INTERCEPT_REPLACE:
         if (type == 'Q') {
@@ -282,7 +312,8 @@ static bool handle_statement(session *s, char type, uint32_t len)
                  evbuffer_add(out, res.text, tlen) == 0 && evbuffer_add(out, body + pos, rest) == 0;
         }
         evbuffer_drain(in, len + 1);
-        ok = ok && q_push(&s->relay.q, (uint8_t)type);
+        ok = ok && q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
+        s->pending_req = NULL;
         break;
     case INTERCEPT_DENY: {
         pg_error e = {.severity = "ERROR", .sqlstate = res.sqlstate[0] ? res.sqlstate : SQLSTATE_INSUFFICIENT_PRIVILEGE,
@@ -294,6 +325,10 @@ static bool handle_statement(session *s, char type, uint32_t len)
     }
     }
     intercept_result_clear(&res);
+    if (s->pending_req) {   /* not attached (out of memory): write it as it is */
+        trail_finish(s, s->pending_req);
+        s->pending_req = NULL;
+    }
     if (!ok) {
         session_log(s, LOG_ERROR, "out of memory relaying a statement");
         session_kill(s);
@@ -340,7 +375,29 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
         }
         if (r->q.len >= RELAY_QUEUE_MAX)
             return SCAN_MORE;
-        if (tracked_request(type) && !q_push(&r->q, (uint8_t)type)) {
+        struct trail_req *req = NULL;
+        if (s->trail && (type == 'B' || type == 'E' || type == 'C')) {
+            /* the names at the start of the body, for the audit trail */
+            const char *body = (const char *)p + off + 5;
+            size_t blen = off + len + 1 <= n ? len - 4 : (n > off + 5 ? n - off - 5 : 0);
+            size_t pos = 0;
+            if (type == 'C' && blen > 0)
+                pos = 1;
+            const char *a = pgw_read_cstring(body, blen, &pos);
+            const char *b = type == 'B' && a ? pgw_read_cstring(body, blen, &pos) : NULL;
+            if (!a || (type == 'B' && !b)) {
+                if (off + len + 1 > n && n - off < 600)
+                    return SCAN_MORE;   /* names not all here yet: wait for them */
+            } else if (type == 'B') {
+                trail_bind(s, a, b);
+            } else if (type == 'E') {
+                req = trail_execute(s, a);
+            } else {
+                trail_close(s, body[0], a);
+            }
+        }
+        if (tracked_request(type) && !q_push_req(&r->q, (uint8_t)type, req)) {
+            trail_discard(req);
             snprintf(bad, badlen, "out of memory");
             return SCAN_BAD;
         }
@@ -454,6 +511,20 @@ static void pop_after_error(relay_queue *q)
         q_pop(q);
 }
 
+/* Tells the audit trail what the head request's answer says. */
+static void note_answer(struct trail_req *req, char type, const unsigned char *msg, uint32_t len, bool whole)
+{
+    const char *body = (const char *)msg + 5;
+    size_t blen = len - 4;
+    if (type == 'D') {
+        trail_count_row(req);
+    } else if (type == 'C' || type == 'I' || type == 's') {
+        trail_answer(req, type, whole && type == 'C' && memchr(body, 0, blen) ? body : "");
+    } else if (type == 'E') {
+        trail_answer(req, 'E', whole ? pgw_error_field(body, blen, 'C') : NULL);
+    }
+}
+
 /* Warehouse → client. Completion messages pop the request queue in place;
  * the scan stops at an ErrorResponse answering a poison (to swap it) and
  * after a ReadyForQuery that leaves a draining session idle. */
@@ -469,6 +540,9 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             return SCAN_BAD;
         if (q_head(&r->q) == INTERNAL)
             return SCAN_HOLD;
+        struct trail_req *req = q_head_req(&r->q);
+        if (req)
+            note_answer(req, type, p + off, len, off + len + 1 <= n);
         switch (type) {
         case 'E':
             if (q_head(&r->q) & POISON)

@@ -24,9 +24,13 @@
 struct session;
 
 /* A request in flight, in the order the warehouse will answer them. */
+struct trail_req;
+
 typedef struct {
     uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
+    struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
     size_t cap, head, len;
+    struct session *owner;
     pg_error *poison;        /* ring of the errors that replace poison answers */
     size_t pcap, phead, plen;
 } relay_queue;

@@ -206,6 +206,8 @@ static void reload(server *srv)
     }
     if (!same_listen(srv->cfg, c))
         log_msg(LOG_WARNING, "reload: listen addresses changed; that takes a restart");
+    if (!audit_settings_same(srv->cfg->audit, c->audit))
+        log_msg(LOG_WARNING, "reload: the audit section changed; the running audit log keeps its settings until a restart");
     config_unref(srv->cfg);
     srv->cfg = c;
     log_set_level((log_level)c->log_level);
@@ -262,6 +264,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (sig == SIGHUP)
         reload(srv);
+    else if (sig == SIGUSR1)
+        audit_reopen(srv->audit);
     else
         begin_shutdown(srv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
@@ -318,6 +322,11 @@ int cmd_serve_main(int argc, char **argv)
         return 1;
     }
     int rc = 1;
+    srv.audit = audit_start(cfg->audit, srv.base, err, sizeof err);
+    if (!srv.audit) {
+        log_msg(LOG_ERROR, "audit: %s", err);
+        goto out;
+    }
     if (open_listeners(&srv, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "%s", err);
         goto out;
@@ -325,6 +334,8 @@ int cmd_serve_main(int argc, char **argv)
     srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
     srv.sig_hup = evsignal_new(srv.base, SIGHUP, on_signal, &srv);
+    srv.sig_usr1 = evsignal_new(srv.base, SIGUSR1, on_signal, &srv);
+    evsignal_add(srv.sig_usr1, NULL);
     evsignal_add(srv.sig_term, NULL);
     evsignal_add(srv.sig_int, NULL);
     evsignal_add(srv.sig_hup, NULL);
@@ -347,9 +358,11 @@ out:
     for (size_t i = 0; i < srv.ncatalogs; i++)
         catalog_cache_free(srv.catalogs[i]);
     free(srv.catalogs);
+    audit_close(srv.audit);   /* every session_end is queued by now */
     if (srv.sig_term) event_free(srv.sig_term);
     if (srv.sig_int) event_free(srv.sig_int);
     if (srv.sig_hup) event_free(srv.sig_hup);
+    if (srv.sig_usr1) event_free(srv.sig_usr1);
     if (srv.shutdown_timer) event_free(srv.shutdown_timer);
     event_base_free(srv.base);
     config_unref(srv.cfg);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "adapters/catalog.h"
+#include "proxy/audit.h"
 #include "proxy/config.h"
 
 struct session;
@@ -27,7 +28,8 @@ typedef struct server {
     int nsessions;
     uint64_t next_session_id;
     bool stopping;
-    struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *shutdown_timer;
+    audit_log *audit;            /* started once; a reload keeps it */
     catalog_cache **catalogs;    /* per cfg->databases entry, when a policy is loaded */
     size_t ncatalogs;
 } server;

@@ -132,7 +132,12 @@ void session_free(session *s)
         if (c)
             catalog_cache_wait_cancel(c, s);
     }
-    relay_free(&s->relay);
+    if (s->waiting_audit)
+        audit_wait_cancel(s->srv->audit, s);
+    relay_free(&s->relay);           /* finishes the records of requests in flight */
+    trail_discard(s->pending_req);
+    trail_session_end(s);            /* after every statement record of the session */
+    trail_state_free(s->trail);
     guard_free(&s->guard);
     free(s->search_path_text);
     jwt_identity_clear(&s->ident);
@@ -499,6 +504,7 @@ static void read_password(session *s)
     }
     if (len < 5 || len > limit) {
         session_log(s, LOG_WARNING, "login failed: password message of %u bytes (limit %zu)", len, limit);
+        trail_login_failed(s, "password message over the token size limit");
         fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
         return;
     }
@@ -519,17 +525,20 @@ static void read_password(session *s)
     free(msg);
     if (rc != 0) {
         session_log(s, LOG_WARNING, "login failed: %s", why);
+        trail_login_failed(s, why);
         fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
         return;
     }
     if (!config_find_database(s->cfg, s->database)) {
         session_log(s, LOG_INFO, "login refused: unknown database \"%s\"", s->database);
+        trail_login_failed(s, "unknown database");
         fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
         return;
     }
     char gerr[300];
     if (guard_login(s, &s->search_path_text, gerr, sizeof gerr) != 0) {
         session_log(s, LOG_INFO, "login refused: %s", gerr);
+        trail_login_failed(s, gerr);
         fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);
         return;
     }
@@ -549,6 +558,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         while (l && msg[l - 1] == '\n')
             msg[--l] = 0;
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, msg);
+        trail_login_failed(s, "the warehouse could not be reached");
         backend_free(s->be);
         s->be = NULL;
         fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
@@ -588,6 +598,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse_pid=%d",
                 s->database, groups[0] ? groups : "-", s->application_name ? s->application_name : "-",
                 s->client.ssl ? SSL_get_version(s->client.ssl) : "off", backend_pid(s->be));
+    trail_session_start(s);
     relay_start(s);
     session_flush(s);
 }

@@ -15,6 +15,7 @@
 #include "adapters/postgres.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
+#include "proxy/audit_trail.h"
 #include "proxy/intercept.h"
 #include "proxy/jwt_verify.h"
 #include "proxy/pgwire.h"
@@ -60,6 +61,11 @@ typedef struct session {
 
     relay_state relay;
     session_guard guard;             /* policy state: principal, search_path, prepared */
+    struct trail_state *trail;       /* audit: statement templates and portals */
+    struct trail_req *pending_req;   /* audit records of the statement being forwarded */
+    bool audit_started;              /* session_start written: session_end owed */
+    unsigned long long statements;   /* statement records written */
+    bool waiting_audit;              /* paused until the audit queue has room */
     char *search_path_text;          /* the warehouse session's starting search_path */
     struct session *prev, *next;     /* server's list */
 } session;

@@ -1,0 +1,62 @@
+/*
+ * audit_trail: what a session tells the audit log. It builds the records of
+ * session events (session_start, login_failed, session_end) and of every
+ * statement decided, and follows statements through the relay to fill in
+ * what only the warehouse's answer tells: duration, rows, SQLSTATE.
+ *
+ * A Query message yields one record per statement of its text, completed by
+ * the CommandComplete/ErrorResponse answers in order. In the extended
+ * protocol the decision is made at Parse and each Execute of a portal of that
+ * statement yields one record. A denied statement is recorded at once.
+ */
+#ifndef MARTGATE_AUDIT_TRAIL_H
+#define MARTGATE_AUDIT_TRAIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/analyze.h"
+#include "policy/decide.h"
+
+struct session;
+
+/* Records of one request in flight (a Query, or an Execute). */
+typedef struct trail_req trail_req;
+
+void trail_session_start(struct session *s);
+void trail_login_failed(struct session *s, const char *reason);
+void trail_session_end(struct session *s);
+
+/* A statement was decided. Builds its record(s): for a denial they go out at
+ * once; otherwise, for 'Q', the request to attach to the queue entry is
+ * returned; for 'P' the record becomes the template of statement stmt_name. */
+trail_req *trail_decided(struct session *s, char kind, const char *stmt_name, const char *sql,
+                         const analysis *a, decision *d, bool denied, bool rewritten,
+                         const char *deny_sqlstate, const char *deny_message);
+/* A statement refused before any decision (unparsable text, FunctionCall). */
+void trail_refused(struct session *s, const char *sql, const char *sqlstate, const char *message);
+
+/* Extended protocol: Bind ties a portal to a statement; Execute of a portal
+ * starts a request; Close drops either. */
+void trail_bind(struct session *s, const char *portal, const char *stmt);
+trail_req *trail_execute(struct session *s, const char *portal);
+void trail_close(struct session *s, char what, const char *name);
+
+/* The warehouse's answers: CommandComplete ('C' with its tag), empty query
+ * ('I'), PortalSuspended ('s'), ErrorResponse ('E' with its SQLSTATE). */
+void trail_answer(trail_req *r, char type, const char *tag_or_sqlstate);
+/* The request is over (ReadyForQuery for a Query, completion for an
+ * Execute, or skipped after an error): its records go to the audit log. */
+void trail_finish(struct session *s, trail_req *r);
+/* Frees a request without writing it (session torn down hard). */
+void trail_discard(trail_req *r);
+
+/* Per-session state: statement templates and portal bindings. */
+typedef struct trail_state trail_state;
+void trail_state_free(trail_state *t);
+
+/* Rows a suspended portal returned so far (the relay counts DataRows). */
+void trail_count_row(trail_req *r);
+
+#endif
