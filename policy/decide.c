@@ -1594,3 +1594,41 @@ char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *tab
     }
     return b.s;
 }
+
+/* ---- connection impersonation (Metabase's SET ROLE) ------------------- */
+
+int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
+                         const char *const **groups, size_t *n_groups, char *why, size_t whylen)
+{
+    const policy_role *r = NULL;
+    for (size_t i = 0; i < p->n_roles && !r; i++)
+        if (strcmp(p->roles[i].name, role) == 0)
+            r = &p->roles[i];
+    if (!r) {
+        snprintf(why, whylen, "role \"%s\" is not mapped to groups by the policy", role);
+        return 0;
+    }
+    subj s;
+    if (subj_init(&s, p, who) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    bool ok = false;
+    for (size_t i = 0; i < p->n_impersonators && !ok; i++) {
+        const policy_impersonator *imp = &p->impersonators[i];
+        const char *what;
+        if (subjects_match(&imp->subjects, &s, &what) <= 0)
+            continue;
+        for (size_t k = 0; k < imp->n_roles && !ok; k++)
+            ok = glob_match(&imp->roles[k], role);
+    }
+    subj_free(&s);
+    if (!ok) {
+        snprintf(why, whylen, "%s may not impersonate role \"%s\" (not an impersonator for it in the policy)",
+                 who->user ? who->user : "this user", role);
+        return 0;
+    }
+    *groups = (const char *const *)r->groups;
+    *n_groups = r->n_groups;
+    return 1;
+}

@@ -150,6 +150,14 @@ typedef struct decide_visibility {
 } decide_visibility;
 char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *table_expr);
 
+/* Connection impersonation (Metabase Pro/Enterprise sends SET ROLE r before a
+ * person's queries): may `who` act as policy role `role`? 1 with the role's
+ * groups (borrowed from the policy), 0 with the reason in why, -1 on out of
+ * memory. The policy's `roles` map names to groups and its `impersonators`
+ * say who may take which roles. */
+int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
+                         const char *const **groups, size_t *n_groups, char *why, size_t whylen);
+
 /* The principal's groups: the token's plus the policy's memberships.
  * Returns the count; writes up to max borrowed names into out. */
 size_t decide_effective_groups(const policy_t *p, const decide_principal *who, const char **out, size_t max);

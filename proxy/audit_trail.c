@@ -67,6 +67,14 @@ static json_t *session_record(const session *s, const char *event)
     json_object_set_new(r, "client_port", json_integer(s->client_port));
     json_object_set_new(r, "application_name", s->application_name ? json_string(s->application_name) : json_null());
     json_object_set_new(r, "database", s->database ? json_string(s->database) : json_null());
+    if (s->guard.imp_role) {
+        /* connection impersonation: both names, and the groups decisions used */
+        json_t *eg = json_array();
+        for (size_t i = 0; i < s->guard.who.n_groups; i++)
+            json_array_append_new(eg, json_string(s->guard.who.groups[i]));
+        json_object_set_new(r, "impersonated_role", json_string(s->guard.imp_role));
+        json_object_set_new(r, "effective_groups", eg);
+    }
     return r;
 }
 

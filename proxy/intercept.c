@@ -198,6 +198,7 @@ int guard_login(session *s, char **search_path_text, char *err, size_t errlen)
     g->who.groups = (const char *const *)s->ident.groups;
     g->who.n_groups = s->ident.ngroups;
     g->who.claims = s->ident.claims;
+    g->login_who = g->who;
     decision_init(&g->dec);
     const char *asked = pgw_startup_get(&s->startup, "search_path");
     if (asked) {
@@ -246,6 +247,7 @@ void guard_free(session_guard *g)
     list_clear(&g->tx_session_path);
     prepared_remove(g, NULL);
     free(g->prepared);
+    free(g->imp_role);
     if (g->ready)
         decision_free(&g->dec);
     memset(g, 0, sizeof *g);
@@ -357,6 +359,69 @@ static bool has_unqualified(const analysis *a)
     return false;
 }
 
+/* SET ROLE r / RESET ROLE / SET ROLE NONE as the only statement: Metabase's
+ * connection impersonation. An impersonator the policy allows becomes the
+ * role's principal (its groups, no claims) for the statements that follow;
+ * the warehouse only records it in a custom setting, so its own roles and
+ * grants are never involved. Returns true when it handled the statement. */
+static bool impersonation(session *s, const policy_t *p, const analysis *a, intercept_result *out)
+{
+    session_guard *g = &s->guard;
+    if (a->n_roles != 1 || a->n_stmts != 1 || a->n_relations || a->n_functions || a->n_flags ||
+        a->roles[0].via_function)
+        return false;
+    const analysis_role_change *rc = &a->roles[0];
+    const char *hint = s->srv->cfg->deny_hint;
+    const char *local = rc->is_local ? "LOCAL " : "";
+    char sql[512];
+    if (rc->action == ANALYZE_ROLE_RESET) {
+        if (g->imp_role)
+            session_log(s, LOG_INFO, "impersonation of role %s ends", g->imp_role);
+        free(g->imp_role);
+        g->imp_role = NULL;
+        g->who = g->login_who;
+        /* the same command tag as the client's own statement */
+        if (a->stmts[0].tag && !strcmp(a->stmts[0].tag, "RESET"))
+            snprintf(sql, sizeof sql, "RESET martgate.impersonating");
+        else
+            snprintf(sql, sizeof sql, "SET %smartgate.impersonating TO DEFAULT", local);
+    } else if (rc->action == ANALYZE_ROLE_SET && rc->role) {
+        const char *const *groups;
+        size_t n;
+        char why[300];
+        int ok = decide_impersonation(p, &g->login_who, rc->role, &groups, &n, why, sizeof why);
+        if (ok <= 0) {
+            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "permission denied by policy: %s", why);
+            session_log(s, LOG_INFO, "denied: %s", why);
+            trail_refused(s, "SET ROLE", out->sqlstate, out->message);
+            return true;
+        }
+        char *lit = rewrite_quote_literal(rc->role);
+        char *copy = strdup(rc->role);
+        if (!lit || !copy) {
+            free(lit);
+            free(copy);
+            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "out of memory");
+            return true;
+        }
+        snprintf(sql, sizeof sql, "SET %smartgate.impersonating = %s", local, lit);
+        free(lit);
+        free(g->imp_role);
+        g->imp_role = copy;
+        g->who.user = g->imp_role;
+        g->who.groups = groups;
+        g->who.n_groups = n;
+        g->who.claims = NULL;
+        session_log(s, LOG_INFO, "impersonating role %s", g->imp_role);
+    } else {
+        return false;   /* SESSION AUTHORIZATION and the rest: decide denies */
+    }
+    out->verdict = INTERCEPT_REPLACE;
+    out->text = strdup(sql);
+    s->pending_req = trail_decided(s, 'Q', NULL, sql, a, NULL, false, true, NULL, NULL);
+    return true;
+}
+
 void intercept_statement(session *s, char kind, const char *stmt_name, const char *sql,
                          intercept_result *out)
 {
@@ -418,6 +483,15 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
             trail_refused(s, sql, out->sqlstate, aerr.message);
             return;
         }
+    }
+    if (impersonation(s, p, a, out)) {
+        if (kind == 'P' && s->pending_req) {
+            /* a Parse: the Execute completes it, the template carries it */
+            trail_discard(s->pending_req);
+            s->pending_req = NULL;
+        }
+        analysis_free(a);
+        return;
     }
     decide_request req = {
         .sql = sql, .facts = a, .who = &g->who,

@@ -46,7 +46,9 @@ typedef struct {
 /* The per-session state decisions depend on. */
 typedef struct {
     bool ready;                      /* principal filled in at login */
-    decide_principal who;
+    decide_principal who;            /* whom statements are decided for now */
+    decide_principal login_who;      /* who logged in (the token's principal) */
+    char *imp_role;                  /* SET ROLE taken by an impersonator, or NULL */
     schema_list startup_path;        /* what RESET search_path goes back to */
     schema_list committed_path;      /* outside any transaction */
     schema_list effective_path;      /* what the server uses now */
