@@ -10,5 +10,6 @@
 int cmd_serve_main(int argc, char **argv);   /* proxy/server.c */
 int cmd_token_main(int argc, char **argv);   /* proxy/cmd_token.c */
 int cmd_policy_main(int argc, char **argv);  /* proxy/cmd_policy.c */
+int cmd_audit_main(int argc, char **argv);   /* proxy/cmd_audit.c */
 
 #endif

@@ -364,7 +364,8 @@ static bool has_unqualified(const analysis *a)
  * role's principal (its groups, no claims) for the statements that follow;
  * the warehouse only records it in a custom setting, so its own roles and
  * grants are never involved. Returns true when it handled the statement. */
-static bool impersonation(session *s, const policy_t *p, const analysis *a, intercept_result *out)
+static bool impersonation(session *s, const policy_t *p, const char *text, const analysis *a,
+                          intercept_result *out)
 {
     session_guard *g = &s->guard;
     if (a->n_roles != 1 || a->n_stmts != 1 || a->n_relations || a->n_functions || a->n_flags ||
@@ -393,7 +394,7 @@ static bool impersonation(session *s, const policy_t *p, const analysis *a, inte
         if (ok <= 0) {
             deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "permission denied by policy: %s", why);
             session_log(s, LOG_INFO, "denied: %s", why);
-            trail_refused(s, "SET ROLE", out->sqlstate, out->message);
+            trail_refused(s, text, out->sqlstate, out->message);
             return true;
         }
         char *lit = rewrite_quote_literal(rc->role);
@@ -418,7 +419,7 @@ static bool impersonation(session *s, const policy_t *p, const analysis *a, inte
     }
     out->verdict = INTERCEPT_REPLACE;
     out->text = strdup(sql);
-    s->pending_req = trail_decided(s, 'Q', NULL, sql, a, NULL, false, true, NULL, NULL);
+    s->pending_req = trail_decided(s, 'Q', NULL, text, a, NULL, false, true, NULL, NULL);
     return true;
 }
 
@@ -484,7 +485,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
             return;
         }
     }
-    if (impersonation(s, p, a, out)) {
+    if (impersonation(s, p, sql, a, out)) {
         if (kind == 'P' && s->pending_req) {
             /* a Parse: the Execute completes it, the template carries it */
             trail_discard(s->pending_req);

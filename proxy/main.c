@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  serve --config FILE [--check]   run the proxy (or only validate its config)\n"
             "  token --key FILE --alg ALG --sub USER [...]   mint a JWT for demos and tests\n"
             "  policy check|explain|test ...   validate, explain and test a policy\n"
+            "  audit [FILES...] [filters]      review the audit log (--summary, --follow, --json)\n"
             "  help                            this text\n"
             "  --version                       print the version\n\n"
             "Each command takes --help.\n",
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
         return cmd_token_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "policy"))
         return cmd_policy_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "audit"))
+        return cmd_audit_main(argc - 1, argv + 1);
     fprintf(stderr, "martgate: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
