@@ -427,6 +427,18 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
                          intercept_result *out)
 {
     memset(out, 0, sizeof *out);
+    switch (audit_room(s->srv->audit)) {
+    case AUDIT_OK:
+        break;
+    case AUDIT_FULL_WAIT:
+        out->verdict = INTERCEPT_WAIT_AUDIT;   /* the session waits; nothing is lost */
+        return;
+    case AUDIT_FULL_DENY:
+        deny(out, "53400", NULL, 0, "the audit log is not keeping up: statement refused "
+             "(audit.when_full = deny); try again in a moment");
+        session_log(s, LOG_WARNING, "statement refused: the audit queue is full");
+        return;
+    }
     const policy_t *p = current_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */

@@ -25,6 +25,7 @@ typedef enum {
     INTERCEPT_DENY,
     INTERCEPT_REPLACE,
     INTERCEPT_WAIT,      /* keep the message; intercept again after catalog_ready */
+    INTERCEPT_WAIT_AUDIT,/* keep the message; intercept again when the audit queue has room */
 } intercept_verdict;
 
 typedef struct {

@@ -186,7 +186,8 @@ void relay_client_drained(session *s)
 
 void relay_server_drained(session *s)
 {
-    if (s->relay.client_paused && !s->relay.waiting_catalog && s->relay.q.len < RELAY_QUEUE_MAX / 2) {
+    if (s->relay.client_paused && !s->relay.waiting_catalog && !s->waiting_audit &&
+        s->relay.q.len < RELAY_QUEUE_MAX / 2) {
         s->relay.client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);
@@ -222,6 +223,18 @@ static void on_catalog_ready(void *arg)
 {
     session *s = arg;
     s->relay.waiting_catalog = false;
+    if (s->state != SS_READY)
+        return;
+    s->relay.client_paused = false;
+    conn_read(&s->client, true);
+    relay_client_readable(s);
+    session_flush(s);
+}
+
+static void on_audit_room(void *arg)
+{
+    session *s = arg;
+    s->waiting_audit = false;
     if (s->state != SS_READY)
         return;
     s->relay.client_paused = false;
@@ -294,6 +307,13 @@ static bool handle_statement(session *s, char type, uint32_t len)
         /* the message stays in `in`; the catalog wakes us to decide again */
         intercept_result_clear(&res);
         wait_for_catalog(s);
+        return false;
+    case INTERCEPT_WAIT_AUDIT:
+        intercept_result_clear(&res);
+        conn_read(&s->client, false);
+        s->relay.client_paused = true;
+        s->waiting_audit = true;
+        audit_wait(s->srv->audit, on_audit_room, s);
         return false;
     case INTERCEPT_ALLOW:
         ok = evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
@@ -681,7 +701,8 @@ void relay_server_readable(session *s)
         pgw_error(out, &r->q.poison[r->q.phead]);
         pop_after_error(&r->q);
     }
-    if (s->state == SS_READY && r->client_paused && !r->waiting_catalog && r->q.len < RELAY_QUEUE_MAX / 2 &&
+    if (s->state == SS_READY && r->client_paused && !r->waiting_catalog && !s->waiting_audit &&
+        r->q.len < RELAY_QUEUE_MAX / 2 &&
         evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
         r->client_paused = false;
         conn_read(&s->client, true);

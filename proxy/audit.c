@@ -1,0 +1,1053 @@
+/*
+ * audit: the audit trail's queue and writer thread (see audit.h). The event
+ * loop only links a record into a bounded queue; one writer thread applies
+ * the query_text mode with libpg_query, appends JSON lines to the file,
+ * fsyncs, reopens on request between batches and hands every written line to
+ * the warehouse sink. A failed write is rolled back (ftruncate to the size
+ * before it), logged with the count of records concerned, and retried.
+ */
+#include "proxy/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pg_query.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/audit_pg.h"
+#include "proxy/log.h"
+
+#define AUDIT_WRITER_BATCH 1024        /* records taken from the queue at once */
+#define AUDIT_RETRY_MIN_MS 100
+#define AUDIT_RETRY_MAX_MS 5000
+#define AUDIT_REOPEN_RETRY_MS 1000
+#define AUDIT_PG_STOP_MS 5000
+
+struct audit_settings {
+    bool enabled;
+    char *file;
+    audit_query_mode qmode;
+    size_t queue_size;
+    audit_when_full when_full;
+    int fsync_interval_ms;
+    bool has_warehouse;
+    audit_pg_config pg;
+};
+
+typedef struct audit_node {
+    json_t *rec;
+    struct audit_node *next;
+} audit_node;
+
+typedef struct audit_waiter {
+    void (*cb)(void *arg);
+    void *arg;
+    struct audit_waiter *next;
+} audit_waiter;
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} audit_buf;
+
+struct audit_log {
+    bool enabled;
+    audit_settings cfg;
+    struct event_base *base;
+    int wake_fd;
+    struct event *wake_ev;
+    bool wake_added;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;     /* the writer waits on it */
+    pthread_cond_t idle_cv;     /* tests wait for the writer to be idle */
+    audit_node *head, *tail;
+    size_t count;
+    bool stopping, paused, reopen_req, busy, writer_waiting;
+    audit_waiter *waiters;      /* waiting for room */
+    audit_waiter *firing;       /* being called back now (event-loop thread) */
+    pthread_t thread;
+    bool thread_started;
+    audit_stats stats;
+
+    /* writer thread only */
+    int fd;
+    bool dirty;
+    int64_t last_sync_ms;
+    int64_t reopen_not_before_ms;
+    int64_t stop_failing_since;   /* first failed write after the stop request */
+    audit_buf buf;
+
+    audit_pg *pg;
+};
+
+/* ------------------------------------------------------------ helpers -- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+void audit_timestamp(char buf[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, 32 - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+static char *resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/' || !dir || !*dir)
+        return strdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, p);
+    return s;
+}
+
+static char *read_secret(const char *path, char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        snprintf(why, whylen, "%s is larger than %zu bytes", path, sizeof buf - 1);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (n && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    if (n && buf[n - 1] == '\r')
+        buf[--n] = 0;
+    char *s = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    return s;
+}
+
+static bool buf_reserve(audit_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d)
+        return false;
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+/* ----------------------------------------------------------- settings -- */
+
+static void settings_clear(audit_settings *s)
+{
+    free(s->file);
+    audit_pg_config_clear(&s->pg);
+    memset(s, 0, sizeof *s);
+}
+
+void audit_settings_free(audit_settings *s)
+{
+    if (!s)
+        return;
+    settings_clear(s);
+    free(s);
+}
+
+bool audit_settings_enabled(const audit_settings *s) { return s && s->enabled; }
+
+static bool str_same(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+bool audit_settings_same(const audit_settings *x, const audit_settings *y)
+{
+    if (!audit_settings_enabled(x) || !audit_settings_enabled(y))
+        return audit_settings_enabled(x) == audit_settings_enabled(y);
+    if (!str_same(x->file, y->file) || x->qmode != y->qmode || x->queue_size != y->queue_size ||
+        x->when_full != y->when_full || x->fsync_interval_ms != y->fsync_interval_ms ||
+        x->has_warehouse != y->has_warehouse)
+        return false;
+    if (!x->has_warehouse)
+        return true;
+    const audit_pg_config *p = &x->pg, *q = &y->pg;
+    return str_same(p->conninfo, q->conninfo) && str_same(p->password, q->password) &&
+           str_same(p->schema, q->schema) && str_same(p->table, q->table) && p->batch_size == q->batch_size &&
+           p->flush_interval_ms == q->flush_interval_ms && str_same(p->spool_path, q->spool_path);
+}
+
+static bool valid_ident(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '$' ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+static char *lower_dup(const char *s, size_t n)
+{
+    char *d = strndup(s, n);
+    for (char *p = d; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return d;
+}
+
+static int parse_warehouse(const json_doc *doc, const json_t *w, const char *base_dir, audit_settings *s,
+                           audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"database", "conninfo", "password_file", "password_env", "table",
+                                       "batch_size", "flush_interval_ms", "spool_file", NULL};
+    const char *F = "audit.warehouse";
+    if (!json_is_object(w))
+        return json_doc_error(doc, w, err, errlen, F, "must be an object");
+    if (json_doc_check_keys(doc, w, F, keys, err, errlen))
+        return -1;
+    const char *database = NULL, *conninfo = NULL, *pwfile = NULL, *pwenv = NULL;
+    const char *table = "governance.audit_events", *spool = NULL;
+    long long batch = 500, flush = 1000;
+    if (json_doc_get_string(doc, w, F, "database", false, &database, err, errlen) < 0 ||
+        json_doc_get_string(doc, w, F, "conninfo", false, &conninfo, err, errlen) < 0 ||
+        json_doc_get_string(doc, w, F, "password_file", false, &pwfile, err, errlen) < 0 ||
+        json_doc_get_string(doc, w, F, "password_env", false, &pwenv, err, errlen) < 0 ||
+        json_doc_get_string(doc, w, F, "table", false, &table, err, errlen) < 0 ||
+        json_doc_get_string(doc, w, F, "spool_file", false, &spool, err, errlen) < 0 ||
+        json_doc_get_int(doc, w, F, "batch_size", false, 1, 10000, &batch, err, errlen) < 0 ||
+        json_doc_get_int(doc, w, F, "flush_interval_ms", false, 10, 3600000, &flush, err, errlen) < 0)
+        return -1;
+    if (!database == !conninfo)
+        return json_doc_error(doc, w, err, errlen, F,
+                              "give either \"database\" (one of the config's databases) or \"conninfo\"");
+    if (database && (pwfile || pwenv))
+        return json_doc_error(doc, json_object_get(w, pwfile ? "password_file" : "password_env"), err, errlen,
+                              F, "the password comes with \"database\"; password_file and password_env go "
+                                 "with \"conninfo\"");
+    if (pwfile && pwenv)
+        return json_doc_error(doc, w, err, errlen, F, "password_file and password_env exclude each other");
+    if (database) {
+        const char *ci = NULL, *pw = NULL;
+        if (!lookup || !lookup(lookup_arg, database, &ci, &pw) || !ci)
+            return json_doc_error(doc, json_object_get(w, "database"), err, errlen, "audit.warehouse.database",
+                                  "'%s' is not one of the config's databases", database);
+        s->pg.conninfo = strdup(ci);
+        s->pg.password = pw ? strdup(pw) : NULL;
+    } else {
+        s->pg.conninfo = strdup(conninfo);
+        if (pwfile) {
+            char why[512], *p = resolve_path(base_dir, pwfile);
+            s->pg.password = p ? read_secret(p, why, sizeof why) : NULL;
+            free(p);
+            if (!s->pg.password)
+                return json_doc_error(doc, json_object_get(w, "password_file"), err, errlen,
+                                      "audit.warehouse.password_file", "%s", why);
+        } else if (pwenv) {
+            const char *v = getenv(pwenv);
+            if (!v)
+                return json_doc_error(doc, json_object_get(w, "password_env"), err, errlen,
+                                      "audit.warehouse.password_env", "environment variable %s is not set", pwenv);
+            s->pg.password = strdup(v);
+        }
+    }
+    const char *dot = strchr(table, '.');
+    if (!dot || !valid_ident(table, (size_t)(dot - table)) || !valid_ident(dot + 1, strlen(dot + 1)))
+        return json_doc_error(doc, json_object_get(w, "table"), err, errlen, "audit.warehouse.table",
+                              "'%s' is not schema.table (letters, digits, _ and $; at most 63 characters each)",
+                              table);
+    s->pg.schema = lower_dup(table, (size_t)(dot - table));
+    s->pg.table = lower_dup(dot + 1, strlen(dot + 1));
+    s->pg.batch_size = (int)batch;
+    s->pg.flush_interval_ms = (int)flush;
+    s->pg.stop_timeout_ms = AUDIT_PG_STOP_MS;
+    if (spool) {
+        s->pg.spool_path = resolve_path(base_dir, spool);
+    } else {
+        /* beside the audit file: that directory is writable by definition */
+        char *copy = strdup(s->file);
+        s->pg.spool_path = copy ? resolve_path(dirname(copy), "audit-spool.jsonl") : NULL;
+        free(copy);
+    }
+    if (!s->pg.conninfo || !s->pg.schema || !s->pg.table || !s->pg.spool_path) {
+        snprintf(err, errlen, "audit.warehouse: out of memory");
+        return -1;
+    }
+    if (strcmp(s->pg.spool_path, s->file) == 0)
+        return json_doc_error(doc, json_object_get(w, "spool_file"), err, errlen, "audit.warehouse.spool_file",
+                              "must not be the audit file itself");
+    s->has_warehouse = true;
+    return 0;
+}
+
+audit_settings *audit_settings_parse(const json_doc *doc, const json_t *audit, const char *base_dir,
+                                     audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"file", "query_text", "queue_size", "when_full", "fsync_interval_ms",
+                                       "warehouse", NULL};
+    audit_settings *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "audit: out of memory");
+        return NULL;
+    }
+    if (!audit)
+        return s;   /* auditing off */
+    const char *F = "audit";
+    const char *file = NULL, *qt = "normalized", *wf = "block";
+    long long qsize = 65536, fsync_ms = 1000;
+    if (!json_is_object(audit)) {
+        json_doc_error(doc, audit, err, errlen, F, "must be an object");
+        goto fail;
+    }
+    if (json_doc_check_keys(doc, audit, F, keys, err, errlen) ||
+        json_doc_get_string(doc, audit, F, "file", true, &file, err, errlen) < 0 ||
+        json_doc_get_string(doc, audit, F, "query_text", false, &qt, err, errlen) < 0 ||
+        json_doc_get_string(doc, audit, F, "when_full", false, &wf, err, errlen) < 0 ||
+        json_doc_get_int(doc, audit, F, "queue_size", false, 16, 16777216, &qsize, err, errlen) < 0 ||
+        json_doc_get_int(doc, audit, F, "fsync_interval_ms", false, 0, 3600000, &fsync_ms, err, errlen) < 0)
+        goto fail;
+    if (!*file) {
+        json_doc_error(doc, json_object_get(audit, "file"), err, errlen, "audit.file", "must not be empty");
+        goto fail;
+    }
+    if (strcmp(qt, "normalized") == 0)
+        s->qmode = AUDIT_QUERY_NORMALIZED;
+    else if (strcmp(qt, "full") == 0)
+        s->qmode = AUDIT_QUERY_FULL;
+    else if (strcmp(qt, "none") == 0)
+        s->qmode = AUDIT_QUERY_NONE;
+    else {
+        json_doc_error(doc, json_object_get(audit, "query_text"), err, errlen, "audit.query_text",
+                       "'%s' is not one of normalized, full, none", qt);
+        goto fail;
+    }
+    if (strcmp(wf, "block") == 0)
+        s->when_full = AUDIT_WHEN_FULL_BLOCK;
+    else if (strcmp(wf, "deny") == 0)
+        s->when_full = AUDIT_WHEN_FULL_DENY;
+    else {
+        json_doc_error(doc, json_object_get(audit, "when_full"), err, errlen, "audit.when_full",
+                       "'%s' is not one of block, deny", wf);
+        goto fail;
+    }
+    s->file = resolve_path(base_dir, file);
+    if (!s->file) {
+        snprintf(err, errlen, "audit: out of memory");
+        goto fail;
+    }
+    s->queue_size = (size_t)qsize;
+    s->fsync_interval_ms = (int)fsync_ms;
+    json_t *w = json_object_get(audit, "warehouse");
+    if (w && parse_warehouse(doc, w, base_dir, s, lookup, lookup_arg, err, errlen) < 0)
+        goto fail;
+    s->enabled = true;
+    return s;
+fail:
+    audit_settings_free(s);
+    return NULL;
+}
+
+static int settings_copy(audit_settings *d, const audit_settings *s)
+{
+    *d = *s;
+    d->file = NULL;
+    memset(&d->pg, 0, sizeof d->pg);
+    if (s->file && !(d->file = strdup(s->file)))
+        return -1;
+    if (s->has_warehouse && audit_pg_config_copy(&d->pg, &s->pg) < 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- writer -- */
+
+static int open_file(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+static void sync_file(audit_log *a)
+{
+    if (!a->dirty)
+        return;
+    if (fdatasync(a->fd) != 0)
+        log_msg(LOG_ERROR, "audit: fsync of %s failed: %s (records written since the last fsync may not be "
+                           "on disk)", a->cfg.file, strerror(errno));
+    a->dirty = false;
+    a->last_sync_ms = now_ms();
+}
+
+/* Writer thread, lock not held: closes the file and opens it again by its
+ * path. On failure the old descriptor stays in use (nothing is lost) and the
+ * reopen is tried again later. */
+static void do_reopen(audit_log *a)
+{
+    int fd = open_file(a->cfg.file);
+    if (fd < 0) {
+        int e = errno;
+        log_msg(LOG_ERROR, "audit: cannot reopen %s: %s; still writing to the file opened before, retrying "
+                           "in %d ms", a->cfg.file, strerror(e), AUDIT_REOPEN_RETRY_MS);
+        pthread_mutex_lock(&a->mu);
+        a->reopen_req = true;
+        a->reopen_not_before_ms = now_ms() + AUDIT_REOPEN_RETRY_MS;
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    sync_file(a);
+    close(a->fd);
+    a->fd = fd;
+    log_msg(LOG_INFO, "audit: reopened %s", a->cfg.file);
+}
+
+/* Applies the query_text mode to one record: normalized text or none, and the
+ * fingerprint. A query libpg_query cannot parse never leaks its text in
+ * normalized mode. */
+static void apply_query_mode(audit_log *a, json_t *rec)
+{
+    json_t *q = json_object_get(rec, "query");
+    if (!json_is_string(q))
+        return;
+    const char *text = json_string_value(q);
+    PgQueryFingerprintResult fr = pg_query_fingerprint(text);
+    bool parsed = fr.error == NULL && fr.fingerprint_str != NULL;
+    json_object_set_new(rec, "fingerprint", parsed ? json_string(fr.fingerprint_str) : json_null());
+    pg_query_free_fingerprint_result(fr);
+    switch (a->cfg.qmode) {
+    case AUDIT_QUERY_NORMALIZED: {
+        json_t *norm = NULL;
+        if (parsed) {
+            PgQueryNormalizeResult nr = pg_query_normalize(text);
+            if (!nr.error && nr.normalized_query)
+                norm = json_string(nr.normalized_query);
+            pg_query_free_normalize_result(nr);
+        }
+        if (norm) {
+            json_object_set_new(rec, "query", norm);
+        } else {
+            json_object_set_new(rec, "query", json_null());
+            json_object_set_new(rec, "query_unparsable", json_true());
+        }
+        break;
+    }
+    case AUDIT_QUERY_FULL:
+        if (!parsed)
+            json_object_set_new(rec, "query_unparsable", json_true());
+        break;
+    case AUDIT_QUERY_NONE:
+        json_object_del(rec, "query");
+        if (!parsed)
+            json_object_set_new(rec, "query_unparsable", json_true());
+        break;
+    }
+}
+
+/* Appends rec as one line to the writer's buffer. */
+static bool serialize(audit_log *a, json_t *rec)
+{
+    const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(12);
+    if (!buf_reserve(&a->buf, 8192))
+        return false;
+    /* one pass when the record fits in the room left (nearly always), two otherwise */
+    size_t room = a->buf.cap - a->buf.len - 1;
+    size_t need = json_dumpb(rec, a->buf.data + a->buf.len, room, flags);
+    if (need == 0)
+        return false;
+    if (need > room) {
+        if (!buf_reserve(&a->buf, need + 1) || json_dumpb(rec, a->buf.data + a->buf.len, need, flags) != need)
+            return false;
+    }
+    /* jansson escapes control characters, so a record is exactly one line */
+    a->buf.len += need;
+    a->buf.data[a->buf.len++] = '\n';
+    return true;
+}
+
+static void dump_to_stderr(const char *data, size_t len)
+{
+    static const char prefix[] = "martgate-audit-unwritten: ";
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        struct iovec_like { const char *b; size_t n; } parts[2] = {{prefix, sizeof prefix - 1}, {p, n}};
+        for (int i = 0; i < 2; i++) {
+            size_t off = 0;
+            while (off < parts[i].n) {
+                ssize_t w = write(STDERR_FILENO, parts[i].b + off, parts[i].n - off);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    break;
+                off += (size_t)w;
+            }
+        }
+        p += n;
+    }
+}
+
+/* Writes a whole buffer of nrec lines, or nothing: a failed attempt is cut
+ * back to the size the file had before it, logged and retried with backoff.
+ * Returns true when written; false only when stopping and the retries ran
+ * out (the lines then went to stderr). */
+static bool write_all(audit_log *a, const char *data, size_t len, size_t nrec)
+{
+    int delay = AUDIT_RETRY_MIN_MS;
+    for (;;) {
+        struct stat st;
+        off_t start = fstat(a->fd, &st) == 0 ? st.st_size : -1;
+        size_t off = 0;
+        int e = 0;
+        while (off < len) {
+            ssize_t w = write(a->fd, data + off, len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                e = w < 0 ? errno : ENOSPC;
+                break;
+            }
+            off += (size_t)w;
+        }
+        if (off == len) {
+            a->stop_failing_since = 0;
+            return true;
+        }
+        if (off > 0 && start >= 0 && ftruncate(a->fd, start) != 0)
+            log_msg(LOG_ERROR, "audit: cannot cut a partial write back from %s: %s", a->cfg.file,
+                    strerror(errno));
+        pthread_mutex_lock(&a->mu);
+        a->stats.write_errors++;
+        bool stopping = a->stopping;
+        pthread_mutex_unlock(&a->mu);
+        int64_t now = now_ms();
+        if (stopping && !a->stop_failing_since)
+            a->stop_failing_since = now;
+        if (stopping && now - a->stop_failing_since >= (int64_t)AUDIT_CLOSE_RETRY_S * 1000) {
+            log_msg(LOG_ERROR, "audit: cannot write %zu records to %s: %s; shutting down, so they follow on "
+                               "stderr as 'martgate-audit-unwritten:' lines", nrec, a->cfg.file, strerror(e));
+            dump_to_stderr(data, len);
+            return false;
+        }
+        log_msg(LOG_ERROR, "audit: cannot write %zu records to %s: %s; retrying in %d ms (nothing is dropped; "
+                           "sessions wait or are refused while the queue is full)",
+                nrec, a->cfg.file, strerror(e), delay);
+        pthread_mutex_lock(&a->mu);
+        struct timespec until = deadline_in(delay);
+        /* sleep the delay; a reopen request, or a stop request arriving now
+         * (which starts the bounded retry period), cuts it short */
+        while (!a->reopen_req && a->stopping == stopping) {
+            if (pthread_cond_timedwait(&a->work_cv, &a->mu, &until) == ETIMEDOUT)
+                break;
+        }
+        bool reopen = a->reopen_req && now_ms() >= a->reopen_not_before_ms;
+        if (reopen)
+            a->reopen_req = false;
+        pthread_mutex_unlock(&a->mu);
+        if (reopen)
+            do_reopen(a);
+        delay = delay * 2 > AUDIT_RETRY_MAX_MS ? AUDIT_RETRY_MAX_MS : delay * 2;
+    }
+}
+
+static void process_batch(audit_log *a, audit_node *batch)
+{
+    a->buf.len = 0;
+    size_t lines = 0;
+    for (audit_node *nd = batch, *next; nd; nd = next) {
+        next = nd->next;
+        apply_query_mode(a, nd->rec);
+        if (serialize(a, nd->rec)) {
+            lines++;
+        } else {
+            json_t *ev = json_object_get(nd->rec, "event"), *se = json_object_get(nd->rec, "session");
+            char *s = se ? json_dumps(se, JSON_ENCODE_ANY) : NULL;
+            log_msg(LOG_ERROR, "audit: a %s record of session %s could not be serialized (out of memory)",
+                    json_is_string(ev) ? json_string_value(ev) : "?", s ? s : "?");
+            free(s);
+        }
+        json_decref(nd->rec);
+        free(nd);
+    }
+    if (lines == 0)
+        return;
+    bool ok = write_all(a, a->buf.data, a->buf.len, lines);
+    if (ok) {
+        a->dirty = true;
+        if (a->cfg.fsync_interval_ms == 0 || now_ms() - a->last_sync_ms >= a->cfg.fsync_interval_ms)
+            sync_file(a);
+        if (a->pg)
+            audit_pg_submit(a->pg, a->buf.data, a->buf.len);
+    }
+    pthread_mutex_lock(&a->mu);
+    if (ok)
+        a->stats.written += lines;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    audit_log *a = arg;
+    a->last_sync_ms = now_ms();
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        int64_t now = now_ms();
+        if (a->reopen_req && now >= a->reopen_not_before_ms) {
+            a->reopen_req = false;
+            a->busy = true;
+            pthread_mutex_unlock(&a->mu);
+            do_reopen(a);
+            pthread_mutex_lock(&a->mu);
+            a->busy = false;
+            pthread_cond_broadcast(&a->idle_cv);
+            continue;
+        }
+        if (a->head && (!a->paused || a->stopping)) {
+            audit_node *batch = a->head, *last = a->head;
+            size_t n = 1;
+            while (last->next && n < AUDIT_WRITER_BATCH) {
+                last = last->next;
+                n++;
+            }
+            a->head = last->next;
+            if (!a->head)
+                a->tail = NULL;
+            last->next = NULL;
+            a->count -= n;
+            a->busy = true;
+            bool wake = a->waiters && a->count < a->cfg.queue_size;
+            pthread_mutex_unlock(&a->mu);
+            if (wake) {
+                uint64_t one = 1;
+                ssize_t w = write(a->wake_fd, &one, sizeof one);
+                (void)w;
+            }
+            process_batch(a, batch);
+            pthread_mutex_lock(&a->mu);
+            a->busy = false;
+            pthread_cond_broadcast(&a->idle_cv);
+            continue;
+        }
+        if (a->stopping)
+            break;
+        /* idle: sleep until work, a stop, the fsync deadline or a reopen retry */
+        int64_t wake_at = 0;
+        if (a->dirty)
+            wake_at = a->last_sync_ms + a->cfg.fsync_interval_ms;
+        if (a->reopen_req && (!wake_at || a->reopen_not_before_ms < wake_at))
+            wake_at = a->reopen_not_before_ms;
+        if (a->dirty && now >= a->last_sync_ms + a->cfg.fsync_interval_ms) {
+            pthread_mutex_unlock(&a->mu);
+            sync_file(a);
+            pthread_mutex_lock(&a->mu);
+            continue;
+        }
+        a->writer_waiting = true;
+        if (wake_at) {
+            struct timespec until = deadline_in(wake_at - now);
+            pthread_cond_timedwait(&a->work_cv, &a->mu, &until);
+        } else {
+            pthread_cond_wait(&a->work_cv, &a->mu);
+        }
+        a->writer_waiting = false;
+    }
+    pthread_mutex_unlock(&a->mu);
+    sync_file(a);
+    /* libpg_query frees this thread's memory context at thread exit (calling
+     * pg_query_exit() here as well would free it twice: libpg_query 15-4.0) */
+    return NULL;
+}
+
+/* -------------------------------------------------- event-loop wakeups -- */
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    audit_log *a = arg;
+    (void)what;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+    pthread_mutex_lock(&a->mu);
+    /* move the waiters to the firing list, keeping their order */
+    audit_waiter **tailp = &a->firing;
+    while (*tailp)
+        tailp = &(*tailp)->next;
+    *tailp = a->waiters;
+    a->waiters = NULL;
+    pthread_mutex_unlock(&a->mu);
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        audit_waiter *w = a->firing;
+        if (w)
+            a->firing = w->next;
+        pthread_mutex_unlock(&a->mu);
+        if (!w)
+            break;
+        void (*cb)(void *) = w->cb;
+        void *cbarg = w->arg;
+        free(w);
+        cb(cbarg);
+    }
+    pthread_mutex_lock(&a->mu);
+    bool none = a->waiters == NULL;
+    pthread_mutex_unlock(&a->mu);
+    if (none && a->wake_added) {
+        event_del(a->wake_ev);
+        a->wake_added = false;
+    }
+}
+
+static bool remove_waiter(audit_waiter **list, void *arg)
+{
+    for (audit_waiter **pp = list; *pp; pp = &(*pp)->next) {
+        if ((*pp)->arg == arg) {
+            audit_waiter *w = *pp;
+            *pp = w->next;
+            free(w);
+            return true;
+        }
+    }
+    return false;
+}
+
+void audit_wait(audit_log *a, void (*cb)(void *arg), void *arg)
+{
+    if (!a || !a->enabled || !cb)
+        return;
+    audit_waiter *w = calloc(1, sizeof *w);
+    if (!w) {
+        log_msg(LOG_ERROR, "audit: out of memory registering a waiting session");
+        return;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    pthread_mutex_lock(&a->mu);
+    remove_waiter(&a->waiters, arg);
+    remove_waiter(&a->firing, arg);
+    audit_waiter **tailp = &a->waiters;
+    while (*tailp)
+        tailp = &(*tailp)->next;
+    *tailp = w;
+    bool room = a->count < a->cfg.queue_size;
+    pthread_mutex_unlock(&a->mu);
+    if (!a->wake_added) {
+        event_add(a->wake_ev, NULL);
+        a->wake_added = true;
+    }
+    if (room)
+        event_active(a->wake_ev, EV_READ, 0);
+}
+
+void audit_wait_cancel(audit_log *a, void *arg)
+{
+    if (!a || !a->enabled)
+        return;
+    pthread_mutex_lock(&a->mu);
+    while (remove_waiter(&a->waiters, arg) || remove_waiter(&a->firing, arg))
+        ;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* --------------------------------------------------------------- API -- */
+
+audit_log *audit_start(const audit_settings *s, struct event_base *base, char *err, size_t errlen)
+{
+    audit_log *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "audit: out of memory");
+        return NULL;
+    }
+    a->fd = -1;
+    a->wake_fd = -1;
+    if (!s || !s->enabled)
+        return a;   /* the no-op log */
+    if (!base) {
+        snprintf(err, errlen, "audit: an event loop is needed to wake waiting sessions");
+        free(a);
+        return NULL;
+    }
+    if (settings_copy(&a->cfg, s) < 0) {
+        snprintf(err, errlen, "audit: out of memory");
+        settings_clear(&a->cfg);
+        free(a);
+        return NULL;
+    }
+    a->enabled = true;
+    a->base = base;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->work_cv, NULL);
+    pthread_cond_init(&a->idle_cv, NULL);
+    a->fd = open_file(a->cfg.file);
+    if (a->fd < 0) {
+        snprintf(err, errlen, "audit.file: cannot open %s: %s", a->cfg.file, strerror(errno));
+        goto fail;
+    }
+    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->wake_fd < 0) {
+        snprintf(err, errlen, "audit: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    a->wake_ev = event_new(base, a->wake_fd, EV_READ | EV_PERSIST, on_wake, a);
+    if (!a->wake_ev) {
+        snprintf(err, errlen, "audit: cannot create the wake-up event");
+        goto fail;
+    }
+    if (a->cfg.has_warehouse) {
+        a->pg = audit_pg_start(&a->cfg.pg, err, errlen);
+        if (!a->pg)
+            goto fail;
+    }
+    int rc = pthread_create(&a->thread, NULL, writer_main, a);
+    if (rc != 0) {
+        snprintf(err, errlen, "audit: cannot start the writer thread: %s", strerror(rc));
+        goto fail;
+    }
+    a->thread_started = true;
+    return a;
+fail:
+    audit_close(a);
+    return NULL;
+}
+
+audit_log *audit_open(const json_doc *doc, const json_t *audit, const char *base_dir, struct event_base *base,
+                      audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
+{
+    audit_settings *s = audit_settings_parse(doc, audit, base_dir, lookup, lookup_arg, err, errlen);
+    if (!s)
+        return NULL;
+    audit_log *a = audit_start(s, base, err, errlen);
+    audit_settings_free(s);
+    return a;
+}
+
+bool audit_enabled(const audit_log *a) { return a && a->enabled; }
+
+static bool is_session_end(json_t *rec)
+{
+    json_t *ev = json_object_get(rec, "event");
+    return json_is_string(ev) && strcmp(json_string_value(ev), "session_end") == 0;
+}
+
+static audit_status submit(audit_log *a, json_t *rec, bool always)
+{
+    if (!a || !a->enabled) {
+        json_decref(rec);
+        return AUDIT_OK;
+    }
+    if (!json_is_object(rec)) {
+        log_msg(LOG_ERROR, "audit: internal error: a record that is not a JSON object was submitted");
+        json_decref(rec);
+        return AUDIT_OK;
+    }
+    bool reserve = always || is_session_end(rec);
+    if (!json_object_get(rec, "ts")) {
+        char ts[32];
+        audit_timestamp(ts);
+        json_object_set_new(rec, "ts", json_string(ts));
+    }
+    audit_status full = a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT;
+    audit_node *nd = malloc(sizeof *nd);
+    if (!nd) {
+        if (!reserve) {
+            log_msg(LOG_ERROR, "audit: out of memory queueing a record; handled as a full queue");
+            return full;
+        }
+        /* a session_end must be taken: keep it visible on stderr rather than lose it */
+        char *line = json_dumps(rec, JSON_COMPACT);
+        log_msg(LOG_ERROR, "audit: out of memory queueing a record that must be kept; it follows on stderr");
+        if (line)
+            dump_to_stderr(line, strlen(line));   /* one line, no newline: dump adds the prefix */
+        ssize_t w = write(STDERR_FILENO, "\n", 1);
+        (void)w;
+        free(line);
+        json_decref(rec);
+        return AUDIT_OK;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (!reserve && a->count >= a->cfg.queue_size) {
+        a->stats.refused++;
+        pthread_mutex_unlock(&a->mu);
+        free(nd);
+        return full;
+    }
+    nd->rec = rec;
+    nd->next = NULL;
+    if (a->tail)
+        a->tail->next = nd;
+    else
+        a->head = nd;
+    a->tail = nd;
+    a->count++;
+    a->stats.submitted++;
+    if (a->writer_waiting)
+        pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+    return AUDIT_OK;
+}
+
+audit_status audit_submit(audit_log *a, json_t *rec) { return submit(a, rec, false); }
+
+void audit_submit_always(audit_log *a, json_t *rec) { (void)submit(a, rec, true); }
+
+void audit_reopen(audit_log *a)
+{
+    if (!a || !a->enabled)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->reopen_req = true;
+    a->reopen_not_before_ms = 0;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void free_waiters(audit_waiter *w)
+{
+    while (w) {
+        audit_waiter *next = w->next;
+        free(w);
+        w = next;
+    }
+}
+
+void audit_close(audit_log *a)
+{
+    if (!a)
+        return;
+    if (a->enabled) {
+        if (a->thread_started) {
+            pthread_mutex_lock(&a->mu);
+            a->stopping = true;
+            pthread_cond_signal(&a->work_cv);
+            pthread_mutex_unlock(&a->mu);
+            pthread_join(a->thread, NULL);
+        }
+        audit_pg_stop(a->pg);
+        for (audit_node *nd = a->head, *next; nd; nd = next) {   /* only if the thread never ran */
+            next = nd->next;
+            json_decref(nd->rec);
+            free(nd);
+        }
+        free_waiters(a->waiters);
+        free_waiters(a->firing);
+        if (a->wake_ev)
+            event_free(a->wake_ev);
+        if (a->wake_fd >= 0)
+            close(a->wake_fd);
+        if (a->fd >= 0)
+            close(a->fd);
+        free(a->buf.data);
+        settings_clear(&a->cfg);
+        pthread_cond_destroy(&a->work_cv);
+        pthread_cond_destroy(&a->idle_cv);
+        pthread_mutex_destroy(&a->mu);
+    }
+    free(a);
+}
+
+const char *audit_query_text_mode(const audit_log *a)
+{
+    if (!a || !a->enabled)
+        return "none";
+    switch (a->cfg.qmode) {
+    case AUDIT_QUERY_FULL: return "full";
+    case AUDIT_QUERY_NONE: return "none";
+    default: return "normalized";
+    }
+}
+
+audit_status audit_room(audit_log *a)
+{
+    if (!a || !a->enabled)
+        return AUDIT_OK;
+    pthread_mutex_lock(&a->mu);
+    bool room = a->count < a->cfg.queue_size;
+    if (!room)
+        a->stats.refused++;
+    pthread_mutex_unlock(&a->mu);
+    if (room)
+        return AUDIT_OK;
+    return a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT;
+}
+
+void audit_get_stats(audit_log *a, audit_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!a || !a->enabled)
+        return;
+    pthread_mutex_lock(&a->mu);
+    *out = a->stats;
+    out->queued = a->count;
+    pthread_mutex_unlock(&a->mu);
+    if (a->pg) {
+        audit_pg_stats ps;
+        audit_pg_get_stats(a->pg, &ps);
+        out->warehouse_inserted = ps.inserted;
+        out->warehouse_pending = ps.pending;
+        out->warehouse_dropped = ps.dropped;
+        out->warehouse_connected = ps.connected;
+    }
+}
+
+void audit_test_pause(audit_log *a, bool paused)
+{
+    if (!a || !a->enabled)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->paused = paused;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+bool audit_test_wait_idle(audit_log *a, int timeout_ms)
+{
+    if (!a || !a->enabled)
+        return true;
+    struct timespec until = deadline_in(timeout_ms);
+    pthread_mutex_lock(&a->mu);
+    bool idle;
+    while (!(idle = a->count == 0 && !a->busy && !a->reopen_req)) {
+        if (pthread_cond_timedwait(&a->idle_cv, &a->mu, &until) == ETIMEDOUT) {
+            idle = a->count == 0 && !a->busy && !a->reopen_req;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    return idle;
+}

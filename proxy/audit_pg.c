@@ -1,0 +1,959 @@
+/*
+ * audit_pg: copies the audit trail into a warehouse table (see audit_pg.h).
+ *
+ * Order is kept by one invariant: lines in flight (the batch being inserted)
+ * are older than every line in the spool, which are older than every line in
+ * memory. The writer appends to memory only while the spool is empty and
+ * memory is below its limit; otherwise it moves memory to the spool and
+ * appends there. The sink thread inserts the batch in flight first, then the
+ * spool from its read offset, then memory; while the warehouse is down it
+ * moves memory to the spool, so a long outage costs disk, not RAM.
+ */
+#include "proxy/audit_pg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+
+#define PG_BACKOFF_MIN_MS 1000
+#define PG_BACKOFF_MAX_MS 30000
+#define PG_BATCH_MAX_BYTES (8u << 20)     /* one INSERT carries at most this much JSON */
+#define PG_LINE_MAX_BYTES (64u << 20)     /* a longer spool line is skipped (it is in the audit file) */
+#define PG_MEM_MAX_BYTES (256u << 20)     /* memory held when the spool cannot be written either */
+#define PG_LOG_EVERY_MS 5000              /* repeated spool failures are logged this often */
+
+typedef struct pg_line {
+    struct pg_line *next;
+    size_t len;
+    char data[];
+} pg_line;
+
+struct audit_pg {
+    audit_pg_config cfg;
+    char *qtable;            /* "schema"."table" */
+    char *insert_sql;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_cond_t done_cv;
+    pg_line *mem_head, *mem_tail;
+    size_t mem_count, mem_limit, mem_bytes;
+    int64_t spool_err_logged_ms;
+    unsigned long long spool_err_quiet;   /* failures not logged since */
+    int64_t mem_first_ms;    /* when the oldest line in memory arrived */
+    int spool_fd;            /* O_APPEND, for writing */
+    off_t spool_size, spool_read_off;
+    unsigned long long spool_lines;   /* lines between read offset and size */
+    size_t inflight_count;
+    bool stopping, done;
+    int64_t stop_deadline_ms;
+    PGcancel *cancel;
+    audit_pg_stats stats;
+    pthread_t thread;
+    bool started;
+
+    /* sink thread only */
+    PGconn *conn;
+    FILE *spool_rd;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ms < 0)
+        ms = 0;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+int audit_pg_config_copy(audit_pg_config *d, const audit_pg_config *s)
+{
+    *d = *s;
+    d->conninfo = s->conninfo ? strdup(s->conninfo) : NULL;
+    d->password = s->password ? strdup(s->password) : NULL;
+    d->schema = s->schema ? strdup(s->schema) : NULL;
+    d->table = s->table ? strdup(s->table) : NULL;
+    d->spool_path = s->spool_path ? strdup(s->spool_path) : NULL;
+    if ((s->conninfo && !d->conninfo) || (s->password && !d->password) || (s->schema && !d->schema) ||
+        (s->table && !d->table) || (s->spool_path && !d->spool_path))
+        return -1;
+    return 0;
+}
+
+void audit_pg_config_clear(audit_pg_config *c)
+{
+    free(c->conninfo);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c->schema);
+    free(c->table);
+    free(c->spool_path);
+    memset(c, 0, sizeof *c);
+}
+
+static void free_lines(pg_line *l)
+{
+    while (l) {
+        pg_line *n = l->next;
+        free(l);
+        l = n;
+    }
+}
+
+static pg_line *line_new(const char *data, size_t len)
+{
+    pg_line *l = malloc(sizeof *l + len + 1);
+    if (!l)
+        return NULL;
+    l->next = NULL;
+    l->len = len;
+    memcpy(l->data, data, len);
+    l->data[len] = 0;
+    return l;
+}
+
+/* ------------------------------------------------------------- spool -- */
+
+static int write_fully(int fd, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+/* Lock held. Appends a buffer of n whole lines; all or nothing. */
+static int spool_append_locked(audit_pg *p, const char *data, size_t len, size_t n)
+{
+    if (write_fully(p->spool_fd, data, len) != 0) {
+        int e = errno;
+        if (ftruncate(p->spool_fd, p->spool_size) != 0)
+            log_msg(LOG_ERROR, "audit warehouse: cannot cut a partial write back from %s: %s", p->cfg.spool_path,
+                    strerror(errno));
+        errno = e;
+        return -1;
+    }
+    p->spool_size += (off_t)len;
+    p->spool_lines += n;
+    p->stats.spooled += n;
+    return 0;
+}
+
+/* Lock held. Logs a failed spool write, at most every PG_LOG_EVERY_MS. */
+static void spool_failed_locked(audit_pg *p, size_t n, int err)
+{
+    int64_t now = now_ms();
+    if (p->spool_err_logged_ms && now - p->spool_err_logged_ms < PG_LOG_EVERY_MS) {
+        p->spool_err_quiet++;
+        return;
+    }
+    log_msg(LOG_ERROR, "audit warehouse: cannot write %zu records to the spool %s: %s; %zu records (%zu KiB) wait "
+                       "in memory (%llu more failures since the last message)", n, p->cfg.spool_path,
+            strerror(err), p->mem_count, p->mem_bytes / 1024, p->spool_err_quiet);
+    p->spool_err_logged_ms = now;
+    p->spool_err_quiet = 0;
+}
+
+/* Lock held. Appends a list of n lines to the spool; on failure the caller
+ * keeps them (errno set). */
+static int spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n)
+{
+    if (!lines)
+        return 0;
+    size_t total = 0;
+    for (const pg_line *l = lines; l; l = l->next)
+        total += l->len + 1;
+    char *buf = malloc(total);
+    if (!buf)
+        return -1;
+    size_t off = 0;
+    for (const pg_line *l = lines; l; l = l->next) {
+        memcpy(buf + off, l->data, l->len);
+        off += l->len;
+        buf[off++] = '\n';
+    }
+    int rc = spool_append_locked(p, buf, total, n);
+    int e = errno;
+    free(buf);
+    errno = e;
+    return rc;
+}
+
+/* Lock held. Moves the lines in memory to the end of the spool (they are
+ * newer than everything there). On failure they stay in memory. */
+static int spool_memory_locked(audit_pg *p)
+{
+    if (!p->mem_head)
+        return 0;
+    if (spool_lines_locked(p, p->mem_head, p->mem_count) != 0) {
+        spool_failed_locked(p, p->mem_count, errno);
+        return -1;
+    }
+    free_lines(p->mem_head);
+    p->mem_head = p->mem_tail = NULL;
+    p->mem_count = 0;
+    p->mem_bytes = 0;
+    return 0;
+}
+
+void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
+{
+    if (!p || len == 0)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += lines[i] == '\n';
+    pthread_mutex_lock(&p->mu);
+    bool to_spool = p->spool_size > p->spool_read_off || p->mem_count + n > p->mem_limit ||
+                    p->mem_bytes + len > PG_MEM_MAX_BYTES / 4;
+    if (to_spool && spool_memory_locked(p) == 0) {
+        if (spool_append_locked(p, lines, len, n) == 0) {
+            pthread_cond_signal(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        spool_failed_locked(p, n, errno);
+    }
+    /* in memory: the fast path, or the spool failed (then memory is capped) */
+    size_t dropped = 0;
+    const char *s = lines, *end = lines + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t l = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        pg_line *ln = l && p->mem_bytes + l <= PG_MEM_MAX_BYTES ? line_new(s, l) : NULL;
+        if (ln) {
+            if (p->mem_tail)
+                p->mem_tail->next = ln;
+            else {
+                p->mem_head = ln;
+                p->mem_first_ms = now_ms();
+            }
+            p->mem_tail = ln;
+            p->mem_count++;
+            p->mem_bytes += l;
+        } else if (l) {
+            dropped++;
+        }
+        s += l + 1;
+    }
+    if (dropped) {
+        p->stats.dropped += dropped;
+        int64_t now = now_ms();
+        if (!p->spool_err_logged_ms || now - p->spool_err_logged_ms >= PG_LOG_EVERY_MS) {
+            log_msg(LOG_ERROR, "audit warehouse: neither the spool nor memory (%zu KiB held) can take more: "
+                               "%llu records so far are not copied to the warehouse (they are in the audit file)",
+                    p->mem_bytes / 1024, p->stats.dropped);
+            p->spool_err_logged_ms = now;
+        }
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Sink thread: reads up to batch_size lines of the spool from the read
+ * offset, not beyond size. *end_off is where the next batch starts; *lines
+ * counts the lines read, the skipped ones included. */
+static pg_line *spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, size_t *count,
+                                 size_t *lines)
+{
+    pg_line *head = NULL, *tail = NULL;
+    size_t n = 0, bytes = 0;
+    off_t off = from;
+    *count = 0;
+    *lines = 0;
+    *end_off = from;
+    if (fseeko(p->spool_rd, from, SEEK_SET) != 0) {
+        log_msg(LOG_ERROR, "audit warehouse: cannot seek in the spool %s: %s", p->cfg.spool_path, strerror(errno));
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (n < (size_t)p->cfg.batch_size && bytes < PG_BATCH_MAX_BYTES && off < size) {
+        ssize_t r = getline(&line, &cap, p->spool_rd);
+        if (r <= 0 || off + r > size || line[r - 1] != '\n')
+            break;   /* only whole lines written before `size` was read */
+        off += r;
+        ++*lines;
+        size_t l = (size_t)r - 1;
+        if (l == 0)
+            continue;
+        if (l > PG_LINE_MAX_BYTES) {
+            log_msg(LOG_ERROR, "audit warehouse: skipped a spool line of %zu bytes at offset %lld of %s "
+                               "(the record is in the audit file)", l, (long long)(off - r), p->cfg.spool_path);
+            continue;
+        }
+        pg_line *ln = line_new(line, l);
+        if (!ln) {
+            off -= r;
+            --*lines;
+            break;
+        }
+        if (tail)
+            tail->next = ln;
+        else
+            head = ln;
+        tail = ln;
+        n++;
+        bytes += l;
+    }
+    free(line);
+    *end_off = off;
+    *count = n;
+    return head;
+}
+
+/* ---------------------------------------------------------- warehouse -- */
+
+static char *quote_ident(const char *s)
+{
+    size_t n = strlen(s);
+    char *q = malloc(n + 3);
+    if (q)
+        snprintf(q, n + 3, "\"%s\"", s);   /* identifiers were validated: no quotes inside */
+    return q;
+}
+
+#define J_TEXT(k) "e->>'" k "'"
+#define J_INT(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'number' THEN (e->>'" k "')::numeric::bigint END"
+#define J_REAL(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'number' THEN (e->>'" k "')::double precision END"
+#define J_BOOL(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'boolean' THEN (e->>'" k "')::boolean END"
+#define J_ARR(k)                                                                                            \
+    "CASE WHEN jsonb_typeof(e->'" k "') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(e->'" k     \
+    "')) END"
+
+static const char INSERT_FMT[] =
+    "INSERT INTO %s (record_id, ts, event, session_id, user_name, groups, client_addr, client_port, "
+    "application_name, database_name, end_user, statement_index, kind, decision, rule, reason, relations, "
+    "datasets, fingerprint, query, query_unparsable, rewritten, duration_ms, row_count, sqlstate, record) "
+    "SELECT encode(sha256(convert_to(e::text, 'UTF8')), 'hex'), "
+    "coalesce((e->>'ts')::timestamptz, now()), coalesce(e->>'event', ''), " J_TEXT("session") ", "
+    J_TEXT("user") ", " J_ARR("groups") ", " J_TEXT("client_addr") ", " J_INT("client_port") ", "
+    J_TEXT("application_name") ", " J_TEXT("database") ", " J_TEXT("end_user") ", " J_INT("statement_index") ", "
+    J_TEXT("kind") ", " J_TEXT("decision") ", " J_TEXT("rule") ", " J_TEXT("reason") ", " J_ARR("relations") ", "
+    J_ARR("datasets") ", " J_TEXT("fingerprint") ", " J_TEXT("query") ", " J_BOOL("query_unparsable") ", "
+    J_BOOL("rewritten") ", " J_REAL("duration_ms") ", " J_INT("rows") ", " J_TEXT("sqlstate") ", e "
+    "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n "
+    "ON CONFLICT (record_id) DO NOTHING";
+
+static const char CREATE_FMT[] =
+    "CREATE SCHEMA IF NOT EXISTS %s;\n"
+    "CREATE TABLE IF NOT EXISTS %s (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  record_id text NOT NULL UNIQUE,\n"
+    "  ts timestamptz NOT NULL,\n"
+    "  event text NOT NULL,\n"
+    "  session_id text,\n"
+    "  user_name text,\n"
+    "  groups text[],\n"
+    "  client_addr text,\n"
+    "  client_port integer,\n"
+    "  application_name text,\n"
+    "  database_name text,\n"
+    "  end_user text,\n"
+    "  statement_index integer,\n"
+    "  kind text,\n"
+    "  decision text,\n"
+    "  rule text,\n"
+    "  reason text,\n"
+    "  relations text[],\n"
+    "  datasets text[],\n"
+    "  fingerprint text,\n"
+    "  query text,\n"
+    "  query_unparsable boolean,\n"
+    "  rewritten boolean,\n"
+    "  duration_ms double precision,\n"
+    "  row_count bigint,\n"
+    "  sqlstate text,\n"
+    "  record jsonb NOT NULL,\n"
+    "  inserted_at timestamptz NOT NULL DEFAULT now()\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS %s ON %s (ts);\n"
+    "CREATE INDEX IF NOT EXISTS %s ON %s (user_name, ts);\n"
+    "COMMENT ON TABLE %s IS 'martgate audit trail: one row per event (see martgate docs/audit.md)';\n";
+
+static void pg_disconnect(audit_pg *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->cancel)
+        PQfreeCancel(p->cancel);
+    p->cancel = NULL;
+    p->stats.connected = false;
+    pthread_mutex_unlock(&p->mu);
+    if (p->conn)
+        PQfinish(p->conn);
+    p->conn = NULL;
+}
+
+static const char *one_line(const char *msg, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", msg ? msg : "");
+    for (char *c = buf; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    size_t l = strlen(buf);
+    while (l && buf[l - 1] == ' ')
+        buf[--l] = 0;
+    return buf;
+}
+
+/* Creates the schema, table and indexes when the table is absent. */
+static int ensure_table(audit_pg *p, char *why, size_t whylen)
+{
+    const char *params[1] = {p->qtable};
+    PGresult *r = PQexecParams(p->conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
+    char msg[512];
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(why, whylen, "checking for %s: %s", p->qtable, one_line(PQerrorMessage(p->conn), msg, sizeof msg));
+        PQclear(r);
+        return -1;
+    }
+    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (exists)
+        return 0;
+    char *qschema = quote_ident(p->cfg.schema);
+    char ts_idx[64], user_idx[64];
+    snprintf(ts_idx, sizeof ts_idx, "%s_ts_idx", p->cfg.table);
+    snprintf(user_idx, sizeof user_idx, "%s_user_ts_idx", p->cfg.table);
+    char *qts = quote_ident(ts_idx), *quser = quote_ident(user_idx);
+    char *sql = NULL;
+    int rc = -1;
+    if (qschema && qts && quser &&
+        asprintf(&sql, CREATE_FMT, qschema, p->qtable, qts, p->qtable, quser, p->qtable, p->qtable) >= 0) {
+        /* one simple-protocol message with several statements runs as one transaction */
+        r = PQexec(p->conn, sql);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            rc = 0;
+            log_msg(LOG_INFO, "audit warehouse: created table %s", p->qtable);
+        } else {
+            snprintf(why, whylen, "creating %s: %s", p->qtable, one_line(PQerrorMessage(p->conn), msg, sizeof msg));
+        }
+        PQclear(r);
+    } else {
+        snprintf(why, whylen, "out of memory");
+    }
+    free(sql);
+    free(qschema);
+    free(qts);
+    free(quser);
+    return rc;
+}
+
+static int pg_connect(audit_pg *p, char *why, size_t whylen)
+{
+    /* defaults first: the conninfo (expanded from dbname) may override them;
+     * the configured password and the application name come after it */
+    const char *keys[10], *vals[10];
+    int k = 0;
+    keys[k] = "connect_timeout", vals[k++] = "5";
+    keys[k] = "keepalives_idle", vals[k++] = "30";
+    keys[k] = "keepalives_interval", vals[k++] = "10";
+    keys[k] = "keepalives_count", vals[k++] = "3";
+    keys[k] = "tcp_user_timeout", vals[k++] = "60000";
+    keys[k] = "dbname", vals[k++] = p->cfg.conninfo;
+    keys[k] = "fallback_application_name", vals[k++] = "martgate-audit";
+    if (p->cfg.password)
+        keys[k] = "password", vals[k++] = p->cfg.password;
+    keys[k] = NULL, vals[k] = NULL;
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    char msg[512];
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        snprintf(why, whylen, "cannot connect: %s", c ? one_line(PQerrorMessage(c), msg, sizeof msg) : "out of memory");
+        PQfinish(c);
+        return -1;
+    }
+    p->conn = c;
+    PGresult *r = PQexec(c, "SET statement_timeout = '60s'");
+    PQclear(r);
+    if (ensure_table(p, why, whylen) != 0) {
+        PQfinish(c);
+        p->conn = NULL;
+        return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->cancel = PQgetCancel(c);
+    p->stats.connected = true;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* 0 inserted; 1 a data error (class 22 or 23: the rows, not the warehouse);
+ * -1 any other failure (the warehouse: retry later). */
+static int insert_json(audit_pg *p, const char *json, char *why, size_t whylen)
+{
+    const char *params[1] = {json};
+    PGresult *r = PQexecParams(p->conn, p->insert_sql, 1, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        char msg[512];
+        snprintf(why, whylen, "%s%s%s", st ? st : "", st ? " " : "",
+                 one_line(PQerrorMessage(p->conn), msg, sizeof msg));
+        rc = st && (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0) && PQstatus(p->conn) == CONNECTION_OK
+                 ? 1 : -1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static char *json_array_of(const pg_line *lines)
+{
+    size_t total = 2;
+    for (const pg_line *l = lines; l; l = l->next)
+        total += l->len + 1;
+    char *s = malloc(total + 1);
+    if (!s)
+        return NULL;
+    size_t off = 0;
+    s[off++] = '[';
+    for (const pg_line *l = lines; l; l = l->next) {
+        if (off > 1)
+            s[off++] = ',';
+        memcpy(s + off, l->data, l->len);
+        off += l->len;
+    }
+    s[off++] = ']';
+    s[off] = 0;
+    return s;
+}
+
+/* Inserts a batch. A data error sends the rows one by one, and a row the
+ * warehouse still refuses is logged and skipped (it stays in the audit
+ * file). Returns 0, or -1 when the warehouse failed (the batch is retried
+ * whole later; rows already in are skipped by record_id). */
+static int insert_batch(audit_pg *p, pg_line *batch, size_t n, char *why, size_t whylen)
+{
+    char *json = json_array_of(batch);
+    if (!json) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    int rc = insert_json(p, json, why, whylen);
+    free(json);
+    if (rc <= 0)
+        return rc;
+    log_msg(LOG_WARNING, "audit warehouse: a batch of %zu records was refused (%s); inserting them one by one", n,
+            why);
+    for (pg_line *l = batch; l; l = l->next) {
+        char *one = malloc(l->len + 3);
+        if (!one) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        one[0] = '[';
+        memcpy(one + 1, l->data, l->len);
+        one[l->len + 1] = ']';
+        one[l->len + 2] = 0;
+        rc = insert_json(p, one, why, whylen);
+        free(one);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            log_msg(LOG_ERROR, "audit warehouse: the warehouse refused a record (%s); it is skipped there and "
+                               "stays in the audit file: %.300s", why, l->data);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- thread -- */
+
+/* At exit: keeps what was not inserted in the spool, oldest first. */
+static void persist_remaining(audit_pg *p, pg_line *inflight, size_t ninflight, bool inflight_from_spool)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t left = (size_t)p->spool_lines + p->mem_count + (inflight_from_spool ? 0 : ninflight);
+    if (left == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    bool rewrite = (!inflight_from_spool && ninflight > 0) || p->spool_read_off > 0;
+    int rc = 0;
+    if (!rewrite) {
+        rc = spool_memory_locked(p);
+    } else {
+        char *tmp = NULL;
+        int fd = -1;
+        if (asprintf(&tmp, "%s.tmp", p->cfg.spool_path) < 0)
+            tmp = NULL;
+        if (tmp)
+            fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        rc = fd < 0 ? -1 : 0;
+        for (pg_line *l = inflight_from_spool ? NULL : inflight; rc == 0 && l; l = l->next)
+            rc = write_fully(fd, l->data, l->len) || write_fully(fd, "\n", 1) ? -1 : 0;
+        /* the unread part of the spool */
+        off_t off = p->spool_read_off;
+        char chunk[65536];
+        while (rc == 0 && off < p->spool_size) {
+            size_t want = (size_t)(p->spool_size - off) < sizeof chunk ? (size_t)(p->spool_size - off) : sizeof chunk;
+            ssize_t r = pread(p->spool_fd, chunk, want, off);
+            if (r <= 0) {
+                rc = -1;
+                break;
+            }
+            rc = write_fully(fd, chunk, (size_t)r);
+            off += r;
+        }
+        for (pg_line *l = p->mem_head; rc == 0 && l; l = l->next)
+            rc = write_fully(fd, l->data, l->len) || write_fully(fd, "\n", 1) ? -1 : 0;
+        if (rc == 0 && fsync(fd) != 0)
+            rc = -1;
+        if (fd >= 0 && close(fd) != 0)
+            rc = -1;
+        if (rc == 0 && rename(tmp, p->cfg.spool_path) != 0)
+            rc = -1;
+        if (rc != 0 && tmp)
+            unlink(tmp);
+        free(tmp);
+    }
+    if (rc == 0 && !rewrite && fdatasync(p->spool_fd) != 0)
+        rc = -1;
+    if (rc == 0)
+        log_msg(LOG_WARNING, "audit warehouse: %zu records are not in the warehouse yet; they are kept in %s and "
+                             "sent at the next start", left, p->cfg.spool_path);
+    else
+        log_msg(LOG_ERROR, "audit warehouse: %zu records are not in the warehouse and could not be kept in %s: %s "
+                           "(they are in the audit file)", left, p->cfg.spool_path, strerror(errno));
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *pg_main(void *arg)
+{
+    audit_pg *p = arg;
+    int backoff = PG_BACKOFF_MIN_MS;
+    int64_t next_connect = 0;
+    bool stop_failed = false, was_connected = false;
+    pg_line *inflight = NULL;
+    size_t ninflight = 0;
+    bool from_spool = false;
+    off_t spool_end = 0;
+    size_t spool_consumed = 0;   /* spool lines the batch in flight covers */
+    char why[1024];
+
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int64_t now = now_ms();
+        bool pending = ninflight || p->mem_count || p->spool_size > p->spool_read_off;
+        if (p->stopping && (!pending || stop_failed || now >= p->stop_deadline_ms)) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        if (!p->conn && !p->stopping && now < next_connect) {
+            /* down: keep memory small, wait for the next attempt */
+            spool_memory_locked(p);
+            struct timespec until = deadline_in(next_connect - now);
+            pthread_cond_timedwait(&p->cv, &p->mu, &until);
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        if (!p->conn) {
+            pthread_mutex_unlock(&p->mu);
+            if (pg_connect(p, why, sizeof why) != 0) {
+                pthread_mutex_lock(&p->mu);
+                size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
+                spool_memory_locked(p);
+                pthread_mutex_unlock(&p->mu);
+                if (p->stopping)
+                    stop_failed = true;
+                else
+                    log_msg(was_connected || backoff == PG_BACKOFF_MIN_MS ? LOG_ERROR : LOG_WARNING,
+                            "audit warehouse: %s; %zu records wait in %s; retrying in %d s", why, waiting,
+                            p->cfg.spool_path, backoff / 1000);
+                was_connected = false;
+                next_connect = now_ms() + backoff;
+                backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
+                continue;
+            }
+            log_msg(LOG_INFO, "audit warehouse: connected; writing to %s", p->qtable);
+            was_connected = true;
+            continue;
+        }
+        if (!ninflight) {
+            if (p->spool_size > p->spool_read_off) {
+                off_t from = p->spool_read_off, size = p->spool_size;
+                pthread_mutex_unlock(&p->mu);
+                inflight = spool_read_batch(p, from, size, &spool_end, &ninflight, &spool_consumed);
+                from_spool = true;
+                if (!ninflight) {
+                    /* nothing usable (skipped lines, or a read error): move past what was consumed */
+                    pthread_mutex_lock(&p->mu);
+                    if (spool_end > p->spool_read_off) {
+                        p->spool_read_off = spool_end;
+                        p->spool_lines = p->spool_lines >= spool_consumed ? p->spool_lines - spool_consumed : 0;
+                    } else {
+                        log_msg(LOG_ERROR, "audit warehouse: cannot read the spool %s; retrying in 1 s",
+                                p->cfg.spool_path);
+                        struct timespec until = deadline_in(1000);
+                        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+                    }
+                    pthread_mutex_unlock(&p->mu);
+                    continue;
+                }
+                pthread_mutex_lock(&p->mu);
+                p->inflight_count = ninflight;
+                pthread_mutex_unlock(&p->mu);
+            } else if (p->mem_count &&
+                       (p->mem_count >= (size_t)p->cfg.batch_size || p->stopping ||
+                        now - p->mem_first_ms >= p->cfg.flush_interval_ms)) {
+                pg_line *last = p->mem_head;
+                size_t n = 1, bytes = last->len;
+                while (last->next && n < (size_t)p->cfg.batch_size && bytes < PG_BATCH_MAX_BYTES) {
+                    last = last->next;
+                    bytes += last->len;
+                    n++;
+                }
+                inflight = p->mem_head;
+                p->mem_head = last->next;
+                if (!p->mem_head)
+                    p->mem_tail = NULL;
+                else
+                    p->mem_first_ms = now;   /* close enough: the rest arrived after */
+                last->next = NULL;
+                p->mem_count -= n;
+                p->mem_bytes -= bytes;
+                ninflight = n;
+                from_spool = false;
+                p->inflight_count = n;
+                pthread_mutex_unlock(&p->mu);
+            } else {
+                if (p->mem_count) {
+                    struct timespec until = deadline_in(p->mem_first_ms + p->cfg.flush_interval_ms - now);
+                    pthread_cond_timedwait(&p->cv, &p->mu, &until);
+                } else {
+                    pthread_cond_wait(&p->cv, &p->mu);
+                }
+                pthread_mutex_unlock(&p->mu);
+                continue;
+            }
+        } else {
+            pthread_mutex_unlock(&p->mu);
+        }
+
+        if (insert_batch(p, inflight, ninflight, why, sizeof why) == 0) {
+            pthread_mutex_lock(&p->mu);
+            p->stats.inserted += ninflight;
+            if (from_spool) {
+                p->spool_read_off = spool_end;
+                p->spool_lines = p->spool_lines >= spool_consumed ? p->spool_lines - spool_consumed : 0;
+                if (p->spool_read_off >= p->spool_size) {
+                    if (ftruncate(p->spool_fd, 0) == 0) {
+                        p->spool_size = p->spool_read_off = 0;
+                        p->spool_lines = 0;
+                    }
+                }
+            }
+            p->inflight_count = 0;
+            pthread_mutex_unlock(&p->mu);
+            free_lines(inflight);
+            inflight = NULL;
+            ninflight = 0;
+            backoff = PG_BACKOFF_MIN_MS;
+        } else {
+            pthread_mutex_lock(&p->mu);
+            size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
+            if (from_spool) {
+                /* still in the spool from the read offset: read again later */
+                free_lines(inflight);
+                inflight = NULL;
+                ninflight = 0;
+                p->inflight_count = 0;
+            } else if (p->spool_size == p->spool_read_off) {
+                /* the oldest records: they open the spool, memory follows */
+                if (spool_lines_locked(p, inflight, ninflight) != 0) {
+                    spool_failed_locked(p, ninflight, errno);
+                } else {
+                    free_lines(inflight);
+                    inflight = NULL;
+                    ninflight = 0;
+                    p->inflight_count = 0;
+                }
+            }
+            spool_memory_locked(p);
+            pthread_mutex_unlock(&p->mu);
+            log_msg(LOG_ERROR, "audit warehouse: insert into %s failed: %s; %zu records wait (spool %s); "
+                               "reconnecting in %d s", p->qtable, why, waiting, p->cfg.spool_path, backoff / 1000);
+            pg_disconnect(p);
+            if (p->stopping)
+                stop_failed = true;
+            next_connect = now_ms() + backoff;
+            backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
+        }
+    }
+    pg_disconnect(p);
+    persist_remaining(p, inflight, ninflight, from_spool);
+    free_lines(inflight);
+    pthread_mutex_lock(&p->mu);
+    p->inflight_count = 0;
+    p->done = true;
+    pthread_cond_broadcast(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* --------------------------------------------------------------- API -- */
+
+static void pg_free(audit_pg *p)
+{
+    free_lines(p->mem_head);
+    if (p->spool_rd)
+        fclose(p->spool_rd);
+    if (p->spool_fd >= 0)
+        close(p->spool_fd);
+    free(p->qtable);
+    free(p->insert_sql);
+    audit_pg_config_clear(&p->cfg);
+    pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+audit_pg *audit_pg_start(const audit_pg_config *cfg, char *err, size_t errlen)
+{
+    audit_pg *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "audit.warehouse: out of memory");
+        return NULL;
+    }
+    p->spool_fd = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    if (audit_pg_config_copy(&p->cfg, cfg) < 0) {
+        snprintf(err, errlen, "audit.warehouse: out of memory");
+        goto fail;
+    }
+    p->mem_limit = (size_t)p->cfg.batch_size * 8 > 4096 ? (size_t)p->cfg.batch_size * 8 : 4096;
+    char *qs = quote_ident(p->cfg.schema), *qt = quote_ident(p->cfg.table);
+    if (qs && qt && asprintf(&p->qtable, "%s.%s", qs, qt) < 0)
+        p->qtable = NULL;
+    free(qs);
+    free(qt);
+    if (!p->qtable || asprintf(&p->insert_sql, INSERT_FMT, p->qtable) < 0) {
+        p->insert_sql = NULL;
+        snprintf(err, errlen, "audit.warehouse: out of memory");
+        goto fail;
+    }
+    p->spool_fd = open(p->cfg.spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (p->spool_fd < 0) {
+        snprintf(err, errlen, "audit.warehouse.spool_file: cannot open %s: %s", p->cfg.spool_path, strerror(errno));
+        goto fail;
+    }
+    p->spool_rd = fopen(p->cfg.spool_path, "re");
+    if (!p->spool_rd) {
+        snprintf(err, errlen, "audit.warehouse.spool_file: cannot read %s: %s", p->cfg.spool_path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(p->spool_fd, &st) != 0) {
+        snprintf(err, errlen, "audit.warehouse.spool_file: %s: %s", p->cfg.spool_path, strerror(errno));
+        goto fail;
+    }
+    p->spool_size = st.st_size;
+    if (p->spool_size > 0) {
+        char last = '\n';
+        if (pread(p->spool_fd, &last, 1, p->spool_size - 1) == 1 && last != '\n') {
+            /* an earlier run died in the middle of a line: end it, so it is one bad line, not two */
+            if (write_fully(p->spool_fd, "\n", 1) == 0)
+                p->spool_size++;
+            log_msg(LOG_WARNING, "audit warehouse: the spool %s ended in the middle of a line", p->cfg.spool_path);
+        }
+        char chunk[65536];
+        ssize_t r;
+        off_t off = 0;
+        while ((r = pread(p->spool_fd, chunk, sizeof chunk, off)) > 0) {
+            for (ssize_t i = 0; i < r; i++)
+                p->spool_lines += chunk[i] == '\n';
+            off += r;
+        }
+        log_msg(LOG_INFO, "audit warehouse: %llu records left by an earlier run are in %s; they are sent first",
+                p->spool_lines, p->cfg.spool_path);
+    }
+    int rc = pthread_create(&p->thread, NULL, pg_main, p);
+    if (rc != 0) {
+        snprintf(err, errlen, "audit.warehouse: cannot start its thread: %s", strerror(rc));
+        goto fail;
+    }
+    p->started = true;
+    return p;
+fail:
+    pg_free(p);
+    return NULL;
+}
+
+void audit_pg_stop(audit_pg *p)
+{
+    if (!p)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->mu);
+        p->stopping = true;
+        p->stop_deadline_ms = now_ms() + p->cfg.stop_timeout_ms;
+        pthread_cond_broadcast(&p->cv);
+        /* past the deadline, a statement still running is cancelled */
+        struct timespec until = deadline_in(p->cfg.stop_timeout_ms + 1000);
+        while (!p->done) {
+            if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until) == ETIMEDOUT) {
+                /* take the handle: the thread cannot free it while we use it unlocked */
+                PGcancel *c = p->cancel;
+                p->cancel = NULL;
+                pthread_mutex_unlock(&p->mu);
+                if (c) {
+                    char ebuf[256];
+                    PQcancel(c, ebuf, sizeof ebuf);
+                    PQfreeCancel(c);
+                    log_msg(LOG_WARNING, "audit warehouse: cancelled a statement still running at shutdown");
+                }
+                pthread_mutex_lock(&p->mu);
+                until = deadline_in(1000);
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    pg_free(p);
+}
+
+void audit_pg_get_stats(audit_pg *p, audit_pg_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    *out = p->stats;
+    out->pending = p->mem_count + p->spool_lines + p->inflight_count;
+    pthread_mutex_unlock(&p->mu);
+}

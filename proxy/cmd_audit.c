@@ -1,0 +1,1050 @@
+/*
+ * cmd_audit: `martgate audit [FILES...]`, the governance team's review tool
+ * for the audit trail. Reads audit logs (plain or gzip-compressed rotated
+ * ones, or stdin), filters records by user, group, decision, dataset,
+ * relation, session, event and time, and prints an aligned table, JSON lines,
+ * or a summary (counts by user x dataset x decision and the most frequent
+ * denied fingerprints). --follow tails a live log across rotations. A bad
+ * input line is reported with file:line and skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "proxy/commands.h"
+
+#define CLI_DEFAULT_MAX_LINE (64u << 20)
+#define CLI_FOLLOW_POLL_US 250000
+#define CLI_TABLE_FLUSH_ROWS 5000
+
+int cmd_audit_main(int argc, char **argv);
+
+/* ------------------------------------------------------------ options -- */
+
+typedef struct {
+    const char **v;
+    size_t n;
+} strlist;
+
+typedef struct {
+    strlist users, groups, decisions, datasets, relations, sessions, events;
+    bool has_since, has_until;
+    int64_t since_us, until_us;
+    bool json, summary, follow;
+    long long limit;         /* stop after this many records (0: no limit) */
+    int top;
+    size_t max_line;
+} audit_filter;
+
+static int strlist_add(strlist *l, const char *s)
+{
+    const char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->v = v;
+    l->v[l->n++] = s;
+    return 0;
+}
+
+static bool strlist_has(const strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- time -- */
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* RFC 3339 ("2024-05-01T12:00:00.5Z", "+02:00" offsets, seconds optional,
+ * no zone meaning UTC) or a bare date YYYY-MM-DD (UTC midnight; with
+ * end_of_day, the next midnight). Microseconds since the epoch. */
+static bool parse_time(const char *s, bool end_of_day, int64_t *out)
+{
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    long usec = 0;
+    if (strlen(s) < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31)
+        return false;
+    const char *p = s + 10;
+    bool date_only = *p == 0;
+    if (!date_only) {
+        if (*p != 'T' && *p != 't' && *p != ' ')
+            return false;
+        p++;
+        if (digits(p, 2, &h) || p[2] != ':' || digits(p + 3, 2, &mi))
+            return false;
+        p += 5;
+        if (*p == ':') {
+            if (digits(p + 1, 2, &sec))
+                return false;
+            p += 3;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int nd = 0;
+                long scale = 100000;
+                while (*p >= '0' && *p <= '9') {
+                    if (nd < 6)
+                        usec += (*p - '0') * scale;
+                    scale /= 10;
+                    nd++;
+                    p++;
+                }
+                if (nd == 0)
+                    return false;
+            }
+        }
+        if (h > 23 || mi > 59 || sec > 60)
+            return false;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    int64_t off = 0;
+    if (!date_only && *p) {
+        if ((*p == 'Z' || *p == 'z') && p[1] == 0) {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om;
+            int sign = *p == '-' ? -1 : 1;
+            p++;
+            if (digits(p, 2, &oh))
+                return false;
+            p += 2;
+            if (*p == ':')
+                p++;
+            if (digits(p, 2, &om))
+                return false;
+            p += 2;
+            if (*p || oh > 23 || om > 59)
+                return false;
+            off = sign * (oh * 3600 + om * 60);
+        } else {
+            return false;
+        }
+    }
+    if (date_only && end_of_day)
+        t += 86400;
+    *out = ((int64_t)t - off) * 1000000 + usec;
+    return true;
+}
+
+/* --------------------------------------------------------------- input -- */
+
+typedef struct {
+    const char *name;        /* for messages: the path, or "<stdin>" */
+    const char *path;        /* NULL for stdin */
+    gzFile gz;
+    dev_t dev;
+    ino_t ino;
+    unsigned long long consumed;   /* uncompressed bytes read */
+    char *buf;
+    size_t cap, len, pos;
+    bool skipping;           /* inside a line longer than max_line */
+    unsigned long long lineno;
+    unsigned long long skip_lineno;
+} line_reader;
+
+static int reader_open(line_reader *r, const char *path, char *why, size_t whylen)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->name = path ? path : "<stdin>";
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : dup(STDIN_FILENO);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s: %s", r->name, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        r->dev = st.st_dev;
+        r->ino = st.st_ino;
+    }
+    r->gz = gzdopen(fd, "rb");
+    if (!r->gz) {
+        close(fd);
+        snprintf(why, whylen, "%s: cannot read it (out of memory)", r->name);
+        return -1;
+    }
+    gzbuffer(r->gz, 128 * 1024);
+    return 0;
+}
+
+static void reader_close(line_reader *r)
+{
+    if (r->gz)
+        gzclose(r->gz);
+    r->gz = NULL;
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->len = r->pos = 0;
+}
+
+/* Next line (NUL-terminated in place, without its newline).
+ * Returns 1 with *line, 0 at the end of the data available now (a partial
+ * last line is returned only when final), -1 on a read error (why filled).
+ * A line longer than max_line is reported on stderr and skipped. */
+static int reader_next(line_reader *r, size_t max_line, bool final, char **line, size_t *len, char *why,
+                       size_t whylen)
+{
+    for (;;) {
+        char *start = r->buf + r->pos;
+        char *nl = r->len > r->pos ? memchr(start, '\n', r->len - r->pos) : NULL;
+        if (nl) {
+            *nl = 0;
+            size_t l = (size_t)(nl - start);
+            r->pos += l + 1;
+            r->lineno++;
+            if (r->skipping) {
+                r->skipping = false;
+                continue;
+            }
+            if (l > max_line) {
+                fprintf(stderr, "martgate audit: %s:%llu: line longer than %zu bytes; skipped\n", r->name,
+                        r->lineno, max_line);
+                continue;
+            }
+            if (l && start[l - 1] == '\r')
+                start[--l] = 0;
+            *line = start;
+            *len = l;
+            return 1;
+        }
+        /* no newline buffered: make room and read more */
+        if (r->pos > 0) {
+            memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+            r->len -= r->pos;
+            r->pos = 0;
+        }
+        if (r->len >= max_line) {
+            if (!r->skipping)
+                fprintf(stderr, "martgate audit: %s:%llu: line longer than %zu bytes; skipped\n", r->name,
+                        r->lineno + 1, max_line);
+            r->skipping = true;
+            r->len = 0;
+        }
+        if (r->cap - r->len < 65536 + 1) {
+            size_t cap = r->cap ? r->cap * 2 : 131072;
+            while (cap - r->len < 65536 + 1)
+                cap *= 2;
+            char *b = realloc(r->buf, cap);
+            if (!b) {
+                snprintf(why, whylen, "%s: out of memory", r->name);
+                return -1;
+            }
+            r->buf = b;
+            r->cap = cap;
+        }
+        size_t want = r->cap - r->len - 1;
+        if (want > (1u << 30))
+            want = 1u << 30;
+        int n = gzread(r->gz, r->buf + r->len, (unsigned)want);
+        if (n < 0) {
+            int zerr;
+            const char *m = gzerror(r->gz, &zerr);
+            snprintf(why, whylen, "%s: %s", r->name, zerr == Z_ERRNO ? strerror(errno) : m);
+            return -1;
+        }
+        if (n == 0) {
+            int zerr;
+            const char *m = gzerror(r->gz, &zerr);
+            if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
+                snprintf(why, whylen, "%s: %s", r->name, zerr == Z_ERRNO ? strerror(errno) : m);
+                return -1;
+            }
+            if (zerr == Z_BUF_ERROR && final) {
+                /* a compressed file cut short (e.g. still being compressed by logrotate) */
+                snprintf(why, whylen, "%s: compressed data ends early (the records before were read)", r->name);
+                return -1;
+            }
+            gzclearerr(r->gz);
+            if (final && r->len > 0 && !r->skipping) {
+                r->buf[r->len] = 0;
+                r->lineno++;
+                *line = r->buf;
+                *len = r->len;
+                if (*len && r->buf[*len - 1] == '\r')
+                    r->buf[--*len] = 0;
+                r->pos = r->len;
+                return 1;
+            }
+            if (final) {
+                r->len = r->pos = 0;
+                r->skipping = false;
+            }
+            return 0;
+        }
+        r->consumed += (unsigned long long)n;
+        r->len += (size_t)n;
+    }
+}
+
+/* --------------------------------------------------------------- match -- */
+
+static const char *str_field(json_t *rec, const char *key)
+{
+    json_t *v = json_object_get(rec, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The session id as text, whether the log holds a number or a string. */
+static const char *session_text(json_t *rec, char *buf, size_t n)
+{
+    json_t *v = json_object_get(rec, "session");
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
+static bool array_has_any(json_t *rec, const char *key, const strlist *want)
+{
+    json_t *arr = json_object_get(rec, key), *it;
+    size_t i;
+    json_array_foreach(arr, i, it) {
+        if (json_is_string(it) && strlist_has(want, json_string_value(it)))
+            return true;
+    }
+    return false;
+}
+
+/* "orders" matches any schema's orders; "sales.orders" only that one. */
+static bool relation_matches(const char *rel, const char *want)
+{
+    if (strcmp(rel, want) == 0)
+        return true;
+    if (strchr(want, '.'))
+        return false;
+    const char *dot = strrchr(rel, '.');
+    return dot && strcmp(dot + 1, want) == 0;
+}
+
+static bool record_matches(const audit_filter *f, json_t *rec, int64_t ts_us)
+{
+    if (f->events.n && !(str_field(rec, "event") && strlist_has(&f->events, str_field(rec, "event"))))
+        return false;
+    if (f->users.n) {
+        const char *u = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+        if (!((u && strlist_has(&f->users, u)) || (eu && strlist_has(&f->users, eu))))
+            return false;
+    }
+    if (f->groups.n && !array_has_any(rec, "groups", &f->groups))
+        return false;
+    if (f->decisions.n && !(str_field(rec, "decision") && strlist_has(&f->decisions, str_field(rec, "decision"))))
+        return false;
+    if (f->datasets.n && !array_has_any(rec, "datasets", &f->datasets))
+        return false;
+    if (f->relations.n) {
+        bool any = false;
+        json_t *arr = json_object_get(rec, "relations"), *it;
+        size_t i;
+        json_array_foreach(arr, i, it) {
+            for (size_t k = 0; !any && json_is_string(it) && k < f->relations.n; k++)
+                any = relation_matches(json_string_value(it), f->relations.v[k]);
+        }
+        if (!any)
+            return false;
+    }
+    if (f->sessions.n) {
+        char b[32];
+        const char *s = session_text(rec, b, sizeof b);
+        if (!s || !strlist_has(&f->sessions, s))
+            return false;
+    }
+    if (f->has_since && ts_us < f->since_us)
+        return false;
+    if (f->has_until && ts_us >= f->until_us)
+        return false;
+    return true;
+}
+
+/* --------------------------------------------------------------- table -- */
+
+enum { COL_TIME, COL_EVENT, COL_SESSION, COL_USER, COL_DECISION, COL_RULE, COL_DATASETS, COL_DETAIL, NCOLS };
+static const char *const col_names[NCOLS] = {"TIME", "EVENT", "SESSION", "USER", "DECISION", "RULE", "DATASETS",
+                                             "DETAIL"};
+static const size_t col_max[NCOLS] = {32, 13, 20, 40, 8, 40, 40, 0};
+
+typedef struct {
+    char **cells;            /* nrows * NCOLS */
+    size_t nrows, cap;
+    size_t width[NCOLS];
+    bool header_done;
+} out_table;
+
+/* Display width: code points, not bytes. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+/* A cell: control characters become spaces; cut to max code points with "…". */
+static char *cell_dup(const char *s, size_t max)
+{
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    char *d = malloc(n + 4);
+    if (!d)
+        return NULL;
+    size_t o = 0, cps = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool lead = (c & 0xC0) != 0x80;
+        if (lead && max && cps == max - 1 && text_width(s + i) > 1) {
+            memcpy(d + o, "\xE2\x80\xA6", 3);   /* … */
+            o += 3;
+            break;
+        }
+        cps += lead;
+        d[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    d[o] = 0;
+    return d;
+}
+
+static char *join_array(json_t *arr)
+{
+    size_t n = 1;
+    json_t *it;
+    size_t i;
+    json_array_foreach(arr, i, it) {
+        if (json_is_string(it))
+            n += strlen(json_string_value(it)) + 1;
+    }
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    json_array_foreach(arr, i, it) {
+        if (!json_is_string(it))
+            continue;
+        if (s[0])
+            strcat(s, ",");
+        strcat(s, json_string_value(it));
+    }
+    return s;
+}
+
+static void table_flush(out_table *t, FILE *out)
+{
+    if (!t->header_done) {
+        for (int c = 0; c < NCOLS; c++) {
+            size_t w = strlen(col_names[c]);
+            if (w > t->width[c])
+                t->width[c] = w;
+        }
+    }
+    for (size_t r = 0; r < t->nrows; r++)
+        for (int c = 0; c < NCOLS; c++) {
+            size_t w = text_width(t->cells[r * NCOLS + c]);
+            if (w > t->width[c])
+                t->width[c] = w;
+        }
+    if (!t->header_done) {
+        for (int c = 0; c < NCOLS; c++)
+            if (c == NCOLS - 1)
+                fprintf(out, "%s\n", col_names[c]);
+            else
+                fprintf(out, "%-*s  ", (int)t->width[c], col_names[c]);
+        t->header_done = true;
+    }
+    for (size_t r = 0; r < t->nrows; r++) {
+        size_t pad = 0;   /* spaces owed before the next non-empty cell: no trailing blanks */
+        for (int c = 0; c < NCOLS; c++) {
+            const char *s = t->cells[r * NCOLS + c];
+            if (*s) {
+                fprintf(out, "%*s%s", (int)pad, "", s);
+                pad = 0;
+            }
+            pad += t->width[c] + 2 - text_width(s);
+            free(t->cells[r * NCOLS + c]);
+        }
+        fputc('\n', out);
+    }
+    t->nrows = 0;
+    fflush(out);
+}
+
+static int table_add(out_table *t, json_t *rec)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        char **c = realloc(t->cells, cap * NCOLS * sizeof *c);
+        if (!c)
+            return -1;
+        t->cells = c;
+        t->cap = cap;
+    }
+    char sbuf[32], ubuf[512];
+    const char *user = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+    if (eu) {
+        snprintf(ubuf, sizeof ubuf, "%s (%s)", user ? user : "", eu);
+        user = ubuf;
+    }
+    char *datasets = join_array(json_object_get(rec, "datasets"));
+    const char *reason = str_field(rec, "reason"), *query = str_field(rec, "query");
+    char *detail = NULL;
+    if (reason && query) {
+        if (asprintf(&detail, "%s | %s", reason, query) < 0)
+            detail = NULL;
+    } else {
+        detail = strdup(reason ? reason : query ? query : json_is_true(json_object_get(rec, "query_unparsable"))
+                                                              ? "(query not parsable; text not logged)" : "");
+    }
+    const char *vals[NCOLS] = {str_field(rec, "ts"), str_field(rec, "event"), session_text(rec, sbuf, sizeof sbuf),
+                               user, str_field(rec, "decision"), str_field(rec, "rule"), datasets, detail};
+    char **row = t->cells + t->nrows * NCOLS;
+    int rc = 0;
+    for (int c = 0; c < NCOLS; c++) {
+        row[c] = cell_dup(vals[c], col_max[c]);
+        if (!row[c])
+            rc = -1;
+    }
+    free(datasets);
+    free(detail);
+    if (rc) {
+        for (int c = 0; c < NCOLS; c++)
+            free(row[c]);
+        return -1;
+    }
+    t->nrows++;
+    return 0;
+}
+
+/* ------------------------------------------------------------- summary -- */
+
+typedef struct {
+    unsigned long long records;
+    json_t *events;          /* event -> count */
+    json_t *udd;             /* "user\x1f dataset\x1f decision" -> count */
+    json_t *denied;          /* fingerprint -> {count, users{}, query, reason} */
+} summary;
+
+static void count_key(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v)
+        json_integer_set(v, json_integer_value(v) + 1);
+    else
+        json_object_set_new(obj, key, json_integer(1));
+}
+
+static void summary_add(summary *s, json_t *rec)
+{
+    s->records++;
+    const char *ev = str_field(rec, "event");
+    count_key(s->events, ev ? ev : "(none)");
+    if (!ev || strcmp(ev, "statement") != 0)
+        return;
+    const char *user = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+    char ubuf[512];
+    if (eu) {
+        snprintf(ubuf, sizeof ubuf, "%s (%s)", user ? user : "", eu);
+        user = ubuf;
+    }
+    if (!user)
+        user = "-";
+    const char *dec = str_field(rec, "decision");
+    if (!dec)
+        dec = "-";
+    json_t *ds = json_object_get(rec, "datasets"), *it;
+    size_t i, n = 0;
+    char *key;
+    json_array_foreach(ds, i, it) {
+        if (!json_is_string(it))
+            continue;
+        if (asprintf(&key, "%s\x1f%s\x1f%s", user, json_string_value(it), dec) >= 0) {
+            count_key(s->udd, key);
+            free(key);
+        }
+        n++;
+    }
+    if (n == 0 && asprintf(&key, "%s\x1f-\x1f%s", user, dec) >= 0) {
+        count_key(s->udd, key);
+        free(key);
+    }
+    if (strcmp(dec, "deny") == 0) {
+        const char *fp = str_field(rec, "fingerprint");
+        if (!fp)
+            fp = "(unparsable)";
+        json_t *e = json_object_get(s->denied, fp);
+        if (!e) {
+            e = json_object();
+            json_object_set_new(e, "count", json_integer(0));
+            json_object_set_new(e, "users", json_object());
+            const char *q = str_field(rec, "query"), *r = str_field(rec, "reason");
+            json_object_set_new(e, "query", q ? json_string(q) : json_null());
+            json_object_set_new(e, "reason", r ? json_string(r) : json_null());
+            json_object_set_new(s->denied, fp, e);
+        }
+        count_key(e, "count");
+        json_object_set_new(json_object_get(e, "users"), user, json_true());
+    }
+}
+
+static int cmp_udd(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+typedef struct {
+    const char *fp;
+    json_int_t count;
+    size_t users;
+    json_t *e;
+} denied_row;
+
+static int cmp_denied(const void *a, const void *b)
+{
+    const denied_row *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return strcmp(x->fp, y->fp);
+}
+
+static void print_summary(summary *s, int top, bool json, FILE *out)
+{
+    size_t n = json_object_size(s->udd), k = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    const char *key;
+    json_t *v;
+    json_object_foreach(s->udd, key, v) keys[k++] = key;
+    qsort(keys, k, sizeof *keys, cmp_udd);
+    size_t nd = json_object_size(s->denied), j = 0;
+    denied_row *rows = calloc(nd ? nd : 1, sizeof *rows);
+    json_object_foreach(s->denied, key, v) {
+        rows[j].fp = key;
+        rows[j].count = json_integer_value(json_object_get(v, "count"));
+        rows[j].users = json_object_size(json_object_get(v, "users"));
+        rows[j].e = v;
+        j++;
+    }
+    qsort(rows, j, sizeof *rows, cmp_denied);
+    if ((size_t)top < j)
+        j = (size_t)top;
+
+    if (json) {
+        json_t *o = json_object(), *arr = json_array(), *fps = json_array();
+        json_object_set_new(o, "records", json_integer((json_int_t)s->records));
+        json_object_set(o, "events", s->events);
+        for (size_t i = 0; i < k; i++) {
+            char *copy = strdup(keys[i]);
+            char *d1 = copy ? strchr(copy, '\x1f') : NULL, *d2 = d1 ? strchr(d1 + 1, '\x1f') : NULL;
+            if (d2) {
+                *d1 = *d2 = 0;
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I}", "user", copy, "dataset", d1 + 1,
+                                                     "decision", d2 + 1, "count",
+                                                     json_integer_value(json_object_get(s->udd, keys[i]))));
+            }
+            free(copy);
+        }
+        json_object_set_new(o, "by_user_dataset_decision", arr);
+        for (size_t i = 0; i < j; i++)
+            json_array_append_new(fps, json_pack("{s:s, s:I, s:I, s:O, s:O}", "fingerprint", rows[i].fp, "count",
+                                                 rows[i].count, "users", (json_int_t)rows[i].users, "query",
+                                                 json_object_get(rows[i].e, "query"), "reason",
+                                                 json_object_get(rows[i].e, "reason")));
+        json_object_set_new(o, "top_denied_fingerprints", fps);
+        json_dumpf(o, out, JSON_COMPACT);
+        fputc('\n', out);
+        json_decref(o);
+    } else {
+        fprintf(out, "%llu records", s->records);
+        json_object_foreach(s->events, key, v) fprintf(out, ", %lld %s", (long long)json_integer_value(v), key);
+        fprintf(out, "\n\nStatements by user, dataset and decision\n");
+        size_t wu = 4, wd = 7;
+        for (size_t i = 0; i < k; i++) {
+            const char *d1 = strchr(keys[i], '\x1f'), *d2 = strchr(d1 + 1, '\x1f');
+            if ((size_t)(d1 - keys[i]) > wu)
+                wu = (size_t)(d1 - keys[i]);
+            if ((size_t)(d2 - d1 - 1) > wd)
+                wd = (size_t)(d2 - d1 - 1);
+        }
+        fprintf(out, "%-*s  %-*s  %-8s  %s\n", (int)wu, "USER", (int)wd, "DATASET", "DECISION", "COUNT");
+        for (size_t i = 0; i < k; i++) {
+            const char *d1 = strchr(keys[i], '\x1f'), *d2 = strchr(d1 + 1, '\x1f');
+            fprintf(out, "%-*.*s  %-*.*s  %-8s  %lld\n", (int)wu, (int)(d1 - keys[i]), keys[i], (int)wd,
+                    (int)(d2 - d1 - 1), d1 + 1, d2 + 1, (long long)json_integer_value(json_object_get(s->udd, keys[i])));
+        }
+        fprintf(out, "\nMost frequent denied statements (top %d)\n", top);
+        fprintf(out, "%-7s  %-5s  %-16s  %s\n", "COUNT", "USERS", "FINGERPRINT", "REASON | QUERY");
+        for (size_t i = 0; i < j; i++) {
+            json_t *q = json_object_get(rows[i].e, "query"), *r = json_object_get(rows[i].e, "reason");
+            char *detail = NULL;
+            if (asprintf(&detail, "%s | %s", json_is_string(r) ? json_string_value(r) : "-",
+                         json_is_string(q) ? json_string_value(q) : "-") < 0)
+                detail = NULL;
+            char *cell = cell_dup(detail, 0);
+            fprintf(out, "%-7lld  %-5zu  %-16s  %s\n", (long long)rows[i].count, rows[i].users, rows[i].fp,
+                    cell ? cell : "");
+            free(cell);
+            free(detail);
+        }
+    }
+    free(keys);
+    free(rows);
+}
+
+/* ---------------------------------------------------------------- main -- */
+
+typedef struct {
+    audit_filter *f;
+    out_table table;
+    summary sum;
+    long long matched;
+    unsigned long long bad_lines;
+    FILE *out;
+} run_state;
+
+/* One input line. Returns false when --limit is reached. */
+static bool handle_line(run_state *st, line_reader *r, const char *line, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (i == len)
+        return true;   /* blank line */
+    json_error_t jerr;
+    json_t *rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!rec || !json_is_object(rec)) {
+        st->bad_lines++;
+        fprintf(stderr, "martgate audit: %s:%llu: %s; skipped\n", r->name, r->lineno,
+                rec ? "not a JSON object" : jerr.text);
+        json_decref(rec);
+        return true;
+    }
+    int64_t ts = 0;
+    if (st->f->has_since || st->f->has_until) {
+        const char *t = str_field(rec, "ts");
+        if (!t || !parse_time(t, false, &ts)) {
+            st->bad_lines++;
+            fprintf(stderr, "martgate audit: %s:%llu: no RFC 3339 \"ts\"; skipped\n", r->name, r->lineno);
+            json_decref(rec);
+            return true;
+        }
+    }
+    if (record_matches(st->f, rec, ts)) {
+        st->matched++;
+        if (st->f->summary)
+            summary_add(&st->sum, rec);
+        else if (st->f->json)
+            fprintf(st->out, "%.*s\n", (int)len, line);
+        else {
+            if (table_add(&st->table, rec) != 0)
+                fprintf(stderr, "martgate audit: out of memory\n");
+            if (st->table.nrows >= CLI_TABLE_FLUSH_ROWS)
+                table_flush(&st->table, st->out);
+        }
+    }
+    json_decref(rec);
+    return !(st->f->limit && st->matched >= st->f->limit);
+}
+
+/* Reads one input to its end. 0 ok, 1 read error, 2 --limit reached. */
+static int read_all(run_state *st, line_reader *r)
+{
+    char why[512], *line;
+    size_t len;
+    int rc;
+    while ((rc = reader_next(r, st->f->max_line, true, &line, &len, why, sizeof why)) == 1)
+        if (!handle_line(st, r, line, len))
+            return 2;
+    if (rc < 0) {
+        fprintf(stderr, "martgate audit: %s\n", why);
+        return 1;
+    }
+    return 0;
+}
+
+static void flush_output(run_state *st)
+{
+    if (!st->f->summary && !st->f->json && st->table.nrows)
+        table_flush(&st->table, st->out);
+    fflush(st->out);
+}
+
+/* --follow: reads to the end, then waits for more; a new file under the
+ * path (rotation) is opened once the old one is read to its end; a file cut
+ * shorter than what was read (copytruncate) is read again from the start. */
+static int follow(run_state *st, const char *path)
+{
+    line_reader r;
+    char why[512], *line;
+    size_t len;
+    if (reader_open(&r, path, why, sizeof why) != 0) {
+        fprintf(stderr, "martgate audit: %s\n", why);
+        return 1;
+    }
+    int status = 0;
+    for (;;) {
+        int rc;
+        bool stop = false;
+        while ((rc = reader_next(&r, st->f->max_line, false, &line, &len, why, sizeof why)) == 1)
+            if (!handle_line(st, &r, line, len)) {
+                stop = true;
+                break;
+            }
+        if (rc < 0) {
+            fprintf(stderr, "martgate audit: %s\n", why);
+            status = 1;
+            break;
+        }
+        flush_output(st);
+        if (stop || !path)
+            break;
+        usleep(CLI_FOLLOW_POLL_US);
+        struct stat st_path;
+        if (stat(path, &st_path) != 0)
+            continue;   /* between rename and create: wait */
+        if (st_path.st_dev != r.dev || st_path.st_ino != r.ino) {
+            /* rotated: finish the old file (a last line without newline included), then the new one */
+            while ((rc = reader_next(&r, st->f->max_line, true, &line, &len, why, sizeof why)) == 1)
+                if (!handle_line(st, &r, line, len)) {
+                    stop = true;
+                    break;
+                }
+            flush_output(st);
+            reader_close(&r);
+            if (stop)
+                return status;
+            if (reader_open(&r, path, why, sizeof why) != 0) {
+                fprintf(stderr, "martgate audit: %s\n", why);
+                return 1;
+            }
+        } else if ((unsigned long long)st_path.st_size < r.consumed) {
+            fprintf(stderr, "martgate audit: %s was truncated; reading it from the start\n", path);
+            reader_close(&r);
+            if (reader_open(&r, path, why, sizeof why) != 0) {
+                fprintf(stderr, "martgate audit: %s\n", why);
+                return 1;
+            }
+        }
+    }
+    reader_close(&r);
+    return status;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: martgate audit [OPTIONS] [FILE...]\n"
+            "Reads audit logs (JSON lines; gzip-compressed rotated files too; stdin without FILE),\n"
+            "oldest file first, and prints the records that match every filter given.\n"
+            "A filter given several times matches any of its values.\n\n"
+            "  --user NAME          user or end_user (the person Metabase names)\n"
+            "  --group NAME         one of the user's groups\n"
+            "  --decision D         allow, rewrite or deny\n"
+            "  --dataset NAME       a dataset the statement touched\n"
+            "  --relation NAME      schema.table, or a table name in any schema\n"
+            "  --session ID         a session id\n"
+            "  --event E            session_start, login_failed, statement or session_end\n"
+            "  --since TIME         at or after TIME: RFC 3339 (2024-05-01T08:00:00Z) or YYYY-MM-DD (UTC)\n"
+            "  --until TIME         before TIME; a bare date includes that whole day\n"
+            "  --json               JSON lines, as in the log, instead of a table\n"
+            "  --summary            counts by user x dataset x decision and the most frequent\n"
+            "                       denied fingerprints (with --json: one JSON object)\n"
+            "  --top N              how many denied fingerprints --summary lists (10)\n"
+            "  --follow             keep reading FILE as it grows, across rotation (one FILE)\n"
+            "  --limit N            stop after N matching records\n"
+            "  --max-line-bytes N   longer input lines are reported and skipped (64 MiB)\n"
+            "Bad input lines are reported on stderr as FILE:LINE and skipped. Exit status: 0, 1 when\n"
+            "a file could not be read, 2 on a usage error.\n");
+}
+
+int cmd_audit_main(int argc, char **argv)
+{
+    enum { OPT_USER = 256, OPT_GROUP, OPT_DECISION, OPT_DATASET, OPT_RELATION, OPT_SESSION, OPT_EVENT, OPT_SINCE, OPT_UNTIL,
+           OPT_JSON, OPT_SUMMARY, OPT_TOP, OPT_FOLLOW, OPT_LIMIT, OPT_MAXLINE };
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, OPT_USER},         {"group", required_argument, NULL, OPT_GROUP},
+        {"decision", required_argument, NULL, OPT_DECISION}, {"dataset", required_argument, NULL, OPT_DATASET},
+        {"relation", required_argument, NULL, OPT_RELATION}, {"session", required_argument, NULL, OPT_SESSION},
+        {"event", required_argument, NULL, OPT_EVENT},       {"since", required_argument, NULL, OPT_SINCE},
+        {"until", required_argument, NULL, OPT_UNTIL},       {"json", no_argument, NULL, OPT_JSON},
+        {"summary", no_argument, NULL, OPT_SUMMARY},         {"top", required_argument, NULL, OPT_TOP},
+        {"follow", no_argument, NULL, OPT_FOLLOW},           {"limit", required_argument, NULL, OPT_LIMIT},
+        {"max-line-bytes", required_argument, NULL, OPT_MAXLINE}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    audit_filter f = {.top = 10, .max_line = CLI_DEFAULT_MAX_LINE};
+    int status = 0, o;
+    optind = 1;
+    opterr = 1;
+    while (status == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end;
+        long long v;
+        switch (o) {
+        case OPT_USER: status = strlist_add(&f.users, optarg); break;
+        case OPT_GROUP: status = strlist_add(&f.groups, optarg); break;
+        case OPT_DATASET: status = strlist_add(&f.datasets, optarg); break;
+        case OPT_RELATION: status = strlist_add(&f.relations, optarg); break;
+        case OPT_SESSION: status = strlist_add(&f.sessions, optarg); break;
+        case OPT_DECISION:
+            if (strcmp(optarg, "allow") && strcmp(optarg, "rewrite") && strcmp(optarg, "deny")) {
+                fprintf(stderr, "martgate audit: --decision '%s': use allow, rewrite or deny\n", optarg);
+                status = 2;
+            } else {
+                status = strlist_add(&f.decisions, optarg);
+            }
+            break;
+        case OPT_EVENT:
+            if (strcmp(optarg, "session_start") && strcmp(optarg, "login_failed") && strcmp(optarg, "statement") &&
+                strcmp(optarg, "session_end")) {
+                fprintf(stderr, "martgate audit: --event '%s': use session_start, login_failed, statement or "
+                                "session_end\n", optarg);
+                status = 2;
+            } else {
+                status = strlist_add(&f.events, optarg);
+            }
+            break;
+        case OPT_SINCE:
+        case OPT_UNTIL: {
+            int64_t t;
+            if (!parse_time(optarg, o == OPT_UNTIL, &t)) {
+                fprintf(stderr, "martgate audit: --%s '%s': use RFC 3339 (2024-05-01T08:00:00Z) or YYYY-MM-DD\n",
+                        o == OPT_SINCE ? "since" : "until", optarg);
+                status = 2;
+            } else if (o == OPT_SINCE) {
+                f.has_since = true;
+                f.since_us = t;
+            } else {
+                f.has_until = true;
+                f.until_us = t;
+            }
+            break;
+        }
+        case OPT_JSON: f.json = true; break;
+        case OPT_SUMMARY: f.summary = true; break;
+        case OPT_FOLLOW: f.follow = true; break;
+        case OPT_TOP:
+        case OPT_LIMIT:
+        case OPT_MAXLINE:
+            errno = 0;
+            v = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < (o == OPT_LIMIT ? 0 : 1) ||
+                v > (o == OPT_MAXLINE ? (1LL << 30) : 1000000000LL)) {
+                fprintf(stderr, "martgate audit: --%s '%s' is not a valid number\n",
+                        o == OPT_TOP ? "top" : o == OPT_LIMIT ? "limit" : "max-line-bytes", optarg);
+                status = 2;
+            } else if (o == OPT_TOP) {
+                f.top = (int)v;
+            } else if (o == OPT_LIMIT) {
+                f.limit = v;
+            } else {
+                f.max_line = (size_t)v;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            status = -1;
+            break;
+        default:
+            usage(stderr);
+            status = 2;
+            break;
+        }
+        if (status == -1 && o != 'h') {
+            fprintf(stderr, "martgate audit: out of memory\n");
+            status = 1;
+        }
+    }
+    if (status == 0 && f.follow && (f.summary || argc - optind != 1)) {
+        fprintf(stderr, "martgate audit: --follow takes exactly one FILE and no --summary\n");
+        status = 2;
+    }
+    if (status == 0 && f.has_since && f.has_until && f.until_us <= f.since_us) {
+        fprintf(stderr, "martgate audit: --until is not after --since: nothing can match\n");
+        status = 2;
+    }
+    run_state st = {.f = &f, .out = stdout};
+    if (status == 0 && f.summary) {
+        st.sum.events = json_object();
+        st.sum.udd = json_object();
+        st.sum.denied = json_object();
+    }
+    if (status == 0) {
+        if (f.follow) {
+            status = follow(&st, argv[optind]);
+        } else if (optind == argc) {
+            line_reader r;
+            char why[512];
+            if (reader_open(&r, NULL, why, sizeof why) != 0) {
+                fprintf(stderr, "martgate audit: %s\n", why);
+                status = 1;
+            } else {
+                status = read_all(&st, &r) == 1 ? 1 : 0;
+                reader_close(&r);
+            }
+        } else {
+            for (int i = optind; i < argc; i++) {
+                line_reader r;
+                char why[512];
+                if (reader_open(&r, argv[i], why, sizeof why) != 0) {
+                    fprintf(stderr, "martgate audit: %s\n", why);
+                    status = 1;
+                    continue;
+                }
+                int rc = read_all(&st, &r);
+                reader_close(&r);
+                if (rc == 1)
+                    status = 1;
+                if (rc == 2)
+                    break;
+            }
+        }
+        if (f.summary)
+            print_summary(&st.sum, f.top, f.json, st.out);
+        flush_output(&st);
+        if (st.bad_lines)
+            fprintf(stderr, "martgate audit: %llu bad lines skipped\n", st.bad_lines);
+    }
+    if (status == -1)
+        status = 0;
+    json_decref(st.sum.events);
+    json_decref(st.sum.udd);
+    json_decref(st.sum.denied);
+    free(st.table.cells);
+    free(f.users.v);
+    free(f.groups.v);
+    free(f.decisions.v);
+    free(f.datasets.v);
+    free(f.relations.v);
+    free(f.sessions.v);
+    free(f.events.v);
+    return status;
+}
