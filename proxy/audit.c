@@ -24,6 +24,7 @@
 
 #include "proxy/audit_pg.h"
 #include "proxy/log.h"
+#include "proxy/secret_file.h"
 
 #define AUDIT_WRITER_BATCH 1024        /* records taken from the queue at once */
 #define AUDIT_RETRY_MIN_MS 100
@@ -133,30 +134,6 @@ static char *resolve_path(const char *dir, const char *p)
     return s;
 }
 
-static char *read_secret(const char *path, char *why, size_t whylen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    bool more = fgetc(f) != EOF;
-    fclose(f);
-    if (more) {
-        snprintf(why, whylen, "%s is larger than %zu bytes", path, sizeof buf - 1);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (n && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    if (n && buf[n - 1] == '\r')
-        buf[--n] = 0;
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
-}
 
 static bool buf_reserve(audit_buf *b, size_t extra)
 {
@@ -277,7 +254,7 @@ static int parse_warehouse(const json_doc *doc, const json_t *w, const char *bas
         s->pg.conninfo = strdup(conninfo);
         if (pwfile) {
             char why[512], *p = resolve_path(base_dir, pwfile);
-            s->pg.password = p ? read_secret(p, why, sizeof why) : NULL;
+            s->pg.password = p ? secret_file_read(p, why, sizeof why) : NULL;
             free(p);
             if (!s->pg.password)
                 return json_doc_error(doc, json_object_get(w, "password_file"), err, errlen,

@@ -13,6 +13,7 @@
 
 #include "policy/json_doc.h"
 #include "proxy/log.h"
+#include "proxy/secret_file.h"
 #include "proxy/tls.h"
 
 static char *resolve_path(const char *dir, const char *p)
@@ -26,29 +27,6 @@ static char *resolve_path(const char *dir, const char *p)
     return s;
 }
 
-/* Reads a small secret file; one trailing newline is stripped. */
-static char *read_secret_file(const char *path, char *why, size_t whylen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, whylen, "cannot open %s", path);
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    bool more = fgetc(f) != EOF;
-    fclose(f);
-    if (more) {
-        snprintf(why, whylen, "%s is larger than %zu bytes", path, sizeof buf - 1);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (n && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    if (n && buf[n - 1] == '\r')
-        buf[--n] = 0;
-    return strdup(buf);
-}
 
 static int parse_listen(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
 {
@@ -148,7 +126,7 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         db->conninfo = strdup(conninfo);
         if (pwfile) {
             char why[300], *p = resolve_path(c->dir, pwfile);
-            db->password = p ? read_secret_file(p, why, sizeof why) : NULL;
+            db->password = p ? secret_file_read(p, why, sizeof why) : NULL;
             free(p);
             if (!db->password)
                 return json_doc_error(doc, json_object_get(d, "password_file"), err, errlen,

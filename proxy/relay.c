@@ -432,6 +432,43 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
     return SCAN_MORE;
 }
 
+/* The rest of a message being streamed: 1 when some moved (go on), 0 when
+ * none is left to stream, -1 when it waits for more bytes. */
+static int stream_rest(struct evbuffer *in, struct evbuffer *out, uint32_t *remaining)
+{
+    if (!*remaining)
+        return 0;
+    int n = evbuffer_remove_buffer(in, out, *remaining);
+    if (n <= 0)
+        return -1;
+    *remaining -= (uint32_t)n;
+    return 1;
+}
+
+/* The next window of `in` to scan, or NULL (less than a header buffered, or
+ * out of memory: then the session is killed). */
+static const unsigned char *scan_window(session *s, struct evbuffer *in, size_t *win)
+{
+    size_t avail = evbuffer_get_length(in);
+    if (avail < 5)
+        return NULL;
+    *win = avail < SCAN_WINDOW ? avail : SCAN_WINDOW;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)*win);
+    if (!p)
+        session_kill(s);
+    return p;
+}
+
+/* Moves the approved bytes; false (session killed) when that fails. */
+static bool move_approved(session *s, struct evbuffer *in, struct evbuffer *out, size_t approved)
+{
+    if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
+        session_kill(s);
+        return false;
+    }
+    return true;
+}
+
 static void too_large(session *s, uint32_t len)
 {
     char msg[256];
@@ -449,13 +486,11 @@ void relay_client_readable(session *s)
     struct evbuffer *in = s->client.in;
     struct evbuffer *out = s->server.out;
     while (s->state == SS_READY) {
-        if (r->client_remaining) {
-            int n = evbuffer_remove_buffer(in, out, r->client_remaining);
-            if (n <= 0)
-                break;
-            r->client_remaining -= (uint32_t)n;
+        int st = stream_rest(in, out, &r->client_remaining);
+        if (st > 0)
             continue;
-        }
+        if (st < 0)
+            break;
         if (r->q.len >= RELAY_QUEUE_MAX) {
             conn_read(&s->client, false);
             r->client_paused = true;
@@ -463,22 +498,15 @@ void relay_client_readable(session *s)
         }
         if (pause_if_backed_up(&s->server, &s->client, &r->client_paused))
             break;
-        size_t avail = evbuffer_get_length(in);
-        if (avail < 5)
+        size_t win;
+        const unsigned char *p = scan_window(s, in, &win);
+        if (!p)
             break;
-        size_t win = avail < SCAN_WINDOW ? avail : SCAN_WINDOW;
-        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)win);
-        if (!p) {
-            session_kill(s);
-            return;
-        }
         size_t approved = 0;
         char bad[96];
         scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
-        if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
-            session_kill(s);
+        if (!move_approved(s, in, out, approved))
             return;
-        }
         if (res == SCAN_BAD) {
             session_log(s, LOG_WARNING, "%s", bad);
             protocol_violation(s, bad);
@@ -645,30 +673,21 @@ void relay_server_readable(session *s)
     struct evbuffer *in = s->server.in;
     struct evbuffer *out = s->client.out;
     while (s->state == SS_READY) {
-        if (r->server_remaining) {
-            int n = evbuffer_remove_buffer(in, out, r->server_remaining);
-            if (n <= 0)
-                break;
-            r->server_remaining -= (uint32_t)n;
+        int st = stream_rest(in, out, &r->server_remaining);
+        if (st > 0)
             continue;
-        }
+        if (st < 0)
+            break;
         if (pause_if_backed_up(&s->client, &s->server, &r->server_paused))
             break;
-        size_t avail = evbuffer_get_length(in);
-        if (avail < 5)
+        size_t win;
+        const unsigned char *p = scan_window(s, in, &win);
+        if (!p)
             break;
-        size_t win = avail < SCAN_WINDOW ? avail : SCAN_WINDOW;
-        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)win);
-        if (!p) {
-            session_kill(s);
-            return;
-        }
         size_t approved = 0;
         scan_result res = scan_server(s, p, win, &approved);
-        if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
-            session_kill(s);
+        if (!move_approved(s, in, out, approved))
             return;
-        }
         if (res == SCAN_BAD) {
             session_log(s, LOG_ERROR, "the warehouse sent an invalid message");
             pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,

@@ -83,7 +83,21 @@ expect_sqlstate() {
   if grep -Eq "(^|[^0-9A-Z])$state([^0-9A-Z]|\$)" <<<"$out"; then ok "$name"
   else fail "$name" "expected SQLSTATE $state (exit $rc)" "$out"; fi
 }
+# h_sanitizer_check: stop every martgate this test started, then fail if any
+# of their logs holds an AddressSanitizer, LeakSanitizer or UBSan report (the
+# test command runs the suite against the sanitizer build).
+h_sanitizer_check() {
+  local pid log
+  for pid in "${H_MG_PIDS[@]}"; do pid_alive "$pid" && stop_pid "$pid" 15 >/dev/null 2>&1; done
+  [ -n "$T_DIR" ] && [ -d "$T_DIR" ] || return 0
+  while IFS= read -r log; do
+    if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+      fail "sanitizers" "report in $log" "$(grep -E -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -30)"
+    fi
+  done < <(find "$T_DIR" -name '*.log' -type f 2>/dev/null)
+}
 h_done() {
+  h_sanitizer_check
   echo "# $T_NAME: $H_PASS passed, $H_FAIL failed, $H_SKIP skipped"
   [ "$H_FAIL" -eq 0 ]
   exit $?
@@ -444,6 +458,7 @@ held_open() {
 }
 held_query() { (printf '%s\n' "$1" >&"$HELD_FD") 2>/dev/null || true; }
 held_close() { # prints everything the held session printed
+  held_query '\q'        # not only EOF: later children may hold the FIFO open too
   exec {HELD_FD}>&-
   wait_until 10 pid_gone "$HELD_PID" || kill -TERM "$HELD_PID" 2>/dev/null || true
   wait "$HELD_PID" 2>/dev/null || true
