@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Limits, crossed: max_clients (53300 for one too many, then room again),
-# max_message_bytes (a clear error for a Query, Parse or Bind over the limit;
-# just under it works; results from the warehouse are not cut by it),
+# max_message_bytes (a clear error for a Query or Parse over the limit; just
+# under it works; Bind, CopyData and results stream and are not cut by it),
 # login_timeout_seconds (idle TCP, idle after TLS, idle at the password prompt,
 # a slow-drip startup packet) and never a crash. Also 50 concurrent sessions.
 . "$(dirname "$0")/../lib/harness.sh"

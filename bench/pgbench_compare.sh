@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# pgbench_compare.sh: martgate's relay against the warehouse direct and against
+# PgBouncer (session mode), on this machine, in one interleaved run.
+#
+# Throughput: pgbench select-only (-S), 8 clients, -M simple / extended /
+# prepared; every round runs each mode against each target (order rotated per
+# round); prints tps per round, the median, and the median as a ratio of direct.
+# Memory: opens N idle logged-in sessions through martgate and through PgBouncer
+# and reports the RSS growth per session (KiB), with and without client TLS.
+#
+# Settings (environment):
+#   MARTGATE_BIN       default build/martgate
+#   BENCH_ROUNDS=3     rounds
+#   BENCH_SECONDS=5    seconds per pgbench run
+#   BENCH_CLIENTS=8    pgbench clients (-c); BENCH_THREADS=2 (-j)
+#   BENCH_SCALE=10     pgbench -i scale
+#   BENCH_TLS=0        1: clients use TLS to all three targets (PostgreSQL ssl,
+#                      PgBouncer client_tls, martgate); 0: plaintext everywhere
+#                      (martgate with allow_plaintext) so only the relay differs
+#   BENCH_SESSIONS=200 idle sessions for the memory figures (0 skips them)
+#   BENCH_SKIP_TPS=1   only the memory figures
+# Never run by the tests. Takes ~ ROUNDS x 9 x SECONDS plus a minute.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+: "${MARTGATE_BIN:=build/martgate}"
+case $MARTGATE_BIN in /*) ;; *) MARTGATE_BIN=$repo/$MARTGATE_BIN ;; esac
+export MARTGATE_BIN
+ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECONDS:-5}
+CLIENTS=${BENCH_CLIENTS:-8}
+THREADS=${BENCH_THREADS:-2}
+SCALE=${BENCH_SCALE:-10}
+TLS=${BENCH_TLS:-0}
+SESSIONS=${BENCH_SESSIONS:-200}
+# PgBouncer keeps its server connections after its clients leave: room for both
+export MG_PG_MAX_CONNECTIONS=$((2 * SESSIONS + 60))
+export H_TIMEOUT=$((SECS + 120))
+
+. "$repo/tests/lib/harness.sh"
+h_init bench
+for tool in pgbench pgbouncer; do command -v $tool >/dev/null || { echo "bench: $tool not found (scripts/install-deps.sh)" >&2; exit 1; }; done
+DB=bench
+pg_createdb $DB
+echo "# $(nproc) CPUs; $(pg_admin postgres -c 'show server_version'); $(pgbouncer --version | head -1); client TLS: $([ "$TLS" = 1 ] && echo on || echo off)"
+
+SSLMODE=disable
+[ "$TLS" = 1 ] && SSLMODE=verify-full
+PGB_CLIENT_TLS=$([ "$TLS" = 1 ] && echo 1 || true) pgb_start $DB
+have_mg=0
+if have_martgate; then
+  MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
+    MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB && have_mg=1
+else
+  echo "# $MARTGATE_BIN not found: measuring direct and PgBouncer only"
+fi
+echo "# warehouse 127.0.0.1:$MG_PG_PORT, PgBouncer :$PGB_PORT${MG_PORT:+, martgate :$MG_PORT}"
+
+# conninfo for a target
+target_env() {
+  unset PGSERVICE
+  export PGHOST=127.0.0.1 PGSSLMODE=$SSLMODE PGSSLROOTCERT=$MG_CA PGCONNECT_TIMEOUT=10 PGDATABASE=$DB
+  case $1 in
+    direct)    export PGPORT=$MG_PG_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS ;;
+    pgbouncer) export PGPORT=$PGB_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS ;;
+    martgate)  export PGPORT=$MG_PORT PGUSER=$MG_USER PGPASSWORD=$MG_TOKEN ;;
+  esac
+}
+
+targets=(direct pgbouncer)
+[ $have_mg -eq 1 ] && targets+=(martgate)
+modes=(simple extended prepared)
+
+if [ -z "${BENCH_SKIP_TPS:-}" ]; then
+  echo "# pgbench -i -s $SCALE"
+  (target_env direct; PGSSLMODE=disable pgbench -i -q -s "$SCALE" >/dev/null 2>&1)
+  pg_admin $DB -c "vacuum analyze" >/dev/null
+  # warm up every path once
+  for t in "${targets[@]}"; do (target_env "$t"; pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T 1 >/dev/null 2>&1) || true; done
+
+  results=$T_DIR/results
+  : >"$results"
+  for r in $(seq 1 "$ROUNDS"); do
+    # rotate the target order each round so no target always runs first
+    order=("${targets[@]:$(( (r - 1) % ${#targets[@]} ))}" "${targets[@]:0:$(( (r - 1) % ${#targets[@]} ))}")
+    for m in "${modes[@]}"; do
+      for t in "${order[@]}"; do
+        out=$(target_env "$t"; timeout $((SECS + 60)) pgbench -n -S -M "$m" -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>&1) || true
+        tps=$(grep -o 'tps = [0-9.]*' <<<"$out" | head -1 | cut -d' ' -f3)
+        failed=$(grep -o 'number of failed transactions: [0-9]*' <<<"$out" | grep -o '[0-9]*$' || echo "?")
+        if [ -z "$tps" ]; then echo "# round $r $m $t: pgbench failed: $(tail -2 <<<"$out" | tr '\n' ' ')"; tps=0; fi
+        echo "$m $t $r $tps $failed" >>"$results"
+        printf '# round %d  %-9s %-10s %10.0f tps (failed %s)\n' "$r" "$m" "$t" "$tps" "$failed"
+      done
+    done
+  done
+
+  echo
+  echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${SECS}s x $ROUNDS rounds, client TLS $([ "$TLS" = 1 ] && echo on || echo off)"
+  python3 - "$results" "${targets[@]}" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+targets = sys.argv[2:]
+modes = ["simple", "extended", "prepared"]
+print("%-9s %-10s %-32s %10s %8s" % ("mode", "target", "tps per round", "median", "ratio"))
+for m in modes:
+    med = {}
+    for t in targets:
+        v = [float(r[3]) for r in rows if r[0] == m and r[1] == t]
+        med[t] = statistics.median(v) if v else 0.0
+    for t in targets:
+        v = [float(r[3]) for r in rows if r[0] == m and r[1] == t]
+        ratio = med[t] / med["direct"] if med.get("direct") else 0
+        print("%-9s %-10s %-32s %10.0f %8.2f" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio))
+PY
+fi
+
+# ---- memory per idle session
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cat >"$T_DIR/hold.py" <<'PY'
+# hold.py PORT USER PASSWORD DB N TLS(0/1): open N logged-in sessions, print
+# READY, keep them until stdin closes.
+import sys, pgwire
+port, user, pw, db, n, tls = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] == "1"
+conns = []
+for i in range(n):
+    c = pgwire.Conn(port=port, timeout=30)
+    if tls:
+        c.ssl_request(None)
+    c.startup(user, db)
+    c.finish_login(pw)
+    c.query("select 1")
+    conns.append(c)
+print("READY", flush=True)
+sys.stdin.read()
+for c in conns:
+    c.terminate()
+PY
+hold_ready() { grep -q READY "$1" || pid_gone "$2"; }   # OUT PID: ready, or gave up
+# measure LABEL PID PORT USER PASSWORD TLS
+measure() {
+  local label=$1 pid=$2 port=$3 user=$4 pw=$5 tls=$6 before after fifo out
+  fifo=$T_DIR/hold.$label.fifo; out=$T_DIR/hold.$label.out
+  rm -f "$fifo"; mkfifo "$fifo"
+  # one session first, so one-time allocations are not counted per session
+  PYTHONPATH=$H_PY timeout 60 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB 1 "$tls" </dev/null >/dev/null 2>&1 || true
+  sleep 0.5
+  before=$(rss_kib "$pid")
+  PYTHONPATH=$H_PY timeout 300 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$SESSIONS" "$tls" <"$fifo" >"$out" 2>&1 &
+  local hp=$!
+  H_BG_PIDS+=("$hp")
+  exec {wfd}>"$fifo"
+  if ! wait_until 120 hold_ready "$out" "$hp" || ! grep -q READY "$out"; then
+    echo "# $label: sessions did not open: $(tail -1 "$out")"; exec {wfd}>&-; wait "$hp" 2>/dev/null || true; return 0
+  fi
+  sleep 1
+  after=$(rss_kib "$pid")
+  exec {wfd}>&-
+  wait "$hp" 2>/dev/null || true
+  printf '%-28s RSS %7d KiB -> %7d KiB with %d idle sessions: %6.1f KiB per session\n' \
+    "$label" "$before" "$after" "$SESSIONS" "$(awk -v a="$after" -v b="$before" -v n="$SESSIONS" 'BEGIN{print (a-b)/n}')"
+}
+if [ "$SESSIONS" -gt 0 ]; then
+  echo
+  echo "memory: RSS growth for $SESSIONS idle, logged-in sessions"
+  measure "pgbouncer (client TLS $([ "$TLS" = 1 ] && echo on || echo off))" "$PGB_PID" "$PGB_PORT" "$MG_SVC_USER" "$MG_SVC_PASS" "$([ "$TLS" = 1 ] && echo 1 || echo 0)"
+  if [ $have_mg -eq 1 ]; then
+    # a fresh martgate for each figure, so freed memory of the previous one is not reused
+    mg_stop
+    MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
+      MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
+    measure "martgate (client TLS $([ "$TLS" = 1 ] && echo on || echo off))" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" "$([ "$TLS" = 1 ] && echo 1 || echo 0)"
+    if [ "$TLS" != 1 ]; then
+      # the production shape: TLS on the client side
+      mg_stop
+      MG_CFG_WAREHOUSE_SSLMODE=disable MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
+      measure "martgate (client TLS on)" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" 1
+    fi
+  fi
+fi
