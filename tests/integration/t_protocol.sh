@@ -254,6 +254,7 @@ if first == b"S":
         except Exception as e:
             verdict, why = True, "'S', then the TLS handshake failed: %r" % e
 R.check("SSLRequest with plaintext buffered behind it is rejected", verdict, why)
+R.note("SSLRequest with plaintext behind it: " + why)
 c2.close()
 c.close()
 still_serving("SSLRequest with plaintext behind it")

@@ -89,9 +89,12 @@ public class MetabaseSync {
         final Set<String> tables;          // schema.table it may read (so sees in catalogs)
         final Set<String> hiddenColumns;   // schema.table.column a "deny" mask removes
         final int metabaseUser;            // the Metabase user id in its remarks
-        Persona(String label, String user, String tokenVar, int metabaseUser, Collection<String> tables, String... hidden) {
+        final String searchPath;           // the policy's starting search_path (defaults.search_path)
+        Persona(String label, String user, String tokenVar, int metabaseUser, String searchPath, Collection<String> tables,
+                String... hidden) {
             this.label = label; this.user = user; this.token = env(tokenVar, "");
             this.metabaseUser = metabaseUser;
+            this.searchPath = searchPath;
             this.tables = new TreeSet<>(tables);
             this.hiddenColumns = new TreeSet<>(Arrays.asList(hidden));
         }
@@ -108,28 +111,29 @@ public class MetabaseSync {
     static final List<String> SHARED = List.of("shared_mart.customers", "shared_mart.calendar", "public.countries");
     static List<String> plus(List<String> a, String... b) { List<String> l = new ArrayList<>(a); l.addAll(Arrays.asList(b)); return l; }
 
-    // The expected sets, from the policy by hand:
+    // The expected sets, from the policy by hand (search_path: the first matching
+    // defaults.search_path entry, minus the schemas the person may not read):
     //  ana (data-engineers): data-engineers-write (raw, staging, funnel) + data-engineers-read-marts
     //    (origination, sales, shared): everything; full_catalog_visibility anyway.
-    static final Persona ENGINEER = new Persona("engineer", "ana", "MB_TOKEN_ANA", 3, RELATIONS.keySet());
+    static final Persona ENGINEER = new Persona("engineer", "ana", "MB_TOKEN_ANA", 3, "staging, raw, public", RELATIONS.keySet());
     //  carla (data-scientists): data-scientists-read (raw, staging, funnel, origination, sales) +
     //    everyone-shared; data-scientists-no-secrets (priority 100) denies raw.credentials.
-    static final Persona SCIENTIST = new Persona("scientist", "carla", "MB_TOKEN_CARLA", 5, except("raw.credentials"));
+    static final Persona SCIENTIST = new Persona("scientist", "carla", "MB_TOKEN_CARLA", 5, "staging, raw, public", except("raw.credentials"));
     //  olga (squad-origination): squad-origination-marts (origination), squad-origination-funnel
     //    (funnel_data_mart.*, row filter), squad-origination-customers (masks, salary denied),
     //    everyone-shared (shared_mart, public).
-    static final Persona ORIGINATION = new Persona("origination", "olga", "MB_TOKEN_OLGA", 7,
+    static final Persona ORIGINATION = new Persona("origination", "olga", "MB_TOKEN_OLGA", 7, "origination_mart, shared_mart, public",
         plus(SHARED, "funnel_data_mart.funnel", "funnel_data_mart.leads", "origination_mart.plans",
              "origination_mart.originations", "origination_mart.by_region", "origination_mart.monthly"),
         "shared_mart.customers.salary");
     //  sam (squad-sales): squad-sales-marts (sales), squad-sales-own-leads (funnel_data_mart.leads
     //    only, row filter), everyone-shared.
-    static final Persona SALES = new Persona("sales", "sam", "MB_TOKEN_SAM", 9,
+    static final Persona SALES = new Persona("sales", "sam", "MB_TOKEN_SAM", 9, "sales_mart, shared_mart, public",
         plus(SHARED, "sales_mart.sales_per_region", "sales_mart.orders", "funnel_data_mart.leads"));
     //  zed (no group): everyone-shared only.
-    static final Persona NOBODY = new Persona("nobody", "zed", "MB_TOKEN_ZED", 11, SHARED);
+    static final Persona NOBODY = new Persona("nobody", "zed", "MB_TOKEN_ZED", 11, "public", SHARED);
     //  metabase-svc (no group) is the impersonator; on its own it is like zed.
-    static final Persona SERVICE = new Persona("impersonation", "metabase-svc", "MB_TOKEN_SVC", 12, SHARED);
+    static final Persona SERVICE = new Persona("impersonation", "metabase-svc", "MB_TOKEN_SVC", 12, "public", SHARED);
 
     // ------------------------------------------------------------ connections
     // The properties Metabase's PostgreSQL driver gives pgjdbc for a database
@@ -188,8 +192,16 @@ public class MetabaseSync {
     }
 
     static Connection direct;
-    static Connection directConnect() throws SQLException {
+    // pgjdbc's TYPE_NAME and pg_get_expr's COLUMN_DEF qualify names the search_path
+    // does not reach: the reference answers use the persona's search_path.
+    // A fresh connection each time: pgjdbc caches type names per connection.
+    static void directSearchPath(Persona p) throws SQLException {
+        direct.close();
+        direct = directConnect(p.searchPath);
+    }
+    static Connection directConnect(String searchPath) throws SQLException {
         Properties pr = new Properties();
+        if (searchPath != null) pr.setProperty("currentSchema", searchPath);
         pr.setProperty("user", DIRECT_USER);
         pr.setProperty("password", DIRECT_PASSWORD);
         pr.setProperty("sslmode", "verify-full");
@@ -481,8 +493,11 @@ public class MetabaseSync {
             try (Connection c = connect(p, null)) {
                 checkout(c, null);
                 ok(L + "connect with Metabase's properties and check out (isValid, isolation, read-only, holdability)");
-                check(L + "ApplicationName reaches the warehouse", APPLICATION_NAME.equals(one(c, "show application_name")),
-                      one(c, "show application_name"));
+                String app = one(c, "show application_name");
+                check(L + "ApplicationName reaches the warehouse", APPLICATION_NAME.equals(app), app);
+                String path = one(c, "show search_path");
+                check(L + "search_path is the policy's default (" + p.searchPath + ")",
+                      p.searchPath.equals(path.replace("\"", "")), path);
                 // db-default-timezone: prepareStatement "show timezone;"
                 try (PreparedStatement ps = c.prepareStatement("show timezone;"); ResultSet r = ps.executeQuery()) {
                     check(L + "db-default-timezone (\"show timezone;\" prepared)", r.next() && r.getString(1) != null, "no row");
@@ -504,6 +519,7 @@ public class MetabaseSync {
         test(L + "sync", () -> {
             try (Connection c = connect(p, null)) {
                 checkout(c, null);
+                directSearchPath(p);
                 DatabaseMetaData md = c.getMetaData(), dmd = direct.getMetaData();
                 // getSchemas, minus what Metabase excludes (pg_catalog, information_schema)
                 List<String> schemas = new ArrayList<>();
@@ -589,6 +605,7 @@ public class MetabaseSync {
         test(L + "catalog queries", () -> {
             try (Connection c = connect(p, null)) {
                 checkout(c, null);
+                directSearchPath(p);
                 // syncable-schemas: getSchemas minus excluded-schemas and metabase_cache*
                 List<String> syncable = new ArrayList<>();
                 try (ResultSet r = c.getMetaData().getSchemas()) { while (r.next()) syncable.add(r.getString("TABLE_SCHEM")); }
@@ -1068,7 +1085,7 @@ public class MetabaseSync {
     public static void main(String[] args) throws Exception {
         DriverManager.setLoginTimeout(15);
         try {
-            direct = directConnect();
+            direct = directConnect(null);
         } catch (SQLException e) {
             notOk("direct connection to the warehouse", describe(e));
             System.out.println("# metabase: " + (n - failed) + " passed, " + failed + " failed");
