@@ -102,6 +102,7 @@ bool rewrite_is_filtered_catalog(const char *schema, const char *name)
 
 typedef struct visibility {
     rewrite_visible_fn fn;
+    rewrite_column_hidden_fn hidden;
     void *ctx;
     bool failed;
 } visibility;
@@ -115,6 +116,23 @@ static void add_visible(rbuf *b, visibility *v, const char *schema_expr, const c
         return;
     }
     rbuf_add(b, "(");
+    rbuf_add(b, test);
+    rbuf_add(b, ")");
+    free(test);
+}
+
+/* Appends " AND NOT (<hidden(schema, table, column)>)" when a column test is given. */
+static void add_column_test(rbuf *b, visibility *v, const char *schema_expr, const char *table_expr,
+                            const char *column_expr)
+{
+    if (!v->hidden)
+        return;
+    char *test = v->hidden(v->ctx, schema_expr, table_expr, column_expr);
+    if (!test) {
+        v->failed = true;
+        return;
+    }
+    rbuf_add(b, " AND NOT (");
     rbuf_add(b, test);
     rbuf_add(b, ")");
     free(test);
@@ -137,6 +155,7 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
                     "mg_c ON mg_c.oid = mg_a.attrelid JOIN pg_catalog.pg_namespace mg_n ON "
                     "mg_n.oid = mg_c.relnamespace WHERE ");
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
+        add_column_test(b, v, NSPNAME, CLASS_TABLE_NAME, "mg_a.attname::pg_catalog.text");
         break;
     case SHAPE_INDEX:
         rbuf_add(b, "SELECT mg_i.* FROM pg_catalog.pg_index mg_i JOIN pg_catalog.pg_class mg_c "
@@ -192,24 +211,26 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
                      c->table_column);
         rbuf_addf(b, "SELECT * FROM %s.%s mg_v WHERE ", c->schema, c->name);
         add_visible(b, v, schema_expr, c->table_column ? table_expr : NULL);
+        if (!strcmp(c->schema, "information_schema") && !strcmp(c->name, "columns"))
+            add_column_test(b, v, schema_expr, table_expr, "mg_v.column_name::pg_catalog.text");
         break;
     }
     }
     rbuf_add(b, " OFFSET 0");
 }
 
-int rewrite_catalog_relation(const char *schema, const char *name, rewrite_visible_fn visible,
-                             void *ctx, char **out, char *err, size_t errlen)
+int rewrite_catalog_relation(const char *schema, const char *name, const rewrite_catalog_filter *f,
+                             char **out, char *err, size_t errlen)
 {
     *out = NULL;
     const filtered_catalog *c = find_catalog(schema, name);
     if (!c)
         return 1;
-    if (!visible) {
+    if (!f || !f->visible) {
         snprintf(err, errlen, "catalog filter: no visibility test");
         return -1;
     }
-    visibility v = {visible, ctx, false};
+    visibility v = {f->visible, f->column_hidden, f->ctx, false};
     rbuf b = {0};
     build(&b, c, &v);
     if (v.failed) {
@@ -235,7 +256,7 @@ void rewrite_free_substitutions(rewrite_substitution *subs, size_t n)
     free(subs);
 }
 
-int rewrite_catalog_substitutions(const analysis *a, rewrite_visible_fn visible, void *ctx,
+int rewrite_catalog_substitutions(const analysis *a, const rewrite_catalog_filter *f,
                                   rewrite_substitution **subs, char *err, size_t errlen)
 {
     *subs = NULL;
@@ -285,7 +306,7 @@ int rewrite_catalog_substitutions(const analysis *a, rewrite_visible_fn visible,
             cap = ncap;
         }
         char *text = NULL;
-        if (rewrite_catalog_relation(r->schema, r->name, visible, ctx, &text, err, errlen) != 0) {
+        if (rewrite_catalog_relation(r->schema, r->name, f, &text, err, errlen) != 0) {
             rewrite_free_substitutions(list, n);
             return -1;
         }

@@ -1078,7 +1078,8 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
         if (rc == 0 && first_deny == DECIDE_NONE && any_filtered_catalog) {
             decide_visibility vis = {p, req->who};
             char rerr[512];
-            nc = rewrite_catalog_substitutions(a, decide_catalog_visible, &vis, &csubs, rerr, sizeof rerr);
+            rewrite_catalog_filter cf = {decide_catalog_visible, decide_catalog_column_hidden, &vis};
+            nc = rewrite_catalog_substitutions(a, &cf, &csubs, rerr, sizeof rerr);
             if (nc < 0) {
                 for (size_t i = 0; i < out->n_items; i++)
                     if (out->items[i].why == W_CATALOG_FILTERED) {
@@ -1591,6 +1592,71 @@ char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *tab
     if (b.oom) {
         free(b.s);
         return NULL;
+    }
+    return b.s;
+}
+
+/* Hidden columns: the "deny" columns of the rule that decides a read of the
+ * table for this principal (the first matching rule, as for rows). */
+char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const char *table_expr,
+                                   const char *column_expr)
+{
+    const decide_visibility *v = ctx;
+    const policy_t *p = v->policy;
+    subj s;
+    if (subj_init(&s, p, v->who) < 0)
+        return NULL;
+    sbuf b = {0};
+    sb_str(&b, "(CASE WHEN ");
+    sb_str(&b, schema_expr);
+    sb_str(&b, " IN ('pg_catalog', 'information_schema') THEN false");
+    bool any_deny = false;
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const policy_rule *r = &p->rules[i];
+        const char *what;
+        if (!subjects_match(&r->subjects, &s, &what))
+            continue;
+        bool any;
+        size_t mark = b.len;
+        sb_str(&b, " WHEN ");
+        rule_sql_cond(r, schema_expr, table_expr, false, false, &b, &any);
+        if (!any) {
+            b.len = mark;
+            if (b.s)
+                b.s[mark] = 0;
+            continue;
+        }
+        size_t ndeny = 0;
+        for (size_t k = 0; k < r->n_columns; k++)
+            if (r->columns[k].kind == MASK_DENY)
+                ndeny++;
+        if (!ndeny || r->access == ACCESS_DENY) {
+            sb_str(&b, " THEN false");
+            continue;
+        }
+        any_deny = true;
+        sb_str(&b, " THEN ");
+        sb_str(&b, column_expr);
+        sb_str(&b, " IN (");
+        size_t done = 0;
+        for (size_t k = 0; k < r->n_columns; k++) {
+            if (r->columns[k].kind != MASK_DENY)
+                continue;
+            if (done++)
+                sb_str(&b, ", ");
+            sb_literal(&b, r->columns[k].name);
+        }
+        sb_str(&b, ")");
+    }
+    sb_str(&b, " ELSE false END)");
+    subj_free(&s);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    if (!any_deny) {   /* keep the common case's text short */
+        free(b.s);
+        return strdup("false");
     }
     return b.s;
 }

@@ -149,6 +149,9 @@ typedef struct decide_visibility {
     const decide_principal *who;
 } decide_visibility;
 char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *table_expr);
+/* The rewrite_column_hidden_fn: columns a rule denies ("deny" masks). */
+char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const char *table_expr,
+                                   const char *column_expr);
 
 /* Connection impersonation (Metabase Pro/Enterprise sends SET ROLE r before a
  * person's queries): may `who` act as policy role `role`? 1 with the role's

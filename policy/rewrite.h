@@ -112,6 +112,21 @@ char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column);
 typedef char *(*rewrite_visible_fn)(void *ctx, const char *schema_expr,
                                     const char *table_expr);
 
+/* Optional, with a visibility test: a SQL boolean telling whether a column
+ * (three text expressions) is hidden from the principal (a "deny" column of
+ * a rule), so pg_attribute and information_schema.columns do not list it.
+ * NULL on failure. */
+typedef char *(*rewrite_column_hidden_fn)(void *ctx, const char *schema_expr,
+                                          const char *table_expr, const char *column_expr);
+
+/* What catalog filtering shows: visible (required), column_hidden (optional),
+ * and the context both get. */
+typedef struct rewrite_catalog_filter {
+    rewrite_visible_fn visible;
+    rewrite_column_hidden_fn column_hidden;
+    void *ctx;
+} rewrite_catalog_filter;
+
 /* Filtered catalogs: pg_catalog.pg_namespace, pg_class, pg_attribute,
  * pg_description, pg_constraint, pg_index, pg_indexes, pg_tables, pg_views,
  * pg_matviews, pg_sequences, pg_policies, pg_rules, pg_stats, pg_stats_ext,
@@ -126,7 +141,7 @@ bool rewrite_is_filtered_catalog(const char *schema, const char *name);
  * original (SELECT *), only the visible rows, OFFSET 0. Returns 0, 1 when
  * schema.name is not a filtered catalog (*out NULL), or -1 with err. */
 int rewrite_catalog_relation(const char *schema, const char *name,
-                             rewrite_visible_fn visible, void *ctx,
+                             const rewrite_catalog_filter *f,
                              char **out, char *err, size_t errlen);
 
 /* Substitutions for every filtered catalog read in `a`. *subs is malloc'd,
@@ -134,8 +149,8 @@ int rewrite_catalog_relation(const char *schema, const char *name,
  * Returns the number found (0: *subs NULL), or -1 with err: a filtered
  * catalog read where it cannot be substituted (COPY, LOCK, TABLESAMPLE...),
  * or an unqualified name that may be one but whose schema is unknown. */
-int rewrite_catalog_substitutions(const analysis *a, rewrite_visible_fn visible,
-                                  void *ctx, rewrite_substitution **subs,
+int rewrite_catalog_substitutions(const analysis *a, const rewrite_catalog_filter *f,
+                                  rewrite_substitution **subs,
                                   char *err, size_t errlen);
 void rewrite_free_substitutions(rewrite_substitution *subs, size_t n);
 

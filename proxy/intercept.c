@@ -364,8 +364,8 @@ static bool has_unqualified(const analysis *a)
  * role's principal (its groups, no claims) for the statements that follow;
  * the warehouse only records it in a custom setting, so its own roles and
  * grants are never involved. Returns true when it handled the statement. */
-static bool impersonation(session *s, const policy_t *p, const char *text, const analysis *a,
-                          intercept_result *out)
+static bool impersonation(session *s, const policy_t *p, char kind, const char *stmt_name,
+                          const char *text, const analysis *a, intercept_result *out)
 {
     session_guard *g = &s->guard;
     if (a->n_roles != 1 || a->n_stmts != 1 || a->n_relations || a->n_functions || a->n_flags ||
@@ -419,7 +419,8 @@ static bool impersonation(session *s, const policy_t *p, const char *text, const
     }
     out->verdict = INTERCEPT_REPLACE;
     out->text = strdup(sql);
-    s->pending_req = trail_decided(s, 'Q', NULL, text, a, NULL, false, true, NULL, NULL);
+    /* audited as the client's statement (for a Parse: its Executes) */
+    s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL);
     return true;
 }
 
@@ -497,12 +498,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
             return;
         }
     }
-    if (impersonation(s, p, sql, a, out)) {
-        if (kind == 'P' && s->pending_req) {
-            /* a Parse: the Execute completes it, the template carries it */
-            trail_discard(s->pending_req);
-            s->pending_req = NULL;
-        }
+    if (impersonation(s, p, kind, stmt_name, sql, a, out)) {
         analysis_free(a);
         return;
     }

@@ -340,6 +340,10 @@ static bool handle_statement(session *s, char type, uint32_t len)
                       .message = res.message ? res.message : "statement denied by policy",
                       .detail = res.detail, .hint = res.hint, .position = res.position};
         evbuffer_drain(in, len + 1);
+        /* a denied Parse leaves no statement of that name on the warehouse:
+         * later Executes of the name must not borrow an older audit template */
+        if (type == 'P')
+            trail_close(s, 'S', name);
         ok = forward_denial(s, type, name, &e);
         break;
     }
@@ -559,6 +563,23 @@ static void pop_after_error(relay_queue *q)
         q_pop(q);
 }
 
+/* ParameterStatus: application_name changes (pgjdbc sets it with SET after
+ * login) are what the audit trail reports from then on. */
+static void note_parameter(session *s, const char *body, size_t len)
+{
+    size_t pos = 0;
+    const char *name = pgw_read_cstring(body, len, &pos);
+    const char *value = name ? pgw_read_cstring(body, len, &pos) : NULL;
+    if (!value || strcmp(name, "application_name") != 0)
+        return;
+    char *copy = strdup(value);
+    if (!copy)
+        return;
+    free(s->application_name_set);
+    s->application_name_set = copy;
+    s->application_name = copy;
+}
+
 /* Tells the audit trail what the head request's answer says. */
 static void note_answer(struct trail_req *req, char type, const unsigned char *msg, uint32_t len, bool whole)
 {
@@ -619,6 +640,10 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             }
             break;
         }
+        case 'S':
+            if (off + len + 1 <= n)
+                note_parameter(s, (const char *)p + off + 5, len - 4);
+            break;
         case '1': pop_if(&r->q, 'P'); break;
         case '2': pop_if(&r->q, 'B'); break;
         case '3': pop_if(&r->q, 'C'); break;

@@ -143,6 +143,7 @@ void session_free(session *s)
     jwt_identity_clear(&s->ident);
     free(s->startup_packet);
     free(s->options_buf);
+    free(s->application_name_set);
     config_unref(s->cfg);
     free(s);
 }

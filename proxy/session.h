@@ -50,6 +50,7 @@ typedef struct session {
     char *options_buf;               /* settings split out of "options" */
     pg_startup startup;
     const char *user, *database, *application_name;
+    char *application_name_set;      /* as the warehouse last reported it (owned) */
     jwt_identity ident;
 
     backend *be;

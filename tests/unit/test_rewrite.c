@@ -508,14 +508,14 @@ static void test_catalog_relation_texts(void **state)
     (void)state;
     char *out = NULL;
     char err[256];
-    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_namespace", test_visible, NULL,
+    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_namespace", &(rewrite_catalog_filter){test_visible, NULL, NULL},
                                               &out, err, sizeof err),
                      0);
     assert_string_equal(out, "SELECT * FROM pg_catalog.pg_namespace mg_n WHERE "
                              "(mg_n.nspname::pg_catalog.text IN ('pg_catalog', "
                              "'information_schema', 'mart_a')) OFFSET 0");
     free(out);
-    assert_int_equal(rewrite_catalog_relation("information_schema", "tables", test_visible, NULL,
+    assert_int_equal(rewrite_catalog_relation("information_schema", "tables", &(rewrite_catalog_filter){test_visible, NULL, NULL},
                                               &out, err, sizeof err),
                      0);
     assert_string_equal(out, "SELECT * FROM information_schema.tables mg_v WHERE "
@@ -523,11 +523,11 @@ static void test_catalog_relation_texts(void **state)
                              "'information_schema', 'mart_a') AND mg_v.table_name::pg_catalog.text "
                              "<> 'secret') OFFSET 0");
     free(out);
-    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_proc", test_visible, NULL, &out,
+    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_proc", &(rewrite_catalog_filter){test_visible, NULL, NULL}, &out,
                                               err, sizeof err),
                      1);
     assert_null(out);
-    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_class", failing_visible, NULL,
+    assert_int_equal(rewrite_catalog_relation("pg_catalog", "pg_class", &(rewrite_catalog_filter){failing_visible, NULL, NULL},
                                               &out, err, sizeof err),
                      -1);
     assert_null(out);
@@ -547,7 +547,7 @@ static void test_catalog_relation_texts(void **state)
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         assert_true(rewrite_is_filtered_catalog(all[i][0], all[i][1]));
-        assert_int_equal(rewrite_catalog_relation(all[i][0], all[i][1], test_visible, NULL, &out,
+        assert_int_equal(rewrite_catalog_relation(all[i][0], all[i][1], &(rewrite_catalog_filter){test_visible, NULL, NULL}, &out,
                                                   err, sizeof err),
                          0);
         char sql[4096];
@@ -706,7 +706,7 @@ static void test_client_catalog_queries(void **state)
             print_error("%s: %s\n", q->who, aerr.message);
         rewrite_substitution *subs = NULL;
         char err[512];
-        int n = rewrite_catalog_substitutions(a, test_visible, NULL, &subs, err, sizeof err);
+        int n = rewrite_catalog_substitutions(a, &(rewrite_catalog_filter){test_visible, NULL, NULL}, &subs, err, sizeof err);
         if (n != q->substitutions)
             print_error("%s: %d substitutions, expected %d (%s)\n", q->who, n, q->substitutions,
                         n < 0 ? err : "");
@@ -740,7 +740,7 @@ static void test_catalog_psql_dn_exact(void **state)
     assert_int_equal(analyze_sql(sql, &test_ctx, &a, NULL), 0);
     rewrite_substitution *subs = NULL;
     char err[256];
-    assert_int_equal(rewrite_catalog_substitutions(a, test_visible, NULL, &subs, err, sizeof err),
+    assert_int_equal(rewrite_catalog_substitutions(a, &(rewrite_catalog_filter){test_visible, NULL, NULL}, &subs, err, sizeof err),
                      1);
     char *out = NULL;
     assert_int_equal(rewrite_apply(sql, a, subs, 1, &out, err, sizeof err), 0);
@@ -770,7 +770,7 @@ static void test_catalog_refusals(void **state)
         assert_int_equal(analyze_sql(refused[i], &test_ctx, &a, NULL), 0);
         rewrite_substitution *subs = (rewrite_substitution *)1;
         char err[256] = "";
-        int n = rewrite_catalog_substitutions(a, test_visible, NULL, &subs, err, sizeof err);
+        int n = rewrite_catalog_substitutions(a, &(rewrite_catalog_filter){test_visible, NULL, NULL}, &subs, err, sizeof err);
         if (n != -1)
             print_error("not refused: %s\n", refused[i]);
         assert_int_equal(n, -1);
@@ -782,14 +782,14 @@ static void test_catalog_refusals(void **state)
     assert_int_equal(analyze_sql("SELECT * FROM pg_namespace, pg_class", &test_ctx, &a, NULL), 0);
     rewrite_substitution *subs = NULL;
     char err[256];
-    assert_int_equal(rewrite_catalog_substitutions(a, failing_visible, NULL, &subs, err,
+    assert_int_equal(rewrite_catalog_substitutions(a, &(rewrite_catalog_filter){failing_visible, NULL, NULL}, &subs, err,
                                                    sizeof err),
                      -1);
     analysis_free(a);
     /* nothing to filter */
     assert_int_equal(analyze_sql("SELECT * FROM pg_catalog.pg_proc, mart.t", &test_ctx, &a, NULL),
                      0);
-    assert_int_equal(rewrite_catalog_substitutions(a, test_visible, NULL, &subs, err, sizeof err),
+    assert_int_equal(rewrite_catalog_substitutions(a, &(rewrite_catalog_filter){test_visible, NULL, NULL}, &subs, err, sizeof err),
                      0);
     assert_null(subs);
     analysis_free(a);

@@ -571,9 +571,15 @@ public class MetabaseSync {
                     String[] st = t.split("\\.");
                     try (ResultSet r = md.getColumns(null, st[0], st[1], "%")) { gotCols.addAll(rows(r, colCols)); }
                     try (ResultSet r = dmd.getColumns(null, st[0], st[1], "%")) {
+                        // the person's table has no denied column: pgjdbc numbers the
+                        // columns it lists (row_number over attnum), so the ones after
+                        // a denied column move up by one
+                        int hiddenBefore = 0;
                         for (String row : rows(r, colCols)) {
                             String[] f = row.split("\\|", -1);
-                            if (!p.hiddenColumns.contains(f[0] + "." + f[1] + "." + f[2])) expCols.add(row);
+                            if (p.hiddenColumns.contains(f[0] + "." + f[1] + "." + f[2])) { hiddenBefore++; continue; }
+                            f[4] = String.valueOf(Integer.parseInt(f[4]) - hiddenBefore);
+                            expCols.add(String.join("|", f));
                         }
                     }
                     try (ResultSet r = md.getPrimaryKeys(null, st[0], st[1])) { gotPk.addAll(rows(r, pkCols)); }
