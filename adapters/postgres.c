@@ -14,11 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 
 #include "proxy/log.h"
 
+/* A PGcancel shared by the session and the cancel threads it started. */
+typedef struct {
+    PGcancel *cancel;
+    atomic_int refs;
+} cancel_ref;
+
+#define N_REPORTED 13
+
 struct backend {
-    PGconn *conn;
+    PGconn *conn;             /* NULL once detached */
+    int own_fd;               /* the warehouse socket after detaching, else -1 */
+    char *params[N_REPORTED]; /* backend_reported_parameters' values at login */
+    int pid;
+    cancel_ref *cancel;
     struct event_base *base;
     struct event *ev;
     int ev_fd;
@@ -27,7 +41,7 @@ struct backend {
     void *arg;
 };
 
-const char *const backend_reported_parameters[] = {
+const char *const backend_reported_parameters[N_REPORTED + 1] = {
     "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
     "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
     "server_encoding", "server_version", "session_authorization",
@@ -38,6 +52,54 @@ const char *const backend_reported_parameters[] = {
 static atomic_int cancels_in_flight;
 
 static void poll_step(backend *b);
+
+static void cancel_unref(cancel_ref *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        PQfreeCancel(c->cancel);
+        free(c);
+    }
+}
+
+/* Keeps what the session needs of the login, then, for a plaintext
+ * connection, takes the socket from libpq and frees the PGconn: its two
+ * 16 KiB buffers and option strings would otherwise be most of an idle
+ * session's memory. libpq's descriptor is pointed at an unconnected socket
+ * first, so PQfinish's Terminate goes nowhere and the warehouse session
+ * lives on, on our descriptor. A TLS connection stays with libpq, whose
+ * SSL object reads and writes through it. */
+static int keep_login(backend *b)
+{
+    for (size_t i = 0; i < N_REPORTED; i++) {
+        const char *v = PQparameterStatus(b->conn, backend_reported_parameters[i]);
+        if (v && !(b->params[i] = strdup(v)))
+            return -1;
+    }
+    b->pid = PQbackendPID(b->conn);
+    b->cancel = calloc(1, sizeof *b->cancel);
+    if (!b->cancel)
+        return -1;
+    atomic_init(&b->cancel->refs, 1);
+    if (!(b->cancel->cancel = PQgetCancel(b->conn)))
+        return -1;
+    if (PQsslInUse(b->conn))
+        return 0;
+    int fd = PQsocket(b->conn);
+    int mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int dummy = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (mine < 0 || dummy < 0 || dup2(dummy, fd) < 0) {
+        if (mine >= 0)
+            close(mine);
+        if (dummy >= 0)
+            close(dummy);
+        return 0;   /* keep libpq's connection: only memory is lost */
+    }
+    close(dummy);
+    PQfinish(b->conn);
+    b->conn = NULL;
+    b->own_fd = mine;
+    return 0;
+}
 
 static void on_socket(evutil_socket_t fd, short what, void *arg)
 {
@@ -81,8 +143,8 @@ static void poll_step(backend *b)
         wait_for(b, EV_WRITE);
         break;
     case PGRES_POLLING_OK:
-        if (PQsetnonblocking(b->conn, 1) != 0) {
-            finish(b, false, "cannot make the warehouse connection non-blocking");
+        if (PQsetnonblocking(b->conn, 1) != 0 || keep_login(b) != 0) {
+            finish(b, false, "cannot take over the warehouse connection");
             break;
         }
         finish(b, true, NULL);
@@ -121,6 +183,7 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
     b->cb = cb;
     b->arg = arg;
     b->ev_fd = -1;
+    b->own_fd = -1;
     b->conn = PQconnectStartParams(k, v, 1);
     if (!b->conn || PQstatus(b->conn) == CONNECTION_BAD) {
         snprintf(err, errlen, "%s", b->conn ? PQerrorMessage(b->conn) : "out of memory");
@@ -137,27 +200,30 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
     return b;
 }
 
-int backend_fd(const backend *b) { return PQsocket(b->conn); }
+int backend_fd(const backend *b) { return b->conn ? PQsocket(b->conn) : b->own_fd; }
 
 SSL *backend_ssl(const backend *b)
 {
-    return PQsslInUse(b->conn) ? PQsslStruct(b->conn, "OpenSSL") : NULL;
+    return b->conn && PQsslInUse(b->conn) ? PQsslStruct(b->conn, "OpenSSL") : NULL;
 }
 
 const char *backend_parameter(const backend *b, const char *name)
 {
-    return PQparameterStatus(b->conn, name);
+    for (size_t i = 0; i < N_REPORTED; i++)
+        if (!strcmp(backend_reported_parameters[i], name))
+            return b->params[i];
+    return NULL;
 }
 
-int backend_pid(const backend *b) { return PQbackendPID(b->conn); }
+int backend_pid(const backend *b) { return b->pid; }
 
 static void *cancel_thread(void *arg)
 {
-    PGcancel *c = arg;
+    cancel_ref *c = arg;
     char err[256];
-    if (!PQcancel(c, err, sizeof err))
+    if (!PQcancel(c->cancel, err, sizeof err))
         log_msg(LOG_WARNING, "cancel request to the warehouse failed: %s", err);
-    PQfreeCancel(c);
+    cancel_unref(c);
     atomic_fetch_sub(&cancels_in_flight, 1);
     return NULL;
 }
@@ -168,20 +234,19 @@ int backend_cancel(backend *b)
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
-    PGcancel *c = PQgetCancel(b->conn);
+    cancel_ref *c = b->cancel;
     pthread_t t;
     pthread_attr_t attr;
     if (!c || pthread_attr_init(&attr) != 0) {
-        if (c)
-            PQfreeCancel(c);
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
+    atomic_fetch_add(&c->refs, 1);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&t, &attr, cancel_thread, c);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        PQfreeCancel(c);
+        cancel_unref(c);
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
@@ -200,6 +265,17 @@ void backend_free(backend *b)
         return;
     if (b->ev)
         event_free(b->ev);
-    PQfinish(b->conn);
+    if (b->conn)
+        PQfinish(b->conn);
+    if (b->own_fd >= 0) {
+        /* Terminate, as PQfinish would have sent it */
+        static const char terminate[5] = {'X', 0, 0, 0, 4};
+        ssize_t w = send(b->own_fd, terminate, sizeof terminate, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(b->own_fd);
+    }
+    for (size_t i = 0; i < N_REPORTED; i++)
+        free(b->params[i]);
+    cancel_unref(b->cancel);
     free(b);
 }

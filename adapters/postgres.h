@@ -33,7 +33,7 @@ SSL *backend_ssl(const backend *b);
 /* A ParameterStatus value the warehouse reported at login, or NULL. */
 const char *backend_parameter(const backend *b, const char *name);
 /* Names of the parameters PostgreSQL reports at login (GUC_REPORT). */
-extern const char *const backend_reported_parameters[];
+extern const char *const backend_reported_parameters[14];
 /* The warehouse's backend process id, for logs. */
 int backend_pid(const backend *b);
 

@@ -131,38 +131,29 @@ void conn_tls_attach(conn *c, SSL *ssl)
     SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 }
 
+/* Reads land in one buffer shared by every connection (there is one event
+ * loop thread) and are then appended to c->in at their size: an idle
+ * connection holds no read buffer at all, which is most of what an idle
+ * session would otherwise cost. */
+static unsigned char read_buf[READ_CHUNK];
+
 /* Returns bytes read, 0 on would-block, -1 after fail(). */
 static ssize_t read_plain(conn *c)
 {
-    struct evbuffer_iovec v[2];
-    int n = evbuffer_reserve_space(c->in, READ_CHUNK, v, 2);
-    if (n <= 0) {
-        fail(c, "%s", "out of memory");
-        return -1;
-    }
-    struct iovec iov[2];
-    for (int i = 0; i < n; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
     ssize_t got;
     do {
-        got = readv(c->fd, iov, n);
+        got = read(c->fd, read_buf, sizeof read_buf);
     } while (got < 0 && errno == EINTR);
     if (got <= 0) {
-        evbuffer_commit_space(c->in, v, 0);
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         fail(c, "%s", got == 0 ? "connection closed" : strerror(errno));
         return -1;
     }
-    size_t left = (size_t)got;
-    for (int i = 0; i < n; i++) {
-        size_t take = left < v[i].iov_len ? left : v[i].iov_len;
-        v[i].iov_len = take;
-        left -= take;
+    if (evbuffer_add(c->in, read_buf, (size_t)got) != 0) {
+        fail(c, "%s", "out of memory");
+        return -1;
     }
-    evbuffer_commit_space(c->in, v, n);
     return got;
 }
 
@@ -170,20 +161,16 @@ static ssize_t read_tls(conn *c)
 {
     ssize_t total = 0;
     while (total < TLS_READ_BUDGET) {
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1) {
-            fail(c, "%s", "out of memory");
-            return -1;
-        }
         ERR_clear_error();
-        int rc = SSL_read(c->ssl, v.iov_base, (int)(v.iov_len > READ_CHUNK ? READ_CHUNK : v.iov_len));
+        int rc = SSL_read(c->ssl, read_buf, (int)sizeof read_buf);
         if (rc > 0) {
-            v.iov_len = (size_t)rc;
-            evbuffer_commit_space(c->in, &v, 1);
+            if (evbuffer_add(c->in, read_buf, (size_t)rc) != 0) {
+                fail(c, "%s", "out of memory");
+                return -1;
+            }
             total += rc;
             continue;
         }
-        evbuffer_commit_space(c->in, &v, 0);
         int err = SSL_get_error(c->ssl, rc);
         if (err == SSL_ERROR_WANT_READ)
             break;

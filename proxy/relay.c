@@ -96,6 +96,7 @@ static bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
     slot->message = dup_or_null(e->message);
     slot->detail = dup_or_null(e->detail);
     slot->hint = dup_or_null(e->hint);
+    slot->position = e->position;
     q->plen++;
     return q_push(q, kind | POISON);
 }
