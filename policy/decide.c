@@ -244,7 +244,7 @@ static void decide_one_relation(const policy_t *p, const subj *s, const char *sc
             continue;
         }
         out->rule = r;
-        out->dataset = ds;
+        out->dataset = ds ? ds : dataset_of(p, schema, name);
         out->pattern = pat;
         switch (r->access) {
         case ACCESS_DENY:

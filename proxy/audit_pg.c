@@ -473,6 +473,14 @@ static int ensure_table(audit_pg *p, char *why, size_t whylen)
     return rc;
 }
 
+/* Notices of the sink's own connection go to the log as one debug line. */
+static void sink_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[512];
+    log_msg(LOG_DEBUG, "audit warehouse sink: %s", one_line(message, line, sizeof line));
+}
+
 static int pg_connect(audit_pg *p, char *why, size_t whylen)
 {
     /* defaults first: the conninfo (expanded from dbname) may override them;
@@ -497,6 +505,7 @@ static int pg_connect(audit_pg *p, char *why, size_t whylen)
         return -1;
     }
     p->conn = c;
+    PQsetNoticeProcessor(c, sink_notice, NULL);   /* "schema already exists" etc.: debug log lines */
     PGresult *r = PQexec(c, "SET statement_timeout = '60s'");
     PQclear(r);
     if (ensure_table(p, why, whylen) != 0) {

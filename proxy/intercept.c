@@ -298,6 +298,15 @@ static void apply_effects(session *s, const analysis *a, char kind, const char *
     }
     if (kind == 'P' && stmt_name && *stmt_name)
         prepared_add(g, stmt_name);
+    /* DISCARD ALL ends an impersonation, as it resets the role on a server */
+    for (size_t i = 0; i < a->n_settings && g->imp_role; i++)
+        if (a->settings[i].action == ANALYZE_SET_DISCARD && a->settings[i].name &&
+            !strcmp(a->settings[i].name, "all")) {
+            session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
+            free(g->imp_role);
+            g->imp_role = NULL;
+            g->who = g->login_who;
+        }
     if (changes) {
         g->tx_path_changed = true;
         relay_learn_search_path(s, kind == 'P');
@@ -375,6 +384,15 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     const char *hint = s->srv->cfg->deny_hint;
     const char *local = rc->is_local ? "LOCAL " : "";
     char sql[512];
+    if ((rc->action == ANALYZE_ROLE_SET || rc->action == ANALYZE_ROLE_RESET) &&
+        (rc->is_local || s->relay.tx_status != 'I')) {
+        /* a role taken inside a transaction would have to follow its
+         * rollback; Metabase takes it outside one, so that is all we allow */
+        deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0,
+             "SET ROLE through martgate works only outside a transaction block, and not as SET LOCAL");
+        trail_refused(s, text, out->sqlstate, out->message);
+        return true;
+    }
     if (rc->action == ANALYZE_ROLE_RESET) {
         if (g->imp_role)
             session_log(s, LOG_INFO, "impersonation of role %s ends", g->imp_role);
