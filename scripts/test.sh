@@ -50,6 +50,9 @@ for build in build build-asan; do
   done
 done
 
+run_suite "policy tests: examples/passei-direto" build/martgate policy test \
+  examples/passei-direto/policy examples/passei-direto/tests.json
+
 for build in build-asan build; do
   run_suite "integration: $build/martgate" env MARTGATE_BIN="$root/$build/martgate" bash tests/integration/run.sh
 done
