@@ -19,6 +19,10 @@
 #                      (martgate with allow_plaintext) so only the relay differs
 #   BENCH_SESSIONS=200 idle sessions for the memory figures (0 skips them)
 #   BENCH_SKIP_TPS=1   only the memory figures
+#   BENCH_POLICY=1     martgate enforces a policy (the pgbench tables in a
+#                      readable dataset): every statement parsed and decided
+#   BENCH_AUDIT=1      one more target, mg+audit: the same martgate with the
+#                      audit log on (normalized query text), to measure its cost
 # Never run by the tests. Takes ~ ROUNDS x 9 x SECONDS plus a minute.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +49,17 @@ echo "# $(nproc) CPUs; $(pg_admin postgres -c 'show server_version'); $(pgbounce
 
 SSLMODE=disable
 [ "$TLS" = 1 ] && SSLMODE=verify-full
+if [ -n "${BENCH_POLICY:-}" ]; then
+  cat >"$T_DIR/bench-policy.json" <<'JSON'
+{
+  "datasets": {"bench": {"schemas": ["public"], "description": "pgbench tables"}},
+  "defaults": {"search_path": [{"schemas": ["public"]}]},
+  "rules": [{"id": "analysts-read-bench", "subjects": {"groups": ["analysts"]},
+             "objects": {"datasets": ["bench"]}, "access": "read"}]
+}
+JSON
+  export MG_CFG_EXTRA="\"policy\": \"$T_DIR/bench-policy.json\""
+fi
 PGB_CLIENT_TLS=$([ "$TLS" = 1 ] && echo 1 || true) pgb_start $DB
 have_mg=0
 if have_martgate; then
@@ -53,6 +68,16 @@ if have_martgate; then
 else
   echo "# $MARTGATE_BIN not found: measuring direct and PgBouncer only"
 fi
+if [ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ]; then
+  # a second martgate, the same but auditing every statement
+  MG_A_PORT=$MG_PORT; MG_A_TOKEN=$MG_TOKEN
+  MG_CFG_EXTRA="${MG_CFG_EXTRA:+$MG_CFG_EXTRA, }\"audit\": {\"file\": \"$T_DIR/audit.jsonl\"}" \
+  MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
+    MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
+  MG_AUD_PORT=$MG_PORT; MG_AUD_TOKEN=$MG_TOKEN
+  MG_PORT=$MG_A_PORT; MG_TOKEN=$MG_A_TOKEN
+fi
+echo "# martgate: $([ -n "${BENCH_POLICY:-}" ] && echo "policy enforced" || echo "no policy (relay only)")""$([ -n "${BENCH_AUDIT:-}" ] && echo "; mg+audit: the same with the audit log on")"
 echo "# warehouse 127.0.0.1:$MG_PG_PORT, PgBouncer :$PGB_PORT${MG_PORT:+, martgate :$MG_PORT}"
 
 # conninfo for a target
@@ -63,11 +88,13 @@ target_env() {
     direct)    export PGPORT=$MG_PG_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS ;;
     pgbouncer) export PGPORT=$PGB_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS ;;
     martgate)  export PGPORT=$MG_PORT PGUSER=$MG_USER PGPASSWORD=$MG_TOKEN ;;
+    mg+audit)  export PGPORT=$MG_AUD_PORT PGUSER=$MG_USER PGPASSWORD=$MG_AUD_TOKEN ;;
   esac
 }
 
 targets=(direct pgbouncer)
 [ $have_mg -eq 1 ] && targets+=(martgate)
+[ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ] && targets+=(mg+audit)
 modes=(simple extended prepared)
 
 if [ -z "${BENCH_SKIP_TPS:-}" ]; then
@@ -101,7 +128,7 @@ import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 targets = sys.argv[2:]
 modes = ["simple", "extended", "prepared"]
-print("%-9s %-10s %-32s %10s %8s" % ("mode", "target", "tps per round", "median", "ratio"))
+print("%-9s %-10s %-32s %10s %8s %10s" % ("mode", "target", "tps per round", "median", "ratio", "/pgbouncer"))
 for m in modes:
     med = {}
     for t in targets:
@@ -110,7 +137,10 @@ for m in modes:
     for t in targets:
         v = [float(r[3]) for r in rows if r[0] == m and r[1] == t]
         ratio = med[t] / med["direct"] if med.get("direct") else 0
-        print("%-9s %-10s %-32s %10.0f %8.2f" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio))
+        vs = med[t] / med["pgbouncer"] if med.get("pgbouncer") else 0
+        print("%-9s %-10s %-32s %10.0f %8.2f %10.2f" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio, vs))
+    if "mg+audit" in med and med.get("martgate"):
+        print("%-9s audit cost: %.1f%% of martgate's throughput" % (m, 100 * (1 - med["mg+audit"] / med["martgate"])))
 PY
 fi
 
