@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/clock.h"
 #include "proxy/log.h"
 
 typedef struct {
@@ -56,12 +57,7 @@ struct catalog_cache {
     waiter *waiters;
 };
 
-double catalog_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+double catalog_now(void) { return clock_mono_s(); }
 
 static uint64_t hash_key(const char *k, size_t len)
 {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "proxy/audit_pg.h"
+#include "proxy/clock.h"
 #include "proxy/log.h"
 #include "proxy/secret_file.h"
 
@@ -92,26 +93,7 @@ struct audit_log {
 
 /* ------------------------------------------------------------ helpers -- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-/* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
 
 void audit_timestamp(char buf[32])
 {
@@ -390,7 +372,7 @@ static void sync_file(audit_log *a)
         log_msg(LOG_ERROR, "audit: fsync of %s failed: %s (records written since the last fsync may not be "
                            "on disk)", a->cfg.file, strerror(errno));
     a->dirty = false;
-    a->last_sync_ms = now_ms();
+    a->last_sync_ms = clock_mono_ms();
 }
 
 /* Writer thread, lock not held: closes the file and opens it again by its
@@ -405,7 +387,7 @@ static void do_reopen(audit_log *a)
                            "in %d ms", a->cfg.file, strerror(e), AUDIT_REOPEN_RETRY_MS);
         pthread_mutex_lock(&a->mu);
         a->reopen_req = true;
-        a->reopen_not_before_ms = now_ms() + AUDIT_REOPEN_RETRY_MS;
+        a->reopen_not_before_ms = clock_mono_ms() + AUDIT_REOPEN_RETRY_MS;
         pthread_mutex_unlock(&a->mu);
         return;
     }
@@ -534,7 +516,7 @@ static bool write_all(audit_log *a, const char *data, size_t len, size_t nrec)
         a->stats.write_errors++;
         bool stopping = a->stopping;
         pthread_mutex_unlock(&a->mu);
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         if (stopping && !a->stop_failing_since)
             a->stop_failing_since = now;
         if (stopping && now - a->stop_failing_since >= (int64_t)AUDIT_CLOSE_RETRY_S * 1000) {
@@ -547,14 +529,14 @@ static bool write_all(audit_log *a, const char *data, size_t len, size_t nrec)
                            "sessions wait or are refused while the queue is full)",
                 nrec, a->cfg.file, strerror(e), delay);
         pthread_mutex_lock(&a->mu);
-        struct timespec until = deadline_in(delay);
+        struct timespec until = clock_deadline_in(delay);
         /* sleep the delay; a reopen request, or a stop request arriving now
          * (which starts the bounded retry period), cuts it short */
         while (!a->reopen_req && a->stopping == stopping) {
             if (pthread_cond_timedwait(&a->work_cv, &a->mu, &until) == ETIMEDOUT)
                 break;
         }
-        bool reopen = a->reopen_req && now_ms() >= a->reopen_not_before_ms;
+        bool reopen = a->reopen_req && clock_mono_ms() >= a->reopen_not_before_ms;
         if (reopen)
             a->reopen_req = false;
         pthread_mutex_unlock(&a->mu);
@@ -588,7 +570,7 @@ static void process_batch(audit_log *a, audit_node *batch)
     bool ok = write_all(a, a->buf.data, a->buf.len, lines);
     if (ok) {
         a->dirty = true;
-        if (a->cfg.fsync_interval_ms == 0 || now_ms() - a->last_sync_ms >= a->cfg.fsync_interval_ms)
+        if (a->cfg.fsync_interval_ms == 0 || clock_mono_ms() - a->last_sync_ms >= a->cfg.fsync_interval_ms)
             sync_file(a);
         if (a->pg)
             audit_pg_submit(a->pg, a->buf.data, a->buf.len);
@@ -602,10 +584,10 @@ static void process_batch(audit_log *a, audit_node *batch)
 static void *writer_main(void *arg)
 {
     audit_log *a = arg;
-    a->last_sync_ms = now_ms();
+    a->last_sync_ms = clock_mono_ms();
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         if (a->reopen_req && now >= a->reopen_not_before_ms) {
             a->reopen_req = false;
             a->busy = true;
@@ -658,7 +640,7 @@ static void *writer_main(void *arg)
         }
         a->writer_waiting = true;
         if (wake_at) {
-            struct timespec until = deadline_in(wake_at - now);
+            struct timespec until = clock_deadline_in(wake_at - now);
             pthread_cond_timedwait(&a->work_cv, &a->mu, &until);
         } else {
             pthread_cond_wait(&a->work_cv, &a->mu);
@@ -1016,7 +998,7 @@ bool audit_test_wait_idle(audit_log *a, int timeout_ms)
 {
     if (!a || !a->enabled)
         return true;
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until = clock_deadline_in(timeout_ms);
     pthread_mutex_lock(&a->mu);
     bool idle;
     while (!(idle = a->count == 0 && !a->busy && !a->reopen_req)) {

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/clock.h"
 #include "proxy/log.h"
 
 #define PG_BACKOFF_MIN_MS 1000
@@ -67,27 +68,7 @@ struct audit_pg {
     FILE *spool_rd;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ms < 0)
-        ms = 0;
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
 
 int audit_pg_config_copy(audit_pg_config *d, const audit_pg_config *s)
 {
@@ -176,7 +157,7 @@ static int spool_append_locked(audit_pg *p, const char *data, size_t len, size_t
 /* Lock held. Logs a failed spool write, at most every PG_LOG_EVERY_MS. */
 static void spool_failed_locked(audit_pg *p, size_t n, int err)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_mono_ms();
     if (p->spool_err_logged_ms && now - p->spool_err_logged_ms < PG_LOG_EVERY_MS) {
         p->spool_err_quiet++;
         return;
@@ -260,7 +241,7 @@ void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
                 p->mem_tail->next = ln;
             else {
                 p->mem_head = ln;
-                p->mem_first_ms = now_ms();
+                p->mem_first_ms = clock_mono_ms();
             }
             p->mem_tail = ln;
             p->mem_count++;
@@ -272,7 +253,7 @@ void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
     }
     if (dropped) {
         p->stats.dropped += dropped;
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         if (!p->spool_err_logged_ms || now - p->spool_err_logged_ms >= PG_LOG_EVERY_MS) {
             log_msg(LOG_ERROR, "audit warehouse: neither the spool nor memory (%zu KiB held) can take more: "
                                "%llu records so far are not copied to the warehouse (they are in the audit file)",
@@ -674,7 +655,7 @@ static void *pg_main(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         bool pending = ninflight || p->mem_count || p->spool_size > p->spool_read_off;
         if (p->stopping && (!pending || stop_failed || now >= p->stop_deadline_ms)) {
             pthread_mutex_unlock(&p->mu);
@@ -683,7 +664,7 @@ static void *pg_main(void *arg)
         if (!p->conn && !p->stopping && now < next_connect) {
             /* down: keep memory small, wait for the next attempt */
             spool_memory_locked(p);
-            struct timespec until = deadline_in(next_connect - now);
+            struct timespec until = clock_deadline_in(next_connect - now);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             pthread_mutex_unlock(&p->mu);
             continue;
@@ -702,7 +683,7 @@ static void *pg_main(void *arg)
                             "audit warehouse: %s; %zu records wait in %s; retrying in %d s", why, waiting,
                             p->cfg.spool_path, backoff / 1000);
                 was_connected = false;
-                next_connect = now_ms() + backoff;
+                next_connect = clock_mono_ms() + backoff;
                 backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
                 continue;
             }
@@ -725,7 +706,7 @@ static void *pg_main(void *arg)
                     } else {
                         log_msg(LOG_ERROR, "audit warehouse: cannot read the spool %s; retrying in 1 s",
                                 p->cfg.spool_path);
-                        struct timespec until = deadline_in(1000);
+                        struct timespec until = clock_deadline_in(1000);
                         pthread_cond_timedwait(&p->cv, &p->mu, &until);
                     }
                     pthread_mutex_unlock(&p->mu);
@@ -759,7 +740,7 @@ static void *pg_main(void *arg)
                 pthread_mutex_unlock(&p->mu);
             } else {
                 if (p->mem_count) {
-                    struct timespec until = deadline_in(p->mem_first_ms + p->cfg.flush_interval_ms - now);
+                    struct timespec until = clock_deadline_in(p->mem_first_ms + p->cfg.flush_interval_ms - now);
                     pthread_cond_timedwait(&p->cv, &p->mu, &until);
                 } else {
                     pthread_cond_wait(&p->cv, &p->mu);
@@ -817,7 +798,7 @@ static void *pg_main(void *arg)
             pg_disconnect(p);
             if (p->stopping)
                 stop_failed = true;
-            next_connect = now_ms() + backoff;
+            next_connect = clock_mono_ms() + backoff;
             backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
         }
     }
@@ -930,10 +911,10 @@ void audit_pg_stop(audit_pg *p)
     if (p->started) {
         pthread_mutex_lock(&p->mu);
         p->stopping = true;
-        p->stop_deadline_ms = now_ms() + p->cfg.stop_timeout_ms;
+        p->stop_deadline_ms = clock_mono_ms() + p->cfg.stop_timeout_ms;
         pthread_cond_broadcast(&p->cv);
         /* past the deadline, a statement still running is cancelled */
-        struct timespec until = deadline_in(p->cfg.stop_timeout_ms + 1000);
+        struct timespec until = clock_deadline_in(p->cfg.stop_timeout_ms + 1000);
         while (!p->done) {
             if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until) == ETIMEDOUT) {
                 /* take the handle: the thread cannot free it while we use it unlocked */
@@ -947,7 +928,7 @@ void audit_pg_stop(audit_pg *p)
                     log_msg(LOG_WARNING, "audit warehouse: cancelled a statement still running at shutdown");
                 }
                 pthread_mutex_lock(&p->mu);
-                until = deadline_in(1000);
+                until = clock_deadline_in(1000);
             }
         }
         pthread_mutex_unlock(&p->mu);

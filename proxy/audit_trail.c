@@ -10,6 +10,7 @@
 
 #include "adapters/metabase.h"
 #include "proxy/audit.h"
+#include "proxy/clock.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
@@ -33,12 +34,6 @@ struct trail_state {
     size_t nportals, capportals;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static audit_log *log_of(const session *s)
 {
@@ -160,7 +155,7 @@ static trail_req *req_new(size_t n)
         return NULL;
     }
     r->n = n;
-    r->t_start = r->t_last = now_s();
+    r->t_start = r->t_last = clock_mono_s();
     return r;
 }
 
@@ -329,7 +324,7 @@ void trail_answer(trail_req *r, char type, const char *text)
     if (!r || r->next >= r->n)
         return;
     json_t *rec = r->recs[r->next++];
-    double t = now_s();
+    double t = clock_mono_s();
     json_object_set_new(rec, "duration_ms", json_real((t - r->t_last) * 1000.0));
     r->t_last = t;
     if (type == 'C') {
