@@ -28,6 +28,7 @@
 #include "proxy/secret_file.h"
 
 #define AUDIT_WRITER_BATCH 1024        /* records taken from the queue at once */
+#define AUDIT_WRITER_TICK_MS 10        /* polling interval while records keep coming */
 #define AUDIT_RETRY_MIN_MS 100
 #define AUDIT_RETRY_MAX_MS 5000
 #define AUDIT_REOPEN_RETRY_MS 1000
@@ -74,6 +75,8 @@ struct audit_log {
     audit_node *head, *tail;
     size_t count;
     bool stopping, paused, reopen_req, busy, writer_waiting;
+    bool writer_ticking;   /* records came lately: the writer polls instead of being woken */
+    bool writer_polls;     /* the writer's current wait ends by itself within a tick */
     audit_waiter *waiters;      /* waiting for room */
     audit_waiter *firing;       /* being called back now (event-loop thread) */
     pthread_t thread;
@@ -97,12 +100,27 @@ struct audit_log {
 
 void audit_timestamp(char buf[32])
 {
+    /* every statement gets one: the date and time are formatted once a
+     * second per thread, the microseconds by hand */
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[24];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%06ldZ", ts.tv_nsec / 1000);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    size_t n = strlen(cached);
+    memcpy(buf, cached, n);
+    long us = ts.tv_nsec / 1000;
+    buf[n++] = '.';
+    for (int i = 5; i >= 0; i--, us /= 10)
+        buf[n + (size_t)i] = (char)('0' + us % 10);
+    n += 6;
+    buf[n++] = 'Z';
+    buf[n] = 0;
 }
 
 static char *resolve_path(const char *dir, const char *p)
@@ -397,6 +415,110 @@ static void do_reopen(audit_log *a)
     log_msg(LOG_INFO, "audit: reopened %s", a->cfg.file);
 }
 
+/* The writer's memo of fingerprint and normalized text by exact query text:
+ * prepared statements and BI tools repeat the same text, and each miss costs
+ * two parses. Direct-mapped, bounded; only the writer thread touches it. */
+#define QUERY_MEMO_SLOTS 1024
+#define QUERY_MEMO_MAX_TEXT 4096
+
+typedef struct query_memo {
+    uint64_t hash;
+    char *text;
+    char fingerprint[17];   /* "" when the text does not parse */
+    char *normalized;       /* NULL when it does not parse */
+} query_memo;
+
+static _Thread_local query_memo *memo;        /* by exact text */
+static _Thread_local query_memo *memo_shape;  /* fingerprint by normalized text */
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void memo_table_free(query_memo **t)
+{
+    for (size_t i = 0; *t && i < QUERY_MEMO_SLOTS; i++) {
+        free((*t)[i].text);
+        free((*t)[i].normalized);
+    }
+    free(*t);
+    *t = NULL;
+}
+
+static void memo_free(void)
+{
+    memo_table_free(&memo);
+    memo_table_free(&memo_shape);
+}
+
+/* The slot of `text` in table t (allocated on first use); *hit when it
+ * already holds that text. NULL when the text is too long to memoize. */
+static query_memo *memo_slot(query_memo **t, const char *text, bool *hit)
+{
+    size_t n = strlen(text);
+    *hit = false;
+    if (n > QUERY_MEMO_MAX_TEXT)
+        return NULL;
+    if (!*t && !(*t = calloc(QUERY_MEMO_SLOTS, sizeof **t)))
+        return NULL;
+    uint64_t h = text_hash(text, n);
+    query_memo *m = &(*t)[h % QUERY_MEMO_SLOTS];
+    if (m->text && m->hash == h && !strcmp(m->text, text)) {
+        *hit = true;
+        return m;
+    }
+    free(m->text);
+    free(m->normalized);
+    memset(m, 0, sizeof *m);
+    m->hash = h;
+    m->text = strdup(text);
+    return m;
+}
+
+/* libpg_query's fingerprint ignores constants and treats $n like them, so
+ * the fingerprint of the normalized text is the statement's own: queries
+ * that differ only in literals cost one parse (the normalization), not two. */
+static void fingerprint_of_shape(const char *normalized, char out[17])
+{
+    bool hit;
+    query_memo *m = memo_slot(&memo_shape, normalized, &hit);
+    if (m && hit) {
+        memcpy(out, m->fingerprint, 17);
+        return;
+    }
+    out[0] = 0;
+    PgQueryFingerprintResult fr = pg_query_fingerprint(normalized);
+    if (!fr.error && fr.fingerprint_str)
+        snprintf(out, 17, "%s", fr.fingerprint_str);
+    pg_query_free_fingerprint_result(fr);
+    if (m)
+        memcpy(m->fingerprint, out, 17);
+}
+
+/* Fingerprint and normalized text of `text`: from the memo, or one
+ * normalization (a parse) plus the fingerprint of its shape. */
+static const query_memo *query_facts(const char *text, query_memo *scratch)
+{
+    bool hit;
+    query_memo *m = memo_slot(&memo, text, &hit);
+    if (m && hit)
+        return m;
+    if (!m)
+        m = scratch;
+    PgQueryNormalizeResult nr = pg_query_normalize(text);
+    if (!nr.error && nr.normalized_query) {
+        m->normalized = strdup(nr.normalized_query);
+        if (m->normalized)
+            fingerprint_of_shape(m->normalized, m->fingerprint);
+    }
+    pg_query_free_normalize_result(nr);
+    return m;
+}
+
 /* Applies the query_text mode to one record: normalized text or none, and the
  * fingerprint. A query libpg_query cannot parse never leaks its text in
  * normalized mode. */
@@ -406,19 +528,13 @@ static void apply_query_mode(audit_log *a, json_t *rec)
     if (!json_is_string(q))
         return;
     const char *text = json_string_value(q);
-    PgQueryFingerprintResult fr = pg_query_fingerprint(text);
-    bool parsed = fr.error == NULL && fr.fingerprint_str != NULL;
-    json_object_set_new(rec, "fingerprint", parsed ? json_string(fr.fingerprint_str) : json_null());
-    pg_query_free_fingerprint_result(fr);
+    query_memo scratch = {0};
+    const query_memo *m = query_facts(text, &scratch);
+    bool parsed = m->fingerprint[0] != 0;
+    json_object_set_new(rec, "fingerprint", parsed ? json_string(m->fingerprint) : json_null());
     switch (a->cfg.qmode) {
     case AUDIT_QUERY_NORMALIZED: {
-        json_t *norm = NULL;
-        if (parsed) {
-            PgQueryNormalizeResult nr = pg_query_normalize(text);
-            if (!nr.error && nr.normalized_query)
-                norm = json_string(nr.normalized_query);
-            pg_query_free_normalize_result(nr);
-        }
+        json_t *norm = m->normalized ? json_string(m->normalized) : NULL;
         if (norm) {
             json_object_set_new(rec, "query", norm);
         } else {
@@ -437,6 +553,7 @@ static void apply_query_mode(audit_log *a, json_t *rec)
             json_object_set_new(rec, "query_unparsable", json_true());
         break;
     }
+    free(scratch.normalized);   /* only set when the text was not memoized */
 }
 
 /* Appends rec as one line to the writer's buffer. */
@@ -621,6 +738,7 @@ static void *writer_main(void *arg)
             process_batch(a, batch);
             pthread_mutex_lock(&a->mu);
             a->busy = false;
+            a->writer_ticking = true;
             pthread_cond_broadcast(&a->idle_cv);
             continue;
         }
@@ -638,6 +756,14 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&a->mu);
             continue;
         }
+        /* Under load the writer polls every few milliseconds instead of
+         * being woken for each record: a wake-up per statement (a futex call
+         * and a context switch on both sides) cost more than the writing. */
+        bool ticking = a->writer_ticking;
+        a->writer_ticking = false;
+        if (ticking && (!wake_at || wake_at > now + AUDIT_WRITER_TICK_MS))
+            wake_at = now + AUDIT_WRITER_TICK_MS;
+        a->writer_polls = ticking;
         a->writer_waiting = true;
         if (wake_at) {
             struct timespec until = clock_deadline_in(wake_at - now);
@@ -649,6 +775,7 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&a->mu);
     sync_file(a);
+    memo_free();
     /* libpg_query frees this thread's memory context at thread exit (calling
      * pg_query_exit() here as well would free it twice: libpg_query 15-4.0) */
     return NULL;
@@ -875,7 +1002,7 @@ static audit_status submit(audit_log *a, json_t *rec, bool always)
     a->tail = nd;
     a->count++;
     a->stats.submitted++;
-    if (a->writer_waiting)
+    if (a->writer_waiting && (!a->writer_polls || a->count >= a->cfg.queue_size / 2))
         pthread_cond_signal(&a->work_cv);
     pthread_mutex_unlock(&a->mu);
     return AUDIT_OK;

@@ -28,6 +28,9 @@ typedef struct {
 } named;
 
 struct trail_state {
+    json_t *base;         /* session_fields(), shared by its records */
+    const char *base_app; /* what it was built with */
+    const char *base_role;
     named *stmts;
     size_t nstmts, capstmts;
     named *portals;       /* portal → the template of its statement */
@@ -48,13 +51,21 @@ static void submit(session *s, json_t *rec)
     audit_submit_always(log_of(s), rec);
 }
 
-static json_t *session_record(const session *s, const char *event)
+/* The fields every record of a session carries, built once per session
+ * (again when application_name or the impersonated role changes) and
+ * shared by the records through shallow copies: jansson's reference counts
+ * are atomic, and nobody changes a value once built, only which values a
+ * record's object holds. At tens of thousands of statements a second the
+ * allocations saved are most of the trail's cost. */
+static json_t *session_fields(session *s)
 {
+    trail_state *t = s->trail;
+    if (t && t->base && t->base_app == s->application_name && t->base_role == s->guard.imp_role)
+        return t->base;
     json_t *r = json_object();
     json_t *groups = json_array();
     for (size_t i = 0; i < s->ident.ngroups; i++)
         json_array_append_new(groups, json_string(s->ident.groups[i]));
-    json_object_set_new(r, "event", json_string(event));
     json_object_set_new(r, "session", json_integer((json_int_t)s->id));
     json_object_set_new(r, "user", s->user ? json_string(s->user) : json_null());
     json_object_set_new(r, "groups", groups);
@@ -70,6 +81,22 @@ static json_t *session_record(const session *s, const char *event)
         json_object_set_new(r, "impersonated_role", json_string(s->guard.imp_role));
         json_object_set_new(r, "effective_groups", eg);
     }
+    if (!t)
+        return r;   /* the caller owns it */
+    json_decref(t->base);
+    t->base = r;
+    t->base_app = s->application_name;
+    t->base_role = s->guard.imp_role;
+    return r;
+}
+
+static json_t *session_record(session *s, const char *event)
+{
+    if (!s->trail)
+        s->trail = calloc(1, sizeof *s->trail);
+    json_t *base = session_fields(s);
+    json_t *r = s->trail ? json_copy(base) : base;
+    json_object_set_new(r, "event", json_string(event));
     return r;
 }
 
@@ -285,7 +312,7 @@ trail_req *trail_execute(session *s, const char *portal)
         return NULL;
     trail_req *r = req_new(1);
     if (r)
-        r->recs[0] = json_deep_copy(p->tmpl);
+        r->recs[0] = json_copy(p->tmpl);   /* shallow: the template's values are never changed */
     return r;
 }
 
@@ -385,6 +412,7 @@ void trail_state_free(trail_state *t)
         return;
     drop(t->stmts, &t->nstmts, NULL);
     drop(t->portals, &t->nportals, NULL);
+    json_decref(t->base);
     free(t->stmts);
     free(t->portals);
     free(t);
