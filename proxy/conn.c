@@ -178,7 +178,12 @@ static ssize_t read_tls(conn *c)
             event_add(c->wev, NULL);
             break;
         }
-        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        /* a peer that closes without close_notify (most clients do) is a
+         * close, not a TLS failure */
+        unsigned long e = ERR_peek_error();
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && e == 0) ||
+            (err == SSL_ERROR_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+            ERR_clear_error();
             if (total)
                 break;   /* deliver what came before the close first */
             fail(c, "%s", "connection closed");

@@ -118,7 +118,7 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
 
 void session_free(session *s)
 {
-    if (s->state == SS_READY || s->state == SS_CLOSING)
+    if (s->audit_started || s->key_pid)
         session_log(s, LOG_INFO, "session ended");
     server_session_removed(s->srv, s);
     close_warehouse(s);
