@@ -1,0 +1,71 @@
+/*
+ * decide_internal: what the three parts of decide share (decide.c decides,
+ * decide_reason.c words the reasons, decide_visibility.c answers the
+ * session-level questions: search_path, catalog visibility, impersonation).
+ * Private to policy/decide*.c.
+ */
+#ifndef MARTGATE_DECIDE_INTERNAL_H
+#define MARTGATE_DECIDE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/decide.h"
+#include "policy/policy_internal.h"
+
+/* Why an item got its verdict: reasons are formatted from these on demand. */
+enum why {
+    W_NONE = 0,
+    /* relations */
+    W_RULE_READ, W_RULE_READ_FILTERED, W_RULE_WRITE, W_RULE_DENY, W_DEFAULT_READ, W_DEFAULT_WRITE,
+    W_CATALOG, W_CATALOG_FILTERED, W_CATALOG_FULL, W_CATALOG_WRITE, W_CATALOG_NOT_FILTERABLE,
+    W_TEMP, W_RESERVED_SCHEMA, W_NOT_FOUND, W_OTHER_DB, W_UNRESOLVED, W_AMBIGUOUS_REWRITE,
+    W_NOT_SUBSTITUTABLE, W_COLUMNS_UNKNOWN, W_BIND_FAILED, W_REWRITE_FAILED, W_LOCKS_ROWS,
+    /* schemas */
+    W_SCHEMA_WRITE_RULE, W_SCHEMA_DENY_RULE, W_SCHEMA_DEFAULT,
+    /* functions */
+    W_FN_OK, W_FN_BUILTIN, W_FN_POLICY, W_FN_SCHEMA,
+    /* settings */
+    W_SET_OK, W_SET_POLICY, W_SET_BUILTIN, W_SET_VALUE, W_SP_OK, W_SP_UNREADABLE, W_SP_USER,
+    W_SP_NOT_CONSTANT, W_SP_RESET,
+    /* roles, statements, flags */
+    W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG
+};
+
+/* The principal as rules see it: user and effective groups. */
+typedef struct subj {
+    const char *user;
+    const char **groups;
+    size_t n_groups;
+    const char *stack[32];
+    const char **heap;
+} subj;
+
+/* A growing string for SQL built from the policy. */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+int subj_init(subj *s, const policy_t *p, const decide_principal *who);
+void subj_free(subj *s);
+int subjects_match(const policy_subjects *ps, const subj *s, const char **what);
+void describe_subject(const policy_subjects *ps, const subj *s, char *buf, size_t len);
+const char *dataset_of(const policy_t *p, const char *schema, const char *name);
+const char *norm_schema(const char *schema);
+bool schema_readable(const policy_t *p, const subj *s, const char *schema);
+void sb_put(sbuf *b, const char *s, size_t n);
+void sb_str(sbuf *b, const char *s);
+void sb_literal(sbuf *b, const char *v);
+bool full_catalog(const policy_t *p, const subj *s);
+bool objpat_match(const policy_objpat *op, const char *schema, const char *name);
+bool rule_objects_match(const policy_t *p, const policy_rule *r, const char *schema, const char *name,
+                               bool sensitive, const char **dataset, const char **pattern);
+bool is_sensitive(const policy_t *p, const char *schema, const char *name);
+
+/* decide_masks.c */
+int build_masked(const decide_request *req, const subj *s, const policy_rule *r, const char *schema,
+                        const char *name, bool only, decide_item *it, char **out);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * decide_visibility: the session-level questions about a principal: the
+ * search_path it starts with, which schemas, tables and columns the catalogs
+ * show it (SQL predicates for policy/rewrite's catalog filtering), and which
+ * roles it may take by connection impersonation.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/decide_internal.h"
+
+/* ---- search_path and catalog visibility ----------------------------- */
+
+int decide_search_path(const policy_t *p, const decide_principal *who, const char ***schemas, size_t *n)
+{
+    *schemas = NULL;
+    *n = 0;
+    subj s;
+    if (subj_init(&s, p, who) < 0)
+        return -1;
+    const policy_search_path *ent = NULL;
+    for (size_t i = 0; i < p->n_search_paths && !ent; i++) {
+        const char *what;
+        if (p->search_paths[i].everyone || subjects_match(&p->search_paths[i].subjects, &s, &what))
+            ent = &p->search_paths[i];
+    }
+    const char **out = calloc((ent ? ent->n_schemas : 0) + 1, sizeof *out);
+    if (!out) {
+        subj_free(&s);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; ent && i < ent->n_schemas; i++) {
+        const char *sc = ent->schemas[i];
+        if (policy_is_catalog_schema(sc) || strcmp(sc, "pg_temp") == 0 || schema_readable(p, &s, sc))
+            out[k++] = sc;
+    }
+    subj_free(&s);
+    *schemas = out;
+    *n = k;
+    return 0;
+}
+
+char *decide_search_path_text(const policy_t *p, const decide_principal *who)
+{
+    const char **sc;
+    size_t n;
+    if (decide_search_path(p, who, &sc, &n) < 0)
+        return NULL;
+    sbuf b = {0};
+    if (n == 0)
+        sb_str(&b, "''");
+    for (size_t i = 0; i < n; i++) {
+        char *q = rewrite_quote_ident(sc[i]);
+        if (!q) {
+            b.oom = true;
+            break;
+        }
+        if (i)
+            sb_str(&b, ", ");
+        sb_str(&b, q);
+        free(q);
+    }
+    free(sc);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* Appends "(c1 OR c2 ...)" for the rule's objects; whole: schema-level test. */
+static void rule_sql_cond(const policy_rule *r, const char *sx, const char *tx, bool schema_level, bool only_whole,
+                          sbuf *b, bool *any)
+{
+    *any = false;
+    size_t start = b->len;
+    sb_str(b, "(");
+    for (size_t k = 0; k < r->n_datasets; k++) {
+        if (r->datasets[k]->builtin)
+            continue;
+        for (size_t j = 0; j < r->datasets[k]->n_pats; j++) {
+            if (*any)
+                sb_str(b, " OR ");
+            if (!glob_to_sql(&r->datasets[k]->pats[j].schema, sx, true, &b->s, &b->len, &b->cap))
+                b->oom = true;
+            *any = true;
+        }
+    }
+    for (size_t j = 0; j < r->n_pats; j++) {
+        const policy_objpat *op = &r->pats[j];
+        bool whole = op->table.kind == GLOB_ANY;
+        if (schema_level && only_whole && !whole)
+            continue;
+        if (*any)
+            sb_str(b, " OR ");
+        sb_str(b, "(");
+        if (!glob_to_sql(&op->schema, sx, true, &b->s, &b->len, &b->cap))
+            b->oom = true;
+        if (!schema_level && !whole) {
+            sb_str(b, " AND ");
+            if (!glob_to_sql(&op->table, tx, false, &b->s, &b->len, &b->cap))
+                b->oom = true;
+        }
+        sb_str(b, ")");
+        *any = true;
+    }
+    if (!*any) {
+        b->len = start;
+        if (b->s)
+            b->s[start] = 0;
+        return;
+    }
+    sb_str(b, ")");
+}
+
+char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *table_expr)
+{
+    const decide_visibility *v = ctx;
+    const policy_t *p = v->policy;
+    subj s;
+    if (subj_init(&s, p, v->who) < 0)
+        return NULL;
+    sbuf b = {0};
+    bool schema_level = table_expr == NULL;
+    sb_str(&b, "(CASE WHEN ");
+    sb_str(&b, schema_expr);
+    sb_str(&b, " IN ('pg_catalog', 'information_schema') THEN true");
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const policy_rule *r = &p->rules[i];
+        const char *what;
+        if (!subjects_match(&r->subjects, &s, &what))
+            continue;
+        bool deny = r->access == ACCESS_DENY, any;
+        size_t mark = b.len;
+        sb_str(&b, " WHEN ");
+        rule_sql_cond(r, schema_expr, table_expr, schema_level, schema_level && deny, &b, &any);
+        if (!any) {
+            b.len = mark;
+            if (b.s)
+                b.s[mark] = 0;
+            continue;
+        }
+        sb_str(&b, deny ? " THEN false" : " THEN true");
+    }
+    sb_str(&b, " ELSE false END)");
+    subj_free(&s);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* Hidden columns: the "deny" columns of the rule that decides a read of the
+ * table for this principal (the first matching rule, as for rows). */
+char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const char *table_expr,
+                                   const char *column_expr)
+{
+    const decide_visibility *v = ctx;
+    const policy_t *p = v->policy;
+    subj s;
+    if (subj_init(&s, p, v->who) < 0)
+        return NULL;
+    sbuf b = {0};
+    sb_str(&b, "(CASE WHEN ");
+    sb_str(&b, schema_expr);
+    sb_str(&b, " IN ('pg_catalog', 'information_schema') THEN false");
+    bool any_deny = false;
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const policy_rule *r = &p->rules[i];
+        const char *what;
+        if (!subjects_match(&r->subjects, &s, &what))
+            continue;
+        bool any;
+        size_t mark = b.len;
+        sb_str(&b, " WHEN ");
+        rule_sql_cond(r, schema_expr, table_expr, false, false, &b, &any);
+        if (!any) {
+            b.len = mark;
+            if (b.s)
+                b.s[mark] = 0;
+            continue;
+        }
+        size_t ndeny = 0;
+        for (size_t k = 0; k < r->n_columns; k++)
+            if (r->columns[k].kind == MASK_DENY)
+                ndeny++;
+        if (!ndeny || r->access == ACCESS_DENY) {
+            sb_str(&b, " THEN false");
+            continue;
+        }
+        any_deny = true;
+        sb_str(&b, " THEN ");
+        sb_str(&b, column_expr);
+        sb_str(&b, " IN (");
+        size_t done = 0;
+        for (size_t k = 0; k < r->n_columns; k++) {
+            if (r->columns[k].kind != MASK_DENY)
+                continue;
+            if (done++)
+                sb_str(&b, ", ");
+            sb_literal(&b, r->columns[k].name);
+        }
+        sb_str(&b, ")");
+    }
+    sb_str(&b, " ELSE false END)");
+    subj_free(&s);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    if (!any_deny) {   /* keep the common case's text short */
+        free(b.s);
+        return strdup("false");
+    }
+    return b.s;
+}
+
+/* ---- connection impersonation (Metabase's SET ROLE) ------------------- */
+
+int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
+                         const char *const **groups, size_t *n_groups, char *why, size_t whylen)
+{
+    const policy_role *r = NULL;
+    for (size_t i = 0; i < p->n_roles && !r; i++)
+        if (strcmp(p->roles[i].name, role) == 0)
+            r = &p->roles[i];
+    if (!r) {
+        snprintf(why, whylen, "role \"%s\" is not mapped to groups by the policy", role);
+        return 0;
+    }
+    subj s;
+    if (subj_init(&s, p, who) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    bool ok = false;
+    for (size_t i = 0; i < p->n_impersonators && !ok; i++) {
+        const policy_impersonator *imp = &p->impersonators[i];
+        const char *what;
+        if (subjects_match(&imp->subjects, &s, &what) <= 0)
+            continue;
+        for (size_t k = 0; k < imp->n_roles && !ok; k++)
+            ok = glob_match(&imp->roles[k], role);
+    }
+    subj_free(&s);
+    if (!ok) {
+        snprintf(why, whylen, "%s may not impersonate role \"%s\" (not an impersonator for it in the policy)",
+                 who->user ? who->user : "this user", role);
+        return 0;
+    }
+    *groups = (const char *const *)r->groups;
+    *n_groups = r->n_groups;
+    return 1;
+}
