@@ -14,27 +14,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "policy/json_doc.h"
-#include "policy/policy_internal.h"
+#include "policy/policy_load_internal.h"
 
 /* ---- messages ------------------------------------------------------- */
 
-typedef struct loader {
-    policy_messages msgs;
-    policy_t *p;
-    json_doc **docs;
-    size_t n_docs;
-    /* definitions seen so far, for duplicate checks across files */
-    const char *defaults_search_path_where;
-    const char *defaults_catalog_where;
-    char where_buf[2][512];
-    bool oom;
-    /* rules while loading, with their global sequence */
-    struct pending_rule { policy_rule r; size_t seq; } *pend;
-    size_t n_pend;
-} loader;
 
-static void push_msg(loader *L, bool error, const char *text)
+
+void push_msg(loader *L, bool error, const char *text)
 {
     char ***arr = error ? &L->msgs.errors : &L->msgs.warnings;
     size_t *n = error ? &L->msgs.n_errors : &L->msgs.n_warnings;
@@ -52,7 +38,7 @@ static void push_msg(loader *L, bool error, const char *text)
 }
 
 __attribute__((format(printf, 5, 6)))
-static int lerr(loader *L, const json_doc *d, const json_t *at, const char *field, const char *fmt, ...)
+int lerr(loader *L, const json_doc *d, const json_t *at, const char *field, const char *fmt, ...)
 {
     char msg[1024], line[1400];
     va_list ap;
@@ -65,7 +51,7 @@ static int lerr(loader *L, const json_doc *d, const json_t *at, const char *fiel
 }
 
 __attribute__((format(printf, 5, 6)))
-static void lwarn(loader *L, const json_doc *d, const json_t *at, const char *field, const char *fmt, ...)
+void lwarn(loader *L, const json_doc *d, const json_t *at, const char *field, const char *fmt, ...)
 {
     char msg[1024], line[1400];
     va_list ap;
@@ -80,13 +66,13 @@ static void lwarn(loader *L, const json_doc *d, const json_t *at, const char *fi
 }
 
 /* Keeps the error text of a json_doc getter (already formatted). */
-static int lkeep(loader *L, const char *text)
+int lkeep(loader *L, const char *text)
 {
     push_msg(L, true, text);
     return -1;
 }
 
-static char *where_of(const json_doc *d, const json_t *v)
+char *where_of(const json_doc *d, const json_t *v)
 {
     int line = 0, col = 0;
     char buf[600];
@@ -112,7 +98,7 @@ void policy_messages_free(policy_messages *m)
 
 /* ---- small checks --------------------------------------------------- */
 
-static bool valid_name(const char *s)
+bool valid_name(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > POLICY_MAX_NAME)
@@ -126,7 +112,7 @@ static bool valid_name(const char *s)
 
 /* A string array member: the json array (or single string), each item a
  * non-empty string. Returns 0 (items in *arr), 1 absent, -1 error. */
-static int get_str_list(loader *L, const json_doc *d, const json_t *obj, const char *field,
+int get_str_list(loader *L, const json_doc *d, const json_t *obj, const char *field,
                         const char *key, bool required, json_t **arr)
 {
     json_t *v = json_object_get(obj, key);
@@ -155,10 +141,10 @@ static int get_str_list(loader *L, const json_doc *d, const json_t *obj, const c
     return 0;
 }
 
-static size_t list_size(json_t *arr) { return json_is_array(arr) ? json_array_size(arr) : 1; }
-static json_t *list_get(json_t *arr, size_t i) { return json_is_array(arr) ? json_array_get(arr, i) : arr; }
+size_t list_size(json_t *arr) { return json_is_array(arr) ? json_array_size(arr) : 1; }
+json_t *list_get(json_t *arr, size_t i) { return json_is_array(arr) ? json_array_get(arr, i) : arr; }
 
-static int get_opt_string(loader *L, const json_doc *d, const json_t *obj, const char *field,
+int get_opt_string(loader *L, const json_doc *d, const json_t *obj, const char *field,
                           const char *key, char **out)
 {
     const char *s = NULL;
@@ -171,7 +157,7 @@ static int get_opt_string(loader *L, const json_doc *d, const json_t *obj, const
     return 0;
 }
 
-static int check_keys(loader *L, const json_doc *d, const json_t *obj, const char *field,
+int check_keys(loader *L, const json_doc *d, const json_t *obj, const char *field,
                       const char *const *allowed)
 {
     char e[1400];
@@ -182,7 +168,7 @@ static int check_keys(loader *L, const json_doc *d, const json_t *obj, const cha
 
 /* ---- patterns ------------------------------------------------------- */
 
-static const char *glob_problem(const char *s)
+const char *glob_problem(const char *s)
 {
     if (!*s)
         return "is empty";
@@ -193,7 +179,7 @@ static const char *glob_problem(const char *s)
 }
 
 /* A schema glob in a dataset, "schemas" or the schema part of "tables". */
-static int check_schema_glob(loader *L, const json_doc *d, const json_t *at, const char *field,
+int check_schema_glob(loader *L, const json_doc *d, const json_t *at, const char *field,
                              const char *s)
 {
     const char *prob = glob_problem(s);
@@ -215,7 +201,7 @@ static int check_schema_glob(loader *L, const json_doc *d, const json_t *at, con
     return 0;
 }
 
-static int make_objpat(loader *L, policy_objpat *op, const char *schema, size_t slen, const char *table,
+int make_objpat(loader *L, policy_objpat *op, const char *schema, size_t slen, const char *table,
                        const char *text)
 {
     char *s = strndup(schema, slen);
@@ -227,7 +213,7 @@ static int make_objpat(loader *L, policy_objpat *op, const char *schema, size_t 
     return rc;
 }
 
-static void objpat_free(policy_objpat *op)
+void objpat_free(policy_objpat *op)
 {
     glob_free(&op->schema);
     glob_free(&op->table);
@@ -235,7 +221,7 @@ static void objpat_free(policy_objpat *op)
 }
 
 /* "schema.table" glob. */
-static int parse_table_pat(loader *L, const json_doc *d, const json_t *at, const char *field,
+int parse_table_pat(loader *L, const json_doc *d, const json_t *at, const char *field,
                            const char *s, policy_objpat *op)
 {
     const char *dot = strchr(s, '.');
@@ -253,7 +239,7 @@ static int parse_table_pat(loader *L, const json_doc *d, const json_t *at, const
     return make_objpat(L, op, s, (size_t)(dot - s), dot + 1, s);
 }
 
-static int parse_subjects(loader *L, const json_doc *d, const json_t *obj, const char *field,
+int parse_subjects(loader *L, const json_doc *d, const json_t *obj, const char *field,
                           policy_subjects *out)
 {
     static const char *const keys[] = {"groups", "users", NULL};
@@ -291,7 +277,7 @@ static int parse_subjects(loader *L, const json_doc *d, const json_t *obj, const
     return 0;
 }
 
-static void subjects_free(policy_subjects *s)
+void subjects_free(policy_subjects *s)
 {
     for (size_t i = 0; i < s->n_groups; i++)
         glob_free(&s->groups[i]);
@@ -300,930 +286,6 @@ static void subjects_free(policy_subjects *s)
     free(s->groups);
     free(s->users);
     memset(s, 0, sizeof *s);
-}
-
-/* ---- datasets ------------------------------------------------------- */
-
-static policy_dataset *find_dataset(policy_t *p, const char *name)
-{
-    for (size_t i = 0; i < p->n_datasets; i++)
-        if (strcmp(p->datasets[i].name, name) == 0)
-            return &p->datasets[i];
-    return NULL;
-}
-
-static void dataset_free(policy_dataset *ds)
-{
-    for (size_t i = 0; i < ds->n_pats; i++)
-        objpat_free(&ds->pats[i]);
-    free(ds->pats);
-    free(ds->name);
-    free(ds->description);
-    free(ds->owner);
-    free(ds->classification);
-    free(ds->where);
-}
-
-static policy_dataset *new_dataset(loader *L)
-{
-    policy_t *p = L->p;
-    policy_dataset *n = realloc(p->datasets, (p->n_datasets + 1) * sizeof *n);
-    if (!n) {
-        L->oom = true;
-        return NULL;
-    }
-    p->datasets = n;
-    memset(&n[p->n_datasets], 0, sizeof *n);
-    return &n[p->n_datasets++];
-}
-
-static const char *const sensitive_tables[] = {
-    "pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext", "pg_catalog.pg_statistic_ext_data",
-    "pg_catalog.pg_stats", "pg_catalog.pg_stats_ext", "pg_catalog.pg_stats_ext_exprs",
-    "pg_catalog.pg_stat_activity", "pg_catalog.pg_stat_replication", "pg_catalog.pg_stat_wal_receiver",
-    "pg_catalog.pg_stat_subscription", "pg_catalog.pg_stat_statements", "pg_catalog.pg_stat_statements_info",
-    "pg_catalog.pg_authid", "pg_catalog.pg_shadow", "pg_catalog.pg_user_mapping",
-    "pg_catalog.pg_user_mappings", "pg_catalog.pg_largeobject", "pg_catalog.pg_file_settings",
-    "pg_catalog.pg_hba_file_rules", "pg_catalog.pg_ident_file_mappings",
-    "*.pg_stat_statements", "*.pg_stat_statements_info",
-    NULL};
-
-static int add_builtin_datasets(loader *L)
-{
-    policy_dataset *ds = new_dataset(L);
-    if (!ds)
-        return -1;
-    ds->builtin = true;
-    ds->name = strdup(POLICY_SENSITIVE_DATASET);
-    ds->description = strdup("catalog relations that leak table contents, credentials or other sessions' queries");
-    ds->owner = strdup("martgate");
-    ds->classification = strdup("restricted");
-    ds->where = strdup("built-in");
-    size_t n = 0;
-    while (sensitive_tables[n])
-        n++;
-    ds->pats = calloc(n, sizeof *ds->pats);
-    if (!ds->name || !ds->description || !ds->owner || !ds->classification || !ds->where || !ds->pats) {
-        L->oom = true;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *s = sensitive_tables[i], *dot = strchr(s, '.');
-        if (make_objpat(L, &ds->pats[ds->n_pats++], s, (size_t)(dot - s), dot + 1, s))
-            return -1;
-    }
-    return 0;
-}
-
-static void parse_datasets(loader *L, const json_doc *d, json_t *obj)
-{
-    if (!json_is_object(obj)) {
-        lerr(L, d, obj, "datasets", "must be an object: dataset name -> {\"schemas\": [...]}");
-        return;
-    }
-    static const char *const keys[] = {"schemas", "description", "owner", "classification", NULL};
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v) {
-        char field[300];
-        snprintf(field, sizeof field, "datasets.%s", name);
-        if (!valid_name(name)) {
-            lerr(L, d, v, field, "dataset name must be 1-%u characters of letters, digits, _ - . : @",
-                 POLICY_MAX_NAME);
-            continue;
-        }
-        policy_dataset *prev = find_dataset(L->p, name);
-        if (prev) {
-            if (prev->builtin)
-                lerr(L, d, v, field, "'%s' is a built-in dataset and cannot be redefined", name);
-            else
-                lerr(L, d, v, field, "dataset '%s' is already defined at %s", name, prev->where);
-            continue;
-        }
-        if (check_keys(L, d, v, field, keys) < 0)
-            continue;
-        json_t *schemas = NULL;
-        if (get_str_list(L, d, v, field, "schemas", true, &schemas) != 0)
-            continue;
-        size_t ns = list_size(schemas);
-        if (ns == 0) {
-            lerr(L, d, schemas, field, "'schemas' must list at least one schema pattern");
-            continue;
-        }
-        bool bad = false;
-        for (size_t i = 0; i < ns; i++)
-            if (check_schema_glob(L, d, list_get(schemas, i), field, json_string_value(list_get(schemas, i))) < 0)
-                bad = true;
-        if (bad)
-            continue;
-        policy_dataset *ds = new_dataset(L);
-        if (!ds)
-            return;
-        ds->name = strdup(name);
-        ds->where = where_of(d, v);
-        ds->pats = calloc(ns, sizeof *ds->pats);
-        if (!ds->name || !ds->where || !ds->pats) {
-            L->oom = true;
-            return;
-        }
-        for (size_t i = 0; i < ns; i++) {
-            const char *s = json_string_value(list_get(schemas, i));
-            if (make_objpat(L, &ds->pats[ds->n_pats++], s, strlen(s), "*", s))
-                return;
-        }
-        get_opt_string(L, d, v, field, "description", &ds->description);
-        get_opt_string(L, d, v, field, "owner", &ds->owner);
-        get_opt_string(L, d, v, field, "classification", &ds->classification);
-    }
-}
-
-/* ---- groups --------------------------------------------------------- */
-
-static void parse_groups(loader *L, const json_doc *d, json_t *obj)
-{
-    if (!json_is_object(obj)) {
-        lerr(L, d, obj, "groups", "must be an object: group name -> {\"members\": [...]}");
-        return;
-    }
-    static const char *const keys[] = {"members", "description", NULL};
-    policy_t *p = L->p;
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v) {
-        char field[300];
-        snprintf(field, sizeof field, "groups.%s", name);
-        if (!valid_name(name)) {
-            lerr(L, d, v, field, "group name must be 1-%u characters of letters, digits, _ - . : @", POLICY_MAX_NAME);
-            continue;
-        }
-        bool dup = false;
-        for (size_t i = 0; i < p->n_groups; i++)
-            if (strcmp(p->groups[i].name, name) == 0) {
-                lerr(L, d, v, field, "group '%s' is already defined at %s", name, p->groups[i].where);
-                dup = true;
-            }
-        if (dup || check_keys(L, d, v, field, keys) < 0)
-            continue;
-        json_t *members = NULL;
-        if (get_str_list(L, d, v, field, "members", true, &members) != 0)
-            continue;
-        policy_group *ng = realloc(p->groups, (p->n_groups + 1) * sizeof *ng);
-        if (!ng) {
-            L->oom = true;
-            return;
-        }
-        p->groups = ng;
-        policy_group *g = &ng[p->n_groups++];
-        memset(g, 0, sizeof *g);
-        g->name = strdup(name);
-        g->where = where_of(d, v);
-        size_t nm = list_size(members);
-        g->members = calloc(nm ? nm : 1, sizeof *g->members);
-        if (!g->name || !g->where || !g->members) {
-            L->oom = true;
-            return;
-        }
-        for (size_t i = 0; i < nm; i++)
-            if (glob_compile(&g->members[g->n_members++], json_string_value(list_get(members, i))))
-                L->oom = true;
-        get_opt_string(L, d, v, field, "description", &g->description);
-    }
-}
-
-/* ---- roles and impersonators ---------------------------------------- */
-
-static void parse_roles(loader *L, const json_doc *d, json_t *obj)
-{
-    if (!json_is_object(obj)) {
-        lerr(L, d, obj, "roles", "must be an object: role name -> {\"groups\": [...]}");
-        return;
-    }
-    static const char *const keys[] = {"groups", "description", NULL};
-    policy_t *p = L->p;
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v) {
-        char field[300];
-        snprintf(field, sizeof field, "roles.%s", name);
-        if (!valid_name(name)) {
-            lerr(L, d, v, field, "role name must be 1-%u characters of letters, digits, _ - . : @", POLICY_MAX_NAME);
-            continue;
-        }
-        bool dup = false;
-        for (size_t i = 0; i < p->n_roles; i++)
-            if (strcmp(p->roles[i].name, name) == 0) {
-                lerr(L, d, v, field, "role '%s' is already defined at %s", name, p->roles[i].where);
-                dup = true;
-            }
-        if (dup || check_keys(L, d, v, field, keys) < 0)
-            continue;
-        json_t *groups = NULL;
-        if (get_str_list(L, d, v, field, "groups", true, &groups) != 0)
-            continue;
-        bool bad = false;
-        for (size_t i = 0; i < list_size(groups); i++)
-            if (glob_has_wildcard(json_string_value(list_get(groups, i)))) {
-                lerr(L, d, list_get(groups, i), field, "a role's groups are names, not patterns");
-                bad = true;
-            }
-        if (bad)
-            continue;
-        policy_role *nr = realloc(p->roles, (p->n_roles + 1) * sizeof *nr);
-        if (!nr) {
-            L->oom = true;
-            return;
-        }
-        p->roles = nr;
-        policy_role *r = &nr[p->n_roles++];
-        memset(r, 0, sizeof *r);
-        r->name = strdup(name);
-        r->where = where_of(d, v);
-        r->groups = calloc(list_size(groups) + 1, sizeof *r->groups);
-        if (!r->name || !r->where || !r->groups) {
-            L->oom = true;
-            return;
-        }
-        for (size_t i = 0; i < list_size(groups); i++)
-            if (!(r->groups[r->n_groups++] = strdup(json_string_value(list_get(groups, i)))))
-                L->oom = true;
-        get_opt_string(L, d, v, field, "description", &r->description);
-    }
-}
-
-static void parse_impersonators(loader *L, const json_doc *d, json_t *arr)
-{
-    if (!json_is_array(arr)) {
-        lerr(L, d, arr, "impersonators", "must be an array of {\"subjects\": {...}, \"roles\": [...]}");
-        return;
-    }
-    static const char *const keys[] = {"subjects", "roles", "description", NULL};
-    policy_t *p = L->p;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        char field[64];
-        snprintf(field, sizeof field, "impersonators[%zu]", i);
-        if (check_keys(L, d, v, field, keys) < 0)
-            continue;
-        json_t *subj = json_object_get(v, "subjects");
-        if (!subj) {
-            lerr(L, d, v, field, "missing required key 'subjects'");
-            continue;
-        }
-        json_t *roles = NULL;
-        if (get_str_list(L, d, v, field, "roles", true, &roles) != 0)
-            continue;
-        const char *desc;
-        char e[1400];
-        if (json_doc_get_string(d, v, field, "description", false, &desc, e, sizeof e) < 0) {
-            lkeep(L, e);
-            continue;
-        }
-        policy_impersonator imp;
-        memset(&imp, 0, sizeof imp);
-        char sfield[80];
-        snprintf(sfield, sizeof sfield, "%s.subjects", field);
-        if (parse_subjects(L, d, subj, sfield, &imp.subjects) < 0) {
-            subjects_free(&imp.subjects);
-            continue;
-        }
-        imp.roles = calloc(list_size(roles) + 1, sizeof *imp.roles);
-        if (!imp.roles) {
-            subjects_free(&imp.subjects);
-            L->oom = true;
-            return;
-        }
-        for (size_t k = 0; k < list_size(roles); k++) {
-            const char *r = json_string_value(list_get(roles, k));
-            if (glob_compile(&imp.roles[imp.n_roles++], r))
-                L->oom = true;
-            bool any = false;
-            for (size_t j = 0; j < p->n_roles && !any; j++)
-                any = glob_match(&imp.roles[imp.n_roles - 1], p->roles[j].name);
-            if (!any)
-                lwarn(L, d, list_get(roles, k), field, "role pattern '%s' matches no role in \"roles\"", r);
-        }
-        policy_impersonator *ni = realloc(p->impersonators, (p->n_impersonators + 1) * sizeof *ni);
-        if (!ni) {
-            subjects_free(&imp.subjects);
-            for (size_t k = 0; k < imp.n_roles; k++)
-                glob_free(&imp.roles[k]);
-            free(imp.roles);
-            L->oom = true;
-            return;
-        }
-        p->impersonators = ni;
-        ni[p->n_impersonators++] = imp;
-    }
-}
-
-/* ---- functions and settings ----------------------------------------- */
-
-static const struct { const char *pat, *reason; } builtin_functions[] = {
-    {"pg_read_file", "reads files on the database server"},
-    {"pg_read_binary_file", "reads files on the database server"},
-    {"pg_stat_file", "reads files on the database server"},
-    {"pg_ls_*", "lists files on the database server"},
-    {"pg_file_*", "writes files on the database server"},
-    {"pg_logdir_ls", "lists files on the database server"},
-    {"pg_current_logfile", "names the server's log files"},
-    {"lo_*", "large objects read and write server files and unguarded storage"},
-    {"loread", "large objects are unguarded storage"},
-    {"lowrite", "large objects are unguarded storage"},
-    {"query_to_xml*", "runs SQL text martgate cannot see"},
-    {"query_to_json*", "runs SQL text martgate cannot see"},
-    {"cursor_to_xml*", "reads a cursor's rows around the policy"},
-    {"table_to_xml*", "reads a whole table named by a string martgate cannot check"},
-    {"schema_to_xml*", "reads whole schemas around the policy"},
-    {"database_to_xml*", "reads the whole database around the policy"},
-    {"dblink*", "connects to other databases"},
-    {"set_config", "changes settings around martgate's checks (use SET)"},
-    {"pg_terminate_backend", "signals other sessions"},
-    {"pg_cancel_backend", "signals other sessions"},
-    {"pg_signal_backend", "signals other sessions"},
-    {"pg_reload_conf", "administers the server"},
-    {"pg_rotate_logfile*", "administers the server"},
-    {"pg_promote", "administers the server"},
-    {"pg_switch_wal", "administers the server"},
-    {"pg_create_restore_point", "administers the server"},
-    {"pg_backup_*", "administers the server"},
-    {"pg_start_backup", "administers the server"},
-    {"pg_stop_backup", "administers the server"},
-    {"pg_wal_replay_*", "administers the server"},
-    {"pg_log_backend_memory_contexts", "administers the server"},
-    {"pg_import_system_collations", "administers the server"},
-    {"pg_stat_reset*", "administers the server"},
-    {"pg_create_*_replication_slot", "administers replication"},
-    {"pg_drop_replication_slot", "administers replication"},
-    {"pg_copy_*_replication_slot", "administers replication"},
-    {"pg_replication_*", "administers replication"},
-    {"pg_logical_*", "administers replication"},
-    {"binary_upgrade_*", "administers the server"},
-    {"pg_stat_get_activity", "shows other sessions' queries"},
-    {"pg_stat_get_backend_activity*", "shows other sessions' queries"},
-    {"pg_stat_statements*", "shows other sessions' queries"},
-    {"pg_notify", "sends messages to other sessions"},
-    {"nextval", "changes a sequence (a write martgate cannot attribute)"},
-    {"setval", "changes a sequence (a write martgate cannot attribute)"},
-    {NULL, NULL}};
-
-static int add_fnpat(loader *L, const char *text, const char *reason)
-{
-    policy_t *p = L->p;
-    policy_fnpat *n = realloc(p->functions, (p->n_functions + 1) * sizeof *n);
-    if (!n) {
-        L->oom = true;
-        return -1;
-    }
-    p->functions = n;
-    policy_fnpat *f = &n[p->n_functions++];
-    memset(f, 0, sizeof *f);
-    const char *dot = strchr(text, '.');
-    const char *name = text;
-    if (dot) {
-        char schema[512];
-        snprintf(schema, sizeof schema, "%.*s", (int)(dot - text), text);
-        name = dot + 1;
-        if (strcmp(schema, "pg_catalog") != 0) {   /* pg_catalog.x is x */
-            f->has_schema = true;
-            if (glob_compile(&f->schema, schema))
-                L->oom = true;
-        }
-    }
-    if (glob_compile(&f->name, name) || !(f->text = strdup(text)) ||
-        (reason && !(f->reason = strdup(reason))))
-        L->oom = true;
-    return 0;
-}
-
-static void parse_functions(loader *L, const json_doc *d, json_t *obj)
-{
-    static const char *const keys[] = {"deny", NULL};
-    if (check_keys(L, d, obj, "functions", keys) < 0)
-        return;
-    json_t *deny = NULL;
-    if (get_str_list(L, d, obj, "functions", "deny", true, &deny) != 0)
-        return;
-    for (size_t i = 0; i < list_size(deny); i++) {
-        json_t *it = list_get(deny, i);
-        const char *s = json_string_value(it);
-        const char *dot = strchr(s, '.');
-        if ((dot && (dot == s || !dot[1] || strchr(dot + 1, '.'))) || glob_problem(s)) {
-            lerr(L, d, it, "functions.deny", "'%s' must be name or schema.name (globs allowed)", s);
-            continue;
-        }
-        add_fnpat(L, s, NULL);
-    }
-}
-
-static void parse_settings(loader *L, const json_doc *d, json_t *obj)
-{
-    static const char *const keys[] = {"deny", NULL};
-    if (check_keys(L, d, obj, "settings", keys) < 0)
-        return;
-    json_t *deny = NULL;
-    if (get_str_list(L, d, obj, "settings", "deny", true, &deny) != 0)
-        return;
-    policy_t *p = L->p;
-    for (size_t i = 0; i < list_size(deny); i++) {
-        json_t *it = list_get(deny, i);
-        const char *s = json_string_value(it);
-        if (glob_problem(s)) {
-            lerr(L, d, it, "settings.deny", "'%s' %s", s, glob_problem(s));
-            continue;
-        }
-        if (strcmp(s, "search_path") == 0) {
-            lerr(L, d, it, "settings.deny", "search_path is always checked against what the principal may read; it cannot be denied outright");
-            continue;
-        }
-        policy_setpat *n = realloc(p->settings, (p->n_settings + 1) * sizeof *n);
-        if (!n) {
-            L->oom = true;
-            return;
-        }
-        p->settings = n;
-        policy_setpat *sp = &n[p->n_settings++];
-        memset(sp, 0, sizeof *sp);
-        /* GUC names are case-insensitive: compare lower case */
-        char low[256];
-        snprintf(low, sizeof low, "%s", s);
-        for (char *c = low; *c; c++)
-            if (*c >= 'A' && *c <= 'Z')
-                *c = (char)(*c - 'A' + 'a');
-        if (glob_compile(&sp->name, low) || !(sp->text = strdup(s)))
-            L->oom = true;
-    }
-}
-
-/* ---- defaults ------------------------------------------------------- */
-
-static void parse_defaults(loader *L, const json_doc *d, json_t *obj)
-{
-    static const char *const keys[] = {"search_path", "full_catalog_visibility", NULL};
-    if (check_keys(L, d, obj, "defaults", keys) < 0)
-        return;
-    policy_t *p = L->p;
-    json_t *sp = json_object_get(obj, "search_path");
-    if (sp) {
-        if (L->defaults_search_path_where) {
-            lerr(L, d, sp, "defaults.search_path", "already defined at %s (one file holds it)",
-                 L->defaults_search_path_where);
-        } else if (!json_is_array(sp)) {
-            lerr(L, d, sp, "defaults.search_path",
-                 "must be an array of {\"subjects\": {...}, \"schemas\": [...]} (first match wins)");
-        } else {
-            char *w = where_of(d, sp);
-            snprintf(L->where_buf[0], sizeof L->where_buf[0], "%s", w ? w : "?");
-            free(w);
-            L->defaults_search_path_where = L->where_buf[0];
-            static const char *const ekeys[] = {"subjects", "schemas", NULL};
-            p->search_paths = calloc(json_array_size(sp) + 1, sizeof *p->search_paths);
-            if (!p->search_paths) {
-                L->oom = true;
-                return;
-            }
-            size_t i;
-            json_t *e;
-            json_array_foreach(sp, i, e) {
-                char field[64];
-                snprintf(field, sizeof field, "defaults.search_path[%zu]", i);
-                if (check_keys(L, d, e, field, ekeys) < 0)
-                    continue;
-                json_t *schemas = json_object_get(e, "schemas");
-                if (!schemas) {
-                    lerr(L, d, e, field, "missing required key 'schemas' (use [] for an empty search_path)");
-                    continue;
-                }
-                if (json_is_array(schemas) && json_array_size(schemas) == 0) {
-                    /* empty path: fine */
-                } else if (get_str_list(L, d, e, field, "schemas", true, &schemas) != 0) {
-                    continue;
-                }
-                size_t ns = json_is_array(schemas) ? json_array_size(schemas) : 1;
-                bool bad = false;
-                for (size_t k = 0; k < ns; k++) {
-                    json_t *it = list_get(schemas, k);
-                    const char *s = json_string_value(it);
-                    if (strcmp(s, "$user") == 0) {
-                        lerr(L, d, it, field, "\"$user\" would name the warehouse login's schema, not the person's: name the schema");
-                        bad = true;
-                    } else if (glob_has_wildcard(s) || strchr(s, '.')) {
-                        lerr(L, d, it, field, "'%s' must be a schema name (no patterns)", s);
-                        bad = true;
-                    }
-                }
-                policy_search_path *ent = &p->search_paths[p->n_search_paths];
-                json_t *subj = json_object_get(e, "subjects");
-                char sfield[80];
-                snprintf(sfield, sizeof sfield, "%s.subjects", field);
-                if (subj) {
-                    if (parse_subjects(L, d, subj, sfield, &ent->subjects) < 0) {
-                        subjects_free(&ent->subjects);
-                        continue;
-                    }
-                } else {
-                    ent->everyone = true;
-                }
-                if (bad) {
-                    subjects_free(&ent->subjects);
-                    continue;
-                }
-                ent->schemas = calloc(ns + 1, sizeof *ent->schemas);
-                if (!ent->schemas) {
-                    L->oom = true;
-                    return;
-                }
-                for (size_t k = 0; k < ns; k++)
-                    if (!(ent->schemas[ent->n_schemas++] = strdup(json_string_value(list_get(schemas, k)))))
-                        L->oom = true;
-                p->n_search_paths++;
-            }
-        }
-    }
-    json_t *fc = json_object_get(obj, "full_catalog_visibility");
-    if (fc) {
-        if (L->defaults_catalog_where) {
-            lerr(L, d, fc, "defaults.full_catalog_visibility", "already defined at %s (one file holds it)",
-                 L->defaults_catalog_where);
-        } else {
-            char *w = where_of(d, fc);
-            snprintf(L->where_buf[1], sizeof L->where_buf[1], "%s", w ? w : "?");
-            free(w);
-            L->defaults_catalog_where = L->where_buf[1];
-            if (parse_subjects(L, d, fc, "defaults.full_catalog_visibility", &p->full_catalog) == 0)
-                p->has_full_catalog = true;
-            else
-                subjects_free(&p->full_catalog);
-        }
-    }
-}
-
-/* ---- rules ---------------------------------------------------------- */
-
-static void rule_free(policy_rule *r)
-{
-    free(r->id);
-    free(r->description);
-    subjects_free(&r->subjects);
-    free(r->datasets);
-    for (size_t i = 0; i < r->n_pats; i++)
-        objpat_free(&r->pats[i]);
-    free(r->pats);
-    tpl_free(&r->row_filter);
-    for (size_t i = 0; i < r->n_columns; i++) {
-        free(r->columns[i].name);
-        tpl_free(&r->columns[i].expr);
-    }
-    free(r->columns);
-    free(r->where);
-    free(r->objects_text);
-}
-
-static const struct { const char *name; policy_mask_kind kind; } mask_names[] = {
-    {"null", MASK_NULL}, {"hash", MASK_HASH}, {"redact", MASK_REDACT},
-    {"last4", MASK_LAST4}, {"deny", MASK_DENY}, {NULL, 0}};
-
-static int parse_columns(loader *L, const json_doc *d, json_t *obj, const char *rfield, policy_rule *r)
-{
-    char field[300];
-    snprintf(field, sizeof field, "%s.columns", rfield);
-    if (!json_is_object(obj) || json_object_size(obj) == 0)
-        return lerr(L, d, obj, field, "must be an object: column name -> \"null\"|\"hash\"|\"redact\"|\"last4\"|\"deny\"|{\"expr\": \"SQL over ${column}\"}");
-    r->columns = calloc(json_object_size(obj), sizeof *r->columns);
-    if (!r->columns) {
-        L->oom = true;
-        return -1;
-    }
-    int rc = 0;
-    const char *name;
-    json_t *v;
-    json_object_foreach(obj, name, v) {
-        char cfield[400];
-        snprintf(cfield, sizeof cfield, "%s.%s", field, name);
-        if (!*name || strlen(name) > 63) {
-            rc = lerr(L, d, v, cfield, "column names are 1-63 bytes");
-            continue;
-        }
-        policy_column *c = &r->columns[r->n_columns];
-        if (json_is_string(v)) {
-            const char *m = json_string_value(v);
-            size_t k;
-            for (k = 0; mask_names[k].name; k++)
-                if (strcmp(mask_names[k].name, m) == 0)
-                    break;
-            if (!mask_names[k].name) {
-                rc = lerr(L, d, v, cfield, "unknown mask '%s' (known: null, hash, redact, last4, deny, or {\"expr\": \"...\"})", m);
-                continue;
-            }
-            c->kind = mask_names[k].kind;
-        } else if (json_is_object(v)) {
-            static const char *const keys[] = {"expr", NULL};
-            if (check_keys(L, d, v, cfield, keys) < 0) {
-                rc = -1;
-                continue;
-            }
-            const char *expr;
-            char e[1400];
-            if (json_doc_get_string(d, v, cfield, "expr", true, &expr, e, sizeof e) < 0) {
-                rc = lkeep(L, e);
-                continue;
-            }
-            char terr[512];
-            if (tpl_compile(&c->expr, expr, true, terr, sizeof terr) < 0 ||
-                tpl_check_sql(&c->expr, terr, sizeof terr) < 0) {
-                tpl_free(&c->expr);
-                rc = lerr(L, d, json_object_get(v, "expr"), cfield, "expr %s", terr);
-                continue;
-            }
-            c->kind = MASK_EXPR;
-        } else {
-            rc = lerr(L, d, v, cfield, "must be a mask name or {\"expr\": \"...\"}");
-            continue;
-        }
-        if (!(c->name = strdup(name))) {
-            tpl_free(&c->expr);
-            L->oom = true;
-            return -1;
-        }
-        r->n_columns++;
-    }
-    return rc;
-}
-
-static void append_text(char *buf, size_t len, const char *s)
-{
-    size_t off = strlen(buf);
-    if (off < len)
-        snprintf(buf + off, len - off, "%s", s);
-}
-
-static int parse_rule(loader *L, const json_doc *d, json_t *v, size_t idx, policy_rule *r)
-{
-    static const char *const keys[] = {"id", "description", "priority", "subjects", "objects",
-                                       "access", "row_filter", "columns", NULL};
-    static const char *const okeys[] = {"datasets", "schemas", "tables", NULL};
-    char field[200], e[1400];
-    memset(r, 0, sizeof *r);
-    snprintf(field, sizeof field, "rules[%zu]", idx);
-    const char *id = NULL, *access = NULL, *filter = NULL, *desc = NULL;
-    if (json_doc_get_string(d, v, field, "id", true, &id, e, sizeof e) < 0)
-        return lkeep(L, e);
-    snprintf(field, sizeof field, "rules[%zu] '%s'", idx, id);
-    if (check_keys(L, d, v, field, keys) < 0)
-        return -1;
-    if (!valid_name(id))
-        return lerr(L, d, json_object_get(v, "id"), field, "rule id must be 1-%u characters of letters, digits, _ - . : @",
-                    POLICY_MAX_NAME);
-    int rc = 0;
-    if (json_doc_get_string(d, v, field, "access", true, &access, e, sizeof e) < 0)
-        return lkeep(L, e);
-    if (strcmp(access, "read") == 0)
-        r->access = ACCESS_READ;
-    else if (strcmp(access, "write") == 0)
-        r->access = ACCESS_WRITE;
-    else if (strcmp(access, "deny") == 0)
-        r->access = ACCESS_DENY;
-    else
-        rc = lerr(L, d, json_object_get(v, "access"), field, "access '%s' must be read, write or deny", access);
-    r->priority = 0;
-    if (json_doc_get_int(d, v, field, "priority", false, -1000000, 1000000, &r->priority, e, sizeof e) < 0)
-        rc = lkeep(L, e);
-    if (json_doc_get_string(d, v, field, "description", false, &desc, e, sizeof e) < 0)
-        rc = lkeep(L, e);
-    if (!(r->id = strdup(id)) || (desc && !(r->description = strdup(desc))) || !(r->where = where_of(d, v))) {
-        L->oom = true;
-        return -1;
-    }
-    /* subjects */
-    json_t *subj = json_object_get(v, "subjects");
-    char sfield[260];
-    snprintf(sfield, sizeof sfield, "%s.subjects", field);
-    if (!subj)
-        rc = lerr(L, d, v, field, "missing required key 'subjects'");
-    else if (parse_subjects(L, d, subj, sfield, &r->subjects) < 0)
-        rc = -1;
-    /* objects */
-    json_t *objs = json_object_get(v, "objects");
-    char ofield[260];
-    snprintf(ofield, sizeof ofield, "%s.objects", field);
-    char otext[512] = "";
-    if (!objs) {
-        rc = lerr(L, d, v, field, "missing required key 'objects'");
-    } else if (check_keys(L, d, objs, ofield, okeys) < 0) {
-        rc = -1;
-    } else {
-        json_t *dsl = NULL, *schemas = NULL, *tables = NULL;
-        int r1 = get_str_list(L, d, objs, ofield, "datasets", false, &dsl);
-        int r2 = get_str_list(L, d, objs, ofield, "schemas", false, &schemas);
-        int r3 = get_str_list(L, d, objs, ofield, "tables", false, &tables);
-        size_t nd = r1 == 0 ? list_size(dsl) : 0, ns = r2 == 0 ? list_size(schemas) : 0,
-               nt = r3 == 0 ? list_size(tables) : 0;
-        if (r1 < 0 || r2 < 0 || r3 < 0) {
-            rc = -1;
-        } else if (nd + ns + nt == 0) {
-            rc = lerr(L, d, objs, ofield, "needs \"datasets\", \"schemas\" or \"tables\"");
-        } else {
-            r->datasets = calloc(nd + 1, sizeof *r->datasets);
-            r->pats = calloc(ns + nt + 1, sizeof *r->pats);
-            if (!r->datasets || !r->pats) {
-                L->oom = true;
-                return -1;
-            }
-            if (nd) {
-                append_text(otext, sizeof otext, nd > 1 ? "datasets " : "dataset ");
-                for (size_t i = 0; i < nd; i++) {
-                    const char *name = json_string_value(list_get(dsl, i));
-                    policy_dataset *ds = find_dataset(L->p, name);
-                    if (!ds) {
-                        rc = lerr(L, d, list_get(dsl, i), ofield, "dataset '%s' is not defined", name);
-                        continue;
-                    }
-                    r->datasets[r->n_datasets++] = ds;
-                    if (i)
-                        append_text(otext, sizeof otext, ", ");
-                    append_text(otext, sizeof otext, name);
-                }
-            }
-            for (size_t i = 0; i < ns; i++) {
-                json_t *it = list_get(schemas, i);
-                const char *s = json_string_value(it);
-                if (check_schema_glob(L, d, it, ofield, s) < 0) {
-                    rc = -1;
-                    continue;
-                }
-                if (make_objpat(L, &r->pats[r->n_pats++], s, strlen(s), "*", s))
-                    return -1;
-                append_text(otext, sizeof otext, *otext ? (i ? ", " : "; schema ") : "schema ");
-                append_text(otext, sizeof otext, s);
-            }
-            for (size_t i = 0; i < nt; i++) {
-                json_t *it = list_get(tables, i);
-                const char *s = json_string_value(it);
-                if (parse_table_pat(L, d, it, ofield, s, &r->pats[r->n_pats]) < 0) {
-                    rc = -1;
-                    continue;
-                }
-                r->n_pats++;
-                append_text(otext, sizeof otext, *otext ? (i ? ", " : "; table ") : "table ");
-                append_text(otext, sizeof otext, s);
-            }
-        }
-    }
-    if (!(r->objects_text = strdup(otext))) {
-        L->oom = true;
-        return -1;
-    }
-    /* row filter and columns: reads only */
-    json_t *rf = json_object_get(v, "row_filter");
-    if (json_doc_get_string(d, v, field, "row_filter", false, &filter, e, sizeof e) < 0) {
-        rc = lkeep(L, e);
-    } else if (filter) {
-        char terr[512];
-        if (r->access != ACCESS_READ) {
-            rc = lerr(L, d, rf, field, "row_filter applies to reads: only a rule with access read may have one");
-        } else if (tpl_compile(&r->row_filter, filter, false, terr, sizeof terr) < 0 ||
-                   tpl_check_sql(&r->row_filter, terr, sizeof terr) < 0) {
-            tpl_free(&r->row_filter);
-            rc = lerr(L, d, rf, field, "row_filter %s", terr);
-        } else {
-            r->has_row_filter = true;
-        }
-    }
-    json_t *cols = json_object_get(v, "columns");
-    if (cols) {
-        if (r->access != ACCESS_READ)
-            rc = lerr(L, d, cols, field, "columns (masks) apply to reads: only a rule with access read may have them");
-        else if (parse_columns(L, d, cols, field, r) < 0)
-            rc = -1;
-    }
-    return rc;
-}
-
-static void parse_rules(loader *L, const json_doc *d, json_t *arr, size_t *seq)
-{
-    if (!json_is_array(arr)) {
-        lerr(L, d, arr, "rules", "must be an array of rules (order matters: first match wins)");
-        return;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        policy_rule r;
-        int rc = parse_rule(L, d, v, i, &r);
-        if (rc == 0 && r.id) {
-            for (size_t k = 0; k < L->n_pend; k++)
-                if (strcmp(L->pend[k].r.id, r.id) == 0) {
-                    char f[200];
-                    snprintf(f, sizeof f, "rules[%zu]", i);
-                    rc = lerr(L, d, json_object_get(v, "id"), f, "rule id '%s' is already used at %s", r.id,
-                              L->pend[k].r.where);
-                    break;
-                }
-        }
-        if (rc < 0) {
-            rule_free(&r);
-            continue;
-        }
-        struct pending_rule *np = realloc(L->pend, (L->n_pend + 1) * sizeof *np);
-        if (!np) {
-            rule_free(&r);
-            L->oom = true;
-            return;
-        }
-        L->pend = np;
-        np[L->n_pend].r = r;
-        np[L->n_pend].seq = (*seq)++;
-        L->n_pend++;
-    }
-}
-
-static int pending_cmp(const void *a, const void *b)
-{
-    const struct pending_rule *x = a, *y = b;
-    if (x->r.priority != y->r.priority)
-        return x->r.priority > y->r.priority ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* ---- shadowing ------------------------------------------------------ */
-
-static bool subjects_cover(const policy_subjects *a, const policy_subjects *b)
-{
-    for (size_t i = 0; i < a->n_users; i++)
-        if (a->users[i].kind == GLOB_ANY)
-            return true;   /* everyone */
-    for (size_t i = 0; i < b->n_groups; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < a->n_groups && !ok; k++)
-            ok = glob_covers(&a->groups[k], &b->groups[i]);
-        if (!ok)
-            return false;
-    }
-    for (size_t i = 0; i < b->n_users; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < a->n_users && !ok; k++)
-            ok = glob_covers(&a->users[k], &b->users[i]);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-static bool objpat_covered_by_rule(const policy_rule *a, const policy_objpat *op)
-{
-    for (size_t i = 0; i < a->n_pats; i++)
-        if (glob_covers(&a->pats[i].schema, &op->schema) && glob_covers(&a->pats[i].table, &op->table))
-            return true;
-    for (size_t k = 0; k < a->n_datasets; k++)
-        for (size_t i = 0; i < a->datasets[k]->n_pats; i++) {
-            const policy_objpat *x = &a->datasets[k]->pats[i];
-            if (glob_covers(&x->schema, &op->schema) && glob_covers(&x->table, &op->table))
-                return true;
-        }
-    return false;
-}
-
-static bool objects_cover(const policy_rule *a, const policy_rule *b)
-{
-    for (size_t k = 0; k < b->n_datasets; k++) {
-        bool same = false;
-        for (size_t j = 0; j < a->n_datasets && !same; j++)
-            same = a->datasets[j] == b->datasets[k];
-        if (same)
-            continue;
-        if (b->datasets[k]->builtin)
-            return false;   /* only a rule naming it reaches it */
-        for (size_t i = 0; i < b->datasets[k]->n_pats; i++)
-            if (!objpat_covered_by_rule(a, &b->datasets[k]->pats[i]))
-                return false;
-    }
-    for (size_t i = 0; i < b->n_pats; i++)
-        if (!objpat_covered_by_rule(a, &b->pats[i]))
-            return false;
-    return true;
-}
-
-static void warn_shadowed(loader *L)
-{
-    policy_t *p = L->p;
-    for (size_t j = 1; j < p->n_rules; j++) {
-        const policy_rule *b = &p->rules[j];
-        for (size_t i = 0; i < j; i++) {
-            const policy_rule *a = &p->rules[i];
-            /* a read rule says nothing about writes: it cannot hide a write/deny rule's writes */
-            if (a->access == ACCESS_READ && b->access != ACCESS_READ)
-                continue;
-            if (subjects_cover(&a->subjects, &b->subjects) && objects_cover(a, b)) {
-                char line[1200];
-                snprintf(line, sizeof line,
-                         "%s: rules: rule '%s' can never match: rule '%s' (%s) comes first and covers the same or "
-                         "broader subjects and objects",
-                         b->where, b->id, a->id, a->where);
-                push_msg(L, false, line);
-                break;
-            }
-        }
-    }
 }
 
 /* ---- files ---------------------------------------------------------- */
@@ -1425,8 +487,7 @@ static int build(loader *L)
     policy_t *p = L->p;
     if (add_builtin_datasets(L) < 0)
         return -1;
-    for (size_t k = 0; builtin_functions[k].pat; k++)
-        add_fnpat(L, builtin_functions[k].pat, builtin_functions[k].reason);
+    add_builtin_functions(L);
     /* pass 1: names (datasets, groups, roles) so rules may refer across files */
     for (size_t i = 0; i < L->n_docs; i++) {
         json_t *root = json_doc_root(L->docs[i]);
