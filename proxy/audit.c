@@ -7,6 +7,8 @@
  * before it), logged with the count of records concerned, and retried.
  */
 #include "proxy/audit.h"
+#include "proxy/audit_internal.h"
+#include "proxy/audit_query.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,18 +34,8 @@
 #define AUDIT_RETRY_MIN_MS 100
 #define AUDIT_RETRY_MAX_MS 5000
 #define AUDIT_REOPEN_RETRY_MS 1000
-#define AUDIT_PG_STOP_MS 5000
 
-struct audit_settings {
-    bool enabled;
-    char *file;
-    audit_query_mode qmode;
-    size_t queue_size;
-    audit_when_full when_full;
-    int fsync_interval_ms;
-    bool has_warehouse;
-    audit_pg_config pg;
-};
+
 
 typedef struct audit_node {
     json_t *rec;
@@ -123,16 +115,6 @@ void audit_timestamp(char buf[32])
     buf[n] = 0;
 }
 
-static char *resolve_path(const char *dir, const char *p)
-{
-    if (p[0] == '/' || !dir || !*dir)
-        return strdup(p);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, p);
-    return s;
-}
 
 
 static bool buf_reserve(audit_buf *b, size_t extra)
@@ -148,231 +130,6 @@ static bool buf_reserve(audit_buf *b, size_t extra)
     b->data = d;
     b->cap = cap;
     return true;
-}
-
-/* ----------------------------------------------------------- settings -- */
-
-static void settings_clear(audit_settings *s)
-{
-    free(s->file);
-    audit_pg_config_clear(&s->pg);
-    memset(s, 0, sizeof *s);
-}
-
-void audit_settings_free(audit_settings *s)
-{
-    if (!s)
-        return;
-    settings_clear(s);
-    free(s);
-}
-
-bool audit_settings_enabled(const audit_settings *s) { return s && s->enabled; }
-
-static bool str_same(const char *x, const char *y)
-{
-    return (!x && !y) || (x && y && strcmp(x, y) == 0);
-}
-
-bool audit_settings_same(const audit_settings *x, const audit_settings *y)
-{
-    if (!audit_settings_enabled(x) || !audit_settings_enabled(y))
-        return audit_settings_enabled(x) == audit_settings_enabled(y);
-    if (!str_same(x->file, y->file) || x->qmode != y->qmode || x->queue_size != y->queue_size ||
-        x->when_full != y->when_full || x->fsync_interval_ms != y->fsync_interval_ms ||
-        x->has_warehouse != y->has_warehouse)
-        return false;
-    if (!x->has_warehouse)
-        return true;
-    const audit_pg_config *p = &x->pg, *q = &y->pg;
-    return str_same(p->conninfo, q->conninfo) && str_same(p->password, q->password) &&
-           str_same(p->schema, q->schema) && str_same(p->table, q->table) && p->batch_size == q->batch_size &&
-           p->flush_interval_ms == q->flush_interval_ms && str_same(p->spool_path, q->spool_path);
-}
-
-static bool valid_ident(const char *s, size_t n)
-{
-    if (n == 0 || n > 63)
-        return false;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '$' ||
-              (s[i] >= '0' && s[i] <= '9')))
-            return false;
-    return true;
-}
-
-static char *lower_dup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    for (char *p = d; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return d;
-}
-
-static int parse_warehouse(const json_doc *doc, const json_t *w, const char *base_dir, audit_settings *s,
-                           audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"database", "conninfo", "password_file", "password_env", "table",
-                                       "batch_size", "flush_interval_ms", "spool_file", NULL};
-    const char *F = "audit.warehouse";
-    if (!json_is_object(w))
-        return json_doc_error(doc, w, err, errlen, F, "must be an object");
-    if (json_doc_check_keys(doc, w, F, keys, err, errlen))
-        return -1;
-    const char *database = NULL, *conninfo = NULL, *pwfile = NULL, *pwenv = NULL;
-    const char *table = "governance.audit_events", *spool = NULL;
-    long long batch = 500, flush = 1000;
-    if (json_doc_get_string(doc, w, F, "database", false, &database, err, errlen) < 0 ||
-        json_doc_get_string(doc, w, F, "conninfo", false, &conninfo, err, errlen) < 0 ||
-        json_doc_get_string(doc, w, F, "password_file", false, &pwfile, err, errlen) < 0 ||
-        json_doc_get_string(doc, w, F, "password_env", false, &pwenv, err, errlen) < 0 ||
-        json_doc_get_string(doc, w, F, "table", false, &table, err, errlen) < 0 ||
-        json_doc_get_string(doc, w, F, "spool_file", false, &spool, err, errlen) < 0 ||
-        json_doc_get_int(doc, w, F, "batch_size", false, 1, 10000, &batch, err, errlen) < 0 ||
-        json_doc_get_int(doc, w, F, "flush_interval_ms", false, 10, 3600000, &flush, err, errlen) < 0)
-        return -1;
-    if (!database == !conninfo)
-        return json_doc_error(doc, w, err, errlen, F,
-                              "give either \"database\" (one of the config's databases) or \"conninfo\"");
-    if (database && (pwfile || pwenv))
-        return json_doc_error(doc, json_object_get(w, pwfile ? "password_file" : "password_env"), err, errlen,
-                              F, "the password comes with \"database\"; password_file and password_env go "
-                                 "with \"conninfo\"");
-    if (pwfile && pwenv)
-        return json_doc_error(doc, w, err, errlen, F, "password_file and password_env exclude each other");
-    if (database) {
-        const char *ci = NULL, *pw = NULL;
-        if (!lookup || !lookup(lookup_arg, database, &ci, &pw) || !ci)
-            return json_doc_error(doc, json_object_get(w, "database"), err, errlen, "audit.warehouse.database",
-                                  "'%s' is not one of the config's databases", database);
-        s->pg.conninfo = strdup(ci);
-        s->pg.password = pw ? strdup(pw) : NULL;
-    } else {
-        s->pg.conninfo = strdup(conninfo);
-        if (pwfile) {
-            char why[512], *p = resolve_path(base_dir, pwfile);
-            s->pg.password = p ? secret_file_read(p, why, sizeof why) : NULL;
-            free(p);
-            if (!s->pg.password)
-                return json_doc_error(doc, json_object_get(w, "password_file"), err, errlen,
-                                      "audit.warehouse.password_file", "%s", why);
-        } else if (pwenv) {
-            const char *v = getenv(pwenv);
-            if (!v)
-                return json_doc_error(doc, json_object_get(w, "password_env"), err, errlen,
-                                      "audit.warehouse.password_env", "environment variable %s is not set", pwenv);
-            s->pg.password = strdup(v);
-        }
-    }
-    const char *dot = strchr(table, '.');
-    if (!dot || !valid_ident(table, (size_t)(dot - table)) || !valid_ident(dot + 1, strlen(dot + 1)))
-        return json_doc_error(doc, json_object_get(w, "table"), err, errlen, "audit.warehouse.table",
-                              "'%s' is not schema.table (letters, digits, _ and $; at most 63 characters each)",
-                              table);
-    s->pg.schema = lower_dup(table, (size_t)(dot - table));
-    s->pg.table = lower_dup(dot + 1, strlen(dot + 1));
-    s->pg.batch_size = (int)batch;
-    s->pg.flush_interval_ms = (int)flush;
-    s->pg.stop_timeout_ms = AUDIT_PG_STOP_MS;
-    if (spool) {
-        s->pg.spool_path = resolve_path(base_dir, spool);
-    } else {
-        /* beside the audit file: that directory is writable by definition */
-        char *copy = strdup(s->file);
-        s->pg.spool_path = copy ? resolve_path(dirname(copy), "audit-spool.jsonl") : NULL;
-        free(copy);
-    }
-    if (!s->pg.conninfo || !s->pg.schema || !s->pg.table || !s->pg.spool_path) {
-        snprintf(err, errlen, "audit.warehouse: out of memory");
-        return -1;
-    }
-    if (strcmp(s->pg.spool_path, s->file) == 0)
-        return json_doc_error(doc, json_object_get(w, "spool_file"), err, errlen, "audit.warehouse.spool_file",
-                              "must not be the audit file itself");
-    s->has_warehouse = true;
-    return 0;
-}
-
-audit_settings *audit_settings_parse(const json_doc *doc, const json_t *audit, const char *base_dir,
-                                     audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"file", "query_text", "queue_size", "when_full", "fsync_interval_ms",
-                                       "warehouse", NULL};
-    audit_settings *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "audit: out of memory");
-        return NULL;
-    }
-    if (!audit)
-        return s;   /* auditing off */
-    const char *F = "audit";
-    const char *file = NULL, *qt = "normalized", *wf = "block";
-    long long qsize = 65536, fsync_ms = 1000;
-    if (!json_is_object(audit)) {
-        json_doc_error(doc, audit, err, errlen, F, "must be an object");
-        goto fail;
-    }
-    if (json_doc_check_keys(doc, audit, F, keys, err, errlen) ||
-        json_doc_get_string(doc, audit, F, "file", true, &file, err, errlen) < 0 ||
-        json_doc_get_string(doc, audit, F, "query_text", false, &qt, err, errlen) < 0 ||
-        json_doc_get_string(doc, audit, F, "when_full", false, &wf, err, errlen) < 0 ||
-        json_doc_get_int(doc, audit, F, "queue_size", false, 16, 16777216, &qsize, err, errlen) < 0 ||
-        json_doc_get_int(doc, audit, F, "fsync_interval_ms", false, 0, 3600000, &fsync_ms, err, errlen) < 0)
-        goto fail;
-    if (!*file) {
-        json_doc_error(doc, json_object_get(audit, "file"), err, errlen, "audit.file", "must not be empty");
-        goto fail;
-    }
-    if (strcmp(qt, "normalized") == 0)
-        s->qmode = AUDIT_QUERY_NORMALIZED;
-    else if (strcmp(qt, "full") == 0)
-        s->qmode = AUDIT_QUERY_FULL;
-    else if (strcmp(qt, "none") == 0)
-        s->qmode = AUDIT_QUERY_NONE;
-    else {
-        json_doc_error(doc, json_object_get(audit, "query_text"), err, errlen, "audit.query_text",
-                       "'%s' is not one of normalized, full, none", qt);
-        goto fail;
-    }
-    if (strcmp(wf, "block") == 0)
-        s->when_full = AUDIT_WHEN_FULL_BLOCK;
-    else if (strcmp(wf, "deny") == 0)
-        s->when_full = AUDIT_WHEN_FULL_DENY;
-    else {
-        json_doc_error(doc, json_object_get(audit, "when_full"), err, errlen, "audit.when_full",
-                       "'%s' is not one of block, deny", wf);
-        goto fail;
-    }
-    s->file = resolve_path(base_dir, file);
-    if (!s->file) {
-        snprintf(err, errlen, "audit: out of memory");
-        goto fail;
-    }
-    s->queue_size = (size_t)qsize;
-    s->fsync_interval_ms = (int)fsync_ms;
-    json_t *w = json_object_get(audit, "warehouse");
-    if (w && parse_warehouse(doc, w, base_dir, s, lookup, lookup_arg, err, errlen) < 0)
-        goto fail;
-    s->enabled = true;
-    return s;
-fail:
-    audit_settings_free(s);
-    return NULL;
-}
-
-static int settings_copy(audit_settings *d, const audit_settings *s)
-{
-    *d = *s;
-    d->file = NULL;
-    memset(&d->pg, 0, sizeof d->pg);
-    if (s->file && !(d->file = strdup(s->file)))
-        return -1;
-    if (s->has_warehouse && audit_pg_config_copy(&d->pg, &s->pg) < 0)
-        return -1;
-    return 0;
 }
 
 /* ------------------------------------------------------------- writer -- */
@@ -413,147 +170,6 @@ static void do_reopen(audit_log *a)
     close(a->fd);
     a->fd = fd;
     log_msg(LOG_INFO, "audit: reopened %s", a->cfg.file);
-}
-
-/* The writer's memo of fingerprint and normalized text by exact query text:
- * prepared statements and BI tools repeat the same text, and each miss costs
- * two parses. Direct-mapped, bounded; only the writer thread touches it. */
-#define QUERY_MEMO_SLOTS 1024
-#define QUERY_MEMO_MAX_TEXT 4096
-
-typedef struct query_memo {
-    uint64_t hash;
-    char *text;
-    char fingerprint[17];   /* "" when the text does not parse */
-    char *normalized;       /* NULL when it does not parse */
-} query_memo;
-
-static _Thread_local query_memo *memo;        /* by exact text */
-static _Thread_local query_memo *memo_shape;  /* fingerprint by normalized text */
-
-static uint64_t text_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-static void memo_table_free(query_memo **t)
-{
-    for (size_t i = 0; *t && i < QUERY_MEMO_SLOTS; i++) {
-        free((*t)[i].text);
-        free((*t)[i].normalized);
-    }
-    free(*t);
-    *t = NULL;
-}
-
-static void memo_free(void)
-{
-    memo_table_free(&memo);
-    memo_table_free(&memo_shape);
-}
-
-/* The slot of `text` in table t (allocated on first use); *hit when it
- * already holds that text. NULL when the text is too long to memoize. */
-static query_memo *memo_slot(query_memo **t, const char *text, bool *hit)
-{
-    size_t n = strlen(text);
-    *hit = false;
-    if (n > QUERY_MEMO_MAX_TEXT)
-        return NULL;
-    if (!*t && !(*t = calloc(QUERY_MEMO_SLOTS, sizeof **t)))
-        return NULL;
-    uint64_t h = text_hash(text, n);
-    query_memo *m = &(*t)[h % QUERY_MEMO_SLOTS];
-    if (m->text && m->hash == h && !strcmp(m->text, text)) {
-        *hit = true;
-        return m;
-    }
-    free(m->text);
-    free(m->normalized);
-    memset(m, 0, sizeof *m);
-    m->hash = h;
-    m->text = strdup(text);
-    return m;
-}
-
-/* libpg_query's fingerprint ignores constants and treats $n like them, so
- * the fingerprint of the normalized text is the statement's own: queries
- * that differ only in literals cost one parse (the normalization), not two. */
-static void fingerprint_of_shape(const char *normalized, char out[17])
-{
-    bool hit;
-    query_memo *m = memo_slot(&memo_shape, normalized, &hit);
-    if (m && hit) {
-        memcpy(out, m->fingerprint, 17);
-        return;
-    }
-    out[0] = 0;
-    PgQueryFingerprintResult fr = pg_query_fingerprint(normalized);
-    if (!fr.error && fr.fingerprint_str)
-        snprintf(out, 17, "%s", fr.fingerprint_str);
-    pg_query_free_fingerprint_result(fr);
-    if (m)
-        memcpy(m->fingerprint, out, 17);
-}
-
-/* Fingerprint and normalized text of `text`: from the memo, or one
- * normalization (a parse) plus the fingerprint of its shape. */
-static const query_memo *query_facts(const char *text, query_memo *scratch)
-{
-    bool hit;
-    query_memo *m = memo_slot(&memo, text, &hit);
-    if (m && hit)
-        return m;
-    if (!m)
-        m = scratch;
-    PgQueryNormalizeResult nr = pg_query_normalize(text);
-    if (!nr.error && nr.normalized_query) {
-        m->normalized = strdup(nr.normalized_query);
-        if (m->normalized)
-            fingerprint_of_shape(m->normalized, m->fingerprint);
-    }
-    pg_query_free_normalize_result(nr);
-    return m;
-}
-
-/* Applies the query_text mode to one record: normalized text or none, and the
- * fingerprint. A query libpg_query cannot parse never leaks its text in
- * normalized mode. */
-static void apply_query_mode(audit_log *a, json_t *rec)
-{
-    json_t *q = json_object_get(rec, "query");
-    if (!json_is_string(q))
-        return;
-    const char *text = json_string_value(q);
-    query_memo scratch = {0};
-    const query_memo *m = query_facts(text, &scratch);
-    bool parsed = m->fingerprint[0] != 0;
-    json_object_set_new(rec, "fingerprint", parsed ? json_string(m->fingerprint) : json_null());
-    switch (a->cfg.qmode) {
-    case AUDIT_QUERY_NORMALIZED: {
-        json_t *norm = m->normalized ? json_string(m->normalized) : NULL;
-        if (norm) {
-            json_object_set_new(rec, "query", norm);
-        } else {
-            json_object_set_new(rec, "query", json_null());
-            json_object_set_new(rec, "query_unparsable", json_true());
-        }
-        break;
-    }
-    case AUDIT_QUERY_FULL:
-        if (!parsed)
-            json_object_set_new(rec, "query_unparsable", json_true());
-        break;
-    case AUDIT_QUERY_NONE:
-        json_object_del(rec, "query");
-        if (!parsed)
-            json_object_set_new(rec, "query_unparsable", json_true());
-        break;
-    }
-    free(scratch.normalized);   /* only set when the text was not memoized */
 }
 
 /* Appends rec as one line to the writer's buffer. */
@@ -669,7 +285,7 @@ static void process_batch(audit_log *a, audit_node *batch)
     size_t lines = 0;
     for (audit_node *nd = batch, *next; nd; nd = next) {
         next = nd->next;
-        apply_query_mode(a, nd->rec);
+        audit_apply_query_mode(a->cfg.qmode, nd->rec);
         if (serialize(a, nd->rec)) {
             lines++;
         } else {
@@ -775,7 +391,7 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&a->mu);
     sync_file(a);
-    memo_free();
+    audit_query_memo_free();
     /* libpg_query frees this thread's memory context at thread exit (calling
      * pg_query_exit() here as well would free it twice: libpg_query 15-4.0) */
     return NULL;
@@ -889,9 +505,9 @@ audit_log *audit_start(const audit_settings *s, struct event_base *base, char *e
         free(a);
         return NULL;
     }
-    if (settings_copy(&a->cfg, s) < 0) {
+    if (audit_settings_copy(&a->cfg, s) < 0) {
         snprintf(err, errlen, "audit: out of memory");
-        settings_clear(&a->cfg);
+        audit_settings_clear(&a->cfg);
         free(a);
         return NULL;
     }
@@ -1059,7 +675,7 @@ void audit_close(audit_log *a)
         if (a->fd >= 0)
             close(a->fd);
         free(a->buf.data);
-        settings_clear(&a->cfg);
+        audit_settings_clear(&a->cfg);
         pthread_cond_destroy(&a->work_cv);
         pthread_cond_destroy(&a->idle_cv);
         pthread_mutex_destroy(&a->mu);
