@@ -220,10 +220,10 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
     return rc == 0 && q_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
 }
 
-static void on_catalog_ready(void *arg)
+/* A statement held for the catalog or for audit room may go on: read the
+ * client again, from the held message on. */
+static void resume_held(session *s)
 {
-    session *s = arg;
-    s->relay.waiting_catalog = false;
     if (s->state != SS_READY)
         return;
     s->relay.client_paused = false;
@@ -232,16 +232,18 @@ static void on_catalog_ready(void *arg)
     session_flush(s);
 }
 
+static void on_catalog_ready(void *arg)
+{
+    session *s = arg;
+    s->relay.waiting_catalog = false;
+    resume_held(s);
+}
+
 static void on_audit_room(void *arg)
 {
     session *s = arg;
     s->waiting_audit = false;
-    if (s->state != SS_READY)
-        return;
-    s->relay.client_paused = false;
-    conn_read(&s->client, true);
-    relay_client_readable(s);
-    session_flush(s);
+    resume_held(s);
 }
 
 static void wait_for_catalog(session *s)
