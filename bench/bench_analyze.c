@@ -2,7 +2,8 @@
  * bench_analyze: how long SQL analysis (policy/analyze) takes per statement,
  * for a pgbench point query, a typical one-table Metabase question and a
  * large Metabase-generated query with joins, plus the
- * relation substitution of policy/rewrite for the large one. With
+ * relation substitution of policy/rewrite for the large one, and the shape
+ * (one scanner pass: the decision memo's key and the normalized text). With
  * --policy FILE it also times analysis + decision (policy/decide) for a
  * principal (--user, --group, repeatable). Prints the median of many timed
  * runs in microseconds.
@@ -128,6 +129,18 @@ static int run_analyze(const char *sql, bench_decide *bd)
     return 0;
 }
 
+/* The shape alone (one scanner pass): the key of the decision memo and the
+ * audit log's normalized text. */
+static int run_shape(const char *sql, bench_decide *bd)
+{
+    (void)bd;
+    analyze_shape sh;
+    if (analyze_shape_of(sql, &sh, NULL) != 0)
+        return -1;
+    analyze_shape_clear(&sh);
+    return 0;
+}
+
 static int run_analyze_decide(const char *sql, bench_decide *bd)
 {
     analysis *a;
@@ -216,6 +229,9 @@ int main(int argc, char **argv)
     rc |= measure("analyze: Metabase one-table query", metabase_simple_query, run_analyze, &bd,
                   runs);
     rc |= measure("analyze: Metabase query", metabase_query, run_analyze, &bd, runs);
+    rc |= measure("shape: point query", point_query, run_shape, &bd, runs);
+    rc |= measure("shape: Metabase one-table query", metabase_simple_query, run_shape, &bd, runs);
+    rc |= measure("shape: Metabase query", metabase_query, run_shape, &bd, runs);
     rc |= measure("analyze+rewrite: Metabase query", metabase_query, run_analyze_rewrite, &bd,
                   runs);
     if (policy_path) {

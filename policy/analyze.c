@@ -371,28 +371,3 @@ int analyze_fingerprint(const char *sql, uint64_t *fingerprint, char hex[17], ch
     pg_query_free_fingerprint_result(r);
     return rc;
 }
-
-int analyze_normalize(const char *sql, char **normalized, char *err, size_t errlen)
-{
-    *normalized = NULL;
-    if (!sql || strlen(sql) > ANALYZE_MAX_SQL_BYTES) {
-        if (err && errlen)
-            snprintf(err, errlen, "statement missing or too long");
-        return -1;
-    }
-    PgQueryNormalizeResult r = pg_query_normalize(sql);
-    int rc = 0;
-    if (r.error) {
-        copy_pg_error(r.error, err, errlen);
-        rc = -1;
-    } else {
-        *normalized = strdup(r.normalized_query);
-        if (!*normalized) {
-            if (err && errlen)
-                snprintf(err, errlen, "out of memory");
-            rc = -1;
-        }
-    }
-    pg_query_free_normalize_result(r);
-    return rc;
-}

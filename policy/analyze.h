@@ -330,11 +330,39 @@ const char *analyze_flag_kind_name(analyze_flag_kind kind);
 /* Is `name` a relation of PostgreSQL 15's pg_catalog (tables and views)? */
 bool analyze_is_pg_catalog_relation(const char *name);
 
-/* Audit helpers (not on the hot path): libpg_query's fingerprint (16 hex
- * digits into hex[17]) and normalized text (constants replaced by $n;
- * malloc'd, caller frees). Return 0, or -1 with err filled. */
+/* libpg_query's fingerprint (16 hex digits into hex[17]). Returns 0, or -1
+ * with err filled (the text does not parse). Not on the hot path. */
 int analyze_fingerprint(const char *sql, uint64_t *fingerprint, char hex[17],
                         char *err, size_t errlen);
+
+/* ---- the shape of a text (sql_shape.c) ------------------------------ */
+
+/* What stays of a text when its constants are blanked, from one pass of the
+ * PostgreSQL scanner (no parse). */
+typedef struct analyze_shape {
+    char *normalized;            /* every constant token replaced by $n,
+                                    numbered after the text's own highest $n;
+                                    NUL-terminated */
+    size_t normalized_len;
+    const char *key;             /* normalized text, NUL, then per constant
+                                    its placeholder's offset (4 bytes) and
+                                    token type: equal keys mean the same
+                                    tokens but for constant values */
+    size_t key_len;
+    uint64_t hash;               /* of key */
+    size_t n_constants;
+    bool decidable;              /* false when a constant can change what
+                                    the rest means (UESCAPE): such a text
+                                    must never share a decision by shape */
+} analyze_shape;
+
+/* Returns 0 with *out filled (free with analyze_shape_clear), or -1 when the
+ * scanner rejects the text (unterminated quote...) or on out of memory, with
+ * err filled. */
+int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err);
+void analyze_shape_clear(analyze_shape *s);
+
+/* The normalized text alone (malloc'd, caller frees). 0, or -1 with err. */
 int analyze_normalize(const char *sql, char **normalized, char *err, size_t errlen);
 
 #endif

@@ -495,6 +495,66 @@ static void test_fingerprint_and_normalize(void **state)
     assert_null(norm);
 }
 
+/* Normalized text and shape key: one scan, every constant blanked. */
+static void shape_expect(const char *sql, const char *normalized, bool decidable)
+{
+    analyze_shape sh;
+    analyze_error e;
+    assert_int_equal(analyze_shape_of(sql, &sh, &e), 0);
+    assert_string_equal(sh.normalized, normalized);
+    assert_int_equal(sh.normalized_len, strlen(normalized));
+    assert_true(sh.decidable == decidable);
+    analyze_shape_clear(&sh);
+}
+
+static bool same_shape(const char *a, const char *b)
+{
+    analyze_shape x, y;
+    analyze_error e;
+    assert_int_equal(analyze_shape_of(a, &x, &e), 0);
+    assert_int_equal(analyze_shape_of(b, &y, &e), 0);
+    bool same = x.key_len == y.key_len && memcmp(x.key, y.key, x.key_len) == 0;
+    assert_true(!same || x.hash == y.hash);
+    analyze_shape_clear(&x);
+    analyze_shape_clear(&y);
+    return same;
+}
+
+static void test_shape(void **state)
+{
+    (void)state;
+    /* every kind of constant; numbering continues after the text's own $n */
+    shape_expect("SELECT 1, 1.5, 1e9, 'a', E'b\\'c', $$d'$$, $q$e$q$, B'101', X'ff', U&'d\\0061t', $2",
+                 "SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $2", true);
+    shape_expect("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+                 "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", true);
+    /* a string continued on the next line is one constant */
+    shape_expect("SELECT 'a'\n   'b' FROM t", "SELECT $1 FROM t", true);
+    shape_expect("SELECT -1, INTERVAL '1 day', DATE '2020-01-01'", "SELECT -$1, INTERVAL $2, DATE $3", true);
+    /* names, quoted names and comments are not constants */
+    shape_expect("SELECT \"it's\" FROM \"Raw\".t -- who's 'x'\n/* 'y' */ WHERE a = 'ção'",
+                 "SELECT \"it's\" FROM \"Raw\".t -- who's 'x'\n/* 'y' */ WHERE a = $1", true);
+    shape_expect("SELECT 'secret@example.com' AS e; SELECT 2", "SELECT $1 AS e; SELECT $2", true);
+    /* UESCAPE: the constant decides what the name is */
+    shape_expect("SELECT * FROM U&\"r!0061w\" UESCAPE '!'.leads", "SELECT * FROM U&\"r!0061w\" UESCAPE $1.leads", false);
+
+    assert_true(same_shape("SELECT * FROM t WHERE a = 1", "SELECT * FROM t WHERE a = 42"));
+    assert_true(same_shape("SELECT * FROM t WHERE a = 'x'", "SELECT * FROM t WHERE a = 'it''s'"));
+    /* a constant of another type, or a real parameter, is another shape */
+    assert_false(same_shape("SELECT * FROM t WHERE a = 1", "SELECT * FROM t WHERE a = '1'"));
+    assert_false(same_shape("SELECT * FROM t WHERE a = 1", "SELECT * FROM t WHERE a = $1"));
+    assert_false(same_shape("SELECT 'x', $1", "SELECT $2, $1"));
+    /* names are kept as written: another case is another shape */
+    assert_false(same_shape("SELECT * FROM raw.t", "SELECT * FROM Raw.t"));
+    assert_false(same_shape("SELECT * FROM t WHERE a = 1", "SELECT * FROM t WHERE a = 1 "));
+
+    analyze_shape sh;
+    analyze_error e;
+    assert_int_equal(analyze_shape_of("SELECT 'unterminated", &sh, &e), -1);
+    assert_string_equal(e.sqlstate, "42601");
+    assert_int_equal(analyze_shape_of("SELECT $$never closed", &sh, &e), -1);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -536,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting_is_flagged_or_refused),
         cmocka_unit_test(test_many_relations),
         cmocka_unit_test(test_fingerprint_and_normalize),
+        cmocka_unit_test(test_shape),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_reset_search_path_context),
     };
