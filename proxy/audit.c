@@ -37,9 +37,14 @@
 
 
 
+/* One record as text: its members (JSON without the braces), then the
+ * statement's text and its normalized text when it has them, each
+ * NUL-terminated, in one allocation. */
 typedef struct audit_node {
-    json_t *rec;
     struct audit_node *next;
+    size_t len, qlen, nlen;
+    bool has_query, has_normalized;
+    char data[];
 } audit_node;
 
 typedef struct audit_waiter {
@@ -47,11 +52,6 @@ typedef struct audit_waiter {
     void *arg;
     struct audit_waiter *next;
 } audit_waiter;
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} audit_buf;
 
 struct audit_log {
     bool enabled;
@@ -81,7 +81,7 @@ struct audit_log {
     int64_t last_sync_ms;
     int64_t reopen_not_before_ms;
     int64_t stop_failing_since;   /* first failed write after the stop request */
-    audit_buf buf;
+    jsonw buf;
 
     audit_pg *pg;
 };
@@ -116,21 +116,6 @@ void audit_timestamp(char buf[32])
 }
 
 
-
-static bool buf_reserve(audit_buf *b, size_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return false;
-    b->data = d;
-    b->cap = cap;
-    return true;
-}
 
 /* ------------------------------------------------------------- writer -- */
 
@@ -172,24 +157,25 @@ static void do_reopen(audit_log *a)
     log_msg(LOG_INFO, "audit: reopened %s", a->cfg.file);
 }
 
-/* Appends rec as one line to the writer's buffer. */
-static bool serialize(audit_log *a, json_t *rec)
+/* Appends a record as one line to the writer's buffer: its members, then
+ * what its query text gives by query_text mode. jsonw escapes control
+ * characters, so a record is exactly one line. */
+static bool serialize(audit_log *a, const audit_node *nd)
 {
-    const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(12);
-    if (!buf_reserve(&a->buf, 8192))
-        return false;
-    /* one pass when the record fits in the room left (nearly always), two otherwise */
-    size_t room = a->buf.cap - a->buf.len - 1;
-    size_t need = json_dumpb(rec, a->buf.data + a->buf.len, room, flags);
-    if (need == 0)
-        return false;
-    if (need > room) {
-        if (!buf_reserve(&a->buf, need + 1) || json_dumpb(rec, a->buf.data + a->buf.len, need, flags) != need)
-            return false;
+    size_t before = a->buf.len;
+    jw_raw(&a->buf, "{", 1);
+    jw_raw(&a->buf, nd->data, nd->len);
+    if (nd->has_query) {
+        const char *q = nd->data + nd->len + 1;
+        const char *norm = nd->has_normalized ? q + nd->qlen + 1 : NULL;
+        audit_query_members(a->cfg.qmode, q, nd->qlen, norm, nd->nlen, &a->buf);
     }
-    /* jansson escapes control characters, so a record is exactly one line */
-    a->buf.len += need;
-    a->buf.data[a->buf.len++] = '\n';
+    jw_raw(&a->buf, "}\n", 2);
+    if (a->buf.oom) {
+        a->buf.oom = false;
+        a->buf.len = before;
+        return false;
+    }
     return true;
 }
 
@@ -281,32 +267,30 @@ static bool write_all(audit_log *a, const char *data, size_t len, size_t nrec)
 
 static void process_batch(audit_log *a, audit_node *batch)
 {
-    a->buf.len = 0;
+    jw_reset(&a->buf);
     size_t lines = 0;
     for (audit_node *nd = batch, *next; nd; nd = next) {
         next = nd->next;
-        audit_apply_query_mode(a->cfg.qmode, nd->rec);
-        if (serialize(a, nd->rec)) {
+        if (serialize(a, nd)) {
             lines++;
         } else {
-            json_t *ev = json_object_get(nd->rec, "event"), *se = json_object_get(nd->rec, "session");
-            char *s = se ? json_dumps(se, JSON_ENCODE_ANY) : NULL;
-            log_msg(LOG_ERROR, "audit: a %s record of session %s could not be serialized (out of memory)",
-                    json_is_string(ev) ? json_string_value(ev) : "?", s ? s : "?");
-            free(s);
+            /* keep it visible rather than lose it */
+            log_msg(LOG_ERROR, "audit: a record could not be serialized (out of memory); it follows on stderr");
+            dump_to_stderr(nd->data, nd->len);
+            ssize_t w = write(STDERR_FILENO, "\n", 1);
+            (void)w;
         }
-        json_decref(nd->rec);
         free(nd);
     }
     if (lines == 0)
         return;
-    bool ok = write_all(a, a->buf.data, a->buf.len, lines);
+    bool ok = write_all(a, a->buf.s, a->buf.len, lines);
     if (ok) {
         a->dirty = true;
         if (a->cfg.fsync_interval_ms == 0 || clock_mono_ms() - a->last_sync_ms >= a->cfg.fsync_interval_ms)
             sync_file(a);
         if (a->pg)
-            audit_pg_submit(a->pg, a->buf.data, a->buf.len);
+            audit_pg_submit(a->pg, a->buf.s, a->buf.len);
     }
     pthread_mutex_lock(&a->mu);
     if (ok)
@@ -561,13 +545,79 @@ audit_log *audit_open(const json_doc *doc, const json_t *audit, const char *base
 
 bool audit_enabled(const audit_log *a) { return a && a->enabled; }
 
+/* Links a record into the queue; reserve: beyond queue_size (never refused). */
+static audit_status submit_text(audit_log *a, const char *members, size_t len, const char *query, size_t qlen,
+                                const char *normalized, size_t nlen, bool reserve)
+{
+    if (!a || !a->enabled)
+        return AUDIT_OK;
+    audit_status full = a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT;
+    size_t size = sizeof(audit_node) + len + 1 + (query ? qlen + 1 : 0) + (query && normalized ? nlen + 1 : 0);
+    audit_node *nd = malloc(size);
+    if (!nd) {
+        if (!reserve) {
+            log_msg(LOG_ERROR, "audit: out of memory queueing a record; handled as a full queue");
+            return full;
+        }
+        /* a record that must be kept: visible on stderr rather than lost */
+        log_msg(LOG_ERROR, "audit: out of memory queueing a record that must be kept; it follows on stderr");
+        dump_to_stderr(members, len);
+        ssize_t w = write(STDERR_FILENO, "\n", 1);
+        (void)w;
+        return AUDIT_OK;
+    }
+    nd->next = NULL;
+    nd->len = len;
+    memcpy(nd->data, members, len);
+    nd->data[len] = 0;
+    nd->has_query = query != NULL;
+    nd->has_normalized = query && normalized;
+    nd->qlen = query ? qlen : 0;
+    nd->nlen = nd->has_normalized ? nlen : 0;
+    if (query) {
+        char *q = nd->data + len + 1;
+        memcpy(q, query, qlen);
+        q[qlen] = 0;
+        if (normalized) {
+            memcpy(q + qlen + 1, normalized, nlen);
+            q[qlen + 1 + nlen] = 0;
+        }
+    }
+    pthread_mutex_lock(&a->mu);
+    if (!reserve && a->count >= a->cfg.queue_size) {
+        a->stats.refused++;
+        pthread_mutex_unlock(&a->mu);
+        free(nd);
+        return full;
+    }
+    if (a->tail)
+        a->tail->next = nd;
+    else
+        a->head = nd;
+    a->tail = nd;
+    a->count++;
+    a->stats.submitted++;
+    if (a->writer_waiting && (!a->writer_polls || a->count >= a->cfg.queue_size / 2))
+        pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+    return AUDIT_OK;
+}
+
+void audit_submit_record(audit_log *a, const char *members, size_t len, const char *query, size_t qlen,
+                         const char *normalized, size_t nlen)
+{
+    (void)submit_text(a, members, len, query, qlen, normalized, nlen, true);
+}
+
 static bool is_session_end(json_t *rec)
 {
     json_t *ev = json_object_get(rec, "event");
     return json_is_string(ev) && strcmp(json_string_value(ev), "session_end") == 0;
 }
 
-static audit_status submit(audit_log *a, json_t *rec, bool always)
+/* A record given as a JSON object: its "query" (a string) goes to the writer
+ * as the statement's text, the rest as members. */
+static audit_status submit_json(audit_log *a, json_t *rec, bool always)
 {
     if (!a || !a->enabled) {
         json_decref(rec);
@@ -584,49 +634,31 @@ static audit_status submit(audit_log *a, json_t *rec, bool always)
         audit_timestamp(ts);
         json_object_set_new(rec, "ts", json_string(ts));
     }
-    audit_status full = a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT;
-    audit_node *nd = malloc(sizeof *nd);
-    if (!nd) {
-        if (!reserve) {
-            log_msg(LOG_ERROR, "audit: out of memory queueing a record; handled as a full queue");
-            return full;
-        }
-        /* a session_end must be taken: keep it visible on stderr rather than lose it */
-        char *line = json_dumps(rec, JSON_COMPACT);
-        log_msg(LOG_ERROR, "audit: out of memory queueing a record that must be kept; it follows on stderr");
-        if (line)
-            dump_to_stderr(line, strlen(line));   /* one line, no newline: dump adds the prefix */
-        ssize_t w = write(STDERR_FILENO, "\n", 1);
-        (void)w;
-        free(line);
+    json_t *q = json_object_get(rec, "query");
+    char *query = json_is_string(q) ? strdup(json_string_value(q)) : NULL;
+    if (query)
+        json_object_del(rec, "query");
+    char *text = json_dumps(rec, JSON_COMPACT);
+    audit_status st;
+    if (!text || (json_is_string(q) && !query)) {
+        log_msg(LOG_ERROR, "audit: out of memory serializing a record");
+        st = reserve ? AUDIT_OK : (a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT);
+    } else {
+        size_t n = strlen(text);   /* "{...}": the members are inside the braces */
+        st = submit_text(a, text + 1, n >= 2 ? n - 2 : 0, query, query ? strlen(query) : 0, NULL, 0, reserve);
+    }
+    if (st != AUDIT_OK && query)
+        json_object_set_new(rec, "query", json_string(query));   /* not taken: the caller keeps it whole */
+    free(text);
+    free(query);
+    if (st == AUDIT_OK)
         json_decref(rec);
-        return AUDIT_OK;
-    }
-    pthread_mutex_lock(&a->mu);
-    if (!reserve && a->count >= a->cfg.queue_size) {
-        a->stats.refused++;
-        pthread_mutex_unlock(&a->mu);
-        free(nd);
-        return full;
-    }
-    nd->rec = rec;
-    nd->next = NULL;
-    if (a->tail)
-        a->tail->next = nd;
-    else
-        a->head = nd;
-    a->tail = nd;
-    a->count++;
-    a->stats.submitted++;
-    if (a->writer_waiting && (!a->writer_polls || a->count >= a->cfg.queue_size / 2))
-        pthread_cond_signal(&a->work_cv);
-    pthread_mutex_unlock(&a->mu);
-    return AUDIT_OK;
+    return st;
 }
 
-audit_status audit_submit(audit_log *a, json_t *rec) { return submit(a, rec, false); }
+audit_status audit_submit(audit_log *a, json_t *rec) { return submit_json(a, rec, false); }
 
-void audit_submit_always(audit_log *a, json_t *rec) { (void)submit(a, rec, true); }
+void audit_submit_always(audit_log *a, json_t *rec) { (void)submit_json(a, rec, true); }
 
 void audit_reopen(audit_log *a)
 {
@@ -663,7 +695,6 @@ void audit_close(audit_log *a)
         audit_pg_stop(a->pg);
         for (audit_node *nd = a->head, *next; nd; nd = next) {   /* only if the thread never ran */
             next = nd->next;
-            json_decref(nd->rec);
             free(nd);
         }
         free_waiters(a->waiters);
@@ -674,7 +705,7 @@ void audit_close(audit_log *a)
             close(a->wake_fd);
         if (a->fd >= 0)
             close(a->fd);
-        free(a->buf.data);
+        jw_free(&a->buf);
         audit_settings_clear(&a->cfg);
         pthread_cond_destroy(&a->work_cv);
         pthread_cond_destroy(&a->idle_cv);

@@ -1,8 +1,9 @@
 /*
- * audit: the audit trail. Sessions hand over one JSON object per event
- * (session_start, login_failed, statement, session_end); a writer thread of
- * this module normalizes the query text (libpg_query), appends the record as
- * one JSON line to the audit file, fsyncs at a configured interval, reopens
+ * audit: the audit trail. Sessions hand over one record per event
+ * (session_start, login_failed, statement, session_end), as JSON text; a
+ * writer thread of this module adds what the statement's text gives
+ * (fingerprint, normalized text), appends the record as one JSON line to the
+ * audit file, fsyncs at a configured interval, reopens
  * the file on SIGUSR1 for logrotate and drains everything on shutdown. An
  * optional second sink (proxy/audit_pg.h) copies the records into a warehouse
  * table. The event loop never does file or network I/O for auditing: the
@@ -10,7 +11,7 @@
  * session waits, or the statement is refused); no record is ever dropped
  * silently.
  *
- * Threads: audit_submit is safe from any thread. audit_wait,
+ * Threads: audit_submit and audit_submit_record are safe from any thread. audit_wait,
  * audit_wait_cancel, audit_reopen and audit_close belong to the event-loop
  * thread (the one running `base`).
  */
@@ -85,6 +86,15 @@ audit_status audit_submit(audit_log *a, json_t *rec);
  * freed: the record it still held after AUDIT_FULL_WAIT goes in with this,
  * before its session_end, so nothing of a session is lost. Never blocks. */
 void audit_submit_always(audit_log *a, json_t *rec);
+
+/* The hot path's record, already JSON text: `members` is the object's
+ * members without the braces (proxy/jsonw), ts included; `query` (may be
+ * NULL) the statement's text, which the writer treats by query_text mode
+ * (fingerprint, normalized/full/no text); `normalized` (may be NULL) its
+ * normalized text when the caller has it already. Everything is copied.
+ * Always taken, like audit_submit_always. */
+void audit_submit_record(audit_log *a, const char *members, size_t len, const char *query, size_t qlen,
+                         const char *normalized, size_t nlen);
 
 /* Would audit_submit take a record now? The session asks before a statement
  * runs, so that what the statement's completion writes (with

@@ -1,32 +1,34 @@
 /*
  * audit_query: what the audit writer makes of a statement's text: the
  * fingerprint (libpg_query) and, by query_text mode, the normalized text
- * (constants as $n), the full text or none. Memoized per writer thread.
+ * (constants as $n, policy/analyze's shape), the full text or none.
+ * Memoized per writer thread.
  */
 #include "proxy/audit_query.h"
 
-#include <pg_query.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The writer's memo of fingerprint and normalized text by exact query text:
- * prepared statements and BI tools repeat the same text, and each miss costs
- * two parses. Direct-mapped, bounded; only the writer thread touches it. */
+#include "policy/analyze.h"
+
+/* The writer's memos, direct-mapped and bounded; only the writer thread
+ * touches them. By exact text: the normalized text (prepared statements and
+ * BI tools repeat the same text). By normalized text: the fingerprint
+ * (queries that differ only in their constants share it). */
 #define QUERY_MEMO_SLOTS 1024
 #define QUERY_MEMO_MAX_TEXT 4096
 
 typedef struct query_memo {
     uint64_t hash;
     char *text;
-    char fingerprint[17];   /* "" when the text does not parse */
-    char *normalized;       /* NULL when it does not parse */
+    char *value;            /* normalized text, or the fingerprint ("" = does not parse) */
 } query_memo;
 
-static _Thread_local query_memo *memo;        /* by exact text */
-static _Thread_local query_memo *memo_shape;  /* fingerprint by normalized text */
+static _Thread_local query_memo *memo_text;
+static _Thread_local query_memo *memo_shape;
 
 static uint64_t text_hash(const char *s, size_t n)
 {
@@ -40,7 +42,7 @@ static void memo_table_free(query_memo **t)
 {
     for (size_t i = 0; *t && i < QUERY_MEMO_SLOTS; i++) {
         free((*t)[i].text);
-        free((*t)[i].normalized);
+        free((*t)[i].value);
     }
     free(*t);
     *t = NULL;
@@ -48,108 +50,100 @@ static void memo_table_free(query_memo **t)
 
 void audit_query_memo_free(void)
 {
-    memo_table_free(&memo);
+    memo_table_free(&memo_text);
     memo_table_free(&memo_shape);
 }
 
-/* The slot of `text` in table t (allocated on first use); *hit when it
- * already holds that text. NULL when the text is too long to memoize. */
-static query_memo *memo_slot(query_memo **t, const char *text, bool *hit)
+/* The value memoized for text, or NULL; *slot is where to store one (NULL
+ * when the text is too long to memoize). */
+static const char *memo_get(query_memo **t, const char *text, size_t n, query_memo **slot)
 {
-    size_t n = strlen(text);
-    *hit = false;
+    *slot = NULL;
     if (n > QUERY_MEMO_MAX_TEXT)
         return NULL;
     if (!*t && !(*t = calloc(QUERY_MEMO_SLOTS, sizeof **t)))
         return NULL;
     uint64_t h = text_hash(text, n);
     query_memo *m = &(*t)[h % QUERY_MEMO_SLOTS];
-    if (m->text && m->hash == h && !strcmp(m->text, text)) {
-        *hit = true;
-        return m;
+    *slot = m;
+    if (m->text && m->hash == h && strlen(m->text) == n && !memcmp(m->text, text, n))
+        return m->value;
+    return NULL;
+}
+
+static void memo_put(query_memo *m, const char *text, size_t n, const char *value)
+{
+    if (!m)
+        return;
+    char *t = strndup(text, n), *v = strdup(value);
+    if (!t || !v) {
+        free(t);
+        free(v);
+        return;
     }
     free(m->text);
-    free(m->normalized);
-    memset(m, 0, sizeof *m);
-    m->hash = h;
-    m->text = strdup(text);
-    return m;
+    free(m->value);
+    m->hash = text_hash(text, n);
+    m->text = t;
+    m->value = v;
 }
 
-/* libpg_query's fingerprint ignores constants and treats $n like them, so
- * the fingerprint of the normalized text is the statement's own: queries
- * that differ only in literals cost one parse (the normalization), not two. */
-static void fingerprint_of_shape(const char *normalized, char out[17])
+/* The fingerprint of a statement from its normalized text, memoized by that
+ * text. libpg_query's fingerprint ignores constants and treats $n alike, so
+ * the normalized text has the statement's own; where a placeholder stands
+ * where only a literal may (INTERVAL $1), the original text gives it.
+ * "" when neither parses. */
+static void fingerprint_of(const char *query, const char *normalized, size_t nlen, char out[17])
 {
-    bool hit;
-    query_memo *m = memo_slot(&memo_shape, normalized, &hit);
-    if (m && hit) {
-        memcpy(out, m->fingerprint, 17);
+    query_memo *slot;
+    const char *known = memo_get(&memo_shape, normalized, nlen, &slot);
+    if (known) {
+        snprintf(out, 17, "%s", known);
         return;
     }
-    out[0] = 0;
-    PgQueryFingerprintResult fr = pg_query_fingerprint(normalized);
-    if (!fr.error && fr.fingerprint_str)
-        snprintf(out, 17, "%s", fr.fingerprint_str);
-    pg_query_free_fingerprint_result(fr);
-    if (m)
-        memcpy(m->fingerprint, out, 17);
+    char err[64];
+    if (analyze_fingerprint(normalized, NULL, out, err, sizeof err) != 0 &&
+        analyze_fingerprint(query, NULL, out, err, sizeof err) != 0)
+        out[0] = 0;
+    memo_put(slot, normalized, nlen, out);
 }
 
-/* Fingerprint and normalized text of `text`: from the memo, or one
- * normalization (a parse) plus the fingerprint of its shape. */
-static const query_memo *query_facts(const char *text, query_memo *scratch)
+void audit_query_members(audit_query_mode mode, const char *query, size_t qlen, const char *normalized,
+                         size_t nlen, jsonw *w)
 {
-    bool hit;
-    query_memo *m = memo_slot(&memo, text, &hit);
-    if (m && hit)
-        return m;
-    if (!m)
-        m = scratch;
-    PgQueryNormalizeResult nr = pg_query_normalize(text);
-    if (!nr.error && nr.normalized_query) {
-        m->normalized = strdup(nr.normalized_query);
-        if (m->normalized)
-            fingerprint_of_shape(m->normalized, m->fingerprint);
-    }
-    pg_query_free_normalize_result(nr);
-    return m;
-}
-
-/* Applies the query_text mode to one record: normalized text or none, and the
- * fingerprint. A query libpg_query cannot parse never leaks its text in
- * normalized mode. */
-void audit_apply_query_mode(audit_query_mode mode, json_t *rec)
-{
-    json_t *q = json_object_get(rec, "query");
-    if (!json_is_string(q))
-        return;
-    const char *text = json_string_value(q);
-    query_memo scratch = {0};
-    const query_memo *m = query_facts(text, &scratch);
-    bool parsed = m->fingerprint[0] != 0;
-    json_object_set_new(rec, "fingerprint", parsed ? json_string(m->fingerprint) : json_null());
-    switch (mode) {
-    case AUDIT_QUERY_NORMALIZED: {
-        json_t *norm = m->normalized ? json_string(m->normalized) : NULL;
-        if (norm) {
-            json_object_set_new(rec, "query", norm);
-        } else {
-            json_object_set_new(rec, "query", json_null());
-            json_object_set_new(rec, "query_unparsable", json_true());
+    char *made = NULL;
+    if (!normalized) {
+        query_memo *slot;
+        normalized = memo_get(&memo_text, query, qlen, &slot);
+        if (!normalized && analyze_normalize(query, &made, NULL, 0) == 0) {
+            memo_put(slot, query, qlen, made);
+            normalized = made;
         }
-        break;
+        nlen = normalized ? strlen(normalized) : 0;
     }
+    char fp[17] = "";
+    if (normalized)
+        fingerprint_of(query, normalized, nlen, fp);
+    bool parsed = fp[0] != 0;
+    if (parsed)
+        jw_str(w, "fingerprint", fp);
+    else
+        jw_null(w, "fingerprint");
+    switch (mode) {
+    case AUDIT_QUERY_NORMALIZED:
+        /* a text the parser rejects never leaks, not even normalized */
+        if (parsed)
+            jw_strn(w, "query", normalized, nlen);
+        else
+            jw_null(w, "query");
+        break;
     case AUDIT_QUERY_FULL:
-        if (!parsed)
-            json_object_set_new(rec, "query_unparsable", json_true());
+        jw_strn(w, "query", query, qlen);
         break;
     case AUDIT_QUERY_NONE:
-        json_object_del(rec, "query");
-        if (!parsed)
-            json_object_set_new(rec, "query_unparsable", json_true());
         break;
     }
-    free(scratch.normalized);   /* only set when the text was not memoized */
+    if (!parsed)
+        jw_bool(w, "query_unparsable", true);
+    free(made);
 }
-

@@ -1,5 +1,21 @@
 /*
  * audit_trail: building and completing audit records for one session.
+ *
+ * Records are JSON text from the start (proxy/jsonw): at tens of thousands
+ * of statements a second, building a tree of values per record and
+ * serializing it again was most of auditing's cost. What a record is made of:
+ *
+ *   base      the session's fields (user, groups, client...), built once per
+ *             session and again when application_name or the impersonated
+ *             role changes; shared by reference
+ *   template  one statement as decided: its base, the Metabase end user, the
+ *             decision members (statement_index ... reason), its text and
+ *             normalized text; a prepared statement's template serves each
+ *             Execute of it
+ *   request   a Query or an Execute in flight: per statement its template and
+ *             what the warehouse's answer says (duration, rows, SQLSTATE)
+ *
+ * A record is written out in one go when its request completes.
  */
 #include "proxy/audit_trail.h"
 
@@ -11,179 +27,62 @@
 #include "adapters/metabase.h"
 #include "proxy/audit.h"
 #include "proxy/clock.h"
+#include "proxy/jsonw.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 
+/* Shared text with a reference count (event-loop thread only). */
+typedef struct trail_blob {
+    unsigned refs;
+    size_t len;
+    char data[];
+} trail_blob;
+
+typedef struct trail_tmpl {
+    unsigned refs;
+    trail_blob *base;
+    char end_user[48];      /* "metabase:N", or "" */
+    size_t members_len, qlen, nlen;
+    bool has_normalized;
+    char data[];            /* members \0 query \0 [normalized \0] */
+} trail_tmpl;
+
+typedef struct {
+    trail_tmpl *t;
+    double ms;
+    long long rows;         /* < 0: null */
+    char sqlstate[6];
+    bool answered;          /* sqlstate (or its null) known */
+    bool sqlstate_null, suspended, not_executed;
+} trail_rec;
+
 struct trail_req {
-    json_t **recs;        /* one per statement */
-    size_t n, next;       /* next: the statement the next answer completes */
-    double t_start, t_last;
-    long long rows_seen;  /* DataRows of a suspended portal */
+    size_t n, next;         /* next: the statement the next answer completes */
+    double t_last;
+    long long rows_seen;    /* DataRows of a suspended portal */
+    trail_rec recs[];
 };
 
 typedef struct {
     char *name;
-    json_t *tmpl;         /* the decided record of a prepared statement */
+    trail_tmpl *tmpl;
 } named;
 
 struct trail_state {
-    json_t *base;         /* session_fields(), shared by its records */
-    const char *base_app; /* what it was built with */
+    trail_blob *base;       /* the session's fields now */
+    const char *base_app;   /* what it was built with */
     const char *base_role;
+    jsonw scratch;          /* a record being built */
     named *stmts;
     size_t nstmts, capstmts;
-    named *portals;       /* portal → the template of its statement */
+    named *portals;         /* portal → the template of its statement */
     size_t nportals, capportals;
 };
-
 
 static audit_log *log_of(const session *s)
 {
     return s->srv->audit;
-}
-
-static void submit(session *s, json_t *rec)
-{
-    /* completion records are always taken: room was checked when the
-     * statement was decided (see intercept), so the queue overshoots by at
-     * most the statements in flight */
-    audit_submit_always(log_of(s), rec);
-}
-
-/* The fields every record of a session carries, built once per session
- * (again when application_name or the impersonated role changes) and
- * shared by the records through shallow copies: jansson's reference counts
- * are atomic, and nobody changes a value once built, only which values a
- * record's object holds. At tens of thousands of statements a second the
- * allocations saved are most of the trail's cost. */
-static json_t *session_fields(session *s)
-{
-    trail_state *t = s->trail;
-    if (t && t->base && t->base_app == s->application_name && t->base_role == s->guard.imp_role)
-        return t->base;
-    json_t *r = json_object();
-    json_t *groups = json_array();
-    for (size_t i = 0; i < s->ident.ngroups; i++)
-        json_array_append_new(groups, json_string(s->ident.groups[i]));
-    json_object_set_new(r, "session", json_integer((json_int_t)s->id));
-    json_object_set_new(r, "user", s->user ? json_string(s->user) : json_null());
-    json_object_set_new(r, "groups", groups);
-    json_object_set_new(r, "client_addr", json_string(s->client_addr));
-    json_object_set_new(r, "client_port", json_integer(s->client_port));
-    json_object_set_new(r, "application_name", s->application_name ? json_string(s->application_name) : json_null());
-    json_object_set_new(r, "database", s->database ? json_string(s->database) : json_null());
-    if (s->guard.imp_role) {
-        /* connection impersonation: both names, and the groups decisions used */
-        json_t *eg = json_array();
-        for (size_t i = 0; i < s->guard.who.n_groups; i++)
-            json_array_append_new(eg, json_string(s->guard.who.groups[i]));
-        json_object_set_new(r, "impersonated_role", json_string(s->guard.imp_role));
-        json_object_set_new(r, "effective_groups", eg);
-    }
-    if (!t)
-        return r;   /* the caller owns it */
-    json_decref(t->base);
-    t->base = r;
-    t->base_app = s->application_name;
-    t->base_role = s->guard.imp_role;
-    return r;
-}
-
-static json_t *session_record(session *s, const char *event)
-{
-    if (!s->trail)
-        s->trail = calloc(1, sizeof *s->trail);
-    json_t *base = session_fields(s);
-    json_t *r = s->trail ? json_copy(base) : base;
-    json_object_set_new(r, "event", json_string(event));
-    return r;
-}
-
-void trail_session_start(session *s)
-{
-    if (!audit_enabled(log_of(s)))
-        return;
-    json_t *r = session_record(s, "session_start");
-    json_object_set_new(r, "tls", json_string(s->client.ssl ? SSL_get_version(s->client.ssl) : "off"));
-    s->audit_started = true;
-    submit(s, r);
-}
-
-void trail_login_failed(session *s, const char *reason)
-{
-    if (!audit_enabled(log_of(s)))
-        return;
-    json_t *r = session_record(s, "login_failed");
-    json_object_set_new(r, "reason", json_string(reason));
-    submit(s, r);
-}
-
-void trail_session_end(session *s)
-{
-    if (!s->audit_started || !audit_enabled(log_of(s)))
-        return;
-    json_t *r = session_record(s, "session_end");
-    json_object_set_new(r, "statements", json_integer((json_int_t)s->statements));
-    submit(s, r);
-}
-
-/* ---- statements ---------------------------------------------------------- */
-
-static json_t *statement_record(session *s, const char *sql, size_t index, const analysis *a,
-                                const decision *d, const char *verdict, bool rewritten)
-{
-    json_t *r = session_record(s, "statement");
-    char end_user[64];
-    if (metabase_end_user(sql, end_user, sizeof end_user) == 0)
-        json_object_set_new(r, "end_user", json_string(end_user));
-    json_object_set_new(r, "statement_index", json_integer((json_int_t)index));
-    const analysis_stmt *st = a && index < a->n_stmts ? &a->stmts[index] : NULL;
-    json_object_set_new(r, "kind", st ? json_string(analyze_stmt_kind_name(st->kind)) : json_null());
-    json_object_set_new(r, "decision", json_string(verdict));
-    json_object_set_new(r, "rule", d && d->rule_id ? json_string(d->rule_id) : json_null());
-    json_t *rels = json_array(), *sets = json_array();
-    for (size_t i = 0; d && i < d->n_items; i++) {
-        const decide_item *it = &d->items[i];
-        if (it->kind != DECIDE_ITEM_RELATION || it->stmt_index != index)
-            continue;
-        char name[300];
-        snprintf(name, sizeof name, "%s%s%s", it->schema ? it->schema : "", it->schema ? "." : "",
-                 it->name ? it->name : "?");
-        json_array_append_new(rels, json_string(name));
-        if (it->dataset) {
-            bool dup = false;
-            size_t k;
-            json_t *v;
-            json_array_foreach(sets, k, v) dup = dup || !strcmp(json_string_value(v), it->dataset);
-            if (!dup)
-                json_array_append_new(sets, json_string(it->dataset));
-        }
-    }
-    json_object_set_new(r, "relations", rels);
-    json_object_set_new(r, "datasets", sets);
-    /* the statement's own text (the writer normalizes it) */
-    if (st && st->location >= 0 && (size_t)st->location < strlen(sql) && a->n_stmts > 1)
-        json_object_set_new(r, "query", json_stringn(sql + st->location, (size_t)st->length));
-    else
-        json_object_set_new(r, "query", json_string(sql));
-    json_object_set_new(r, "rewritten", json_boolean(rewritten));
-    return r;
-}
-
-static trail_req *req_new(size_t n)
-{
-    trail_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->recs = calloc(n ? n : 1, sizeof *r->recs);
-    if (!r->recs) {
-        free(r);
-        return NULL;
-    }
-    r->n = n;
-    r->t_start = r->t_last = clock_mono_s();
-    return r;
 }
 
 static trail_state *state_of(session *s)
@@ -191,6 +90,274 @@ static trail_state *state_of(session *s)
     if (!s->trail)
         s->trail = calloc(1, sizeof *s->trail);
     return s->trail;
+}
+
+static void blob_unref(trail_blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void tmpl_unref(trail_tmpl *t)
+{
+    if (t && --t->refs == 0) {
+        blob_unref(t->base);
+        free(t);
+    }
+}
+
+static trail_tmpl *tmpl_ref(trail_tmpl *t)
+{
+    if (t)
+        t->refs++;
+    return t;
+}
+
+/* ---- the session's fields ------------------------------------------------ */
+
+static void write_session_fields(session *s, jsonw *w)
+{
+    jw_int(w, "session", (long long)s->id);
+    jw_str(w, "user", s->user);
+    jw_strs(w, "groups", (const char *const *)s->ident.groups, s->ident.ngroups);
+    jw_str(w, "client_addr", s->client_addr);
+    jw_int(w, "client_port", s->client_port);
+    jw_str(w, "application_name", s->application_name);
+    jw_str(w, "database", s->database);
+    if (s->guard.imp_role) {
+        /* connection impersonation: both names, and the groups decisions used */
+        jw_str(w, "impersonated_role", s->guard.imp_role);
+        jw_strs(w, "effective_groups", s->guard.who.groups, s->guard.who.n_groups);
+    }
+}
+
+/* The base now (a borrowed pointer: take a reference to keep it), or NULL
+ * out of memory. */
+static trail_blob *session_base(session *s)
+{
+    trail_state *t = state_of(s);
+    if (!t)
+        return NULL;
+    if (t->base && t->base_app == s->application_name && t->base_role == s->guard.imp_role)
+        return t->base;
+    jsonw *w = &t->scratch;
+    jw_reset(w);
+    write_session_fields(s, w);
+    if (w->oom)
+        return NULL;
+    trail_blob *b = malloc(sizeof *b + w->len + 1);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = w->len;
+    memcpy(b->data, w->s, w->len + 1);
+    blob_unref(t->base);
+    t->base = b;
+    t->base_app = s->application_name;
+    t->base_role = s->guard.imp_role;
+    return b;
+}
+
+/* Starts a record in the scratch buffer: base and event. */
+static jsonw *record_start(session *s, const trail_blob *base, const char *event)
+{
+    jsonw *w = &s->trail->scratch;
+    jw_reset(w);
+    jw_raw(w, base->data, base->len);
+    jw_str(w, "event", event);
+    return w;
+}
+
+/* Ends a record (ts) and hands it over with its statement text, if any:
+ * the writer adds the text's members. Completion records are always taken:
+ * room was checked when the statement was decided (see intercept), so the
+ * queue overshoots by at most the statements in flight. */
+static void record_submit(session *s, jsonw *w, const trail_tmpl *t)
+{
+    char ts[32];
+    audit_timestamp(ts);
+    jw_str(w, "ts", ts);
+    if (w->oom) {
+        session_log(s, LOG_ERROR, "audit: out of memory building a record");
+        return;
+    }
+    if (!t) {
+        audit_submit_record(log_of(s), w->s, w->len, NULL, 0, NULL, 0);
+        return;
+    }
+    const char *q = t->data + t->members_len + 1;
+    audit_submit_record(log_of(s), w->s, w->len, q, t->qlen, t->has_normalized ? q + t->qlen + 1 : NULL, t->nlen);
+}
+
+static void session_event(session *s, const char *event, const char *key, const char *value, long long number)
+{
+    trail_blob *base = session_base(s);
+    if (!base) {
+        session_log(s, LOG_ERROR, "audit: out of memory recording %s", event);
+        return;
+    }
+    jsonw *w = record_start(s, base, event);
+    if (value)
+        jw_str(w, key, value);
+    else if (key)
+        jw_int(w, key, number);
+    record_submit(s, w, NULL);
+}
+
+void trail_session_start(session *s)
+{
+    if (!audit_enabled(log_of(s)))
+        return;
+    s->audit_started = true;
+    session_event(s, "session_start", "tls", s->client.ssl ? SSL_get_version(s->client.ssl) : "off", 0);
+}
+
+void trail_login_failed(session *s, const char *reason)
+{
+    if (!audit_enabled(log_of(s)))
+        return;
+    session_event(s, "login_failed", "reason", reason, 0);
+}
+
+void trail_session_end(session *s)
+{
+    if (!s->audit_started || !audit_enabled(log_of(s)))
+        return;
+    session_event(s, "session_end", "statements", NULL, (long long)s->statements);
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+char *trail_decision_members(session *s, size_t index, const analysis *a, decision *d, const char *verdict,
+                             bool rewritten, const char *reason)
+{
+    trail_state *t = state_of(s);
+    if (!t)
+        return NULL;
+    jsonw *w = &t->scratch;
+    jw_reset(w);
+    jw_int(w, "statement_index", (long long)index);
+    const analysis_stmt *st = a && index < a->n_stmts ? &a->stmts[index] : NULL;
+    jw_str(w, "kind", st ? analyze_stmt_kind_name(st->kind) : NULL);
+    jw_str(w, "decision", verdict);
+    jw_str(w, "rule", d ? d->rule_id : NULL);
+    /* relations and their datasets, each dataset once */
+    const char *stack[64], **sets = stack;
+    size_t nsets = 0;
+    if (d && d->n_items > sizeof stack / sizeof *stack && !(sets = malloc(d->n_items * sizeof *sets)))
+        return NULL;
+    jw_key(w, "relations");
+    jw_raw(w, "[", 1);
+    bool first = true;
+    for (size_t i = 0; d && i < d->n_items; i++) {
+        const decide_item *it = &d->items[i];
+        if (it->kind != DECIDE_ITEM_RELATION || it->stmt_index != index)
+            continue;
+        char name[300];
+        int n = snprintf(name, sizeof name, "%s%s%s", it->schema ? it->schema : "", it->schema ? "." : "",
+                         it->name ? it->name : "?");
+        if (!first)
+            jw_raw(w, ",", 1);
+        first = false;
+        jw_string(w, name, n < (int)sizeof name ? (size_t)n : sizeof name - 1);
+        bool dup = !it->dataset;
+        for (size_t k = 0; k < nsets && !dup; k++)
+            dup = !strcmp(sets[k], it->dataset);
+        if (!dup)
+            sets[nsets++] = it->dataset;
+    }
+    jw_raw(w, "]", 1);
+    jw_strs(w, "datasets", sets, nsets);
+    if (sets != stack)
+        free(sets);
+    jw_bool(w, "rewritten", rewritten);
+    jw_str(w, "reason", reason);
+    return w->oom ? NULL : strdup(w->s);
+}
+
+/* A template: the base now, the end user, the decision members and the
+ * statement's text. normalized may be NULL (the writer makes it). */
+static trail_tmpl *tmpl_new(session *s, const char *sql, const char *stmt_text, size_t qlen,
+                            const char *members, const char *normalized, size_t nlen)
+{
+    trail_blob *base = session_base(s);
+    if (!base || !members)
+        return NULL;
+    size_t mlen = strlen(members);
+    trail_tmpl *t = malloc(sizeof *t + mlen + 1 + qlen + 1 + (normalized ? nlen + 1 : 0));
+    if (!t)
+        return NULL;
+    t->refs = 1;
+    t->base = base;
+    base->refs++;
+    if (metabase_end_user(sql, t->end_user, sizeof t->end_user) != 0)
+        t->end_user[0] = 0;
+    t->members_len = mlen;
+    t->qlen = qlen;
+    t->nlen = normalized ? nlen : 0;
+    t->has_normalized = normalized != NULL;
+    char *p = t->data;
+    memcpy(p, members, mlen + 1);
+    p += mlen + 1;
+    memcpy(p, stmt_text, qlen);
+    p[qlen] = 0;
+    if (normalized) {
+        memcpy(p + qlen + 1, normalized, nlen);
+        p[qlen + 1 + nlen] = 0;
+    }
+    return t;
+}
+
+/* Writes one statement record: template, then the answer's members. */
+static void emit(session *s, const trail_rec *r)
+{
+    const trail_tmpl *t = r->t;
+    jsonw *w = record_start(s, t->base, "statement");
+    if (t->end_user[0])
+        jw_str(w, "end_user", t->end_user);
+    jw_raw(w, ",", 1);
+    jw_raw(w, t->data, t->members_len);
+    jw_ms(w, "duration_ms", r->ms);
+    if (r->rows >= 0)
+        jw_int(w, "rows", r->rows);
+    else
+        jw_null(w, "rows");
+    if (!r->answered || r->sqlstate_null)
+        jw_null(w, "sqlstate");
+    else
+        jw_str(w, "sqlstate", r->sqlstate);
+    if (r->suspended)
+        jw_bool(w, "portal_suspended", true);
+    if (!r->answered || r->not_executed)
+        jw_bool(w, "not_executed", true);   /* skipped: an earlier message of its batch failed */
+    s->statements++;
+    record_submit(s, w, t);
+}
+
+static trail_req *req_new(size_t n)
+{
+    trail_req *r = calloc(1, sizeof *r + (n ? n : 1) * sizeof(trail_rec));
+    if (!r)
+        return NULL;
+    r->n = n;
+    r->t_last = clock_mono_s();
+    for (size_t i = 0; i < n; i++)
+        r->recs[i].rows = -1;
+    return r;
+}
+
+/* A statement that does not run: recorded at once. */
+static void emit_refused(session *s, trail_tmpl *t, const char *sqlstate)
+{
+    if (!t) {
+        session_log(s, LOG_ERROR, "audit: out of memory recording a refused statement");
+        return;
+    }
+    trail_rec r = {.t = t, .rows = -1, .answered = true, .sqlstate_null = !sqlstate};
+    if (sqlstate)
+        snprintf(r.sqlstate, sizeof r.sqlstate, "%s", sqlstate);
+    emit(s, &r);
+    tmpl_unref(t);
 }
 
 static named *find(named *v, size_t n, const char *name)
@@ -202,12 +369,12 @@ static named *find(named *v, size_t n, const char *name)
 }
 
 /* Sets name → tmpl (a reference is taken), replacing an older one. */
-static void put(named **v, size_t *n, size_t *cap, const char *name, json_t *tmpl)
+static void put(named **v, size_t *n, size_t *cap, const char *name, trail_tmpl *tmpl)
 {
     named *e = find(*v, *n, name);
     if (e) {
-        json_decref(e->tmpl);
-        e->tmpl = json_incref(tmpl);
+        tmpl_unref(e->tmpl);
+        e->tmpl = tmpl_ref(tmpl);
         return;
     }
     if (*n == *cap) {
@@ -221,7 +388,7 @@ static void put(named **v, size_t *n, size_t *cap, const char *name, json_t *tmp
     char *copy = strdup(name);
     if (!copy)
         return;
-    (*v)[*n] = (named){copy, json_incref(tmpl)};
+    (*v)[*n] = (named){copy, tmpl_ref(tmpl)};
     (*n)++;
 }
 
@@ -230,7 +397,7 @@ static void drop(named *v, size_t *n, const char *name)
     for (size_t i = 0; i < *n; i++)
         if (!name || !strcmp(v[i].name, name)) {
             free(v[i].name);
-            json_decref(v[i].tmpl);
+            tmpl_unref(v[i].tmpl);
             v[i] = v[--*n];
             if (name)
                 return;
@@ -238,43 +405,79 @@ static void drop(named *v, size_t *n, const char *name)
         }
 }
 
+/* An allowed statement's template goes where its answer will find it: for
+ * 'P' it becomes the template of statement stmt_name, for 'Q' the request
+ * to attach to the queue entry is returned. Takes t. */
+static trail_req *place(session *s, char kind, const char *stmt_name, trail_tmpl *t)
+{
+    if (!t) {
+        session_log(s, LOG_ERROR, "audit: out of memory recording a statement");
+        return NULL;
+    }
+    if (kind == 'P') {
+        trail_state *st = state_of(s);
+        if (st)
+            put(&st->stmts, &st->nstmts, &st->capstmts, stmt_name ? stmt_name : "", t);
+        tmpl_unref(t);
+        return NULL;
+    }
+    trail_req *r = req_new(1);
+    if (!r) {
+        tmpl_unref(t);
+        return NULL;
+    }
+    r->recs[0].t = t;
+    return r;
+}
+
+trail_req *trail_allowed(session *s, char kind, const char *stmt_name, const char *sql, const char *members,
+                         const char *normalized, size_t nlen)
+{
+    if (!audit_enabled(log_of(s)))
+        return NULL;
+    return place(s, kind, stmt_name, tmpl_new(s, sql, sql, strlen(sql), members, normalized, nlen));
+}
+
 trail_req *trail_decided(session *s, char kind, const char *stmt_name, const char *sql,
                          const analysis *a, decision *d, bool denied, bool rewritten,
-                         const char *deny_sqlstate, const char *deny_message)
+                         const char *deny_sqlstate, const char *deny_message,
+                         const char *normalized, size_t nlen)
 {
     if (!audit_enabled(log_of(s)))
         return NULL;
     const char *verdict = denied ? "deny" : rewritten ? "rewrite" : "allow";
     size_t n = a && a->n_stmts ? a->n_stmts : 1;
     const char *reason = d ? decision_reason(d) : NULL;
-    if (denied) {
-        /* nothing runs: one record per statement, each carrying the denial */
-        for (size_t i = 0; i < n; i++) {
-            json_t *r = statement_record(s, sql, i, a, d, verdict, false);
-            json_object_set_new(r, "reason", json_string(reason ? reason : deny_message));
-            json_object_set_new(r, "sqlstate", json_string(deny_sqlstate));
-            json_object_set_new(r, "duration_ms", json_real(0));
-            json_object_set_new(r, "rows", json_null());
-            s->statements++;
-            submit(s, r);
-        }
-        return NULL;
-    }
-    if (kind == 'P') {
-        json_t *tmpl = statement_record(s, sql, 0, a, d, verdict, rewritten);
-        json_object_set_new(tmpl, "reason", reason ? json_string(reason) : json_null());
-        trail_state *t = state_of(s);
-        if (t)
-            put(&t->stmts, &t->nstmts, &t->capstmts, stmt_name ? stmt_name : "", tmpl);
-        json_decref(tmpl);
-        return NULL;
-    }
-    trail_req *r = req_new(n);
-    if (!r)
+    if (denied && !reason)
+        reason = deny_message;
+    if (n > 1)
+        normalized = NULL;   /* the shape is the whole text's: the writer normalizes each statement */
+    size_t sqllen = strlen(sql);
+    trail_req *r = NULL;
+    if (!denied && kind != 'P' && !(r = req_new(n)))
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        r->recs[i] = statement_record(s, sql, i, a, d, verdict, rewritten);
-        json_object_set_new(r->recs[i], "reason", reason ? json_string(reason) : json_null());
+        /* each statement's own text when the string has several */
+        const analysis_stmt *st = a && i < a->n_stmts ? &a->stmts[i] : NULL;
+        const char *text = sql;
+        size_t tlen = sqllen;
+        if (st && n > 1 && st->location >= 0 && (size_t)st->location < sqllen) {
+            text = sql + st->location;
+            tlen = (size_t)st->length;
+        }
+        char *members = trail_decision_members(s, i, a, d, verdict, !denied && rewritten, reason);
+        trail_tmpl *t = tmpl_new(s, sql, text, tlen, members, normalized, nlen);
+        free(members);
+        if (denied) {
+            /* nothing runs: one record per statement, each carrying the denial */
+            emit_refused(s, t, deny_sqlstate);
+        } else if (kind == 'P') {
+            return place(s, kind, stmt_name, t);
+        } else if (t) {
+            r->recs[i].t = t;
+        } else {
+            session_log(s, LOG_ERROR, "audit: out of memory recording a statement");
+        }
     }
     return r;
 }
@@ -283,13 +486,11 @@ void trail_refused(session *s, const char *sql, const char *sqlstate, const char
 {
     if (!audit_enabled(log_of(s)))
         return;
-    json_t *r = statement_record(s, sql ? sql : "", 0, NULL, NULL, "deny", false);
-    json_object_set_new(r, "reason", json_string(message));
-    json_object_set_new(r, "sqlstate", json_string(sqlstate));
-    json_object_set_new(r, "duration_ms", json_real(0));
-    json_object_set_new(r, "rows", json_null());
-    s->statements++;
-    submit(s, r);
+    char *members = trail_decision_members(s, 0, NULL, NULL, "deny", false, message);
+    const char *text = sql ? sql : "";
+    trail_tmpl *t = tmpl_new(s, text, text, strlen(text), members, NULL, 0);
+    free(members);
+    emit_refused(s, t, sqlstate);
 }
 
 void trail_bind(session *s, const char *portal, const char *stmt)
@@ -312,7 +513,7 @@ trail_req *trail_execute(session *s, const char *portal)
         return NULL;
     trail_req *r = req_new(1);
     if (r)
-        r->recs[0] = json_copy(p->tmpl);   /* shallow: the template's values are never changed */
+        r->recs[0].t = tmpl_ref(p->tmpl);
     return r;
 }
 
@@ -350,28 +551,31 @@ void trail_answer(trail_req *r, char type, const char *text)
 {
     if (!r || r->next >= r->n)
         return;
-    json_t *rec = r->recs[r->next++];
+    trail_rec *rec = &r->recs[r->next++];
     double t = clock_mono_s();
-    json_object_set_new(rec, "duration_ms", json_real((t - r->t_last) * 1000.0));
+    rec->ms = (t - r->t_last) * 1000.0;
     r->t_last = t;
+    rec->answered = true;
     if (type == 'C') {
-        long long rows = tag_rows(text);
-        json_object_set_new(rec, "rows", rows >= 0 ? json_integer(rows) : json_null());
-        json_object_set_new(rec, "sqlstate", json_string("00000"));
+        rec->rows = tag_rows(text);
+        memcpy(rec->sqlstate, "00000", 6);
     } else if (type == 's') {
-        json_object_set_new(rec, "rows", json_integer(r->rows_seen));
-        json_object_set_new(rec, "sqlstate", json_string("00000"));
-        json_object_set_new(rec, "portal_suspended", json_true());
+        rec->rows = r->rows_seen;
+        memcpy(rec->sqlstate, "00000", 6);
+        rec->suspended = true;
     } else if (type == 'I') {
-        json_object_set_new(rec, "rows", json_integer(0));
-        json_object_set_new(rec, "sqlstate", json_string("00000"));
+        rec->rows = 0;
+        memcpy(rec->sqlstate, "00000", 6);
     } else {
-        json_object_set_new(rec, "rows", json_null());
-        json_object_set_new(rec, "sqlstate", text ? json_string(text) : json_null());
+        if (text)
+            snprintf(rec->sqlstate, sizeof rec->sqlstate, "%s", text);
+        else
+            rec->sqlstate_null = true;
         /* after an error the rest of a Query string does not run */
         for (size_t i = r->next; i < r->n; i++) {
-            json_object_set_new(r->recs[i], "sqlstate", json_null());
-            json_object_set_new(r->recs[i], "not_executed", json_true());
+            r->recs[i].answered = true;
+            r->recs[i].sqlstate_null = true;
+            r->recs[i].not_executed = true;
         }
         r->next = r->n;
     }
@@ -381,18 +585,9 @@ void trail_finish(session *s, trail_req *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n; i++) {
-        if (!r->recs[i])
-            continue;
-        if (!json_object_get(r->recs[i], "sqlstate")) {
-            /* skipped: an earlier message of its batch failed */
-            json_object_set_new(r->recs[i], "sqlstate", json_null());
-            json_object_set_new(r->recs[i], "not_executed", json_true());
-        }
-        s->statements++;
-        submit(s, r->recs[i]);
-        r->recs[i] = NULL;
-    }
+    for (size_t i = 0; i < r->n; i++)
+        if (r->recs[i].t)
+            emit(s, &r->recs[i]);
     trail_discard(r);
 }
 
@@ -401,8 +596,7 @@ void trail_discard(trail_req *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++)
-        json_decref(r->recs[i]);
-    free(r->recs);
+        tmpl_unref(r->recs[i].t);
     free(r);
 }
 
@@ -412,7 +606,8 @@ void trail_state_free(trail_state *t)
         return;
     drop(t->stmts, &t->nstmts, NULL);
     drop(t->portals, &t->nportals, NULL);
-    json_decref(t->base);
+    blob_unref(t->base);
+    jw_free(&t->scratch);
     free(t->stmts);
     free(t->portals);
     free(t);

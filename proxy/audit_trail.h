@@ -12,7 +12,6 @@
 #ifndef MARTGATE_AUDIT_TRAIL_H
 #define MARTGATE_AUDIT_TRAIL_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,10 +29,22 @@ void trail_session_end(struct session *s);
 
 /* A statement was decided. Builds its record(s): for a denial they go out at
  * once; otherwise, for 'Q', the request to attach to the queue entry is
- * returned; for 'P' the record becomes the template of statement stmt_name. */
+ * returned; for 'P' the record becomes the template of statement stmt_name.
+ * normalized (may be NULL) is the text's normalized form when the caller
+ * has it (policy/analyze's shape). */
 trail_req *trail_decided(struct session *s, char kind, const char *stmt_name, const char *sql,
                          const analysis *a, decision *d, bool denied, bool rewritten,
-                         const char *deny_sqlstate, const char *deny_message);
+                         const char *deny_sqlstate, const char *deny_message,
+                         const char *normalized, size_t nlen);
+/* What a statement's record says of its decision (the members statement_index
+ * through reason) as JSON text, malloc'd; NULL out of memory. The decision
+ * memo keeps it with the statement's shape. */
+char *trail_decision_members(struct session *s, size_t index, const analysis *a, decision *d,
+                             const char *verdict, bool rewritten, const char *reason);
+/* A statement allowed from the decision memo: its record from the members
+ * memoized with its shape; placed as trail_decided places an allowed one. */
+trail_req *trail_allowed(struct session *s, char kind, const char *stmt_name, const char *sql,
+                         const char *members, const char *normalized, size_t nlen);
 /* A statement refused before any decision (unparsable text, FunctionCall). */
 void trail_refused(struct session *s, const char *sql, const char *sqlstate, const char *message);
 

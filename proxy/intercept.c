@@ -438,7 +438,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     out->verdict = INTERCEPT_REPLACE;
     out->text = strdup(sql);
     /* audited as the client's statement (for a Parse: its Executes) */
-    s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL);
+    s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL, NULL, 0);
     return true;
 }
 
@@ -461,7 +461,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     const policy_t *p = current_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */
-        s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL);
+        s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL, NULL, 0);
         return;
     }
     session_guard *g = &s->guard;
@@ -561,7 +561,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
             trail_refused(s, sql, out->sqlstate, out->message);
         else
             s->pending_req = trail_decided(s, kind, stmt_name, sql, a, &g->dec, out->verdict == INTERCEPT_DENY,
-                                           out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message);
+                                           out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message, NULL, 0);
     }
     decision_reset(&g->dec);
     analysis_free(a);
