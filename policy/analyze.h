@@ -302,6 +302,11 @@ typedef struct analysis {
     analysis_role_change *roles;       size_t n_roles;
     analysis_flag *flags;              size_t n_flags;
     size_t sql_length;                 /* bytes of the analysed text */
+    bool reads_constants;              /* some fact came from the value of a
+                                          constant (a setting's value, a
+                                          set_config argument): it holds for
+                                          this text only, not for every text
+                                          of its shape (analyze_shape) */
     /* private: the arena that owns all of the above */
     struct analyze_arena *arena;
 } analysis;

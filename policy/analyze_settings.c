@@ -62,6 +62,8 @@ static const char *const_text(walk_state *st, Node *n)
     if (!n || !IsA(n, A_Const))
         return NULL;
     A_Const *c = (A_Const *)n;
+    /* facts from a constant's value hold for this text, not for its shape */
+    st->b->a->reads_constants = true;
     if (c->isnull)
         return NULL;
     switch (nodeTag(&c->val)) {

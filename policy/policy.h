@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Limits on what a policy may be (each crossing is a load error). */
 #define POLICY_MAX_FILE_BYTES  (4u * 1024u * 1024u)   /* one JSON file */
@@ -61,6 +62,10 @@ void policy_unref(policy_t *p);
 
 /* One line: "N files, N datasets, N groups, N rules, N roles". */
 void policy_summary(const policy_t *p, char *buf, size_t len);
+
+/* A number no other policy loaded by this process has: what was decided
+ * under one policy is known to be of that one (pointers may be reused). */
+uint64_t policy_serial(const policy_t *p);
 
 /* Where the policy came from (the path given to policy_load). */
 const char *policy_source(const policy_t *p);

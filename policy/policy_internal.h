@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "policy/policy.h"
@@ -167,6 +168,7 @@ typedef struct policy_setpat {
 
 struct policy {
     atomic_int refs;
+    uint64_t serial;             /* unique per load in this process */
     char *source;
     size_t n_files;
     policy_dataset *datasets;

@@ -469,6 +469,8 @@ void policy_unref(policy_t *p)
 
 const char *policy_source(const policy_t *p) { return p->source; }
 
+uint64_t policy_serial(const policy_t *p) { return p->serial; }
+
 void policy_summary(const policy_t *p, char *buf, size_t len)
 {
     size_t nds = 0;
@@ -579,7 +581,9 @@ static int finish(loader *L, const char *source, policy_t **out, policy_messages
         json_doc_free(L->docs[i]);
     free(L->docs);
     if (rc == 0) {
+        static atomic_uint_fast64_t serials;
         atomic_init(&L->p->refs, 1);
+        L->p->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
         *out = L->p;
     } else {
         policy_free(L->p);

@@ -11,6 +11,32 @@
  * A field left out expects nothing. "?" is an unresolved schema (with its
  * candidates) or a value that is not a constant.
  */
+#ifndef MARTGATE_CORPUS_ANALYZE_H
+#define MARTGATE_CORPUS_ANALYZE_H
+
+/* ---- contexts --------------------------------------------------------- */
+
+typedef enum corpus_ctx {
+    CTX_DEFAULT = 0,   /* database warehouse, search_path public, user metabase */
+    CTX_RAW,           /* search_path raw, public */
+    CTX_USER,          /* search_path "$user", public */
+    CTX_RAWCAT,        /* search_path raw, pg_catalog (pg_catalog not first) */
+    CTX_CATALOG,       /* search_path mart_a, public + a catalog callback */
+    CTX_NONE           /* no context at all */
+} corpus_ctx;
+
+typedef struct analyze_case {
+    const char *sql;
+    corpus_ctx ctx;
+    const char *stmts;       /* "kind TAG [+marks]; ..." */
+    const char *relations;   /* "schema.name access[/usage][~res]{cands}[+marks]; ..." */
+    const char *functions;
+    const char *settings;
+    const char *roles;
+    const char *flags;
+    const char *error;       /* expected syntax error: "sqlstate@cursor" */
+} analyze_case;
+
 static const analyze_case analyze_corpus[] = {
     /* ---- reads ---- */
     {.sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 1",
@@ -1173,3 +1199,5 @@ static const analyze_case analyze_corpus[] = {
      .settings = "search_path=raw [raw]",
     },
 };
+
+#endif

@@ -17,29 +17,6 @@
 
 #include "policy/analyze.h"
 
-/* ---- contexts --------------------------------------------------------- */
-
-typedef enum corpus_ctx {
-    CTX_DEFAULT = 0,   /* database warehouse, search_path public, user metabase */
-    CTX_RAW,           /* search_path raw, public */
-    CTX_USER,          /* search_path "$user", public */
-    CTX_RAWCAT,        /* search_path raw, pg_catalog (pg_catalog not first) */
-    CTX_CATALOG,       /* search_path mart_a, public + a catalog callback */
-    CTX_NONE           /* no context at all */
-} corpus_ctx;
-
-typedef struct analyze_case {
-    const char *sql;
-    corpus_ctx ctx;
-    const char *stmts;       /* "kind TAG [+marks]; ..." */
-    const char *relations;   /* "schema.name access[/usage][~res]{cands}[+marks]; ..." */
-    const char *functions;
-    const char *settings;
-    const char *roles;
-    const char *flags;
-    const char *error;       /* expected syntax error: "sqlstate@cursor" */
-} analyze_case;
-
 #include "corpus_analyze.h"
 
 static bool fake_catalog(void *ctx, const char *schema, const char *name)

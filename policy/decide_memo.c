@@ -1,0 +1,189 @@
+/*
+ * decide_memo: decisions kept by statement shape. See decide_memo.h.
+ */
+#include "policy/decide_memo.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t hash;
+    char *key;              /* NULL: a free slot */
+    size_t key_len;
+    char *note;
+    size_t bytes;           /* of key and note */
+} memo_entry;
+
+struct decide_memo {
+    char *state;
+    size_t state_len;
+    memo_entry *slots;      /* grown up to DECIDE_MEMO_SLOTS: an idle session keeps little */
+    size_t n_slots;
+    size_t hand;            /* the next slot to give up when all are taken */
+    decide_memo_stats stats;
+};
+
+bool decide_memo_keeps(const analysis *a, const decision *d)
+{
+    if (!a || !d || d->verdict != DECIDE_ALLOW || d->rewritten_sql)
+        return false;
+    if (a->n_stmts != 1 || a->reads_constants || a->n_settings || a->n_roles || a->n_flags || a->n_schemas)
+        return false;
+    const analysis_stmt *st = &a->stmts[0];
+    if (st->kind != ANALYZE_STMT_READ && st->kind != ANALYZE_STMT_WRITE)
+        return false;
+    /* plain data statements only: not COPY, EXPLAIN, TRUNCATE... */
+    static const char *const tags[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"};
+    bool plain = false;
+    for (size_t i = 0; st->tag && i < sizeof tags / sizeof *tags; i++)
+        plain = plain || !strcmp(st->tag, tags[i]);
+    if (!plain)
+        return false;
+    /* statements that change what later ones mean */
+    if (st->prepare_name || st->execute_name || st->deallocate_name || st->deallocate_all || st->cursor_name)
+        return false;
+    /* every relation resolved without the catalog (callbacks may change) */
+    for (size_t i = 0; i < a->n_relations; i++) {
+        analyze_resolution r = a->relations[i].resolution;
+        if (r == ANALYZE_RES_CATALOG || r == ANALYZE_RES_NOT_FOUND)
+            return false;
+    }
+    for (size_t i = 0; i < d->n_items; i++)
+        if (d->items[i].verdict != DECIDE_ALLOW)
+            return false;
+    return true;
+}
+
+static void entry_clear(decide_memo *m, memo_entry *e)
+{
+    if (!e->key)
+        return;
+    m->stats.bytes -= e->bytes;
+    m->stats.entries--;
+    free(e->key);
+    free(e->note);
+    memset(e, 0, sizeof *e);
+}
+
+static void memo_empty(decide_memo *m)
+{
+    for (size_t i = 0; i < m->n_slots; i++)
+        entry_clear(m, &m->slots[i]);
+}
+
+bool decide_memo_state(decide_memo **mp, const void *state, size_t len)
+{
+    decide_memo *m = *mp;
+    if (m && m->state && m->state_len == len && memcmp(m->state, state, len) == 0)
+        return true;
+    if (!m) {
+        if (!(m = calloc(1, sizeof *m)))
+            return false;
+        *mp = m;
+    } else {
+        if (m->stats.entries)
+            m->stats.resets++;
+        memo_empty(m);
+    }
+    free(m->state);
+    m->state = malloc(len ? len : 1);
+    m->state_len = 0;
+    if (!m->state)
+        return false;
+    memcpy(m->state, state, len);
+    m->state_len = len;
+    return true;
+}
+
+static memo_entry *find(decide_memo *m, const analyze_shape *shape)
+{
+    for (size_t i = 0; i < m->n_slots; i++) {
+        memo_entry *e = &m->slots[i];
+        if (e->key && e->hash == shape->hash && e->key_len == shape->key_len &&
+            memcmp(e->key, shape->key, shape->key_len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+const char *decide_memo_get(decide_memo *m, const analyze_shape *shape)
+{
+    if (!m || !m->state || !shape->decidable)
+        return NULL;
+    memo_entry *e = find(m, shape);
+    if (!e) {
+        m->stats.misses++;
+        return NULL;
+    }
+    m->stats.hits++;
+    return e->note ? e->note : "";
+}
+
+void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *note)
+{
+    if (!m || !m->state || !shape->decidable || shape->key_len > DECIDE_MEMO_MAX_KEY || find(m, shape))
+        return;
+    size_t nlen = note ? strlen(note) : 0;
+    size_t bytes = shape->key_len + nlen;
+    if (bytes > DECIDE_MEMO_MAX_BYTES)
+        return;
+    /* a free slot (growing the table while it may), else give up slots in
+     * turn until there is room */
+    memo_entry *e = NULL;
+    for (size_t i = 0; i < m->n_slots && !e; i++)
+        if (!m->slots[i].key)
+            e = &m->slots[i];
+    if (!e && m->n_slots < DECIDE_MEMO_SLOTS) {
+        size_t n = m->n_slots ? m->n_slots * 2 : 2;
+        memo_entry *grown = realloc(m->slots, n * sizeof *grown);
+        if (grown) {
+            memset(grown + m->n_slots, 0, (n - m->n_slots) * sizeof *grown);
+            e = &grown[m->n_slots];
+            m->slots = grown;
+            m->n_slots = n;
+        }
+    }
+    if (!e && !m->n_slots)
+        return;
+    while (!e || m->stats.bytes + bytes > DECIDE_MEMO_MAX_BYTES) {
+        memo_entry *victim = &m->slots[m->hand % m->n_slots];
+        m->hand = (m->hand + 1) % m->n_slots;
+        if (victim->key) {
+            entry_clear(m, victim);
+            m->stats.evicted++;
+        }
+        if (!e)
+            e = victim;
+    }
+    char *key = malloc(shape->key_len);
+    char *copy = note ? strdup(note) : NULL;
+    if (!key || (note && !copy)) {
+        free(key);
+        free(copy);
+        return;
+    }
+    memcpy(key, shape->key, shape->key_len);
+    *e = (memo_entry){.hash = shape->hash, .key = key, .key_len = shape->key_len, .note = copy,
+                      .bytes = bytes};
+    m->stats.bytes += bytes;
+    m->stats.entries++;
+    m->stats.kept++;
+}
+
+void decide_memo_free(decide_memo *m)
+{
+    if (!m)
+        return;
+    memo_empty(m);
+    free(m->slots);
+    free(m->state);
+    free(m);
+}
+
+void decide_memo_get_stats(const decide_memo *m, decide_memo_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (m)
+        *out = m->stats;
+}

@@ -1,0 +1,64 @@
+/*
+ * decide_memo: a session's memory of the decisions a statement's shape
+ * settles, so that the next text of the same shape is allowed without being
+ * parsed again (pgbench and BI tools send the same statement with other
+ * constants thousands of times).
+ *
+ * Provably safe, or not at all:
+ *  - the key is the text's shape (analyze_shape): equal keys mean the same
+ *    tokens in the same order, only the constants' values differ, and the
+ *    parse tree is the same but for those values;
+ *  - a decision is kept only when it cannot depend on a constant's value or
+ *    on session state that a statement changes (decide_memo_keeps): one
+ *    SELECT, INSERT, UPDATE, DELETE or MERGE allowed as written (no rewrite),
+ *    with no setting, role change, flag, prepared statement or cursor, and no fact
+ *    the analyser took from a constant (analysis.reads_constants);
+ *  - everything else a decision depends on (policy, principal, search_path,
+ *    database, backend user) is the memo's state, given as bytes: a state
+ *    other than the memo's empties it.
+ * Shapes that are not decidable (UESCAPE) are never looked up or kept.
+ *
+ * Bounded: at most DECIDE_MEMO_SLOTS entries and DECIDE_MEMO_MAX_BYTES of
+ * keys and notes; a key over DECIDE_MEMO_MAX_KEY is not kept.
+ */
+#ifndef MARTGATE_DECIDE_MEMO_H
+#define MARTGATE_DECIDE_MEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/analyze.h"
+#include "policy/decide.h"
+
+#define DECIDE_MEMO_SLOTS 16
+#define DECIDE_MEMO_MAX_KEY 4096
+#define DECIDE_MEMO_MAX_BYTES (32 * 1024)
+
+typedef struct decide_memo decide_memo;
+
+/* May a decision of these facts be kept for their shape? */
+bool decide_memo_keeps(const analysis *a, const decision *d);
+
+/* Sets the state the memo's decisions hold in; a state other than the last
+ * empties the memo. Allocates the memo on first use (*m NULL); false out of
+ * memory (then nothing is looked up or kept). */
+bool decide_memo_state(decide_memo **m, const void *state, size_t len);
+
+/* The note kept with a decidable shape (the caller's: the audit members of
+ * the decision; "" when it kept none), or NULL when the memo has no decision
+ * for it. */
+const char *decide_memo_get(decide_memo *m, const analyze_shape *shape);
+
+/* Keeps an allowed decision for a shape, with a copy of note (may be NULL). */
+void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *note);
+
+void decide_memo_free(decide_memo *m);
+
+/* Counters (for tests and the log). */
+typedef struct {
+    unsigned long long hits, misses, kept, evicted, resets;
+    size_t entries, bytes;
+} decide_memo_stats;
+void decide_memo_get_stats(const decide_memo *m, decide_memo_stats *out);
+
+#endif
