@@ -1,13 +1,6 @@
 /*
- * intercept: policy enforcement for one session. See intercept.h.
- *
- * search_path is tracked without trusting guesses: a statement that may
- * change it makes the tracked value the union of everything it could now be
- * (the old value and every new one; decide requires every candidate schema
- * of an unqualified name to agree), and the relay asks the warehouse
- * (SHOW search_path, answered to martgate only) after the client's
- * statement; the answer replaces the union. Transaction ends that may undo a
- * change do the same.
+ * intercept: policy enforcement for one session. See intercept.h; the
+ * session state decisions depend on is proxy/guard's.
  */
 #include "proxy/intercept.h"
 
@@ -18,109 +11,10 @@
 
 #include "adapters/catalog.h"
 #include "policy/analyze.h"
+#include "policy/decide_memo.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
-
-/* ---- schema lists ---------------------------------------------------------- */
-
-static void list_clear(schema_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-static bool list_has(const schema_list *l, const char *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return true;
-    return false;
-}
-
-static int list_add(schema_list *l, const char *s)
-{
-    if (list_has(l, s))
-        return 0;
-    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    l->v = v;
-    if (!(l->v[l->n] = strdup(s)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static int list_set(schema_list *l, const char *const *v, size_t n)
-{
-    list_clear(l);
-    for (size_t i = 0; i < n; i++)
-        if (list_add(l, v[i]) != 0)
-            return -1;
-    return 0;
-}
-
-static int list_copy(schema_list *dst, const schema_list *src)
-{
-    return list_set(dst, (const char *const *)src->v, src->n);
-}
-
-static int list_union(schema_list *dst, const schema_list *src)
-{
-    for (size_t i = 0; i < src->n; i++)
-        if (list_add(dst, src->v[i]) != 0)
-            return -1;
-    return 0;
-}
-
-/* Splits a search_path value as SHOW prints it: identifiers separated by
- * commas, double-quoted ones with "" for a quote. */
-int guard_parse_search_path(const char *text, schema_list *out)
-{
-    list_clear(out);
-    const char *p = text;
-    char buf[256];
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        size_t n = 0;
-        if (*p == '"') {
-            p++;
-            while (*p && !(*p == '"' && p[1] != '"')) {
-                if (*p == '"')
-                    p++;
-                if (n + 1 >= sizeof buf)
-                    return -1;
-                buf[n++] = *p++;
-            }
-            if (*p != '"')
-                return -1;
-            p++;
-        } else {
-            while (*p && *p != ',' && *p != ' ') {
-                if (n + 1 >= sizeof buf)
-                    return -1;
-                buf[n++] = *p++;
-            }
-        }
-        buf[n] = 0;
-        if (n && list_add(out, buf) != 0)
-            return -1;
-        while (*p == ' ')
-            p++;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    return 0;
-}
 
 /* ---- callbacks for decide ---------------------------------------------------- */
 
@@ -148,41 +42,8 @@ static int guard_columns(void *ctx, const char *schema, const char *table, const
 
 static bool guard_prepared(void *ctx, const char *name)
 {
-    session *s = ctx;
-    for (size_t i = 0; i < s->guard.n_prepared; i++)
-        if (strcmp(s->guard.prepared[i], name) == 0)
-            return true;
-    return false;
-}
-
-static void prepared_add(session_guard *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_prepared; i++)
-        if (strcmp(g->prepared[i], name) == 0)
-            return;
-    if (g->n_prepared == g->cap_prepared) {
-        size_t cap = g->cap_prepared ? g->cap_prepared * 2 : 8;
-        char **v = realloc(g->prepared, cap * sizeof *v);
-        if (!v)
-            return;
-        g->prepared = v;
-        g->cap_prepared = cap;
-    }
-    char *copy = strdup(name);
-    if (copy)
-        g->prepared[g->n_prepared++] = copy;
-}
-
-static void prepared_remove(session_guard *g, const char *name)
-{
-    for (size_t i = 0; i < g->n_prepared; i++)
-        if (!name || strcmp(g->prepared[i], name) == 0) {
-            free(g->prepared[i]);
-            g->prepared[i] = g->prepared[--g->n_prepared];
-            if (name)
-                return;
-            i--;
-        }
+    const session *s = ctx;
+    return guard_has_statement(&s->guard, name);
 }
 
 /* ---- login ---------------------------------------------------------------- */
@@ -218,7 +79,7 @@ int guard_login(session *s, char **search_path_text, char *err, size_t errlen)
         const char **schemas = NULL;
         size_t n = 0;
         if (decide_search_path(p, &g->who, &schemas, &n) != 0 ||
-            list_set(&g->startup_path, schemas, n) != 0) {
+            schema_list_set(&g->startup_path, schemas, n) != 0) {
             free(schemas);
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -230,115 +91,13 @@ int guard_login(session *s, char **search_path_text, char *err, size_t errlen)
             return -1;
         }
     }
-    if (list_copy(&g->committed_path, &g->startup_path) != 0 ||
-        list_copy(&g->effective_path, &g->startup_path) != 0) {
+    if (schema_list_copy(&g->committed_path, &g->startup_path) != 0 ||
+        schema_list_copy(&g->effective_path, &g->startup_path) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     g->ready = true;
     return 0;
-}
-
-void guard_free(session_guard *g)
-{
-    list_clear(&g->startup_path);
-    list_clear(&g->committed_path);
-    list_clear(&g->effective_path);
-    list_clear(&g->tx_session_path);
-    prepared_remove(g, NULL);
-    free(g->prepared);
-    free(g->imp_role);
-    if (g->ready)
-        decision_free(&g->dec);
-    memset(g, 0, sizeof *g);
-}
-
-/* ---- effects of an allowed statement --------------------------------------- */
-
-static bool is_tx_end(const char *tag)
-{
-    return !strcmp(tag, "COMMIT") || !strcmp(tag, "ROLLBACK") || !strcmp(tag, "END") ||
-           !strcmp(tag, "ABORT") || !strncmp(tag, "ROLLBACK", 8) || !strncmp(tag, "PREPARE TRANSACTION", 19) ||
-           !strcmp(tag, "RELEASE") || !strcmp(tag, "COMMIT PREPARED");
-}
-
-/* Widens the tracked search_path by what the statements of `a` may set and
- * asks the relay to learn the real value afterwards. */
-static void apply_effects(session *s, const analysis *a, char kind, const char *stmt_name)
-{
-    session_guard *g = &s->guard;
-    bool changes = false;
-    for (size_t i = 0; i < a->n_settings; i++) {
-        const analysis_setting *st = &a->settings[i];
-        bool sp = st->name && !strcmp(st->name, "search_path");
-        bool all = st->action == ANALYZE_SET_RESET_ALL ||
-                   (st->action == ANALYZE_SET_DISCARD && st->name && !strcmp(st->name, "all"));
-        if (!sp && !all)
-            continue;
-        changes = true;
-        if (st->action == ANALYZE_SET_VALUE && st->schemas) {
-            for (size_t k = 0; k < st->n_schemas; k++)
-                list_add(&g->effective_path, st->schemas[k]);
-        } else {
-            list_union(&g->effective_path, &g->startup_path);
-        }
-    }
-    for (size_t i = 0; i < a->n_stmts; i++) {
-        const analysis_stmt *st = &a->stmts[i];
-        if (st->kind == ANALYZE_STMT_TRANSACTION && g->tx_path_changed && is_tx_end(st->tag)) {
-            changes = true;
-            list_union(&g->effective_path, &g->committed_path);
-        }
-        if (st->prepare_name)
-            prepared_add(g, st->prepare_name);
-        if (st->deallocate_all)
-            prepared_remove(g, NULL);
-        else if (st->deallocate_name)
-            prepared_remove(g, st->deallocate_name);
-    }
-    if (kind == 'P' && stmt_name && *stmt_name)
-        prepared_add(g, stmt_name);
-    /* DISCARD ALL ends an impersonation, as it resets the role on a server */
-    for (size_t i = 0; i < a->n_settings && g->imp_role; i++)
-        if (a->settings[i].action == ANALYZE_SET_DISCARD && a->settings[i].name &&
-            !strcmp(a->settings[i].name, "all")) {
-            session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
-            free(g->imp_role);
-            g->imp_role = NULL;
-            g->who = g->login_who;
-        }
-    if (changes) {
-        g->tx_path_changed = true;
-        relay_learn_search_path(s, kind == 'P');
-    }
-}
-
-/* SHOW search_path answered: the truth replaces the union. */
-void guard_search_path_learned(session *s, const char *value, char tx_status)
-{
-    session_guard *g = &s->guard;
-    schema_list l = {0};
-    if (guard_parse_search_path(value, &l) != 0) {
-        session_log(s, LOG_WARNING, "cannot parse search_path \"%s\"; keeping the wider value", value);
-        list_clear(&l);
-        return;
-    }
-    list_clear(&g->effective_path);
-    g->effective_path = l;
-    if (tx_status == 'I') {
-        list_copy(&g->committed_path, &g->effective_path);
-        g->tx_path_changed = false;
-    }
-}
-
-/* A transaction that changed search_path ended: it may have undone the change. */
-void guard_on_ready_for_query(session *s, char previous, char status)
-{
-    session_guard *g = &s->guard;
-    if (g->ready && g->tx_path_changed && previous != 'I' && status == 'I') {
-        list_union(&g->effective_path, &g->committed_path);
-        relay_learn_search_path(s, false);
-    }
 }
 
 /* ---- the decision ------------------------------------------------------------ */
@@ -442,6 +201,61 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     return true;
 }
 
+/* ---- the decision memo ------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} state_buf;
+
+static void state_put(state_buf *b, const void *v, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->len = b->cap + 1;   /* overflowed: no memo for this state */
+        return;
+    }
+    memcpy(b->p + b->len, v, n);
+    b->len += n;
+}
+
+static void state_str(state_buf *b, const char *v)
+{
+    if (!v)
+        v = "\x01";   /* NULL, distinct from "" */
+    state_put(b, v, strlen(v) + 1);
+}
+
+static void state_list(state_buf *b, const char *const *v, size_t n)
+{
+    state_put(b, &n, sizeof n);
+    for (size_t i = 0; i < n; i++)
+        state_str(b, v[i]);
+}
+
+/* Everything but the text that a decision depends on, as bytes: the policy
+ * (by serial), the principal decisions are made for, the effective
+ * search_path and what names resolve against. The decision memo's entries
+ * hold only in the state they were made in. */
+static bool memo_enter_state(session *s, const policy_t *p)
+{
+    session_guard *g = &s->guard;
+    char bytes[2048];
+    state_buf b = {bytes, 0, sizeof bytes};
+    uint64_t serial = policy_serial(p);
+    state_put(&b, &serial, sizeof serial);
+    state_put(&b, &g->who.claims, sizeof g->who.claims);
+    state_str(&b, g->who.user);
+    state_list(&b, g->who.groups, g->who.n_groups);
+    state_str(&b, g->imp_role);
+    state_str(&b, s->database);
+    state_str(&b, s->be ? backend_parameter(s->be, "session_authorization") : NULL);
+    state_list(&b, (const char *const *)g->effective_path.v, g->effective_path.n);
+    return b.len <= b.cap && decide_memo_state(&g->memo, bytes, b.len);
+}
+
+static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
+                             const analyze_shape *memo, const analyze_shape *shape, intercept_result *out);
+
 void intercept_statement(session *s, char kind, const char *stmt_name, const char *sql,
                          intercept_result *out)
 {
@@ -471,6 +285,29 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
              "this session started before martgate's policy was loaded; reconnect");
         return;
     }
+    /* a text of a shape decided before in this state: allowed as written */
+    analyze_shape shape;
+    bool memo = analyze_shape_of(sql, &shape, NULL) == 0;
+    if (memo && !(shape.decidable && memo_enter_state(s, p)))
+        memo = false;
+    const char *note = memo ? decide_memo_get(g->memo, &shape) : NULL;
+    if (note) {
+        guard_statement_allowed(s, NULL, kind, stmt_name);
+        s->pending_req = trail_allowed(s, kind, stmt_name, sql, note, shape.normalized, shape.normalized_len);
+    } else {
+        decide_statement(s, p, kind, stmt_name, sql, memo ? &shape : NULL, shape.normalized ? &shape : NULL, out);
+    }
+    analyze_shape_clear(&shape);
+}
+
+/* Analysis and decision of a text the memo does not know. memo: the shape
+ * to keep an allowed decision under (NULL: none); shape: the text's shape
+ * when the scanner read it (NULL: it did not). */
+static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
+                             const analyze_shape *memo, const analyze_shape *shape, intercept_result *out)
+{
+    session_guard *g = &s->guard;
+    const char *hint = s->srv->cfg->deny_hint;
     analyze_context ctx = {
         .database = s->database,
         .search_path = (const char *const *)g->effective_path.v,
@@ -500,16 +337,16 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
             sets_path = true;
     if (sets_path && a->n_stmts > 1 && has_unqualified(a)) {
         schema_list wide = {0};
-        list_copy(&wide, &g->effective_path);
+        schema_list_copy(&wide, &g->effective_path);
         for (size_t i = 0; i < a->n_settings; i++)
             for (size_t k = 0; a->settings[i].schemas && k < a->settings[i].n_schemas; k++)
-                list_add(&wide, a->settings[i].schemas[k]);
+                schema_list_add(&wide, a->settings[i].schemas[k]);
         ctx.search_path = (const char *const *)wide.v;
         ctx.n_search_path = wide.n;
         analysis_free(a);
         a = NULL;
         int rc = analyze_sql(sql, &ctx, &a, &aerr);
-        list_clear(&wide);
+        schema_list_clear(&wide);
         if (rc != 0) {
             deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", NULL, aerr.cursor_position, "%s", aerr.message);
             trail_refused(s, sql, out->sqlstate, aerr.message);
@@ -553,15 +390,27 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
                 deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "out of memory rewriting the statement");
         }
         if (out->verdict != INTERCEPT_DENY)
-            apply_effects(s, a, kind, stmt_name);
+            guard_statement_allowed(s, a, kind, stmt_name);
     }
     if (out->verdict != INTERCEPT_WAIT) {
         g->catalog_since = 0;
-        if (rc != 0)
+        if (rc != 0) {
             trail_refused(s, sql, out->sqlstate, out->message);
-        else
+        } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &g->dec)) {
+            /* the next text of this shape is allowed without a parse */
+            bool audited = audit_enabled(s->srv->audit);
+            char *members = audited ? trail_decision_members(s, 0, a, &g->dec, "allow", false,
+                                                             decision_reason(&g->dec))
+                                    : NULL;
+            if (members || !audited)
+                decide_memo_put(g->memo, memo, members);
+            s->pending_req = trail_allowed(s, kind, stmt_name, sql, members, shape->normalized, shape->normalized_len);
+            free(members);
+        } else {
             s->pending_req = trail_decided(s, kind, stmt_name, sql, a, &g->dec, out->verdict == INTERCEPT_DENY,
-                                           out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message, NULL, 0);
+                                           out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message,
+                                           shape ? shape->normalized : NULL, shape ? shape->normalized_len : 0);
+        }
     }
     decision_reset(&g->dec);
     analysis_free(a);

@@ -152,13 +152,13 @@ static void inject_learn(session *s)
         r->learn_pending = false;
 }
 
-void relay_learn_search_path(session *s, bool unused)
+void relay_learn_search_path(session *s)
 {
-    (void)unused;
-    relay_state *r = &s->relay;
-    r->learn_pending = true;
-    if (r->q.len == 0 && r->client_remaining == 0)
-        inject_learn(s);
+    /* asked while the statement that changes it is decided or forwarded:
+     * the question goes out once that statement's ReadyForQuery is in and
+     * nothing else is in flight, never before it (it would learn the old
+     * value) */
+    s->relay.learn_pending = true;
 }
 
 /* ---- backpressure ---------------------------------------------------------- */
@@ -185,10 +185,18 @@ void relay_client_drained(session *s)
     }
 }
 
+/* Nothing holds the client back any more: no statement waits for the
+ * catalog, audit room or the search_path, and the queue has room. */
+static bool client_may_resume(const session *s)
+{
+    const relay_state *r = &s->relay;
+    return r->client_paused && !r->waiting_catalog && !r->waiting_learn && !s->waiting_audit &&
+           r->q.len < RELAY_QUEUE_MAX / 2;
+}
+
 void relay_server_drained(session *s)
 {
-    if (s->relay.client_paused && !s->relay.waiting_catalog && !s->waiting_audit &&
-        s->relay.q.len < RELAY_QUEUE_MAX / 2) {
+    if (client_may_resume(s)) {
         s->relay.client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);
@@ -288,6 +296,15 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return false;
     }
 
+    if (s->relay.q.len && q_head(&s->relay.q) == INTERNAL) {
+        /* martgate asked for the search_path a statement just changed: decide
+         * this one against the answer, one round trip away, rather than
+         * against every value it might have been */
+        conn_read(&s->client, false);
+        s->relay.client_paused = true;
+        s->relay.waiting_learn = true;
+        return false;
+    }
     const char *name = NULL, *sql;
     if (type == 'P')
         name = pgw_read_cstring(body, blen, &pos);
@@ -304,6 +321,8 @@ static bool handle_statement(session *s, char type, uint32_t len)
 
     intercept_result res;
     intercept_statement(s, type, name, sql, &res);
+    if (type == 'Q' && res.verdict != INTERCEPT_WAIT && res.verdict != INTERCEPT_WAIT_AUDIT)
+        guard_on_query_message(s);   /* the Query (or its poison) ends the unnamed statement and portal */
     bool ok = true;
     switch (res.verdict) {
     case INTERCEPT_WAIT:
@@ -403,8 +422,9 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
         if (r->q.len >= RELAY_QUEUE_MAX)
             return SCAN_MORE;
         struct trail_req *req = NULL;
-        if (s->trail && (type == 'B' || type == 'E' || type == 'C')) {
-            /* the names at the start of the body, for the audit trail */
+        if (type == 'B' || type == 'E' || type == 'C') {
+            /* the names at the start of the body: the guard follows which
+             * portal runs which statement, and so does the audit trail */
             const char *body = (const char *)p + off + 5;
             size_t blen = off + len + 1 <= n ? len - 4 : (n > off + 5 ? n - off - 5 : 0);
             size_t pos = 0;
@@ -413,14 +433,23 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             const char *a = pgw_read_cstring(body, blen, &pos);
             const char *b = type == 'B' && a ? pgw_read_cstring(body, blen, &pos) : NULL;
             if (!a || (type == 'B' && !b)) {
-                if (off + len + 1 > n && n - off < 600)
+                if (off + len + 1 > n && n - off < RELAY_MAX_NAMES)
                     return SCAN_MORE;   /* names not all here yet: wait for them */
-            } else if (type == 'B') {
-                trail_bind(s, a, b);
+                snprintf(bad, badlen, "portal or statement name too long (over %d bytes)", RELAY_MAX_NAMES);
+                return SCAN_BAD;
+            }
+            if (type == 'B') {
+                guard_on_bind(s, a, b);
+                if (s->trail)
+                    trail_bind(s, a, b);
             } else if (type == 'E') {
-                req = trail_execute(s, a);
+                guard_on_execute(s, a);
+                if (s->trail)
+                    req = trail_execute(s, a);
             } else {
-                trail_close(s, body[0], a);
+                guard_on_close(s, body[0], a);
+                if (s->trail)
+                    trail_close(s, body[0], a);
             }
         }
         if (tracked_request(type) && !q_push_req(&r->q, (uint8_t)type, req)) {
@@ -633,8 +662,7 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
                 q_pop(&r->q);
             else
                 session_log(s, LOG_WARNING, "ReadyForQuery with no Sync or Query in flight");
-            if (prev != r->tx_status && s->guard.ready)
-                guard_on_ready_for_query(s, prev, r->tx_status);
+            guard_on_ready_for_query(s, prev, r->tx_status);
             if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
                 inject_learn(s);
             if (s->draining && relay_idle(s)) {
@@ -691,6 +719,7 @@ static void take_internal_answer(session *s, char type, uint32_t len)
             session_log(s, LOG_DEBUG, "SHOW search_path gave no answer; keeping the wider value");
         free(r->learned);
         r->learned = NULL;
+        r->waiting_learn = false;   /* a held statement goes on (see the end of relay_server_readable) */
     }
     evbuffer_drain(in, len + 1);
 }
@@ -748,9 +777,7 @@ void relay_server_readable(session *s)
         pgw_error(out, &r->q.poison[r->q.phead]);
         pop_after_error(&r->q);
     }
-    if (s->state == SS_READY && r->client_paused && !r->waiting_catalog && !s->waiting_audit &&
-        r->q.len < RELAY_QUEUE_MAX / 2 &&
-        evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
+    if (s->state == SS_READY && client_may_resume(s) && evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
         r->client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);

@@ -42,12 +42,16 @@ typedef struct {
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
+    bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
     bool learn_pending;          /* ask the warehouse for search_path when idle */
     char *learned;               /* SHOW search_path's answer, while it arrives */
 } relay_state;
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
 #define RELAY_HIGH_WATER (256 * 1024)
+/* The names that begin a Bind, Execute or Close (portal, statement) must fit
+ * in this many bytes: the guard must read them to follow what runs. */
+#define RELAY_MAX_NAMES 600
 
 /* None of these frees the session (see session_close), and none flushes:
  * the caller flushes both sides once per event. */
@@ -61,7 +65,8 @@ void relay_free(relay_state *r);
 /* True when nothing is in flight and no transaction is open. */
 bool relay_idle(const struct session *s);
 /* Asks the warehouse for the session's search_path (SHOW search_path,
- * answered to martgate only) as soon as nothing else is in flight. */
-void relay_learn_search_path(struct session *s, bool unused);
+ * answered to martgate only) after the statement being handled has run: at
+ * the first ReadyForQuery with nothing else in flight. */
+void relay_learn_search_path(struct session *s);
 
 #endif

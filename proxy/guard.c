@@ -1,0 +1,385 @@
+/*
+ * guard: session state that could widen access. See guard.h.
+ */
+#include "proxy/guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/decide_memo.h"
+#include "proxy/log.h"
+#include "proxy/relay.h"
+#include "proxy/session.h"
+
+/* ---- schema lists ---------------------------------------------------------- */
+
+void schema_list_clear(schema_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static bool list_has(const schema_list *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+int schema_list_add(schema_list *l, const char *s)
+{
+    if (list_has(l, s))
+        return 0;
+    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->v = v;
+    if (!(l->v[l->n] = strdup(s)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+int schema_list_set(schema_list *l, const char *const *v, size_t n)
+{
+    schema_list_clear(l);
+    for (size_t i = 0; i < n; i++)
+        if (schema_list_add(l, v[i]) != 0)
+            return -1;
+    return 0;
+}
+
+int schema_list_copy(schema_list *dst, const schema_list *src)
+{
+    return schema_list_set(dst, (const char *const *)src->v, src->n);
+}
+
+static int list_union(schema_list *dst, const schema_list *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        if (schema_list_add(dst, src->v[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Splits a search_path value as SHOW prints it: identifiers separated by
+ * commas, double-quoted ones with "" for a quote. */
+int guard_parse_search_path(const char *text, schema_list *out)
+{
+    schema_list_clear(out);
+    const char *p = text;
+    char buf[256];
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        size_t n = 0;
+        if (*p == '"') {
+            p++;
+            while (*p && !(*p == '"' && p[1] != '"')) {
+                if (*p == '"')
+                    p++;
+                if (n + 1 >= sizeof buf)
+                    return -1;
+                buf[n++] = *p++;
+            }
+            if (*p != '"')
+                return -1;
+            p++;
+        } else {
+            while (*p && *p != ',' && *p != ' ') {
+                if (n + 1 >= sizeof buf)
+                    return -1;
+                buf[n++] = *p++;
+            }
+        }
+        buf[n] = 0;
+        if (n && schema_list_add(out, buf) != 0)
+            return -1;
+        while (*p == ' ')
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- what a statement does to search_path ---------------------------------- */
+
+static void effect_clear(path_effect *e)
+{
+    schema_list_clear(&e->schemas);
+    memset(e, 0, sizeof *e);
+}
+
+/* Adds to e what the settings of statement `index` of a may do when it runs
+ * (every statement when index is DECIDE_NONE). */
+static void effect_of(const analysis *a, size_t index, path_effect *e)
+{
+    for (size_t i = 0; i < a->n_settings; i++) {
+        const analysis_setting *st = &a->settings[i];
+        if (index != DECIDE_NONE && st->stmt_index != index)
+            continue;
+        bool sp = st->name && !strcmp(st->name, "search_path");
+        bool all = st->action == ANALYZE_SET_RESET_ALL ||
+                   (st->action == ANALYZE_SET_DISCARD && st->name && !strcmp(st->name, "all"));
+        if (!sp && !all)
+            continue;
+        e->changes = true;
+        if (st->action == ANALYZE_SET_VALUE && st->schemas) {
+            for (size_t k = 0; k < st->n_schemas; k++)
+                schema_list_add(&e->schemas, st->schemas[k]);
+        } else {
+            e->to_startup = true;
+        }
+    }
+}
+
+static int effect_copy(path_effect *dst, const path_effect *src)
+{
+    effect_clear(dst);
+    dst->changes = src->changes;
+    dst->to_startup = src->to_startup;
+    return schema_list_copy(&dst->schemas, &src->schemas);
+}
+
+/* The statement runs now: the tracked value widens to everything it may
+ * be, and the relay learns the real one once the statement has run. */
+static void effect_apply(struct session *s, const path_effect *e)
+{
+    if (!e->changes)
+        return;
+    session_guard *g = &s->guard;
+    list_union(&g->effective_path, &e->schemas);
+    if (e->to_startup)
+        list_union(&g->effective_path, &g->startup_path);
+    g->tx_path_changed = true;
+    relay_learn_search_path(s);
+}
+
+/* ---- prepared statements and portals by name -------------------------------- */
+
+static guard_named *names_find(const guard_names *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->v[i].name, name) == 0)
+            return &t->v[i];
+    return NULL;
+}
+
+/* Sets name's effect (a copy), adding the name if new. */
+static void names_put(guard_names *t, const char *name, const path_effect *e)
+{
+    guard_named *n = names_find(t, name);
+    if (!n) {
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 4;
+            guard_named *v = realloc(t->v, cap * sizeof *v);
+            if (!v)
+                return;
+            t->v = v;
+            t->cap = cap;
+        }
+        char *copy = strdup(name);
+        if (!copy)
+            return;
+        n = &t->v[t->n++];
+        memset(n, 0, sizeof *n);
+        n->name = copy;
+    }
+    effect_copy(&n->effect, e);
+}
+
+/* Drops name (every name when NULL). */
+static void names_drop(guard_names *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!name || strcmp(t->v[i].name, name) == 0) {
+            free(t->v[i].name);
+            effect_clear(&t->v[i].effect);
+            t->v[i] = t->v[--t->n];
+            if (name)
+                return;
+            i--;
+        }
+}
+
+bool guard_has_statement(const session_guard *g, const char *name)
+{
+    return names_find(&g->statements, name) != NULL;
+}
+
+/* A statement prepared under `name` with effect e. A named statement that
+ * exists already stays on the server (Parse of it fails there): its old
+ * effect is kept if the new one has none, so the union can only grow. */
+static void statement_prepared(session_guard *g, const char *name, const path_effect *e)
+{
+    guard_named *old = names_find(&g->statements, name);
+    if (old && *name && old->effect.changes && !e->changes)
+        return;
+    names_put(&g->statements, name, e);
+}
+
+/* ---- the effects of allowed statements ------------------------------------- */
+
+static bool is_tx_end(const char *tag)
+{
+    return !strcmp(tag, "COMMIT") || !strcmp(tag, "ROLLBACK") || !strcmp(tag, "END") ||
+           !strcmp(tag, "ABORT") || !strncmp(tag, "ROLLBACK", 8) || !strncmp(tag, "PREPARE TRANSACTION", 19) ||
+           !strcmp(tag, "RELEASE") || !strcmp(tag, "COMMIT PREPARED");
+}
+
+void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name)
+{
+    session_guard *g = &s->guard;
+    if (kind == 'P') {
+        /* a Parse runs nothing: its statement runs at each Execute */
+        path_effect e = {0};
+        if (a)
+            effect_of(a, DECIDE_NONE, &e);
+        statement_prepared(g, stmt_name ? stmt_name : "", &e);
+        effect_clear(&e);
+        return;
+    }
+    if (!a)
+        return;
+    path_effect now = {0};
+    for (size_t i = 0; i < a->n_stmts; i++) {
+        const analysis_stmt *st = &a->stmts[i];
+        if (st->prepare_name) {
+            /* PREPARE runs nothing either: EXECUTE runs what it prepared */
+            path_effect e = {0};
+            effect_of(a, i, &e);
+            statement_prepared(g, st->prepare_name, &e);
+            effect_clear(&e);
+            continue;
+        }
+        effect_of(a, i, &now);
+        if (st->execute_name) {
+            guard_named *p = names_find(&g->statements, st->execute_name);
+            if (p && p->effect.changes) {
+                now.changes = true;
+                now.to_startup = now.to_startup || p->effect.to_startup;
+                list_union(&now.schemas, &p->effect.schemas);
+            }
+        }
+        if (st->kind == ANALYZE_STMT_TRANSACTION && g->tx_path_changed && is_tx_end(st->tag)) {
+            now.changes = true;
+            list_union(&g->effective_path, &g->committed_path);
+        }
+        if (st->deallocate_all)
+            names_drop(&g->statements, NULL);
+        else if (st->deallocate_name)
+            names_drop(&g->statements, st->deallocate_name);
+    }
+    for (size_t i = 0; i < a->n_settings; i++) {
+        if (a->settings[i].action != ANALYZE_SET_DISCARD || !a->settings[i].name ||
+            strcmp(a->settings[i].name, "all") != 0)
+            continue;
+        /* DISCARD ALL drops every prepared statement and portal, and ends an
+         * impersonation, as it resets the role on a server */
+        names_drop(&g->statements, NULL);
+        names_drop(&g->portals, NULL);
+        if (g->imp_role) {
+            session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
+            free(g->imp_role);
+            g->imp_role = NULL;
+            g->who = g->login_who;
+        }
+    }
+    effect_apply(s, &now);
+    effect_clear(&now);
+}
+
+void guard_on_query_message(struct session *s)
+{
+    if (!s->guard.ready)
+        return;
+    names_drop(&s->guard.statements, "");
+    names_drop(&s->guard.portals, "");
+}
+
+void guard_on_bind(struct session *s, const char *portal, const char *stmt)
+{
+    session_guard *g = &s->guard;
+    if (!g->ready)
+        return;
+    const guard_named *st = names_find(&g->statements, stmt);
+    if (st && st->effect.changes)
+        names_put(&g->portals, portal, &st->effect);
+    else if (!*portal)
+        names_drop(&g->portals, "");   /* the unnamed portal is replaced; a named one that exists stays */
+}
+
+void guard_on_execute(struct session *s, const char *portal)
+{
+    if (!s->guard.ready)
+        return;
+    const guard_named *p = names_find(&s->guard.portals, portal);
+    if (p)
+        effect_apply(s, &p->effect);
+}
+
+void guard_on_close(struct session *s, char what, const char *name)
+{
+    if (!s->guard.ready)
+        return;
+    names_drop(what == 'S' ? &s->guard.statements : &s->guard.portals, name);
+}
+
+/* ---- what the warehouse tells ---------------------------------------------- */
+
+void guard_search_path_learned(struct session *s, const char *value, char tx_status)
+{
+    session_guard *g = &s->guard;
+    schema_list l = {0};
+    if (guard_parse_search_path(value, &l) != 0) {
+        session_log(s, LOG_WARNING, "cannot parse search_path \"%s\"; keeping the wider value", value);
+        schema_list_clear(&l);
+        return;
+    }
+    schema_list_clear(&g->effective_path);
+    g->effective_path = l;
+    if (tx_status == 'I') {
+        schema_list_copy(&g->committed_path, &g->effective_path);
+        g->tx_path_changed = false;
+    }
+}
+
+void guard_on_ready_for_query(struct session *s, char previous, char status)
+{
+    session_guard *g = &s->guard;
+    if (!g->ready)
+        return;
+    if (status == 'I' && g->portals.n)
+        names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
+    /* a transaction that changed search_path ended: it may have undone the change */
+    if (g->tx_path_changed && previous != 'I' && status == 'I') {
+        list_union(&g->effective_path, &g->committed_path);
+        relay_learn_search_path(s);
+    }
+}
+
+void guard_free(session_guard *g)
+{
+    schema_list_clear(&g->startup_path);
+    schema_list_clear(&g->committed_path);
+    schema_list_clear(&g->effective_path);
+    names_drop(&g->statements, NULL);
+    names_drop(&g->portals, NULL);
+    free(g->statements.v);
+    free(g->portals.v);
+    free(g->imp_role);
+    decide_memo_free(g->memo);
+    if (g->ready)
+        decision_free(&g->dec);
+    memset(g, 0, sizeof *g);
+}

@@ -1,0 +1,103 @@
+/*
+ * guard: the session state that could widen access and that statements
+ * change: the principal decisions are made for (impersonation), the
+ * effective search_path, and the prepared statements and portals that change
+ * search_path when they run.
+ *
+ * search_path is tracked without trusting guesses: a statement that may
+ * change it makes the tracked value the union of everything it could now be
+ * (the old value and every new one; decide requires every candidate schema
+ * of an unqualified name to agree), and the relay asks the warehouse (SHOW
+ * search_path, answered to martgate only) once the client's statement has
+ * run; the answer replaces the union. Transaction ends that may undo a change
+ * do the same. A statement that changes search_path need not run when it is
+ * decided: a PREPARE, or a Parse, runs at each EXECUTE or protocol Execute,
+ * so the guard keeps what each prepared statement (by name, the unnamed one
+ * too) and each portal bound from one would do, and applies it when it runs.
+ */
+#ifndef MARTGATE_GUARD_H
+#define MARTGATE_GUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/analyze.h"
+#include "policy/decide.h"
+
+struct session;
+
+/* A list of schema names (owned strings), without duplicates. */
+typedef struct {
+    char **v;
+    size_t n;
+} schema_list;
+
+void schema_list_clear(schema_list *l);
+int schema_list_add(schema_list *l, const char *s);
+int schema_list_set(schema_list *l, const char *const *v, size_t n);
+int schema_list_copy(schema_list *dst, const schema_list *src);
+/* Splits a search_path value as SHOW prints it; 0 or -1 when malformed. */
+int guard_parse_search_path(const char *text, schema_list *out);
+
+/* What running a statement may do to search_path. */
+typedef struct {
+    bool changes;
+    schema_list schemas;     /* values it may set */
+    bool to_startup;         /* RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL */
+} path_effect;
+
+/* A prepared statement or portal known to the guard, with its effect. */
+typedef struct {
+    char *name;
+    path_effect effect;
+} guard_named;
+
+typedef struct {
+    guard_named *v;
+    size_t n, cap;
+} guard_names;
+
+/* The per-session state decisions depend on. */
+typedef struct {
+    bool ready;                      /* principal filled in at login */
+    decide_principal who;            /* whom statements are decided for now */
+    decide_principal login_who;      /* who logged in (the token's principal) */
+    char *imp_role;                  /* SET ROLE taken by an impersonator, or NULL */
+    schema_list startup_path;        /* what RESET search_path goes back to */
+    schema_list committed_path;      /* outside any transaction */
+    schema_list effective_path;      /* what the server uses now */
+    bool tx_path_changed;            /* any search_path change in the open transaction */
+    guard_names statements;          /* prepared statements allowed (SQL and protocol; "" unnamed) */
+    guard_names portals;             /* portals bound from one that changes search_path */
+    decision dec;                    /* reused between statements */
+    struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
+    double catalog_since;            /* WAIT: the snapshot must be newer than this */
+    bool catalog_missing;
+} session_guard;
+
+void guard_free(session_guard *g);
+
+/* Does the session have prepared statement `name` (EXECUTE is decided by it)? */
+bool guard_has_statement(const session_guard *g, const char *name);
+
+/* An allowed Query ('Q') or Parse ('P', statement stmt_name) with analysis a:
+ * what its statements do as they run (search_path, transaction ends,
+ * DISCARD ALL), and the prepared statements it creates, runs or drops.
+ * a == NULL: a statement with none of these (one the decision memo allowed). */
+void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name);
+
+/* The extended protocol, as the relay forwards it. A Query message destroys
+ * the unnamed statement and portal; Bind ties a portal to a statement;
+ * Execute runs a portal; Close ('S' or 'P') drops one. */
+void guard_on_query_message(struct session *s);
+void guard_on_bind(struct session *s, const char *portal, const char *stmt);
+void guard_on_execute(struct session *s, const char *portal);
+void guard_on_close(struct session *s, char what, const char *name);
+
+/* Every ReadyForQuery: a transaction end may undo a search_path change, and
+ * outside a transaction no portal is left. */
+void guard_on_ready_for_query(struct session *s, char previous, char status);
+/* The answer to martgate's own SHOW search_path. */
+void guard_search_path_learned(struct session *s, const char *value, char tx_status);
+
+#endif

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Decisions follow the session's state as the warehouse holds it, statement by
+# statement within one session: the search_path however it changes (SET, SET
+# LOCAL rolled back, a PREPAREd set_config run by EXECUTE, a protocol-level
+# statement that sets it run by a later Execute), the principal (connection
+# impersonation), the policy (reload). The decision memo (policy/decide_memo)
+# allows a statement of a shape decided before (the same text but for its
+# constants) without a parse, never across such a change; constants that look
+# like names or injections do not change a shape's decision; the audit records
+# of memoized statements are as complete as the others.
+. "$(dirname "$0")/../lib/harness.sh"
+h_init session_state
+need_martgate
+DB=t_session_state
+pg_createdb $DB
+direct_psql $DB -q -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE SCHEMA a; CREATE SCHEMA b;
+CREATE TABLE a.t (id int, v text); INSERT INTO a.t SELECT g, 'a' || g FROM generate_series(1, 10) g;
+CREATE TABLE b.t (id int, v text); INSERT INTO b.t SELECT g, 'b' || g FROM generate_series(1, 10) g;
+CREATE TABLE a.hidden (id int); INSERT INTO a.hidden VALUES (1);
+CREATE TABLE b.hidden (id int, secret text); INSERT INTO b.hidden VALUES (1, 'TOP-SECRET');
+SQL
+write_policy() { # GRANT_A(true/false)
+  local a_rule=""
+  [ "$1" = true ] && a_rule='{"id": "readers-a", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["a"]}, "access": "read"},'
+  cat >"$T_DIR/policy.json" <<JSON
+{
+  "datasets": {"a": {"schemas": ["a"]}, "b": {"schemas": ["b"]}},
+  "defaults": {"search_path": [{"schemas": ["a", "b"]}]},
+  "rules": [
+    {"id": "no-b-hidden", "subjects": {"groups": ["readers"]}, "objects": {"tables": ["b.hidden"]}, "access": "deny"},
+    $a_rule
+    {"id": "readers-b", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["b"]}, "access": "read"},
+    {"id": "analyst-role", "subjects": {"groups": ["analyst-role"]}, "objects": {"datasets": ["b"]}, "access": "read"}
+  ],
+  "roles": {"only_b": {"groups": ["analyst-role"]}},
+  "impersonators": [{"subjects": {"users": ["bi-svc"]}, "roles": ["only_b"]}]
+}
+JSON
+}
+write_policy true
+MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\", \"audit\": {\"file\": \"$T_DIR/audit.jsonl\", \"fsync_interval_ms\": 0}"
+mg_start $DB || h_die "martgate did not start"
+
+# session USER GROUPS: psql reading statements from stdin, one session
+session() {
+  local tok
+  tok=$(mg_token --sub "$1" ${2:+--groups "$2"} --ttl 10m)
+  PGPASSWORD=$tok timeout "$H_TIMEOUT" psql -X -At -v VERBOSITY=verbose \
+    "host=127.0.0.1 port=$MG_PORT dbname=$DB user=$1 sslmode=verify-full sslrootcert=$MG_CA" 2>&1 || true
+}
+denial='ERROR:  42501: permission denied by policy'
+
+# ---- the same shape with other constants: allowed, each with its own answer
+out=$(session reader readers <<'SQL'
+select v from a.t where id = 3;
+select v from a.t where id = 7;
+select v from a.t where id = 11;
+select count(*) from a.t where v = 'a1' or id = 2;
+select count(*) from a.t where v = 'x'' OR 1=1; select * from b.hidden --' or id = 2;
+select count(*) from a.t where v = 'b.hidden' or id = 2;
+SQL
+)
+check_eq "one shape, other constants: each answered for its own" "a3 a7 2 1 1" "$(tr '\n' ' ' <<<"$out" | sed 's/ $//')"
+
+# ---- search_path: an unqualified name resolves elsewhere after SET
+out=$(session reader readers <<'SQL'
+set search_path = a;
+select count(*) from hidden where id = 1;
+set search_path = b;
+select count(*) from hidden where id = 2;
+set search_path = a;
+select count(*) from hidden where id = 3;
+SQL
+)
+check_match "hidden resolves to a.hidden first: allowed" '^1' "$out"
+check_match "after SET search_path = b the same shape is b.hidden: denied" "$denial.*b\\.hidden" "$out"
+check_eq "back on a: allowed again" 2 "$(grep -c '^[01]$' <<<"$out")"
+
+# SET twice: martgate learns the path after each SET has run, not before
+out=$(session reader readers <<'SQL'
+set search_path = a;
+set search_path = b;
+select * from hidden;
+SQL
+)
+check_match "SET a; SET b; then hidden is b.hidden: denied" "$denial.*b\\.hidden" "$out"
+check_nomatch "no row of b.hidden" 'TOP-SECRET' "$out"
+
+# a PREPAREd set_config changes the path when EXECUTE runs it, not when prepared
+out=$(session reader readers <<'SQL'
+set search_path = a;
+prepare p as select set_config('search_path', 'b', false);
+select 'prepared', count(*) from hidden where id = 1;
+execute p;
+select * from hidden;
+SQL
+)
+check_match "PREPARE alone changes nothing: a.hidden allowed" '^prepared\|1' "$out"
+check_match "after EXECUTE p the path is b: hidden denied" "$denial.*b\\.hidden" "$out"
+check_nomatch "no row of b.hidden through EXECUTE" 'TOP-SECRET' "$out"
+
+# the extended protocol: a named statement that sets the path runs at each Execute
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+import sys, struct, pgwire
+from pgwire import msg, cstr, summarize
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = pgwire.Conn(port=port, timeout=10)
+c.ssl_request(ca)
+c.startup("reader", db)
+c.finish_login(tok)
+def bind_exec(portal, stmt):
+    return msg("B", cstr(portal) + cstr(stmt) + struct.pack("!HHH", 0, 0, 0)) + msg("E", cstr(portal) + struct.pack("!I", 0))
+print("parse", summarize(c.query("set search_path = a")))
+c.send(msg("P", cstr("S1") + cstr("set search_path = b") + struct.pack("!H", 0)) + msg("S"))
+print("prepared", summarize(c.until_ready()))
+print("before", summarize(c.query("select count(*) from hidden where id = 1")))
+c.send(bind_exec("", "S1") + msg("S"))
+print("executed", summarize(c.until_ready()))
+print("after", summarize(c.query("select * from hidden")))
+# a named portal bound in a transaction, run after its statement is gone
+print(summarize(c.query("set search_path = a")))
+print("begin", summarize(c.query("begin")))
+c.send(msg("P", cstr("") + cstr("set search_path = b") + struct.pack("!H", 0)) +
+       msg("B", cstr("P1") + cstr("") + struct.pack("!HHH", 0, 0, 0)) + msg("S"))
+print("bound", summarize(c.until_ready()))
+c.send(msg("P", cstr("") + cstr("select 1") + struct.pack("!H", 0)) + msg("S"))
+print("replaced", summarize(c.until_ready()))
+print("in tx before", summarize(c.query("select count(*) from hidden where id = 1")))
+c.send(msg("E", cstr("P1") + struct.pack("!I", 0)) + msg("S"))
+print("portal", summarize(c.until_ready()))
+print("in tx after", summarize(c.query("select * from hidden")))
+PY
+)
+check_match "protocol: Parse of a SET alone changes nothing" "before \\['ROW 1'" "$out"
+check_match "protocol: after Execute of it, hidden is b.hidden: denied" "after \\[.ERROR 42501 .*b\\.hidden" "$out"
+check_match "protocol: a portal bound from it, before it runs: a.hidden allowed" "in tx before \\['ROW 1'" "$out"
+check_match "protocol: the portal ran after its statement was replaced: hidden denied" "in tx after \\[.ERROR 42501 .*b\\.hidden" "$out"
+check_nomatch "protocol: no row of b.hidden" 'TOP-SECRET' "$out"
+
+# SET LOCAL in a transaction that rolls back: the path returns, so does the decision
+out=$(session reader readers <<'SQL'
+set search_path = a;
+select count(*) from hidden where id = 1;
+begin;
+set local search_path = b;
+select count(*) from hidden where id = 2;
+rollback;
+select 'after rollback', count(*) from hidden where id = 3;
+SQL
+)
+check_match "SET LOCAL search_path = b: the same shape is denied" "$denial.*b\\.hidden" "$out"
+check_match "after ROLLBACK the path is a again: allowed" '^after rollback\|0' "$out"
+
+# ---- impersonation: the same shape decided for another principal
+out=$(session bi-svc readers <<'SQL'
+select count(*) from a.t where id = 1;
+set role only_b;
+select count(*) from a.t where id = 2;
+reset role;
+select 'back', count(*) from a.t where id = 3;
+SQL
+)
+check_match "as the service account: a.t allowed" '^1$' "$out"
+check_match "as role only_b the same shape is denied" "$denial.*a\\.t" "$out"
+check_match "after RESET ROLE allowed again" '^back\|1' "$out"
+
+# ---- policy reload: a session's memo does not outlive the policy it was made under
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+fifo=$T_DIR/memo.fifo; rm -f "$fifo"; mkfifo "$fifo"
+PGPASSWORD=$tok timeout 120 psql -X -At -v VERBOSITY=verbose \
+  "host=127.0.0.1 port=$MG_PORT dbname=$DB user=reader sslmode=verify-full sslrootcert=$MG_CA" \
+  <"$fifo" >"$T_DIR/held.out" 2>&1 &
+held=$!
+H_BG_PIDS+=("$held")
+exec {fd}>"$fifo"
+echo "select 'before', count(*) from a.t where id = 1;" >&$fd
+wait_until 10 grep -q '^before' "$T_DIR/held.out" || true
+write_policy false
+n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
+mg_reload
+wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+echo "select 'after', count(*) from a.t where id = 2;" >&$fd
+echo "select 'still', count(*) from b.t where id = 2;" >&$fd
+echo '\q' >&$fd
+exec {fd}>&-
+wait "$held" 2>/dev/null || true
+out=$(cat "$T_DIR/held.out")
+check_match "before the reload: allowed" '^before\|1' "$out"
+check_match "after a reload revoking a: the same shape is denied in the same session" "$denial.*a\\.t" "$out"
+check_match "after the reload b still allowed" '^still\|1' "$out"
+
+# ---- the audit records of memoized statements (SIGTERM drains the log)
+mg_stop
+recs=$(grep '"event":"statement"' "$T_DIR/audit.jsonl" | grep 'from a.t where id = \$1' || true)
+check_eq "three statements of one shape, three records" 3 "$(grep -c 'select v from a.t where id = \$1' <<<"$recs")"
+check_eq "each record complete (decision, rule, relation, dataset, rows, sqlstate)" 3 \
+  "$(grep 'select v from a.t where id = \$1' <<<"$recs" | grep '"decision":"allow"' | grep '"rule":"readers-a"' |
+     grep '"relations":\["a.t"\]' | grep '"datasets":\["a"\]' | grep '"sqlstate":"00000"' | grep -c '"rows":[01]')"
+check_eq "one fingerprint for the shape" 1 \
+  "$(grep 'select v from a.t where id = \$1' <<<"$recs" | grep -o '"fingerprint":"[0-9a-f]*"' | sort -u | wc -l)"
+check_nomatch "no constant of them in the log" "b\\.hidden --|'a1'|= 7" "$(cat "$T_DIR/audit.jsonl")"
+h_done
