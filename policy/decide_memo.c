@@ -12,7 +12,10 @@ typedef struct {
     char *key;              /* NULL: a free slot */
     size_t key_len;
     char *note;
-    size_t bytes;           /* of key and note */
+    uint64_t text_hash;     /* the last exact text of this shape seen */
+    char *text;
+    size_t text_len;
+    size_t bytes;           /* of key, note and text */
 } memo_entry;
 
 struct decide_memo {
@@ -63,6 +66,7 @@ static void entry_clear(decide_memo *m, memo_entry *e)
     m->stats.entries--;
     free(e->key);
     free(e->note);
+    free(e->text);
     memset(e, 0, sizeof *e);
 }
 
@@ -107,20 +111,71 @@ static memo_entry *find(decide_memo *m, const analyze_shape *shape)
     return NULL;
 }
 
-const char *decide_memo_get(decide_memo *m, const analyze_shape *shape)
+static uint64_t hash_text(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void fill_hit(const memo_entry *e, decide_memo_hit *hit)
+{
+    hit->note = e->note ? e->note : "";
+    hit->normalized = e->key;   /* the key starts with the normalized text */
+    hit->normalized_len = strlen(e->key);
+}
+
+bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_memo_hit *hit)
+{
+    if (!m || !m->state || len > DECIDE_MEMO_MAX_KEY)
+        return false;
+    uint64_t h = hash_text(sql, len);
+    for (size_t i = 0; i < m->n_slots; i++) {
+        memo_entry *e = &m->slots[i];
+        if (e->text && e->text_hash == h && e->text_len == len && memcmp(e->text, sql, len) == 0) {
+            m->stats.hits++;
+            fill_hit(e, hit);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Remembers sql as the exact text of e's shape last seen (within budget). */
+static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t len)
+{
+    if (len > DECIDE_MEMO_MAX_KEY || m->stats.bytes - e->text_len + len > DECIDE_MEMO_MAX_BYTES)
+        return;
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, sql, len);
+    m->stats.bytes = m->stats.bytes - e->text_len + len;
+    e->bytes = e->bytes - e->text_len + len;
+    free(e->text);
+    e->text = copy;
+    e->text_len = len;
+    e->text_hash = hash_text(sql, len);
+}
+
+bool decide_memo_find(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len,
+                      decide_memo_hit *hit)
 {
     if (!m || !m->state || !shape->decidable)
-        return NULL;
+        return false;
     memo_entry *e = find(m, shape);
     if (!e) {
         m->stats.misses++;
-        return NULL;
+        return false;
     }
     m->stats.hits++;
-    return e->note ? e->note : "";
+    remember_text(m, e, sql, len);
+    fill_hit(e, hit);
+    return true;
 }
 
-void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *note)
+void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len, const char *note)
 {
     if (!m || !m->state || !shape->decidable || shape->key_len > DECIDE_MEMO_MAX_KEY || find(m, shape))
         return;
@@ -169,6 +224,7 @@ void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *not
     m->stats.bytes += bytes;
     m->stats.entries++;
     m->stats.kept++;
+    remember_text(m, e, sql, len);
 }
 
 void decide_memo_free(decide_memo *m)

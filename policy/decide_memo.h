@@ -18,8 +18,11 @@
  *    other than the memo's empties it.
  * Shapes that are not decidable (UESCAPE) are never looked up or kept.
  *
+ * The exact text last seen of each shape is kept too: the same text again
+ * (a prepared statement's, a dashboard's) is found without even a scan.
+ *
  * Bounded: at most DECIDE_MEMO_SLOTS entries and DECIDE_MEMO_MAX_BYTES of
- * keys and notes; a key over DECIDE_MEMO_MAX_KEY is not kept.
+ * keys, notes and texts; a key or text over DECIDE_MEMO_MAX_KEY is not kept.
  */
 #ifndef MARTGATE_DECIDE_MEMO_H
 #define MARTGATE_DECIDE_MEMO_H
@@ -44,13 +47,26 @@ bool decide_memo_keeps(const analysis *a, const decision *d);
  * memory (then nothing is looked up or kept). */
 bool decide_memo_state(decide_memo **m, const void *state, size_t len);
 
-/* The note kept with a decidable shape (the caller's: the audit members of
- * the decision; "" when it kept none), or NULL when the memo has no decision
- * for it. */
-const char *decide_memo_get(decide_memo *m, const analyze_shape *shape);
+/* What the memo knows of a text it has a decision for: the note kept with
+ * it (the caller's: the audit members of the decision; "" when it kept
+ * none) and the normalized text of its shape. Valid until the next call. */
+typedef struct {
+    const char *note;
+    const char *normalized;
+    size_t normalized_len;
+} decide_memo_hit;
 
-/* Keeps an allowed decision for a shape, with a copy of note (may be NULL). */
-void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *note);
+/* By the exact text (the last one seen of each shape): no scan at all.
+ * true on a hit. */
+bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_memo_hit *hit);
+/* By shape (decidable shapes only); remembers sql as its shape's last text.
+ * true on a hit. */
+bool decide_memo_find(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len,
+                      decide_memo_hit *hit);
+
+/* Keeps an allowed decision for a shape, with a copy of note (may be NULL);
+ * sql is the text decided. */
+void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len, const char *note);
 
 void decide_memo_free(decide_memo *m);
 

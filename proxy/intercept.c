@@ -256,6 +256,13 @@ static bool memo_enter_state(session *s, const policy_t *p)
 static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
                              const analyze_shape *memo, const analyze_shape *shape, intercept_result *out);
 
+/* Allowed as written, as the memo says: no statement of it changes state. */
+static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const decide_memo_hit *hit)
+{
+    guard_statement_allowed(s, NULL, kind, stmt_name);
+    s->pending_req = trail_allowed(s, kind, stmt_name, sql, hit->note, hit->normalized, hit->normalized_len);
+}
+
 void intercept_statement(session *s, char kind, const char *stmt_name, const char *sql,
                          intercept_result *out)
 {
@@ -286,18 +293,22 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         return;
     }
     /* a text of a shape decided before in this state: allowed as written */
-    analyze_shape shape;
-    bool memo = analyze_shape_of(sql, &shape, NULL) == 0;
-    if (memo && !(shape.decidable && memo_enter_state(s, p)))
-        memo = false;
-    const char *note = memo ? decide_memo_get(g->memo, &shape) : NULL;
-    if (note) {
-        guard_statement_allowed(s, NULL, kind, stmt_name);
-        s->pending_req = trail_allowed(s, kind, stmt_name, sql, note, shape.normalized, shape.normalized_len);
-    } else {
-        decide_statement(s, p, kind, stmt_name, sql, memo ? &shape : NULL, shape.normalized ? &shape : NULL, out);
+    size_t len = strlen(sql);
+    bool memo = memo_enter_state(s, p);
+    decide_memo_hit hit;
+    if (memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
+        allowed_by_memo(s, kind, stmt_name, sql, &hit);
+        return;
     }
-    analyze_shape_clear(&shape);
+    analyze_shape shape;
+    bool shaped = analyze_shape_of(sql, &shape, NULL) == 0;
+    memo = memo && shaped && shape.decidable;
+    if (memo && decide_memo_find(g->memo, &shape, sql, len, &hit))
+        allowed_by_memo(s, kind, stmt_name, sql, &hit);
+    else
+        decide_statement(s, p, kind, stmt_name, sql, memo ? &shape : NULL, shaped ? &shape : NULL, out);
+    if (shaped)
+        analyze_shape_clear(&shape);
 }
 
 /* Analysis and decision of a text the memo does not know. memo: the shape
@@ -403,7 +414,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
                                                              decision_reason(&g->dec))
                                     : NULL;
             if (members || !audited)
-                decide_memo_put(g->memo, memo, members);
+                decide_memo_put(g->memo, memo, sql, strlen(sql), members);
             s->pending_req = trail_allowed(s, kind, stmt_name, sql, members, shape->normalized, shape->normalized_len);
             free(members);
         } else {

@@ -273,7 +273,7 @@ static void put_text(decide_memo *m, const char *sql, const char *note)
 {
     analyze_shape sh;
     assert_int_equal(analyze_shape_of(sql, &sh, NULL), 0);
-    decide_memo_put(m, &sh, note);
+    decide_memo_put(m, &sh, sql, strlen(sql), note);
     analyze_shape_clear(&sh);
 }
 
@@ -281,7 +281,10 @@ static const char *get_text(decide_memo *m, const char *sql)
 {
     analyze_shape sh;
     assert_int_equal(analyze_shape_of(sql, &sh, NULL), 0);
-    const char *note = decide_memo_get(m, &sh);
+    decide_memo_hit hit;
+    const char *note = decide_memo_find(m, &sh, sql, strlen(sql), &hit) ? hit.note : NULL;
+    if (note)
+        assert_string_equal(hit.normalized, sh.normalized);
     analyze_shape_clear(&sh);
     return note;
 }
@@ -299,11 +302,20 @@ static void test_bookkeeping(void **state)
     assert_string_equal(get_text(m, "SELECT 3"), "");          /* kept without a note */
     assert_null(get_text(m, "SELECT * FROM t WHERE id = '1'"));  /* another constant type */
     assert_null(get_text(m, "SELECT * FROM t WHERE id = $1"));   /* a parameter is not a constant */
+    /* the exact text last seen of a shape is found without a scan */
+    decide_memo_hit hit;
+    const char *q1 = "SELECT * FROM t WHERE id = 1", *q2 = "SELECT * FROM t WHERE id = 987";
+    assert_true(decide_memo_find_text(m, q2, strlen(q2), &hit));   /* the last one found by shape */
+    assert_string_equal(hit.note, "note-1");
+    assert_string_equal(hit.normalized, "SELECT * FROM t WHERE id = $1");
+    assert_false(decide_memo_find_text(m, q1, strlen(q1), &hit));
+    assert_false(decide_memo_find_text(m, "SELECT * FROM t WHERE id = 5", 28, &hit));
     /* the same state keeps it, another one empties it */
     assert_true(decide_memo_state(&m, "A", 1));
     assert_string_equal(get_text(m, "SELECT 3"), "");
     assert_true(decide_memo_state(&m, "AB", 2));
     assert_null(get_text(m, "SELECT 3"));
+    assert_false(decide_memo_find_text(m, q2, strlen(q2), &hit));
     decide_memo_stats st;
     decide_memo_get_stats(m, &st);
     assert_int_equal(st.entries, 0);
