@@ -30,6 +30,7 @@
 #include <zlib.h>
 
 #include "proxy/audit.h"
+#include "proxy/jsonw.h"
 
 int cmd_audit_main(int argc, char **argv);
 
@@ -1230,11 +1231,67 @@ static int sink_driver(const char *config_path)
     return 0;
 }
 
+/* jsonw: whatever bytes a client sent, a record is one line of valid JSON
+ * that reads back as the same text (invalid UTF-8 as U+FFFD). */
+static void test_jsonw_escaping(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *back;   /* what jansson reads back */
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"quote \" and \\ backslash", 24, "quote \" and \\ backslash"},
+        {"line\nfeed\r\ttab\b\f", 18, "line\nfeed\r\ttab\b\f"},
+        {"ctl \x01\x1f del \x7f", 13, "ctl \x01\x1f del \x7f"},
+        {"nul \0 inside", 13, NULL},
+        {"utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80", 20, "utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"bad \xff byte", 10, "bad \xef\xbf\xbd byte"},
+        {"cut \xe2\x82", 6, "cut \xef\xbf\xbd\xef\xbf\xbd"},
+        {"surrogate \xed\xa0\x80", 13, "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"overlong \xc0\xaf", 11, "overlong \xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        jsonw w = {0};
+        jw_raw(&w, "{", 1);
+        jw_strn(&w, "v", cases[i].in, cases[i].len);
+        jw_int(&w, "n", -42);
+        jw_ms(&w, "ms", 1.2345678);
+        jw_bool(&w, "b", true);
+        jw_null(&w, "z");
+        static const char *const list[] = {"a", "\"b\""};
+        jw_strs(&w, "l", list, 2);
+        jw_raw(&w, "}", 1);
+        assert_false(w.oom);
+        assert_null(memchr(w.s, '\n', w.len));   /* one line */
+        json_error_t je;
+        json_t *o = json_loadb(w.s, w.len, JSON_ALLOW_NUL, &je);
+        if (!o)
+            fail_msg("case %zu: not valid JSON (%s): %s", i, je.text, w.s);
+        json_t *v = json_object_get(o, "v");
+        if (cases[i].back) {
+            assert_string_equal(json_string_value(v), cases[i].back);
+        } else {
+            assert_int_equal(json_string_length(v), cases[i].len);
+            assert_memory_equal(json_string_value(v), cases[i].in, cases[i].len);
+        }
+        assert_int_equal(json_integer_value(json_object_get(o, "n")), -42);
+        assert_true(json_real_value(json_object_get(o, "ms")) == 1.235);
+        assert_true(json_is_true(json_object_get(o, "b")));
+        assert_true(json_is_null(json_object_get(o, "z")));
+        assert_string_equal(json_string_value(json_array_get(json_object_get(o, "l"), 1)), "\"b\"");
+        json_decref(o);
+        jw_free(&w);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "sink-driver") == 0)
         return sink_driver(argv[2]);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jsonw_escaping),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_settings_and_noop),
         cmocka_unit_test(test_records_normalized),
