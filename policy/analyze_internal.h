@@ -90,6 +90,42 @@ typedef struct sql_token {
     char ch;               /* SQL_TOK_CHAR */
 } sql_token;
 
+/* One token as the PostgreSQL scanner returns it. */
+typedef enum sql_lex_kind {
+    SQL_LEX_KEYWORD = 1,   /* keyword_index says which */
+    SQL_LEX_IDENT,         /* identifier, quoted identifier, U&"..." */
+    SQL_LEX_ICONST,        /* integer constant */
+    SQL_LEX_FCONST,        /* float/numeric constant */
+    SQL_LEX_SCONST,        /* string constant: '...', E'...', $$...$$, U&'...' */
+    SQL_LEX_BCONST,        /* B'...' */
+    SQL_LEX_XCONST,        /* X'...' */
+    SQL_LEX_PARAM,         /* $n (param says n) */
+    SQL_LEX_COMMENT,       /* -- or slash-star comment */
+    SQL_LEX_CHAR,          /* a single character token: ch */
+    SQL_LEX_OTHER          /* operators, typecasts, ... */
+} sql_lex_kind;
+
+typedef struct sql_lexeme {
+    sql_lex_kind kind;
+    int location;          /* byte offset of its first byte in the whole text */
+    int keyword_index;     /* SQL_LEX_KEYWORD: index in ScanKeywords, else -1 */
+    long param;            /* SQL_LEX_PARAM */
+    char ch;               /* SQL_LEX_CHAR */
+} sql_lexeme;
+
+/* Called per token; false stops the scan. */
+typedef bool (*sql_lex_fn)(void *arg, const sql_lexeme *t);
+
+/* Runs the PostgreSQL scanner over sql from byte `from` (a token boundary),
+ * calling fn for each token. Returns 0, or -1 when the scanner rejects the
+ * text (unterminated quote...), with err filled and *cursorpos (may be NULL)
+ * the 1-based position it gives. */
+int sql_lex(const char *sql, int from, sql_lex_fn fn, void *arg, char *err, size_t errlen, int *cursorpos);
+
+/* Where a token that starts at `start` ends, when the next one starts at
+ * next_start: there, less the blanks between them. */
+int sql_token_end(const char *sql, int next_start, int start);
+
 /* Scans the text with the PostgreSQL scanner, from byte `from` (a token
  * boundary: 0 or a statement's start) until SQL_SCAN_MARGIN tokens after
  * byte `until` have been read (until < 0: to the end). Token offsets are

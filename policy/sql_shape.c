@@ -17,52 +17,12 @@
  * identifier is decoded with. A text with UESCAPE is marked not decidable by
  * shape (analyze_shape.decidable false); the caller then parses it fully.
  */
-#include <pg_query.h>
-#undef PG_MAJORVERSION
-#undef PG_VERSION
-#undef PG_VERSION_NUM
-#undef PG_VERSION_STR
-
-#include "postgres.h"
-#include "common/keywords.h"
-#include "parser/scanner.h"
-#include "pg_query_internal.h"
-
-#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "policy/analyze_internal.h"
-
-/* Token codes the scanner API fixes (parser/gram.h of PostgreSQL 15). */
-enum {
-    TOKEN_FCONST = 260,
-    TOKEN_SCONST = 261,
-    TOKEN_USCONST = 262,
-    TOKEN_BCONST = 263,
-    TOKEN_XCONST = 264,
-    TOKEN_ICONST = 266,
-    TOKEN_PARAM = 267,
-    KEYWORD_BASE = 4096   /* keywords come back as KEYWORD_BASE + index */
-};
-
-/* Keyword index → token code, the same for every scan: built once. */
-static uint16 *keyword_tokens;
-static int uescape_index = -1;
-static pthread_once_t keyword_once = PTHREAD_ONCE_INIT;
-
-static void build_keyword_tokens(void)
-{
-    int nk = ScanKeywords.num_keywords;
-    uint16 *t = malloc(sizeof *t * (size_t)(nk > 0 ? nk : 1));
-    if (!t)
-        return;
-    for (int i = 0; i < nk; i++)
-        t[i] = (uint16)(KEYWORD_BASE + i);
-    uescape_index = ScanKeywordLookup("uescape", &ScanKeywords);
-    keyword_tokens = t;
-}
 
 typedef struct {
     int start, end;
@@ -71,6 +31,7 @@ typedef struct {
 
 typedef struct {
     const char *sql;
+    int uescape_index;
     shape_const *consts;
     size_t n, cap;
     long max_param;
@@ -78,19 +39,14 @@ typedef struct {
     bool out_of_memory;
 } shape_job;
 
-static bool is_space(char c)
+static char const_type(sql_lex_kind kind)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static char const_type(int tok)
-{
-    switch (tok) {
-    case TOKEN_ICONST: return 'i';
-    case TOKEN_FCONST: return 'f';
-    case TOKEN_SCONST: case TOKEN_USCONST: return 's';
-    case TOKEN_BCONST: return 'b';
-    case TOKEN_XCONST: return 'x';
+    switch (kind) {
+    case SQL_LEX_ICONST: return 'i';
+    case SQL_LEX_FCONST: return 'f';
+    case SQL_LEX_SCONST: return 's';
+    case SQL_LEX_BCONST: return 'b';
+    case SQL_LEX_XCONST: return 'x';
     default: return 0;
     }
 }
@@ -98,51 +54,33 @@ static char const_type(int tok)
 /* A constant ends where the next token starts, less the blanks between. */
 static void close_pending(shape_job *job, int next_start)
 {
-    if (job->n == 0 || job->consts[job->n - 1].end >= 0)
-        return;
-    int end = next_start;
-    while (end > job->consts[job->n - 1].start + 1 && is_space(job->sql[end - 1]))
-        end--;
-    job->consts[job->n - 1].end = end;
+    if (job->n && job->consts[job->n - 1].end < 0)
+        job->consts[job->n - 1].end = sql_token_end(job->sql, next_start, job->consts[job->n - 1].start);
 }
 
-static void scan_shape(void *arg)
+static bool shape_token(void *arg, const sql_lexeme *t)
 {
     shape_job *job = arg;
-    union {
-        core_yy_extra_type extra;
-        char room[sizeof(core_yy_extra_type) + 64];   /* libpg_query keeps one more field */
-    } state;
-    core_YYSTYPE value;
-    int location = 0;
-    core_yyscan_t scanner = scanner_init(job->sql, &state.extra, &ScanKeywords, keyword_tokens);
-    for (;;) {
-        int tok = core_yylex(&value, &location, scanner);
-        if (tok == 0)
-            break;
-        close_pending(job, location);
-        if (tok == TOKEN_PARAM) {
-            if (value.ival > job->max_param)
-                job->max_param = value.ival;
-        } else if (uescape_index >= 0 && tok == KEYWORD_BASE + uescape_index) {
-            job->uescape = true;
+    close_pending(job, t->location);
+    if (t->kind == SQL_LEX_PARAM && t->param > job->max_param)
+        job->max_param = t->param;
+    else if (t->kind == SQL_LEX_KEYWORD && t->keyword_index == job->uescape_index)
+        job->uescape = true;
+    char type = const_type(t->kind);
+    if (!type)
+        return true;
+    if (job->n == job->cap) {
+        size_t ncap = job->cap ? job->cap * 2 : 16;
+        shape_const *grown = realloc(job->consts, ncap * sizeof *grown);
+        if (!grown) {
+            job->out_of_memory = true;
+            return false;
         }
-        char type = const_type(tok);
-        if (!type)
-            continue;
-        if (job->n == job->cap) {
-            size_t ncap = job->cap ? job->cap * 2 : 16;
-            shape_const *grown = realloc(job->consts, ncap * sizeof *grown);
-            if (!grown) {
-                job->out_of_memory = true;
-                break;
-            }
-            job->consts = grown;
-            job->cap = ncap;
-        }
-        job->consts[job->n++] = (shape_const){.start = location, .end = -1, .type = type};
+        job->consts = grown;
+        job->cap = ncap;
     }
-    scanner_finish(scanner);
+    job->consts[job->n++] = (shape_const){.start = t->location, .end = -1, .type = type};
+    return true;
 }
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -177,36 +115,17 @@ int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
         }
         return -1;
     }
-    pthread_once(&keyword_once, build_keyword_tokens);
-    if (!keyword_tokens) {
-        if (err) {
-            snprintf(err->message, sizeof err->message, "out of memory");
-            snprintf(err->sqlstate, sizeof err->sqlstate, "XX000");
-        }
-        return -1;
-    }
-    shape_job job = {.sql = sql};
-    MemoryContext mcx = pg_query_enter_memory_context();
-    int rc = 0;
-    if (pg_guard_call(scan_shape, &job) != 0) {
-        ErrorData *e = CopyErrorData();
-        FlushErrorState();
-        if (err) {
-            snprintf(err->message, sizeof err->message, "%s", e && e->message ? e->message : "scanner error");
-            err->cursor_position = e ? e->cursorpos : 0;
-            snprintf(err->sqlstate, sizeof err->sqlstate, "42601");
-        }
-        rc = -1;
-    } else if (job.out_of_memory) {
-        if (err) {
-            snprintf(err->message, sizeof err->message, "out of memory");
-            snprintf(err->sqlstate, sizeof err->sqlstate, "XX000");
-        }
-        rc = -1;
-    }
-    pg_query_exit_memory_context(mcx);
-    if (rc != 0) {
+    static const char oom[] = "out of memory";
+    shape_job job = {.sql = sql, .uescape_index = sql_keyword_index("uescape")};
+    char why[256];
+    int cursor = 0;
+    if (sql_lex(sql, 0, shape_token, &job, why, sizeof why, &cursor) != 0 || job.out_of_memory) {
         free(job.consts);
+        if (err) {
+            snprintf(err->message, sizeof err->message, "%s", job.out_of_memory ? oom : why);
+            err->cursor_position = job.out_of_memory ? 0 : cursor;
+            snprintf(err->sqlstate, sizeof err->sqlstate, "%s", job.out_of_memory ? "XX000" : "42601");
+        }
         return -1;
     }
     close_pending(&job, (int)total);
@@ -219,7 +138,7 @@ int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
     if (!key) {
         free(job.consts);
         if (err) {
-            snprintf(err->message, sizeof err->message, "out of memory");
+            snprintf(err->message, sizeof err->message, "%s", oom);
             snprintf(err->sqlstate, sizeof err->sqlstate, "XX000");
         }
         return -1;

@@ -635,12 +635,13 @@ static audit_status submit_json(audit_log *a, json_t *rec, bool always)
         json_object_set_new(rec, "ts", json_string(ts));
     }
     json_t *q = json_object_get(rec, "query");
-    char *query = json_is_string(q) ? strdup(json_string_value(q)) : NULL;
+    bool has_query = json_is_string(q);
+    char *query = has_query ? strdup(json_string_value(q)) : NULL;
     if (query)
-        json_object_del(rec, "query");
+        json_object_del(rec, "query");   /* q is gone now */
     char *text = json_dumps(rec, JSON_COMPACT);
     audit_status st;
-    if (!text || (json_is_string(q) && !query)) {
+    if (!text || (has_query && !query)) {
         log_msg(LOG_ERROR, "audit: out of memory serializing a record");
         st = reserve ? AUDIT_OK : (a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT);
     } else {

@@ -1241,16 +1241,18 @@ static void test_jsonw_escaping(void **state)
         size_t len;
         const char *back;   /* what jansson reads back */
     } cases[] = {
-        {"plain", 5, "plain"},
-        {"quote \" and \\ backslash", 24, "quote \" and \\ backslash"},
-        {"line\nfeed\r\ttab\b\f", 18, "line\nfeed\r\ttab\b\f"},
-        {"ctl \x01\x1f del \x7f", 13, "ctl \x01\x1f del \x7f"},
-        {"nul \0 inside", 13, NULL},
-        {"utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80", 20, "utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80"},
-        {"bad \xff byte", 10, "bad \xef\xbf\xbd byte"},
-        {"cut \xe2\x82", 6, "cut \xef\xbf\xbd\xef\xbf\xbd"},
-        {"surrogate \xed\xa0\x80", 13, "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
-        {"overlong \xc0\xaf", 11, "overlong \xef\xbf\xbd\xef\xbf\xbd"},
+#define C(in, back) {in, sizeof in - 1, back}
+        C("plain", "plain"),
+        C("quote \" and \\ backslash", "quote \" and \\ backslash"),
+        C("line\nfeed\r\ttab\b\f", "line\nfeed\r\ttab\b\f"),
+        C("ctl \x01\x1f del \x7f", "ctl \x01\x1f del \x7f"),
+        C("nul \0 inside", NULL),
+        C("utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80", "utf-8 \xc3\xa7\xc3\xa3o \xe2\x82\xac \xf0\x9f\x98\x80"),
+        C("bad \xff byte", "bad \xef\xbf\xbd byte"),
+        C("cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"),
+        C("surrogate \xed\xa0\x80", "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+        C("overlong \xc0\xaf", "overlong \xef\xbf\xbd\xef\xbf\xbd"),
+#undef C
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         jsonw w = {0};
