@@ -4,7 +4,6 @@
 #include "proxy/jsonw.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,24 +165,44 @@ void jw_str(jsonw *w, const char *key, const char *value)
     jw_strn(w, key, value, value ? strlen(value) : 0);
 }
 
+/* Decimal digits of v into the end of buf[24]; returns where they start
+ * (two records a statement: printf's machinery costs more than this). */
+static char *digits_of(unsigned long long v, char *end)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 void jw_int(jsonw *w, const char *key, long long value)
 {
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", value);
+    char buf[24], *end = buf + sizeof buf;
+    unsigned long long mag = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    char *p = digits_of(mag, end);
+    if (value < 0)
+        *--p = '-';
     jw_key(w, key);
-    jw_raw(w, buf, (size_t)n);
+    jw_raw(w, p, (size_t)(end - p));
 }
 
 void jw_ms(jsonw *w, const char *key, double ms)
 {
     /* microseconds as an integer, then the decimal point put in by hand */
-    if (ms < 0)
+    if (!(ms > 0))
         ms = 0;
+    if (ms > 1e15)
+        ms = 1e15;
     unsigned long long us = (unsigned long long)(ms * 1000.0 + 0.5);
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%llu.%03llu", us / 1000, us % 1000);
+    char buf[24], *end = buf + sizeof buf;
+    char *p = end - 3;
+    for (int i = 0; i < 3; i++, us /= 10)
+        p[2 - i] = (char)('0' + us % 10);
+    *--p = '.';
+    p = digits_of(us, p);
     jw_key(w, key);
-    jw_raw(w, buf, (size_t)n);
+    jw_raw(w, p, (size_t)(end - p));
 }
 
 void jw_bool(jsonw *w, const char *key, bool value)

@@ -1286,6 +1286,18 @@ static void test_jsonw_escaping(void **state)
         json_decref(o);
         jw_free(&w);
     }
+    /* numbers, written by hand */
+    jsonw w = {0};
+    jw_int(&w, "a", 0);
+    jw_int(&w, "b", INT64_MIN);
+    jw_int(&w, "c", 1234567890123LL);
+    jw_ms(&w, "d", 0.0004);
+    jw_ms(&w, "e", 1234.5678);
+    jw_ms(&w, "f", -3);
+    jw_ms(&w, "g", 0.05);
+    assert_string_equal(w.s, "\"a\":0,\"b\":-9223372036854775808,\"c\":1234567890123,\"d\":0.000,"
+                             "\"e\":1234.568,\"f\":0.000,\"g\":0.050");
+    jw_free(&w);
 }
 
 int main(int argc, char **argv)
