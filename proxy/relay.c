@@ -313,6 +313,12 @@ static bool handle_statement(session *s, char type, uint32_t len)
         protocol_violation(s, type == 'Q' ? "invalid Query message" : "invalid Parse message");
         return false;
     }
+    if (name && strlen(name) > RELAY_MAX_NAME) {
+        char why[96];
+        snprintf(why, sizeof why, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
+        protocol_violation(s, why);
+        return false;
+    }
     size_t rest = blen - pos; /* Parse: parameter count and types */
     if (type == 'P' && (rest < 2 || rest != 2 + 4 * (size_t)(((unsigned char)body[pos] << 8) | (unsigned char)body[pos + 1]))) {
         protocol_violation(s, "invalid Parse message: parameter types do not match their count");
@@ -433,9 +439,17 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             const char *a = pgw_read_cstring(body, blen, &pos);
             const char *b = type == 'B' && a ? pgw_read_cstring(body, blen, &pos) : NULL;
             if (!a || (type == 'B' && !b)) {
-                if (off + len + 1 > n && n - off < RELAY_MAX_NAMES)
+                if (off + len + 1 > n && n - off < 5 + 1 + 2 * (RELAY_MAX_NAME + 1))
                     return SCAN_MORE;   /* names not all here yet: wait for them */
-                snprintf(bad, badlen, "portal or statement name too long (over %d bytes)", RELAY_MAX_NAMES);
+                if (off + len + 1 <= n)
+                    snprintf(bad, badlen, "invalid %s message: a name is not terminated",
+                             type == 'B' ? "Bind" : type == 'E' ? "Execute" : "Close");
+                else
+                    snprintf(bad, badlen, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
+                return SCAN_BAD;
+            }
+            if (strlen(a) > RELAY_MAX_NAME || (b && strlen(b) > RELAY_MAX_NAME)) {
+                snprintf(bad, badlen, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
                 return SCAN_BAD;
             }
             if (type == 'B') {

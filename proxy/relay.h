@@ -49,9 +49,10 @@ typedef struct {
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
 #define RELAY_HIGH_WATER (256 * 1024)
-/* The names that begin a Bind, Execute or Close (portal, statement) must fit
- * in this many bytes: the guard must read them to follow what runs. */
-#define RELAY_MAX_NAMES 600
+/* Longest portal or statement name of a Bind, Execute or Close (bytes): the
+ * guard reads every one to follow what runs, so a longer one is refused
+ * (PostgreSQL's own identifiers stop at 63). */
+#define RELAY_MAX_NAME 256
 
 /* None of these frees the session (see session_close), and none flushes:
  * the caller flushes both sides once per event. */

@@ -308,6 +308,24 @@ login_then("unknown message type 'z'", msg("z", b"abc"))
 login_then("unknown message type 0x00", b"\0" + struct.pack("!i", 4))
 login_then("second startup packet after login", pgwire.startup_packet({"user": "x", "database": DB}))
 login_then("Query text not NUL-terminated", msg("Q", b"select 1"), seconds=3, or_error=("08P01",))
+login_then("Execute with its portal name not terminated", msg("E", b"portal") + msg("S"), seconds=3, or_error=("08P01",))
+if MARTGATE:
+    # martgate must read the names of every Bind/Execute/Close to follow what
+    # runs (guard): longer than its limit is refused, not skipped
+    login_then("Bind with a 300-byte portal name (limit 256)",
+               msg("B", cstr("p" * 300) + cstr("") + struct.pack("!hhh", 0, 0, 0)) + msg("S"))
+    login_then("Close with a 257-byte statement name", msg("C", b"S" + cstr("s" * 257)) + msg("S"))
+    login_then("Parse with a 257-byte statement name", msg("P", cstr("s" * 257) + cstr("select 1") + struct.pack("!h", 0)))
+    try:
+        c = pgwire.target_login(DB)
+        c.send(msg("P", cstr("n" * 256) + cstr("select 'long name ok'") + struct.pack("!h", 0)) +
+               msg("B", cstr("q" * 256) + cstr("n" * 256) + struct.pack("!hhh", 0, 0, 0)) +
+               msg("E", cstr("q" * 256) + struct.pack("!i", 0)) + msg("S"))
+        rows = pgwire.summarize(c.until_ready())
+        R.check("names of 256 bytes are accepted", "ROW long name ok" in rows, rows)
+        c.terminate()
+    except Exception as e:
+        R.check("names of 256 bytes are accepted", False, repr(e))
 try:
     c = pgwire.target_login(DB)
     c.send(b"Q" + struct.pack("!i", 100))   # half a message, then hang up
