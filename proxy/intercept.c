@@ -220,9 +220,10 @@ static void state_put(state_buf *b, const void *v, size_t n)
 
 static void state_str(state_buf *b, const char *v)
 {
-    if (!v)
-        v = "\x01";   /* NULL, distinct from "" */
-    state_put(b, v, strlen(v) + 1);
+    /* a tag byte, so that NULL, "" and any text stay distinct */
+    state_put(b, v ? "s" : "n", 1);
+    if (v)
+        state_put(b, v, strlen(v) + 1);
 }
 
 static void state_list(state_buf *b, const char *const *v, size_t n)
