@@ -130,6 +130,8 @@ check_match "allowed SET search_path, then unqualified names resolve there" '^2$
 out=$(as "${ORIG[@]}" -c 'select count(*) from leads')
 check_match "unqualified name outside the readable search_path" 'ERROR' "$out"
 denied "query_to_xml runs hidden SQL" "${ORIG[@]}" "select query_to_xml('select * from raw.leads', true, true, '')"
+denied "ts_stat runs hidden SQL" "${ORIG[@]}" "select * from ts_stat('select to_tsvector(email) from raw.leads')"
+denied "ts_rewrite runs hidden SQL" "${ORIG[@]}" "select ts_rewrite('a'::tsquery, 'select email::tsquery, email::tsquery from raw.leads')"
 denied "pg_read_file"                "${ORIG[@]}" "select pg_read_file('/etc/passwd')"
 denied "lo_import"                   "${ORIG[@]}" "select lo_import('/etc/passwd')"
 denied "dblink"                      "${ORIG[@]}" "select * from dblink('dbname=x', 'select 1') as t(a int)"
