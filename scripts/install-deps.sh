@@ -10,6 +10,7 @@ PKGS=(
   libpg-query-dev postgresql-server-dev-15 zlib1g-dev
   postgresql-15 postgresql-client-15 pgbouncer
   libpostgresql-jdbc-java default-jdk-headless
+  clang libclang-rt-14-dev jq
   openssl procps util-linux iproute2 python3
 )
 

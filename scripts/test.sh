@@ -2,7 +2,8 @@
 # The README's test command (and CI's): installs what is missing, builds twice
 # (optimised with -Werror, and with AddressSanitizer + UndefinedBehaviorSanitizer),
 # runs every cmocka unit test in both builds, then the integration suite (real
-# PostgreSQL 15, psql, pgbench, pg_dump, pgjdbc) against both binaries.
+# PostgreSQL 15, psql, pgbench, pg_dump, pgjdbc) against both binaries, then
+# each libFuzzer target for a short while (tests/fuzz/run.sh).
 # Ends with one line "total: N passed, N failed" adding up every check of every
 # suite (a suite that dies before reporting counts as one failure).
 set -uo pipefail
@@ -56,6 +57,10 @@ run_suite "policy tests: examples/passei-direto" build/martgate policy test \
 for build in build-asan build; do
   run_suite "integration: $build/martgate" env MARTGATE_BIN="$root/$build/martgate" bash tests/integration/run.sh
 done
+
+# libFuzzer (clang) over SQL through the policy engine, startup packets,
+# policy files and audit JSON, a short run each (FUZZ_SECONDS)
+run_suite "fuzz: tests/fuzz" env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash tests/fuzz/run.sh
 
 echo
 for f in "${failed[@]+"${failed[@]}"}"; do echo "FAILED suite: $f"; done

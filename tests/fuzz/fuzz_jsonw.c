@@ -37,34 +37,34 @@
  * surrogates, at most U+10FFFF), or 0 when p starts none. */
 static size_t seq_len(const uint8_t *p, size_t n)
 {
-        uint8_t c = p[0];
-        size_t len;
-        uint8_t lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            return 1;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0)
-                lo = 0xA0;
-            if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0)
-                lo = 0x90;
-            if (c == 0xF4)
-                hi = 0x8F;
-        } else {
+    uint8_t c = p[0];
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if (p[k] < 0x80 || p[k] > 0xBF)
             return 0;
-        }
-        if (n < len || p[1] < lo || p[1] > hi)
-            return 0;
-        for (size_t k = 2; k < len; k++)
-            if (p[k] < 0x80 || p[k] > 0xBF)
-                return 0;
-        return len;
+    return len;
 }
 
 /* What the string must decode to: the input with every byte that starts no
