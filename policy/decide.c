@@ -472,7 +472,7 @@ static void decide_setting(const policy_t *p, const subj *s, const analysis_sett
             it->why = W_SET_BUILTIN;
             return;
         }
-    for (size_t i = 0; i < p->n_settings; i++)
+    for (size_t i = 0; p && i < p->n_settings; i++)
         if (glob_match(&p->settings[i].name, st->name)) {
             it->verdict = DECIDE_DENY;
             it->why = W_SET_POLICY;
@@ -522,6 +522,32 @@ static void decide_setting(const policy_t *p, const subj *s, const analysis_sett
             it->why = W_SET_VALUE;
         }
     }
+}
+
+bool decide_setting_value(const policy_t *p, const char *name, const char *value, char *why, size_t whylen)
+{
+    char lower[128];
+    size_t n = 0;
+    for (; name[n] && n + 1 < sizeof lower; n++)
+        lower[n] = (char)(name[n] >= 'A' && name[n] <= 'Z' ? name[n] + 32 : name[n]);
+    lower[n] = 0;
+    if (strcmp(lower, "search_path") == 0)
+        return true;   /* the caller checks each schema */
+    analysis_setting st = {.action = ANALYZE_SET_VALUE, .name = lower, .value = value};
+    decide_item it = {.kind = DECIDE_ITEM_SETTING};
+    decide_principal nobody = {.user = ""};
+    subj s = {.user = ""};   /* settings other than search_path do not depend on who asks */
+    decide_setting(p, &s, &st, &it);
+    if (it.verdict == DECIDE_ALLOW)
+        return true;
+    decision d;
+    decision_init(&d);
+    d.items = &it;
+    d.n_items = 1;
+    d.policy = p;
+    d.who = &nobody;
+    decide_item_reason(&d, 0, why, whylen);
+    return false;
 }
 
 static const char *const utility_tags[] = {"SHOW", "FETCH", "MOVE", "CLOSE", "CLOSE CURSOR", "CLOSE CURSOR ALL",

@@ -136,6 +136,14 @@ int decide_search_path(const policy_t *p, const decide_principal *who, const cha
 /* The same as SET syntax: "origination_mart, \"Sales\"" or "''" (malloc'd). */
 char *decide_search_path_text(const policy_t *p, const decide_principal *who);
 
+/* May a session give setting `name` (any case) the value `value`, as SET or
+ * as a startup parameter? The same test as a SET statement's (built-in
+ * denials, the policy's settings.deny, values martgate must read the same as
+ * the server: standard_conforming_strings on, client_encoding UTF8). Not for
+ * search_path (decide_schema_readable per schema). p may be NULL (no policy:
+ * the built-in tests only). false with the reason in why. */
+bool decide_setting_value(const policy_t *p, const char *name, const char *value, char *why, size_t whylen);
+
 /* May the principal read something in `schema` (the SET search_path test)? */
 bool decide_schema_readable(const policy_t *p, const decide_principal *who, const char *schema);
 

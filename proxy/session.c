@@ -262,31 +262,20 @@ static bool passable_parameter(const char *name)
 
 static void connect_warehouse(session *s);
 
-/* Encodings in which an ASCII byte (a quote, a backslash) can be the second
- * byte of a character: the server would read such a query differently than
- * martgate's parser did. */
-static bool unsafe_client_encoding(const char *enc)
+/* A startup parameter's value: no control character (the server splits
+ * "-c" settings on any whitespace, and nothing legitimate needs one). */
+static bool plain_value(const char *v)
 {
-    static const char *const bad[] = {"sjis", "shift_jis", "big5", "gbk", "uhc", "gb18030", "johab",
-                                      "mskanji", "windows932", "windows936", "windows949", "windows950",
-                                      "tcvn", NULL};
-    char norm[32];
-    size_t n = 0;
-    for (const char *c = enc; *c && n + 1 < sizeof norm; c++)
-        if (*c != '-' && *c != '_')
-            norm[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    norm[n] = 0;
-    for (const char *const *b = bad; *b; b++) {
-        char bn[32];
-        size_t k = 0;
-        for (const char *c = *b; *c; c++)
-            if (*c != '_')
-                bn[k++] = *c;
-        bn[k] = 0;
-        if (strcmp(norm, bn) == 0)
-            return true;
-    }
-    return false;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
+/* The server's own separators of "options" (pg_split_opts: isspace). */
+static bool option_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 /* Replaces the "options" startup parameter by the settings it carries
@@ -315,12 +304,12 @@ static int expand_options(session *s, char *err, size_t errlen)
     const char *p = src;
     bool pending_c = false;
     for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        while (option_space(*p))
             p++;
         if (!*p)
             break;
         char *tok = out;
-        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+        while (*p && !option_space(*p)) {
             if (*p == '\\' && p[1])
                 p++;
             *out++ = *p++;
@@ -388,6 +377,12 @@ static void handle_startup(session *s)
     if (!s->database || !*s->database)
         s->database = s->user;
     update_prefix(s);
+    for (size_t i = 0; i < st->nparams; i++)
+        if (!plain_value(st->values[i])) {
+            fatal(s, SQLSTATE_INVALID_PARAMETER_VALUE,
+                  "the value of startup parameter \"%s\" contains a control character", st->names[i]);
+            return;
+        }
     char oerr[300];
     if (expand_options(s, oerr, sizeof oerr) != 0) {
         fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", oerr);
@@ -401,14 +396,18 @@ static void handle_startup(session *s)
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
             return;
         }
-        if (!strcmp(n, "client_encoding") && unsafe_client_encoding(st->values[i])) {
-            fatal(s, SQLSTATE_FEATURE_NOT_SUPPORTED,
-                  "client_encoding \"%s\" is not supported through martgate; use UTF8", st->values[i]);
-            return;
-        }
         if (!passable_parameter(n)) {
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
                   "the setting \"%s\" may not be given at startup through martgate", n);
+            return;
+        }
+        /* checked as SET would be: values the SQL martgate reads depends on
+         * (standard_conforming_strings on, client_encoding UTF8) and the
+         * policy's settings.deny */
+        char why[400];
+        if (!decide_setting_value(s->cfg->policy, n, st->values[i], why, sizeof why)) {
+            session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, why);
+            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused: %s", why);
             return;
         }
     }
@@ -604,6 +603,25 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     session_flush(s);
 }
 
+/* Appends "-c name=value" to the warehouse's options, escaping what the
+ * server would split on. false when it does not fit. */
+static bool add_option(char *options, size_t cap, size_t *off, const char *name, const char *value)
+{
+    int w = snprintf(options + *off, cap - *off, "%s-c %s=", *off ? " " : "", name);
+    if (w < 0 || (size_t)w >= cap - *off)
+        return false;
+    *off += (size_t)w;
+    for (const char *c = value; *c; c++) {
+        if (*off + 3 >= cap)
+            return false;
+        if (option_space(*c) || *c == '\\')
+            options[(*off)++] = '\\';
+        options[(*off)++] = *c;
+    }
+    options[*off] = 0;
+    return true;
+}
+
 static void connect_warehouse(session *s)
 {
     const config_database *db = config_find_database(s->cfg, s->database);
@@ -622,35 +640,25 @@ static void connect_warehouse(session *s)
             vals[n++] = v;
             continue;
         }
-        /* other parameters travel as -c name=value, spaces and backslashes escaped */
-        off += (size_t)snprintf(options + off, sizeof options - off, "%s-c %s=", off ? " " : "", name);
-        for (const char *c = v; *c && off + 3 < sizeof options; c++) {
-            if (*c == ' ' || *c == '\\')
-                options[off++] = '\\';
-            options[off++] = *c;
-        }
-        options[off < sizeof options ? off : sizeof options - 1] = 0;
-        if (off >= sizeof options - 1) {
+        /* other parameters travel as -c name=value */
+        if (!add_option(options, sizeof options, &off, name, v)) {
             fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "startup parameters are too long");
             return;
         }
     }
-    if (s->search_path_text) {
-        off += (size_t)snprintf(options + off, sizeof options - off, "%s-c search_path=", off ? " " : "");
-        for (const char *c = s->search_path_text; *c && off + 3 < sizeof options; c++) {
-            if (*c == ' ' || *c == '\\')
-                options[off++] = '\\';
-            options[off++] = *c;
-        }
-        if (off >= sizeof options - 1) {
-            fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "search_path is too long");
-            return;
-        }
-        options[off] = 0;
+    if (s->search_path_text && !add_option(options, sizeof options, &off, "search_path", s->search_path_text)) {
+        fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "search_path is too long");
+        return;
     }
     if (off) {
         keys[n] = "options";
         vals[n++] = options;
+    }
+    if (!pgw_startup_get(&s->startup, "client_encoding")) {
+        /* the text martgate checks is read as UTF8 on the warehouse too,
+         * whatever the database's own encoding */
+        keys[n] = "client_encoding";
+        vals[n++] = "UTF8";
     }
     keys[n] = NULL;
     vals[n] = NULL;

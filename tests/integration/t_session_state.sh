@@ -20,6 +20,9 @@ CREATE TABLE b.t (id int, v text); INSERT INTO b.t SELECT g, 'b' || g FROM gener
 CREATE TABLE a.hidden (id int); INSERT INTO a.hidden VALUES (1);
 CREATE TABLE b.hidden (id int, secret text); INSERT INTO b.hidden VALUES (1, 'TOP-SECRET');
 SQL
+# a database whose own encoding is not UTF8: martgate's clients still talk UTF8
+pg_admin postgres -c "DROP DATABASE IF EXISTS t_latin1 WITH (FORCE)" \
+  -c "CREATE DATABASE t_latin1 OWNER $MG_SVC_USER ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
 write_policy() { # GRANT_A(true/false)
   local a_rule=""
   [ "$1" = true ] && a_rule='{"id": "readers-a", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["a"]}, "access": "read"},'
@@ -33,6 +36,7 @@ write_policy() { # GRANT_A(true/false)
     {"id": "readers-b", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["b"]}, "access": "read"},
     {"id": "analyst-role", "subjects": {"groups": ["analyst-role"]}, "objects": {"datasets": ["b"]}, "access": "read"}
   ],
+  "settings": {"deny": ["work_mem"]},
   "roles": {"only_b": {"groups": ["analyst-role"]}},
   "impersonators": [{"subjects": {"users": ["bi-svc"]}, "roles": ["only_b"]}]
 }
@@ -40,7 +44,7 @@ JSON
 }
 write_policy true
 MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\", \"audit\": {\"file\": \"$T_DIR/audit.jsonl\", \"fsync_interval_ms\": 0}"
-mg_start $DB || h_die "martgate did not start"
+mg_start $DB t_latin1 || h_die "martgate did not start"
 
 # session USER GROUPS: psql reading statements from stdin, one session
 session() {
@@ -50,6 +54,61 @@ session() {
     "host=127.0.0.1 port=$MG_PORT dbname=$DB user=$1 sslmode=verify-full sslrootcert=$MG_CA" 2>&1 || true
 }
 denial='ERROR:  42501: permission denied by policy'
+
+# ---- startup parameters are checked as SET would be: a setting that makes the
+# server read SQL differently from martgate is refused at login, in any form
+refused_at_login() { # NAME OUTPUT
+  if grep -q 'FATAL:  startup parameter refused' <<<"$2"; then ok "$1"
+  else fail "$1" "expected a refusal at login" "$2"; fi
+}
+out=$(PGOPTIONS="-c standard_conforming_strings=off" session reader readers <<<"select 1;")
+refused_at_login "startup standard_conforming_strings=off refused" "$out"
+out=$(PGOPTIONS="-c standard_conforming_strings=on" session reader readers <<<"show standard_conforming_strings;")
+check_match "startup standard_conforming_strings=on accepted" '^on$' "$out"
+out=$(PGOPTIONS="-c work_mem=64MB" session reader readers <<<"select 1;")
+refused_at_login "startup work_mem refused by the policy's settings.deny" "$out"
+for enc in WIN932 SJIS SHIFT_JIS_2004 BIG5 LATIN1; do
+  out=$(PGCLIENTENCODING=$enc session reader readers <<<"select 1;")
+  refused_at_login "startup client_encoding $enc refused" "$out"
+done
+out=$(PGCLIENTENCODING=utf-8 session reader readers <<<"show client_encoding;")
+check_match "startup client_encoding utf-8 accepted" '^UTF8$' "$out"
+out=$(PGAPPNAME='a b\c' PGOPTIONS='-c statement_timeout=1234 -c DateStyle=ISO,\ DMY' session reader readers <<'SQL'
+show application_name; show statement_timeout; show datestyle;
+SQL
+)
+check_eq "spaces and backslashes in startup values arrive as sent" 'a b\c|1234ms|ISO, DMY' "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
+out=$(PGDATABASE=t_latin1 timeout 30 env PGPASSWORD="$(mg_token --sub reader --groups readers --ttl 10m)" psql -X -At \
+  "host=127.0.0.1 port=$MG_PORT dbname=t_latin1 user=reader sslmode=verify-full sslrootcert=$MG_CA" \
+  -c "show server_encoding" -c "show client_encoding" -c "select 'ção'" 2>&1 || true)
+check_eq "a LATIN1 database: the session is UTF8 unless the client says otherwise" 'LATIN1|UTF8|ção' "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
+# control characters would let one value carry more -c settings to the server
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+import sys, pgwire
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+for name, params in [
+        ("scs", {"standard_conforming_strings": "off"}),
+        ("TimeZone", {"TimeZone": "UTC\f-c\fstandard_conforming_strings=off"}),
+        ("DateStyle", {"DateStyle": "ISO\n-c\nwork_mem=1MB"}),
+        ("options", {"options": "-c DateStyle=ISO\v-c\vstandard_conforming_strings=off"}),
+        ("application_name", {"application_name": "x\t-c\tstandard_conforming_strings=off"})]:
+    c = pgwire.Conn(port=port, timeout=10)
+    c.ssl_request(ca)
+    c.startup("reader", db, params)
+    try:
+        c.finish_login(tok)
+        print(name, "LOGGED IN", pgwire.summarize(c.query("show standard_conforming_strings")))
+    except pgwire.PGError as e:
+        print(name, "refused", e.sqlstate, e.fields.get("M"))
+    except Exception as e:
+        print(name, "failed otherwise", repr(e))
+    c.close()
+PY
+)
+check_match "standard_conforming_strings=off refused with 42501" '^scs refused 42501 startup parameter refused' "$out"
+check_nomatch "a control character in a startup value never reaches the warehouse" 'LOGGED IN' "$out"
+check_eq "each such value refused at login with 22023" 4 "$(grep -c '^[A-Za-z_]* refused 22023 .*control character' <<<"$out")"
 
 # ---- the same shape with other constants: allowed, each with its own answer
 out=$(session reader readers <<'SQL'
