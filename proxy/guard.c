@@ -9,6 +9,7 @@
 
 #include "policy/decide_memo.h"
 #include "proxy/log.h"
+#include "proxy/server.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
 
@@ -175,8 +176,8 @@ static guard_named *names_find(const guard_names *t, const char *name)
     return NULL;
 }
 
-/* Sets name's effect (a copy), adding the name if new. */
-static void names_put(guard_names *t, const char *name, const path_effect *e)
+/* Sets name's effect (a copy), adding the name if new; returns the entry. */
+static guard_named *names_put(guard_names *t, const char *name, const path_effect *e)
 {
     guard_named *n = names_find(t, name);
     if (!n) {
@@ -184,18 +185,30 @@ static void names_put(guard_names *t, const char *name, const path_effect *e)
             size_t cap = t->cap ? t->cap * 2 : 4;
             guard_named *v = realloc(t->v, cap * sizeof *v);
             if (!v)
-                return;
+                return NULL;
             t->v = v;
             t->cap = cap;
         }
         char *copy = strdup(name);
         if (!copy)
-            return;
+            return NULL;
         n = &t->v[t->n++];
         memset(n, 0, sizeof *n);
         n->name = copy;
     }
     effect_copy(&n->effect, e);
+    return n;
+}
+
+/* Keeps the text an entry was decided on (n bytes of text) and the epoch. */
+static void entry_decided(guard_named *e, const char *text, size_t n, guard_epoch epoch)
+{
+    if (!e)
+        return;
+    char *copy = strndup(text, n);
+    free(e->text);
+    e->text = copy;   /* NULL out of memory: guard_stale then always asks again */
+    e->epoch = epoch;
 }
 
 /* Drops name (every name when NULL). */
@@ -204,6 +217,7 @@ static void names_drop(guard_names *t, const char *name)
     for (size_t i = 0; i < t->n; i++)
         if (!name || strcmp(t->v[i].name, name) == 0) {
             free(t->v[i].name);
+            free(t->v[i].text);
             effect_clear(&t->v[i].effect);
             t->v[i] = t->v[--t->n];
             if (name)
@@ -217,15 +231,45 @@ bool guard_has_statement(const session_guard *g, const char *name)
     return names_find(&g->statements, name) != NULL;
 }
 
-/* A statement prepared under `name` with effect e. A named statement that
- * exists already stays on the server (Parse of it fails there): its old
- * effect is kept if the new one has none, so the union can only grow. */
-static void statement_prepared(session_guard *g, const char *name, const path_effect *e)
+guard_epoch guard_epoch_now(const struct session *s)
 {
+    const policy_t *p = s->srv->cfg->policy;
+    return (guard_epoch){.policy = p ? policy_serial(p) : 0, .who = s->guard.who_serial};
+}
+
+guard_named *guard_stale(struct session *s, bool cursor, const char *name)
+{
+    guard_named *n = names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
+    if (!n)
+        return NULL;
+    guard_epoch now = guard_epoch_now(s);
+    if (n->text && n->epoch.policy == now.policy && n->epoch.who == now.who)
+        return NULL;
+    return n;
+}
+
+void guard_refresh(struct session *s, guard_named *n)
+{
+    n->epoch = guard_epoch_now(s);
+}
+
+void guard_principal_changed(struct session *s)
+{
+    s->guard.who_serial++;
+}
+
+/* A statement prepared under `name` (text, n bytes) with effect e. A named
+ * statement that exists already stays on the server (Parse of it fails
+ * there): its old effect is kept if the new one has none, so the union can
+ * only grow, and so is its text: the one that would run. */
+static void statement_prepared(struct session *s, const char *name, const path_effect *e, const char *text,
+                               size_t n)
+{
+    session_guard *g = &s->guard;
     guard_named *old = names_find(&g->statements, name);
-    if (old && *name && old->effect.changes && !e->changes)
+    if (old && *name && old->text)
         return;
-    names_put(&g->statements, name, e);
+    entry_decided(names_put(&g->statements, name, e), text, n, guard_epoch_now(s));
 }
 
 /* ---- the effects of allowed statements ------------------------------------- */
@@ -237,7 +281,21 @@ static bool is_tx_end(const char *tag)
            !strcmp(tag, "RELEASE") || !strcmp(tag, "COMMIT PREPARED");
 }
 
-void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name)
+/* The text of statement i of a (all of sql when it is the only one). */
+static const char *stmt_text(const analysis *a, size_t i, const char *sql, size_t *n)
+{
+    const analysis_stmt *st = &a->stmts[i];
+    size_t total = strlen(sql);
+    if (a->n_stmts > 1 && st->location >= 0 && (size_t)st->location + (size_t)st->length <= total) {
+        *n = (size_t)st->length;
+        return sql + st->location;
+    }
+    *n = total;
+    return sql;
+}
+
+void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
+                             const char *sql)
 {
     session_guard *g = &s->guard;
     if (kind == 'P') {
@@ -245,8 +303,12 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         path_effect e = {0};
         if (a)
             effect_of(a, DECIDE_NONE, &e);
-        statement_prepared(g, stmt_name ? stmt_name : "", &e);
+        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql));
         effect_clear(&e);
+        /* a DECLARE prepared this way declares its cursor when it runs */
+        if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
+            entry_decided(names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql),
+                          guard_epoch_now(s));
         return;
     }
     if (!a)
@@ -254,13 +316,23 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
     path_effect now = {0};
     for (size_t i = 0; i < a->n_stmts; i++) {
         const analysis_stmt *st = &a->stmts[i];
+        size_t tlen;
+        const char *text = stmt_text(a, i, sql, &tlen);
         if (st->prepare_name) {
             /* PREPARE runs nothing either: EXECUTE runs what it prepared */
             path_effect e = {0};
             effect_of(a, i, &e);
-            statement_prepared(g, st->prepare_name, &e);
+            statement_prepared(s, st->prepare_name, &e, text, tlen);
             effect_clear(&e);
             continue;
+        }
+        if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
+            path_effect none = {0};
+            entry_decided(names_put(&g->cursors, st->cursor_name, &none), text, tlen, guard_epoch_now(s));
+        } else if (st->cursor_name && !strcmp(st->tag, "CLOSE CURSOR")) {
+            names_drop(&g->cursors, st->cursor_name);
+        } else if (!st->cursor_name && st->tag && !strcmp(st->tag, "CLOSE CURSOR")) {
+            names_drop(&g->cursors, NULL);   /* CLOSE ALL */
         }
         effect_of(a, i, &now);
         if (st->execute_name) {
@@ -287,12 +359,14 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         /* DISCARD ALL drops every prepared statement and portal, and ends an
          * impersonation, as it resets the role on a server */
         names_drop(&g->statements, NULL);
+        names_drop(&g->cursors, NULL);
         names_drop(&g->portals, NULL);
         if (g->imp_role) {
             session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
             free(g->imp_role);
             g->imp_role = NULL;
             g->who = g->login_who;
+            guard_principal_changed(s);
         }
     }
     effect_apply(s, &now);
@@ -374,8 +448,10 @@ void guard_free(session_guard *g)
     schema_list_clear(&g->committed_path);
     schema_list_clear(&g->effective_path);
     names_drop(&g->statements, NULL);
+    names_drop(&g->cursors, NULL);
     names_drop(&g->portals, NULL);
     free(g->statements.v);
+    free(g->cursors.v);
     free(g->portals.v);
     free(g->imp_role);
     decide_memo_free(g->memo);

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policy/analyze.h"
 #include "policy/decide.h"
@@ -46,10 +47,22 @@ typedef struct {
     bool to_startup;         /* RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL */
 } path_effect;
 
-/* A prepared statement or portal known to the guard, with its effect. */
+/* What a decision was made for: the policy (by serial) and the principal
+ * (a counter bumped at each impersonation change). A prepared statement or
+ * cursor allowed under another epoch is decided again before it runs. */
+typedef struct {
+    uint64_t policy;
+    uint32_t who;
+} guard_epoch;
+
+/* A prepared statement, cursor or portal known to the guard: its effect on
+ * search_path; statements and cursors also keep their text and the epoch
+ * they were allowed in. */
 typedef struct {
     char *name;
     path_effect effect;
+    char *text;              /* statements and cursors: the text decided */
+    guard_epoch epoch;
 } guard_named;
 
 typedef struct {
@@ -68,7 +81,9 @@ typedef struct {
     schema_list effective_path;      /* what the server uses now */
     bool tx_path_changed;            /* any search_path change in the open transaction */
     guard_names statements;          /* prepared statements allowed (SQL and protocol; "" unnamed) */
+    guard_names cursors;             /* cursors declared (DECLARE), by name */
     guard_names portals;             /* portals bound from one that changes search_path */
+    uint32_t who_serial;             /* bumped whenever `who` changes */
     decision dec;                    /* reused between statements */
     struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
     double catalog_since;            /* WAIT: the snapshot must be newer than this */
@@ -80,11 +95,24 @@ void guard_free(session_guard *g);
 /* Does the session have prepared statement `name` (EXECUTE is decided by it)? */
 bool guard_has_statement(const session_guard *g, const char *name);
 
-/* An allowed Query ('Q') or Parse ('P', statement stmt_name) with analysis a:
- * what its statements do as they run (search_path, transaction ends,
- * DISCARD ALL), and the prepared statements it creates, runs or drops.
- * a == NULL: a statement with none of these (one the decision memo allowed). */
-void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name);
+/* The epoch decisions are made in now. */
+guard_epoch guard_epoch_now(const struct session *s);
+/* The prepared statement (cursors: the cursor) `name` when it was allowed
+ * in another epoch than now: it must be decided again before it runs. NULL
+ * when it is current or unknown. */
+guard_named *guard_stale(struct session *s, bool cursor, const char *name);
+/* It was decided again and may run: it is current now. */
+void guard_refresh(struct session *s, guard_named *n);
+
+/* An allowed Query ('Q') or Parse ('P', statement stmt_name) of text sql
+ * with analysis a: what its statements do as they run (search_path,
+ * transaction ends, DISCARD ALL), and the prepared statements and cursors
+ * it creates, runs or drops. a == NULL: a statement with none of these
+ * (one the decision memo allowed). */
+void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
+                             const char *sql);
+/* The principal changed (impersonation): decisions made before are stale. */
+void guard_principal_changed(struct session *s);
 
 /* The extended protocol, as the relay forwards it. A Query message destroys
  * the unnamed statement and portal; Bind ties a portal to a statement;

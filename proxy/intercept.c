@@ -158,6 +158,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
         free(g->imp_role);
         g->imp_role = NULL;
         g->who = g->login_who;
+        guard_principal_changed(s);
         /* the same command tag as the client's own statement */
         if (a->stmts[0].tag && !strcmp(a->stmts[0].tag, "RESET"))
             snprintf(sql, sizeof sql, "RESET martgate.impersonating");
@@ -190,14 +191,149 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
         g->who.groups = groups;
         g->who.n_groups = n;
         g->who.claims = NULL;
+        guard_principal_changed(s);
         session_log(s, LOG_INFO, "impersonating role %s", g->imp_role);
     } else {
         return false;   /* SESSION AUTHORIZATION and the rest: decide denies */
     }
     out->verdict = INTERCEPT_REPLACE;
     out->text = strdup(sql);
+    /* a Parse of it is a statement of the new principal's (for the guard) */
+    guard_statement_allowed(s, NULL, kind, stmt_name, text);
     /* audited as the client's statement (for a Parse: its Executes) */
     s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL, NULL, 0);
+    return true;
+}
+
+/* ---- prepared statements and cursors decided in another epoch -------------- */
+
+/* What names resolve against in the session now. */
+static void session_context(const session *s, analyze_context *ctx)
+{
+    const session_guard *g = &s->guard;
+    static const char *const empty_path[] = {""};
+    *ctx = (analyze_context){
+        .database = s->database,
+        .search_path = (const char *const *)g->effective_path.v,
+        .n_search_path = g->effective_path.n,
+        .reset_search_path = (const char *const *)g->startup_path.v,
+        .n_reset_search_path = g->startup_path.n,
+        .session_user = s->be ? backend_parameter(s->be, "session_authorization") : NULL,
+    };
+    if (ctx->n_search_path == 0) {   /* an empty search_path, not the default */
+        ctx->search_path = empty_path;
+        ctx->n_search_path = 1;
+    }
+}
+
+/* A prepared statement or cursor allowed under another policy or principal
+ * is about to run: its text is decided again, as it would be now. true when
+ * it may run as prepared (allowed as written); otherwise why says why not.
+ * stmt_name: a protocol-level statement, whose audit template then follows
+ * the new decision. */
+static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
+{
+    const policy_t *p = current_policy(s);
+    if (!p) {
+        guard_refresh(s, e);
+        return true;
+    }
+    if (!e->text) {
+        snprintf(why, len, "martgate could not keep its text");
+        return false;
+    }
+    analyze_context ctx;
+    session_context(s, &ctx);
+    analysis *a = NULL;
+    analyze_error aerr;
+    if (analyze_sql(e->text, &ctx, &a, &aerr) != 0) {
+        snprintf(why, len, "%s", aerr.message);
+        return false;
+    }
+    decide_request req = {
+        .sql = e->text, .facts = a, .who = &s->guard.who,
+        .columns = guard_columns, .columns_ctx = s,
+        .prepared = guard_prepared, .prepared_ctx = s,
+    };
+    decision d;
+    decision_init(&d);
+    char err[512];
+    int rc = decide(p, &req, &d, err, sizeof err);
+    bool ok = rc == 0 && d.verdict == DECIDE_ALLOW;
+    if (rc != 0)
+        snprintf(why, len, "%s", err);
+    else if (d.verdict == DECIDE_REWRITE)
+        snprintf(why, len, "it would now be rewritten (a row filter or column mask applies): prepare it again");
+    else if (!ok)
+        snprintf(why, len, "%s", decision_reason(&d));
+    if (ok) {
+        guard_refresh(s, e);
+        if (stmt_name)
+            (void)trail_decided(s, 'P', stmt_name, e->text, a, &d, false, false, NULL, NULL, NULL, 0);
+    }
+    decision_free(&d);
+    analysis_free(a);
+    return ok;
+}
+
+/* Every prepared statement an EXECUTE runs and every cursor a FETCH or MOVE
+ * reads is current, or allowed again. false with out denied otherwise. */
+static bool current_enough(session *s, const analysis *a, const char *sql, intercept_result *out)
+{
+    for (size_t i = 0; i < a->n_stmts; i++) {
+        const analysis_stmt *st = &a->stmts[i];
+        bool fetch = st->cursor_name && st->tag && (!strcmp(st->tag, "FETCH") || !strcmp(st->tag, "MOVE"));
+        const char *name = st->execute_name ? st->execute_name : fetch ? st->cursor_name : NULL;
+        guard_named *e = name ? guard_stale(s, !st->execute_name, name) : NULL;
+        char why[600];
+        if (e && !recheck(s, e, NULL, why, sizeof why)) {
+            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, s->srv->cfg->deny_hint, 0,
+                 "permission denied by policy: %s \"%s\" was allowed for another principal or under "
+                 "another policy; it may not run now: %s", st->execute_name ? "prepared statement" : "cursor", name, why);
+            session_log(s, LOG_INFO, "denied: %s", out->message);
+            trail_refused(s, sql, out->sqlstate, out->message);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool intercept_bind(session *s, const char *portal, const char *stmt, char *why, size_t len)
+{
+    if (!s->guard.ready)
+        return true;
+    guard_named *e = guard_stale(s, false, stmt);
+    if (e) {
+        char reason[600];
+        if (!recheck(s, e, stmt, reason, sizeof reason)) {
+            snprintf(why, len, "permission denied by policy: prepared statement \"%s\" was allowed for another "
+                     "principal or under another policy; it may not run now: %s", stmt, reason);
+            session_log(s, LOG_INFO, "denied a Bind: %s", why);
+            trail_refused(s, e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
+            return false;
+        }
+    }
+    guard_on_bind(s, portal, stmt);
+    return true;
+}
+
+bool intercept_execute(session *s, const char *portal, char *why, size_t len)
+{
+    if (!s->guard.ready)
+        return true;
+    /* a portal may be a cursor DECLAREd earlier */
+    guard_named *e = *portal ? guard_stale(s, true, portal) : NULL;
+    if (e) {
+        char reason[600];
+        if (!recheck(s, e, NULL, reason, sizeof reason)) {
+            snprintf(why, len, "permission denied by policy: cursor \"%s\" was allowed for another principal or "
+                     "under another policy; it may not run now: %s", portal, reason);
+            session_log(s, LOG_INFO, "denied an Execute: %s", why);
+            trail_refused(s, e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
+            return false;
+        }
+    }
+    guard_on_execute(s, portal);
     return true;
 }
 
@@ -260,7 +396,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
 /* Allowed as written, as the memo says: no statement of it changes state. */
 static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const decide_memo_hit *hit)
 {
-    guard_statement_allowed(s, NULL, kind, stmt_name);
+    guard_statement_allowed(s, NULL, kind, stmt_name, sql);
     s->pending_req = trail_allowed(s, kind, stmt_name, sql, hit->note, hit->normalized, hit->normalized_len);
 }
 
@@ -320,19 +456,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
 {
     session_guard *g = &s->guard;
     const char *hint = s->srv->cfg->deny_hint;
-    analyze_context ctx = {
-        .database = s->database,
-        .search_path = (const char *const *)g->effective_path.v,
-        .n_search_path = g->effective_path.n,
-        .reset_search_path = (const char *const *)g->startup_path.v,
-        .n_reset_search_path = g->startup_path.n,
-        .session_user = s->be ? backend_parameter(s->be, "session_authorization") : NULL,
-    };
-    static const char *const empty_path[] = {""};
-    if (ctx.n_search_path == 0) {   /* an empty search_path, not the default */
-        ctx.search_path = empty_path;
-        ctx.n_search_path = 1;
-    }
+    analyze_context ctx;
+    session_context(s, &ctx);
     analysis *a = NULL;
     analyze_error aerr;
     if (analyze_sql(sql, &ctx, &a, &aerr) != 0) {
@@ -364,6 +489,10 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
             trail_refused(s, sql, out->sqlstate, aerr.message);
             return;
         }
+    }
+    if (!current_enough(s, a, sql, out)) {
+        analysis_free(a);
+        return;
     }
     if (impersonation(s, p, kind, stmt_name, sql, a, out)) {
         analysis_free(a);
@@ -402,7 +531,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
                 deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "out of memory rewriting the statement");
         }
         if (out->verdict != INTERCEPT_DENY)
-            guard_statement_allowed(s, a, kind, stmt_name);
+            guard_statement_allowed(s, a, kind, stmt_name, sql);
     }
     if (out->verdict != INTERCEPT_WAIT) {
         g->catalog_since = 0;

@@ -44,6 +44,14 @@ void intercept_statement(struct session *s, char kind, const char *stmt_name, co
                          intercept_result *out);
 void intercept_result_clear(intercept_result *r);
 
+/* The extended protocol's Bind and Execute, as the relay meets them: a
+ * prepared statement (or a cursor named as the portal) allowed under another
+ * policy or principal than now is decided again first. false: refused, with
+ * the message for the client in why (SQLSTATE 42501); the relay forwards
+ * nothing of the message. */
+bool intercept_bind(struct session *s, const char *portal, const char *stmt, char *why, size_t len);
+bool intercept_execute(struct session *s, const char *portal, char *why, size_t len);
+
 /* Login: fills the principal and the starting search_path. Returns 0, or -1
  * with a message for the client (e.g. a startup search_path the principal
  * may not use). *search_path_text (malloc'ed) is what the warehouse session

@@ -27,6 +27,9 @@
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
+/* No client's statement or portal has this name: names with control
+ * characters are refused (see name_ok). */
+#define POISON_NAME "\x01martgate: statement denied"
 
 /* ---- the queue of requests in flight ------------------------------------- */
 
@@ -268,6 +271,23 @@ static void wait_for_catalog(session *s)
     }
 }
 
+/* A portal or statement name martgate can follow: at most RELAY_MAX_NAME
+ * bytes, no control characters. */
+static bool name_ok(const char *name, char *why, size_t len)
+{
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++, n++)
+        if (*c < 0x20 || *c == 0x7f) {
+            snprintf(why, len, "portal or statement name with a control character");
+            return false;
+        }
+    if (n > RELAY_MAX_NAME) {
+        snprintf(why, len, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
+        return false;
+    }
+    return true;
+}
+
 /* Query, Parse or FunctionCall, held whole in `in`: decide and forward.
  * False when the caller must stop (session closing, or waiting). */
 static bool handle_statement(session *s, char type, uint32_t len)
@@ -313,9 +333,8 @@ static bool handle_statement(session *s, char type, uint32_t len)
         protocol_violation(s, type == 'Q' ? "invalid Query message" : "invalid Parse message");
         return false;
     }
-    if (name && strlen(name) > RELAY_MAX_NAME) {
-        char why[96];
-        snprintf(why, sizeof why, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
+    char why[96];
+    if (name && !name_ok(name, why, sizeof why)) {
         protocol_violation(s, why);
         return false;
     }
@@ -370,8 +389,11 @@ static bool handle_statement(session *s, char type, uint32_t len)
         evbuffer_drain(in, len + 1);
         /* a denied Parse leaves no statement of that name on the warehouse:
          * later Executes of the name must not borrow an older audit template */
-        if (type == 'P')
+        if (type == 'P') {
             trail_close(s, 'S', name);
+            if (!*name)
+                guard_on_close(s, 'S', "");   /* the server drops the unnamed statement before parsing */
+        }
         ok = forward_denial(s, type, name, &e);
         break;
     }
@@ -396,8 +418,10 @@ static bool tracked_request(char type)
 /* How much of a buffer the scanners look at in one go. */
 #define SCAN_WINDOW (64 * 1024)
 
-/* What a scanner found where it stopped. */
-typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD } scan_result;
+/* What a scanner found where it stopped. SCAN_DENY: the client message at
+ * the approved offset (a Bind or Execute) is refused; the error is in the
+ * scanner's `bad` buffer. */
+typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD, SCAN_DENY } scan_result;
 
 /* Client → warehouse. Messages the relay only counts are approved in place
  * and moved with one evbuffer_remove_buffer per window; Query, Parse,
@@ -448,16 +472,22 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                     snprintf(bad, badlen, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
                 return SCAN_BAD;
             }
-            if (strlen(a) > RELAY_MAX_NAME || (b && strlen(b) > RELAY_MAX_NAME)) {
-                snprintf(bad, badlen, "portal or statement name longer than %d bytes", RELAY_MAX_NAME);
+            if (!name_ok(a, bad, badlen) || (b && !name_ok(b, bad, badlen)))
                 return SCAN_BAD;
-            }
             if (type == 'B') {
-                guard_on_bind(s, a, b);
+                if (!intercept_bind(s, a, b, bad, badlen)) {
+                    r->denied_len = len + 1;
+                    r->denied_type = 'B';
+                    return SCAN_DENY;
+                }
                 if (s->trail)
                     trail_bind(s, a, b);
             } else if (type == 'E') {
-                guard_on_execute(s, a);
+                if (!intercept_execute(s, a, bad, badlen)) {
+                    r->denied_len = len + 1;
+                    r->denied_type = 'E';
+                    return SCAN_DENY;
+                }
                 if (s->trail)
                     req = trail_execute(s, a);
             } else {
@@ -530,12 +560,56 @@ static void too_large(session *s, uint32_t len)
     session_close(s, &e);
 }
 
+/* A refused Bind or Execute at the head of `in`: nothing of it is
+ * forwarded; in its place goes one that fails on the warehouse (a statement
+ * or portal that does not exist), so the error comes exactly where the
+ * answer would have, the rest of the batch is skipped until Sync, and the
+ * relay swaps the error for martgate's. */
+static bool refuse_message(session *s, const char *why)
+{
+    relay_state *r = &s->relay;
+    struct evbuffer *out = s->server.out;
+    size_t have = evbuffer_get_length(s->client.in);
+    size_t n = have < r->denied_len ? have : r->denied_len;
+    evbuffer_drain(s->client.in, n);
+    r->client_discard = (uint32_t)(r->denied_len - n);
+    pg_error e = {.severity = "ERROR", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE, .message = why,
+                  .hint = s->cfg->deny_hint};
+    static const char missing[] = POISON_NAME;
+    unsigned char hdr[5];
+    bool ok;
+    if (r->denied_type == 'B') {
+        /* portal "", statement `missing`, no formats, no parameters, no result formats */
+        static const unsigned char tail[6] = {0, 0, 0, 0, 0, 0};
+        hdr[0] = 'B';
+        pgw_put_u32(hdr + 1, (uint32_t)(4 + 1 + sizeof missing + sizeof tail));
+        ok = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add(out, "", 1) == 0 &&
+             evbuffer_add(out, missing, sizeof missing) == 0 && evbuffer_add(out, tail, sizeof tail) == 0;
+    } else {
+        static const unsigned char rows[4] = {0, 0, 0, 0};
+        hdr[0] = 'E';
+        pgw_put_u32(hdr + 1, (uint32_t)(4 + sizeof missing + sizeof rows));
+        ok = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add(out, missing, sizeof missing) == 0 &&
+             evbuffer_add(out, rows, sizeof rows) == 0;
+    }
+    return ok && q_push_poison(&r->q, (uint8_t)r->denied_type, &e);
+}
+
 void relay_client_readable(session *s)
 {
     relay_state *r = &s->relay;
     struct evbuffer *in = s->client.in;
     struct evbuffer *out = s->server.out;
     while (s->state == SS_READY) {
+        if (r->client_discard) {   /* the rest of a refused message */
+            size_t have = evbuffer_get_length(in);
+            size_t n = have < r->client_discard ? have : r->client_discard;
+            if (!n)
+                break;
+            evbuffer_drain(in, n);
+            r->client_discard -= (uint32_t)n;
+            continue;
+        }
         int st = stream_rest(in, out, &r->client_remaining);
         if (st > 0)
             continue;
@@ -553,7 +627,7 @@ void relay_client_readable(session *s)
         if (!p)
             break;
         size_t approved = 0;
-        char bad[96];
+        char bad[1024];
         scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
         if (!move_approved(s, in, out, approved))
             return;
@@ -561,6 +635,14 @@ void relay_client_readable(session *s)
             session_log(s, LOG_WARNING, "%s", bad);
             protocol_violation(s, bad);
             return;
+        }
+        if (res == SCAN_DENY) {
+            if (!refuse_message(s, bad)) {
+                session_log(s, LOG_ERROR, "out of memory refusing a message");
+                session_kill(s);
+                return;
+            }
+            continue;
         }
         if (res == SCAN_MORE) {
             if (approved == 0 && r->client_remaining == 0)

@@ -38,6 +38,9 @@ typedef struct {
 typedef struct {
     relay_queue q;
     uint32_t client_remaining;   /* bytes of a streamed client message still to move */
+    uint32_t client_discard;     /* bytes of a refused client message still to drop */
+    size_t denied_len;           /* the refused message (scan_client → refuse_message) */
+    char denied_type;
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
@@ -49,9 +52,10 @@ typedef struct {
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
 #define RELAY_HIGH_WATER (256 * 1024)
-/* Longest portal or statement name of a Bind, Execute or Close (bytes): the
- * guard reads every one to follow what runs, so a longer one is refused
- * (PostgreSQL's own identifiers stop at 63). */
+/* Longest portal or statement name of a Parse, Bind, Execute or Close
+ * (bytes): the guard reads every one to follow what runs, so a longer one is
+ * refused (PostgreSQL's own identifiers stop at 63), and so is a name with a
+ * control character (martgate's stand-in for a refused Bind has one). */
 #define RELAY_MAX_NAME 256
 
 /* None of these frees the session (see session_close), and none flushes:
