@@ -21,6 +21,7 @@ typedef enum catalog_shape {
     SHAPE_DESCRIPTION,     /* pg_description: (classoid, objoid) */
     SHAPE_CONSTRAINT,      /* pg_constraint: connamespace, conrelid */
     SHAPE_INDEX,           /* pg_index: indrelid -> pg_class */
+    SHAPE_TYPE,            /* pg_type: typnamespace; a row type follows its table */
     SHAPE_NAMED_COLUMNS    /* a view with schema (and table) name columns */
 } catalog_shape;
 
@@ -30,51 +31,76 @@ typedef struct filtered_catalog {
     catalog_shape shape;
     const char *schema_column;   /* SHAPE_NAMED_COLUMNS */
     const char *table_column;    /* SHAPE_NAMED_COLUMNS; NULL: schema rows */
+    const char *schema2_column;  /* a second object the row names (a view's table), or NULL */
+    const char *table2_column;
 } filtered_catalog;
 
 static const filtered_catalog filtered_catalogs[] = {
-    {"pg_catalog", "pg_namespace", SHAPE_NAMESPACE, NULL, NULL},
-    {"pg_catalog", "pg_class", SHAPE_CLASS, NULL, NULL},
-    {"pg_catalog", "pg_attribute", SHAPE_ATTRIBUTE, NULL, NULL},
-    {"pg_catalog", "pg_description", SHAPE_DESCRIPTION, NULL, NULL},
-    {"pg_catalog", "pg_constraint", SHAPE_CONSTRAINT, NULL, NULL},
-    {"pg_catalog", "pg_index", SHAPE_INDEX, NULL, NULL},
-    {"pg_catalog", "pg_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
-    {"pg_catalog", "pg_tables", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
-    {"pg_catalog", "pg_views", SHAPE_NAMED_COLUMNS, "schemaname", "viewname"},
-    {"pg_catalog", "pg_matviews", SHAPE_NAMED_COLUMNS, "schemaname", "matviewname"},
-    {"pg_catalog", "pg_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "sequencename"},
-    {"pg_catalog", "pg_policies", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
-    {"pg_catalog", "pg_rules", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_namespace", SHAPE_NAMESPACE, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_class", SHAPE_CLASS, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_attribute", SHAPE_ATTRIBUTE, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_description", SHAPE_DESCRIPTION, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_constraint", SHAPE_CONSTRAINT, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_index", SHAPE_INDEX, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_type", SHAPE_TYPE, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    {"pg_catalog", "pg_tables", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    {"pg_catalog", "pg_views", SHAPE_NAMED_COLUMNS, "schemaname", "viewname", NULL, NULL},
+    {"pg_catalog", "pg_matviews", SHAPE_NAMED_COLUMNS, "schemaname", "matviewname", NULL, NULL},
+    {"pg_catalog", "pg_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "sequencename", NULL, NULL},
+    {"pg_catalog", "pg_policies", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    {"pg_catalog", "pg_rules", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
     /* the statistics views hold sample values of the tables' data */
-    {"pg_catalog", "pg_stats", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
-    {"pg_catalog", "pg_stats_ext", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
-    {"pg_catalog", "pg_stats_ext_exprs", SHAPE_NAMED_COLUMNS, "schemaname", "tablename"},
+    {"pg_catalog", "pg_stats", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    {"pg_catalog", "pg_stats_ext", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    {"pg_catalog", "pg_stats_ext_exprs", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
     /* activity statistics name tables and count their rows */
-    {"pg_catalog", "pg_stat_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_stat_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_stat_xact_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_stat_xact_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_stat_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_stat_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_all_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"pg_catalog", "pg_statio_user_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname"},
-    {"information_schema", "schemata", SHAPE_NAMED_COLUMNS, "schema_name", NULL},
-    {"information_schema", "tables", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
-    {"information_schema", "columns", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
-    {"information_schema", "views", SHAPE_NAMED_COLUMNS, "table_schema", "table_name"},
+    {"pg_catalog", "pg_stat_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_stat_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_stat_xact_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_stat_xact_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_stat_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_stat_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_all_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_user_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_all_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"pg_catalog", "pg_statio_user_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
+    {"information_schema", "schemata", SHAPE_NAMED_COLUMNS, "schema_name", NULL, NULL, NULL},
+    {"information_schema", "tables", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "columns", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "views", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
     {"information_schema", "table_constraints", SHAPE_NAMED_COLUMNS, "table_schema",
-     "table_name"},
+     "table_name", NULL, NULL},
     {"information_schema", "key_column_usage", SHAPE_NAMED_COLUMNS, "table_schema",
-     "table_name"},
+     "table_name", NULL, NULL},
     {"information_schema", "constraint_column_usage", SHAPE_NAMED_COLUMNS, "table_schema",
-     "table_name"},
+     "table_name", NULL, NULL},
     {"information_schema", "sequences", SHAPE_NAMED_COLUMNS, "sequence_schema",
-     "sequence_name"},
+     "sequence_name", NULL, NULL},
+    {"information_schema", "constraint_table_usage", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "column_privileges", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "table_privileges", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "role_table_grants", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "role_column_grants", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "column_udt_usage", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "column_options", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "triggers", SHAPE_NAMED_COLUMNS, "event_object_schema", "event_object_table", NULL, NULL},
+    {"information_schema", "view_table_usage", SHAPE_NAMED_COLUMNS, "view_schema", "view_name",
+     "table_schema", "table_name"},
+    {"information_schema", "view_column_usage", SHAPE_NAMED_COLUMNS, "view_schema", "view_name",
+     "table_schema", "table_name"},
+    {"information_schema", "view_routine_usage", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    /* a table's row type is named like the table */
+    {"information_schema", "attributes", SHAPE_NAMED_COLUMNS, "udt_schema", "udt_name", NULL, NULL},
+    {"information_schema", "user_defined_types", SHAPE_NAMED_COLUMNS, "user_defined_type_schema",
+     "user_defined_type_name", NULL, NULL},
+    {"information_schema", "routines", SHAPE_NAMED_COLUMNS, "routine_schema", NULL, NULL, NULL},
+    {"information_schema", "parameters", SHAPE_NAMED_COLUMNS, "specific_schema", NULL, NULL, NULL},
+    {"information_schema", "domains", SHAPE_NAMED_COLUMNS, "domain_schema", NULL, NULL, NULL},
+    {"information_schema", "check_constraints", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL, NULL, NULL},
+    {"information_schema", "referential_constraints", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL, NULL, NULL},
 };
 
 static const filtered_catalog *find_catalog(const char *schema, const char *name)
@@ -203,6 +229,19 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
         add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
         rbuf_add(b, " END) ELSE true END");
         break;
+    case SHAPE_TYPE:
+        /* types of schemas the principal may read; a table's row type (and
+         * its array type) only when the table may be seen */
+        rbuf_add(b, "SELECT mg_y.* FROM pg_catalog.pg_type mg_y JOIN pg_catalog.pg_namespace mg_n ON "
+                    "mg_n.oid = mg_y.typnamespace LEFT JOIN pg_catalog.pg_type mg_e ON mg_e.oid = "
+                    "mg_y.typelem AND mg_y.typcategory = 'A' LEFT JOIN pg_catalog.pg_class mg_c ON "
+                    "mg_c.oid = CASE WHEN mg_y.typrelid <> 0 THEN mg_y.typrelid ELSE mg_e.typrelid END "
+                    "WHERE CASE WHEN mg_c.oid IS NULL THEN ");
+        add_visible(b, v, NSPNAME, NULL);
+        rbuf_add(b, " ELSE ");
+        add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
+        rbuf_add(b, " END");
+        break;
     case SHAPE_NAMED_COLUMNS: {
         char schema_expr[96], table_expr[96];
         snprintf(schema_expr, sizeof schema_expr, "mg_v.%s::pg_catalog.text", c->schema_column);
@@ -211,6 +250,13 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
                      c->table_column);
         rbuf_addf(b, "SELECT * FROM %s.%s mg_v WHERE ", c->schema, c->name);
         add_visible(b, v, schema_expr, c->table_column ? table_expr : NULL);
+        if (c->schema2_column) {
+            char schema2[96], table2[96];
+            snprintf(schema2, sizeof schema2, "mg_v.%s::pg_catalog.text", c->schema2_column);
+            snprintf(table2, sizeof table2, "mg_v.%s::pg_catalog.text", c->table2_column);
+            rbuf_add(b, " AND ");
+            add_visible(b, v, schema2, table2);
+        }
         if (!strcmp(c->schema, "information_schema") && !strcmp(c->name, "columns"))
             add_column_test(b, v, schema_expr, table_expr, "mg_v.column_name::pg_catalog.text");
         break;

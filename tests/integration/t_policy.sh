@@ -180,6 +180,20 @@ check_nomatch "psql \\dt *.* hides restricted tables" '(^| )(raw|staging|sales_m
 check_match "psql \\dt *.* lists allowed tables" 'origination_mart *\| *originations' "$out"
 out=$(as "${ORIG[@]}" -c '\d raw.*')
 check_nomatch "psql \\d raw.* describes nothing" 'leads' "$out"
+# types and the information_schema views that name tables follow them too
+out=$(as "${ORIG[@]}" -c "select count(*) filter (where n.nspname in ('raw', 'staging', 'sales_mart')), count(*) filter (where t.typname in ('int4', 'text')), count(*) filter (where t.typname = 'originations') from pg_type t join pg_namespace n on n.oid = t.typnamespace")
+check_eq "pg_type: no type of a hidden schema; base types and visible row types stay" "0|2|1" "$out"
+out=$(as "${ORIG[@]}" -c "select typname from pg_type where typname in ('leads', '_leads', 'originations', '_originations') order by 1")
+check_eq "pg_type: a hidden table's row and array types are gone, a visible one's stay" "_originations originations" "$(echo $out)"
+for v in column_privileges table_privileges role_table_grants column_udt_usage constraint_table_usage attributes; do
+  col=table_schema; [ $v = attributes ] && col=udt_schema
+  out=$(as "${ORIG[@]}" -c "select count(*) from information_schema.$v where $col in ('raw', 'staging', 'sales_mart')")
+  check_eq "information_schema.$v names no hidden table" 0 "$out"
+done
+out=$(as "${ORIG[@]}" -c "select count(*) from information_schema.view_table_usage where table_schema in ('raw', 'staging', 'sales_mart') or view_schema in ('raw', 'staging', 'sales_mart')")
+check_eq "information_schema.view_table_usage names no hidden view or table" 0 "$out"
+out=$(as "${ORIG[@]}" -c "select count(*) from information_schema.view_table_usage where view_schema = 'origination_mart'")
+check_eq "information_schema.view_table_usage keeps the visible view over a visible table" 1 "$out"
 
 # ---- reload under load: pgbench keeps running while the policy is reloaded 20 times
 cat >"$T_DIR/read.sql" <<'SQL'
