@@ -163,6 +163,7 @@ static void effect_apply(struct session *s, const path_effect *e)
     if (e->to_startup)
         list_union(&g->effective_path, &g->startup_path);
     g->tx_path_changed = true;
+    g->path_changes++;
     relay_learn_search_path(s);
 }
 
@@ -200,15 +201,61 @@ static guard_named *names_put(guard_names *t, const char *name, const path_effec
     return n;
 }
 
+/* The effective search_path as bytes, each schema length-prefixed (names
+ * may hold any byte). Returns the length, or 0 when it does not fit (then
+ * nothing is ever current: decided again each time). */
+static size_t path_key(const session_guard *g, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < g->effective_path.n; i++) {
+        size_t n = strlen(g->effective_path.v[i]);
+        if (o + 2 + n > cap)
+            return 0;
+        buf[o++] = (char)(n >> 8);
+        buf[o++] = (char)n;
+        memcpy(buf + o, g->effective_path.v[i], n);
+        o += n;
+    }
+    if (o + 1 > cap)
+        return 0;
+    buf[o++] = '|';   /* an empty path is not "unknown" */
+    return o;
+}
+
+/* Records the epoch of now in e. */
+static void epoch_now(const struct session *s, guard_epoch *e)
+{
+    const policy_t *p = s->srv->cfg->policy;
+    char key[2048];
+    size_t n = path_key(&s->guard, key, sizeof key);
+    free(e->path);
+    e->policy = p ? policy_serial(p) : 0;
+    e->who = s->guard.who_serial;
+    e->path = n ? malloc(n) : NULL;
+    e->path_len = e->path ? n : 0;
+    if (e->path)
+        memcpy(e->path, key, n);
+}
+
+static bool epoch_is_now(const struct session *s, const guard_epoch *e)
+{
+    const policy_t *p = s->srv->cfg->policy;
+    if (!e->path || e->policy != (p ? policy_serial(p) : 0) || e->who != s->guard.who_serial)
+        return false;
+    char key[2048];
+    size_t n = path_key(&s->guard, key, sizeof key);
+    return n && n == e->path_len && memcmp(key, e->path, n) == 0;
+}
+
 /* Keeps the text an entry was decided on (n bytes of text) and the epoch. */
-static void entry_decided(guard_named *e, const char *text, size_t n, guard_epoch epoch)
+static void entry_decided(const struct session *s, guard_named *e, const char *text, size_t n)
 {
     if (!e)
         return;
     char *copy = strndup(text, n);
     free(e->text);
     e->text = copy;   /* NULL out of memory: guard_stale then always asks again */
-    e->epoch = epoch;
+    epoch_now(s, &e->epoch);
 }
 
 /* Drops name (every name when NULL). */
@@ -218,6 +265,7 @@ static void names_drop(guard_names *t, const char *name)
         if (!name || strcmp(t->v[i].name, name) == 0) {
             free(t->v[i].name);
             free(t->v[i].text);
+            free(t->v[i].epoch.path);
             effect_clear(&t->v[i].effect);
             t->v[i] = t->v[--t->n];
             if (name)
@@ -231,26 +279,17 @@ bool guard_has_statement(const session_guard *g, const char *name)
     return names_find(&g->statements, name) != NULL;
 }
 
-guard_epoch guard_epoch_now(const struct session *s)
-{
-    const policy_t *p = s->srv->cfg->policy;
-    return (guard_epoch){.policy = p ? policy_serial(p) : 0, .who = s->guard.who_serial};
-}
-
 guard_named *guard_stale(struct session *s, bool cursor, const char *name)
 {
     guard_named *n = names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
-    if (!n)
-        return NULL;
-    guard_epoch now = guard_epoch_now(s);
-    if (n->text && n->epoch.policy == now.policy && n->epoch.who == now.who)
+    if (!n || (n->text && epoch_is_now(s, &n->epoch)))
         return NULL;
     return n;
 }
 
 void guard_refresh(struct session *s, guard_named *n)
 {
-    n->epoch = guard_epoch_now(s);
+    epoch_now(s, &n->epoch);
 }
 
 void guard_principal_changed(struct session *s)
@@ -269,7 +308,7 @@ static void statement_prepared(struct session *s, const char *name, const path_e
     guard_named *old = names_find(&g->statements, name);
     if (old && *name && old->text)
         return;
-    entry_decided(names_put(&g->statements, name, e), text, n, guard_epoch_now(s));
+    entry_decided(s, names_put(&g->statements, name, e), text, n);
 }
 
 /* ---- the effects of allowed statements ------------------------------------- */
@@ -307,8 +346,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         effect_clear(&e);
         /* a DECLARE prepared this way declares its cursor when it runs */
         if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
-            entry_decided(names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql),
-                          guard_epoch_now(s));
+            entry_decided(s, names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql));
         return;
     }
     if (!a)
@@ -328,7 +366,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
-            entry_decided(names_put(&g->cursors, st->cursor_name, &none), text, tlen, guard_epoch_now(s));
+            entry_decided(s, names_put(&g->cursors, st->cursor_name, &none), text, tlen);
         } else if (st->cursor_name && !strcmp(st->tag, "CLOSE CURSOR")) {
             names_drop(&g->cursors, st->cursor_name);
         } else if (!st->cursor_name && st->tag && !strcmp(st->tag, "CLOSE CURSOR")) {
@@ -438,6 +476,7 @@ void guard_on_ready_for_query(struct session *s, char previous, char status)
     /* a transaction that changed search_path ended: it may have undone the change */
     if (g->tx_path_changed && previous != 'I' && status == 'I') {
         list_union(&g->effective_path, &g->committed_path);
+        g->path_changes++;
         relay_learn_search_path(s);
     }
 }

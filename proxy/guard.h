@@ -47,12 +47,16 @@ typedef struct {
     bool to_startup;         /* RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL */
 } path_effect;
 
-/* What a decision was made for: the policy (by serial) and the principal
- * (a counter bumped at each impersonation change). A prepared statement or
- * cursor allowed under another epoch is decided again before it runs. */
+/* What a decision was made for: the policy (by serial), the principal (a
+ * counter bumped at each impersonation change) and the effective search_path
+ * (the server parses a prepared statement again when it has changed). A
+ * prepared statement or cursor allowed under another epoch is decided again
+ * before it runs. */
 typedef struct {
     uint64_t policy;
     uint32_t who;
+    char *path;              /* the search_path, as guard.c encodes it (owned) */
+    size_t path_len;
 } guard_epoch;
 
 /* A prepared statement, cursor or portal known to the guard: its effect on
@@ -80,6 +84,7 @@ typedef struct {
     schema_list committed_path;      /* outside any transaction */
     schema_list effective_path;      /* what the server uses now */
     bool tx_path_changed;            /* any search_path change in the open transaction */
+    uint32_t path_changes;           /* bumped at each change the guard applies */
     guard_names statements;          /* prepared statements allowed (SQL and protocol; "" unnamed) */
     guard_names cursors;             /* cursors declared (DECLARE), by name */
     guard_names portals;             /* portals bound from one that changes search_path */
@@ -95,8 +100,6 @@ void guard_free(session_guard *g);
 /* Does the session have prepared statement `name` (EXECUTE is decided by it)? */
 bool guard_has_statement(const session_guard *g, const char *name);
 
-/* The epoch decisions are made in now. */
-guard_epoch guard_epoch_now(const struct session *s);
 /* The prepared statement (cursors: the cursor) `name` when it was allowed
  * in another epoch than now: it must be decided again before it runs. NULL
  * when it is current or unknown. */

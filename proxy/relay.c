@@ -27,9 +27,6 @@
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
-/* No client's statement or portal has this name: names with control
- * characters are refused (see name_ok). */
-#define POISON_NAME "\x01martgate: statement denied"
 
 /* ---- the queue of requests in flight ------------------------------------- */
 
@@ -151,8 +148,10 @@ bool relay_idle(const session *s)
 static void inject_learn(session *s)
 {
     relay_state *r = &s->relay;
-    if (pgw_query(s->server.out, "SHOW search_path") == 0 && q_push(&r->q, INTERNAL))
+    if (pgw_query(s->server.out, "SHOW search_path") == 0 && q_push(&r->q, INTERNAL)) {
         r->learn_pending = false;
+        r->learn_mark = s->guard.path_changes;
+    }
 }
 
 void relay_learn_search_path(session *s)
@@ -272,7 +271,7 @@ static void wait_for_catalog(session *s)
 }
 
 /* A portal or statement name martgate can follow: at most RELAY_MAX_NAME
- * bytes, no control characters. */
+ * bytes, no control characters (nothing legitimate has one). */
 static bool name_ok(const char *name, char *why, size_t len)
 {
     size_t n = 0;
@@ -316,15 +315,6 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return false;
     }
 
-    if (s->relay.q.len && q_head(&s->relay.q) == INTERNAL) {
-        /* martgate asked for the search_path a statement just changed: decide
-         * this one against the answer, one round trip away, rather than
-         * against every value it might have been */
-        conn_read(&s->client, false);
-        s->relay.client_paused = true;
-        s->relay.waiting_learn = true;
-        return false;
-    }
     const char *name = NULL, *sql;
     if (type == 'P')
         name = pgw_read_cstring(body, blen, &pos);
@@ -561,8 +551,11 @@ static void too_large(session *s, uint32_t len)
 }
 
 /* A refused Bind or Execute at the head of `in`: nothing of it is
- * forwarded; in its place goes one that fails on the warehouse (a statement
- * or portal that does not exist), so the error comes exactly where the
+ * forwarded; in its place goes one that ends too early (names only, none of
+ * the counts that follow them), which the warehouse refuses with an error
+ * before it runs anything, whatever statements and portals exist (a name
+ * cannot do: the server looks names up by their first 63 bytes, and a
+ * client can create any of those). So the error comes exactly where the
  * answer would have, the rest of the batch is skipped until Sync, and the
  * relay swaps the error for martgate's. */
 static bool refuse_message(session *s, const char *why)
@@ -575,23 +568,12 @@ static bool refuse_message(session *s, const char *why)
     r->client_discard = (uint32_t)(r->denied_len - n);
     pg_error e = {.severity = "ERROR", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE, .message = why,
                   .hint = s->cfg->deny_hint};
-    static const char missing[] = POISON_NAME;
-    unsigned char hdr[5];
-    bool ok;
-    if (r->denied_type == 'B') {
-        /* portal "", statement `missing`, no formats, no parameters, no result formats */
-        static const unsigned char tail[6] = {0, 0, 0, 0, 0, 0};
-        hdr[0] = 'B';
-        pgw_put_u32(hdr + 1, (uint32_t)(4 + 1 + sizeof missing + sizeof tail));
-        ok = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add(out, "", 1) == 0 &&
-             evbuffer_add(out, missing, sizeof missing) == 0 && evbuffer_add(out, tail, sizeof tail) == 0;
-    } else {
-        static const unsigned char rows[4] = {0, 0, 0, 0};
-        hdr[0] = 'E';
-        pgw_put_u32(hdr + 1, (uint32_t)(4 + sizeof missing + sizeof rows));
-        ok = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add(out, missing, sizeof missing) == 0 &&
-             evbuffer_add(out, rows, sizeof rows) == 0;
-    }
+    /* Bind: portal "", statement "" and nothing more; Execute: portal ""
+     * without its row limit */
+    static const unsigned char bind[] = {'B', 0, 0, 0, 6, 0, 0};
+    static const unsigned char execute[] = {'E', 0, 0, 0, 5, 0};
+    bool ok = r->denied_type == 'B' ? evbuffer_add(out, bind, sizeof bind) == 0
+                                    : evbuffer_add(out, execute, sizeof execute) == 0;
     return ok && q_push_poison(&r->q, (uint8_t)r->denied_type, &e);
 }
 
@@ -615,6 +597,17 @@ void relay_client_readable(session *s)
             continue;
         if (st < 0)
             break;
+        if (r->q.len && q_head(&r->q) == INTERNAL) {
+            /* martgate asked for the search_path a statement just changed:
+             * nothing of the client goes on until the answer is in (one round
+             * trip, only after a change), so the answer is the path the next
+             * statement runs with, and that statement is decided against it
+             * rather than against every value the path might have */
+            conn_read(&s->client, false);
+            r->client_paused = true;
+            r->waiting_learn = true;
+            break;
+        }
         if (r->q.len >= RELAY_QUEUE_MAX) {
             conn_read(&s->client, false);
             r->client_paused = true;
@@ -809,13 +802,17 @@ static void take_internal_answer(session *s, char type, uint32_t len)
         evbuffer_copyout(in, z, 6);
         r->tx_status = (char)z[5];
         q_pop(&r->q);
-        if (r->learned)
+        if (r->learned && s->guard.path_changes == r->learn_mark)
             guard_search_path_learned(s, r->learned, r->tx_status);
+        else if (r->learned)
+            r->learn_pending = true;   /* something changed it since the question: ask again */
         else
             session_log(s, LOG_DEBUG, "SHOW search_path gave no answer; keeping the wider value");
         free(r->learned);
         r->learned = NULL;
         r->waiting_learn = false;   /* a held statement goes on (see the end of relay_server_readable) */
+        if (r->learn_pending && r->q.len == 0)
+            inject_learn(s);
     }
     evbuffer_drain(in, len + 1);
 }

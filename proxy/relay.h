@@ -47,6 +47,7 @@ typedef struct {
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
     bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
     bool learn_pending;          /* ask the warehouse for search_path when idle */
+    uint32_t learn_mark;         /* the guard's path_changes when it was asked */
     char *learned;               /* SHOW search_path's answer, while it arrives */
 } relay_state;
 
@@ -55,7 +56,7 @@ typedef struct {
 /* Longest portal or statement name of a Parse, Bind, Execute or Close
  * (bytes): the guard reads every one to follow what runs, so a longer one is
  * refused (PostgreSQL's own identifiers stop at 63), and so is a name with a
- * control character (martgate's stand-in for a refused Bind has one). */
+ * control character. */
 #define RELAY_MAX_NAME 256
 
 /* None of these frees the session (see session_close), and none flushes:

@@ -198,6 +198,53 @@ check_match "protocol: a portal bound from it, before it runs: a.hidden allowed"
 check_match "protocol: the portal ran after its statement was replaced: hidden denied" "in tx after \\[.ERROR 42501 .*b\\.hidden" "$out"
 check_nomatch "protocol: no row of b.hidden" 'TOP-SECRET' "$out"
 
+# a prepared statement is parsed again by the server when search_path has
+# changed: martgate decides it again too
+out=$(session reader readers <<'SQL'
+set search_path = a;
+prepare hp as select 'hp', count(*) from hidden where id = 1;
+execute hp;
+set search_path = b;
+execute hp;
+set search_path = a;
+execute hp;
+SQL
+)
+check_match "PREPARE under a: EXECUTE reads a.hidden" '^hp\|1' "$out"
+check_match "after SET search_path = b the same EXECUTE is denied (b.hidden)" \
+  "$denial: prepared statement \"hp\".*b\\.hidden" "$out"
+check_nomatch "no row of b.hidden through a statement prepared under a" 'TOP-SECRET' "$out"
+check_eq "back on a: EXECUTE runs again" 2 "$(grep -c '^hp|1' <<<"$out")"
+
+# a statement that sets search_path, run while martgate's SHOW search_path is in
+# flight: nothing of the client passes until the answer is in
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+import sys, struct, pgwire
+from pgwire import msg, cstr, summarize
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = pgwire.Conn(port=port, timeout=10)
+c.ssl_request(ca)
+c.startup("reader", db)
+c.finish_login(tok)
+c.send(msg("P", cstr("SETB") + cstr("set search_path = b") + struct.pack("!H", 0)) + msg("S"))
+c.until_ready()
+leaks = denied = 0
+for i in range(30):
+    c.send(msg("Q", cstr("set search_path = a")))
+    c.until_ready()
+    # at once, behind the SET's ReadyForQuery: run SETB, then read hidden
+    c.send(msg("B", cstr("") + cstr("SETB") + struct.pack("!HHH", 0, 0, 0)) + msg("E", cstr("") + struct.pack("!I", 0)) +
+           msg("S") + msg("Q", cstr("select secret from hidden")))
+    c.until_ready()
+    rows = summarize(c.until_ready())
+    leaks += any("TOP-SECRET" in r for r in rows)
+    denied += any(r.startswith("ERROR 42501") for r in rows)
+print("leaks", leaks, "denied", denied)
+PY
+)
+check_eq "30 races of a path-setting Execute against martgate's SHOW: every read of hidden denied" "leaks 0 denied 30" "$out"
+
 # SET LOCAL in a transaction that rolls back: the path returns, so does the decision
 out=$(session reader readers <<'SQL'
 set search_path = a;
@@ -244,6 +291,10 @@ def bind_exec(label, stmt):
     c.send(msg("B", cstr("") + cstr(stmt) + struct.pack("!HHH", 0, 0, 0)) + msg("E", cstr("") + struct.pack("!I", 0)) + msg("S"))
     print(label, summarize(c.until_ready()), flush=True)
 q("prepare", "prepare p as select v as pv from a.t where id = 1")
+# names a client might give to what a refused Bind or Execute stands in with
+for name in ['"\x01martgate: statement denied"', '"martgate: statement denied"', '"' + "martgate: statement denied" + "-" * 40 + '"']:
+    q("decoy", "prepare %s as select v as pv from a.t where id = 9" % name)
+    q("decoy", "begin; declare %s cursor with hold for select v as pv from a.t where id = 9; commit" % name)
 q("declare", "begin; declare c cursor with hold for select v as pv from a.t where id = 2; commit")
 c.send(msg("P", cstr("S_1") + cstr("select v as pv from a.t where id = 3") + struct.pack("!H", 0)) + msg("S"))
 print("parse", summarize(c.until_ready()), flush=True)
@@ -301,6 +352,7 @@ check_match "after SET ROLE only_b: a fresh query is denied too" "^fresh-after \
 for step in execute-after fetch-after bound-after; do
   if leaked $step "$out"; then fail "no row of a.t for only_b ($step)" "leaked" "$out"; else ok "no row of a.t for only_b ($step)"; fi
 done
+check_nomatch "a refused Bind or Execute never runs a statement or cursor the client named" "ROW a9" "$out"
 check_match "after RESET ROLE the same statements run again" "^bound-last \\['ROW a3'" "$out"
 check_match "after RESET ROLE EXECUTE runs again" "^execute-last \\['ROW a1'" "$out"
 
