@@ -5,6 +5,7 @@
  * sessions that waited for it.
  */
 #include "adapters/catalog.h"
+#include "policy/text_hash.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -59,14 +60,6 @@ struct catalog_cache {
 
 double catalog_now(void) { return clock_mono_s(); }
 
-static uint64_t hash_key(const char *k, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void snapshot_free(snapshot *s)
 {
     if (!s)
@@ -102,7 +95,7 @@ static cat_entry *snap_find(const snapshot *s, const char *key, size_t keylen)
 {
     if (!s || !s->nslots)
         return NULL;
-    size_t mask = s->nslots - 1, i = (size_t)hash_key(key, keylen) & mask;
+    size_t mask = s->nslots - 1, i = (size_t)text_hash(key, keylen) & mask;
     while (s->slots[i].key) {
         if (s->slots[i].keylen == keylen && memcmp(s->slots[i].key, key, keylen) == 0)
             return &s->slots[i];
@@ -151,7 +144,7 @@ static snapshot *build_snapshot(PGresult *res, char *err, size_t errlen)
             }
             cols[i - r] = c;
         }
-        size_t mask = s->nslots - 1, i = (size_t)hash_key(key, keylen) & mask;
+        size_t mask = s->nslots - 1, i = (size_t)text_hash(key, keylen) & mask;
         while (s->slots[i].key)
             i = (i + 1) & mask;
         s->slots[i] = (cat_entry){key, keylen, cols, (size_t)(end - r)};

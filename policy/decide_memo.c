@@ -2,6 +2,7 @@
  * decide_memo: decisions kept by statement shape. See decide_memo.h.
  */
 #include "policy/decide_memo.h"
+#include "policy/text_hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@ typedef struct {
     char *key;              /* NULL: a free slot */
     size_t key_len;
     char *note;
-    uint64_t text_hash;     /* the last exact text of this shape seen */
+    uint64_t last_hash;     /* of the last exact text of this shape seen */
     char *text;
     size_t text_len;
     size_t bytes;           /* of key, note and text */
@@ -111,14 +112,6 @@ static memo_entry *find(decide_memo *m, const analyze_shape *shape)
     return NULL;
 }
 
-static uint64_t hash_text(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void fill_hit(const memo_entry *e, decide_memo_hit *hit)
 {
     hit->note = e->note ? e->note : "";
@@ -130,10 +123,10 @@ bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_m
 {
     if (!m || !m->state || len > DECIDE_MEMO_MAX_KEY)
         return false;
-    uint64_t h = hash_text(sql, len);
+    uint64_t h = text_hash(sql, len);
     for (size_t i = 0; i < m->n_slots; i++) {
         memo_entry *e = &m->slots[i];
-        if (e->text && e->text_hash == h && e->text_len == len && memcmp(e->text, sql, len) == 0) {
+        if (e->text && e->last_hash == h && e->text_len == len && memcmp(e->text, sql, len) == 0) {
             m->stats.hits++;
             fill_hit(e, hit);
             return true;
@@ -156,7 +149,7 @@ static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t
     free(e->text);
     e->text = copy;
     e->text_len = len;
-    e->text_hash = hash_text(sql, len);
+    e->last_hash = text_hash(sql, len);
 }
 
 bool decide_memo_find(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len,

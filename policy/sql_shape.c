@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "policy/analyze_internal.h"
+#include "policy/text_hash.h"
 
 typedef struct {
     int start, end;
@@ -81,14 +82,6 @@ static bool shape_token(void *arg, const sql_lexeme *t)
     }
     job->consts[job->n++] = (shape_const){.start = t->location, .end = -1, .type = type};
     return true;
-}
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
 }
 
 /* Decimal digits of v (v >= 1). */
@@ -170,7 +163,7 @@ int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
     out->normalized = key;
     out->key_len = o;
     out->n_constants = job.n;
-    out->hash = hash_bytes(key, o);
+    out->hash = text_hash(key, o);
     out->decidable = !job.uescape;
     return 0;
 }

@@ -5,6 +5,7 @@
  * Memoized per writer thread.
  */
 #include "proxy/audit_query.h"
+#include "policy/text_hash.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,14 +30,6 @@ typedef struct query_memo {
 
 static _Thread_local query_memo *memo_text;
 static _Thread_local query_memo *memo_shape;
-
-static uint64_t text_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
 
 static void memo_table_free(query_memo **t)
 {

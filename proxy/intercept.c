@@ -276,22 +276,36 @@ static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why
     return ok;
 }
 
+/* May prepared statement (cursor: cursor) `name` run now? true when it is
+ * current, unknown, or decided again and still allowed; false with the
+ * client's message in why, logged and audited as a refusal of audit_text
+ * (NULL: the statement's own text). protocol: a protocol-level statement,
+ * whose audit template follows a new decision. */
+static bool still_allowed(session *s, bool cursor, const char *name, bool protocol, const char *audit_text,
+                          char *why, size_t len)
+{
+    guard_named *e = guard_stale(s, cursor, name);
+    char reason[600];
+    if (!e || recheck(s, e, protocol ? name : NULL, reason, sizeof reason))
+        return true;
+    snprintf(why, len, "permission denied by policy: %s \"%s\" was allowed under another policy, principal or "
+             "search_path; it may not run now: %s", cursor ? "cursor" : "prepared statement", name, reason);
+    session_log(s, LOG_INFO, "denied: %s", why);
+    trail_refused(s, audit_text ? audit_text : e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
+    return false;
+}
+
 /* Every prepared statement an EXECUTE runs and every cursor a FETCH or MOVE
- * reads is current, or allowed again. false with out denied otherwise. */
+ * reads may run now. false with out denied otherwise. */
 static bool current_enough(session *s, const analysis *a, const char *sql, intercept_result *out)
 {
     for (size_t i = 0; i < a->n_stmts; i++) {
         const analysis_stmt *st = &a->stmts[i];
         bool fetch = st->cursor_name && st->tag && (!strcmp(st->tag, "FETCH") || !strcmp(st->tag, "MOVE"));
         const char *name = st->execute_name ? st->execute_name : fetch ? st->cursor_name : NULL;
-        guard_named *e = name ? guard_stale(s, !st->execute_name, name) : NULL;
-        char why[600];
-        if (e && !recheck(s, e, NULL, why, sizeof why)) {
-            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, s->srv->cfg->deny_hint, 0,
-                 "permission denied by policy: %s \"%s\" was allowed for another principal or under "
-                 "another policy; it may not run now: %s", st->execute_name ? "prepared statement" : "cursor", name, why);
-            session_log(s, LOG_INFO, "denied: %s", out->message);
-            trail_refused(s, sql, out->sqlstate, out->message);
+        char why[1024];
+        if (name && !still_allowed(s, !st->execute_name, name, false, sql, why, sizeof why)) {
+            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, s->srv->cfg->deny_hint, 0, "%s", why);
             return false;
         }
     }
@@ -302,17 +316,8 @@ bool intercept_bind(session *s, const char *portal, const char *stmt, char *why,
 {
     if (!s->guard.ready)
         return true;
-    guard_named *e = guard_stale(s, false, stmt);
-    if (e) {
-        char reason[600];
-        if (!recheck(s, e, stmt, reason, sizeof reason)) {
-            snprintf(why, len, "permission denied by policy: prepared statement \"%s\" was allowed for another "
-                     "principal or under another policy; it may not run now: %s", stmt, reason);
-            session_log(s, LOG_INFO, "denied a Bind: %s", why);
-            trail_refused(s, e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
-            return false;
-        }
-    }
+    if (!still_allowed(s, false, stmt, true, NULL, why, len))
+        return false;
     guard_on_bind(s, portal, stmt);
     return true;
 }
@@ -322,17 +327,8 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
     if (!s->guard.ready)
         return true;
     /* a portal may be a cursor DECLAREd earlier */
-    guard_named *e = *portal ? guard_stale(s, true, portal) : NULL;
-    if (e) {
-        char reason[600];
-        if (!recheck(s, e, NULL, reason, sizeof reason)) {
-            snprintf(why, len, "permission denied by policy: cursor \"%s\" was allowed for another principal or "
-                     "under another policy; it may not run now: %s", portal, reason);
-            session_log(s, LOG_INFO, "denied an Execute: %s", why);
-            trail_refused(s, e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
-            return false;
-        }
-    }
+    if (*portal && !still_allowed(s, true, portal, false, NULL, why, len))
+        return false;
     guard_on_execute(s, portal);
     return true;
 }
