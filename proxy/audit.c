@@ -29,7 +29,6 @@
 #include "proxy/log.h"
 #include "proxy/secret_file.h"
 
-#define AUDIT_WRITER_BATCH 1024        /* records taken from the queue at once */
 #define AUDIT_WRITER_TICK_MS 10        /* polling interval while records keep coming */
 #define AUDIT_RETRY_MIN_MS 100
 #define AUDIT_RETRY_MAX_MS 5000
@@ -37,15 +36,34 @@
 
 
 
-/* One record as text: its members (JSON without the braces), then the
- * statement's text and its normalized text when it has them, each
- * NUL-terminated, in one allocation. */
+/* One record in a batch: this header, then its members (JSON without the
+ * braces), the statement's text and its normalized text when it has them,
+ * each NUL-terminated, padded to 8 bytes. */
 typedef struct audit_node {
-    struct audit_node *next;
-    size_t len, qlen, nlen;
+    uint32_t len, qlen, nlen;
     bool has_query, has_normalized;
     char data[];
 } audit_node;
+
+/* Records one after another in one buffer. Sessions append to the log's
+ * front batch; the writer swaps it with its own, emptied one and writes
+ * that: no allocation per record in steady state, and no memory handed
+ * from one thread's malloc arena to the other's. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    size_t count;
+} audit_batch;
+
+static size_t node_size(const audit_node *nd)
+{
+    size_t n = sizeof *nd + nd->len + 1 + (nd->has_query ? nd->qlen + 1 : 0) + (nd->has_normalized ? nd->nlen + 1 : 0);
+    return (n + 7) & ~(size_t)7;
+}
+
+#define BATCH_FOREACH(b, nd) \
+    for (audit_node *nd = (audit_node *)(void *)(b)->data; (char *)nd < (b)->data + (b)->len; \
+         nd = (audit_node *)(void *)((char *)nd + node_size(nd)))
 
 typedef struct audit_waiter {
     void (*cb)(void *arg);
@@ -64,7 +82,7 @@ struct audit_log {
     pthread_mutex_t mu;
     pthread_cond_t work_cv;     /* the writer waits on it */
     pthread_cond_t idle_cv;     /* tests wait for the writer to be idle */
-    audit_node *head, *tail;
+    audit_batch front;          /* records waiting (count: front.count) */
     size_t count;
     bool stopping, paused, reopen_req, busy, writer_waiting;
     bool writer_ticking;   /* records came lately: the writer polls instead of being woken */
@@ -82,6 +100,7 @@ struct audit_log {
     int64_t reopen_not_before_ms;
     int64_t stop_failing_since;   /* first failed write after the stop request */
     jsonw buf;
+    audit_batch back;           /* the batch being written */
 
     audit_pg *pg;
 };
@@ -265,12 +284,11 @@ static bool write_all(audit_log *a, const char *data, size_t len, size_t nrec)
     }
 }
 
-static void process_batch(audit_log *a, audit_node *batch)
+static void process_batch(audit_log *a, audit_batch *batch)
 {
     jw_reset(&a->buf);
     size_t lines = 0;
-    for (audit_node *nd = batch, *next; nd; nd = next) {
-        next = nd->next;
+    BATCH_FOREACH(batch, nd) {
         if (serialize(a, nd)) {
             lines++;
         } else {
@@ -280,8 +298,9 @@ static void process_batch(audit_log *a, audit_node *batch)
             ssize_t w = write(STDERR_FILENO, "\n", 1);
             (void)w;
         }
-        free(nd);
     }
+    batch->len = 0;
+    batch->count = 0;
     if (lines == 0)
         return;
     bool ok = write_all(a, a->buf.s, a->buf.len, lines);
@@ -315,18 +334,12 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&a->idle_cv);
             continue;
         }
-        if (a->head && (!a->paused || a->stopping)) {
-            audit_node *batch = a->head, *last = a->head;
-            size_t n = 1;
-            while (last->next && n < AUDIT_WRITER_BATCH) {
-                last = last->next;
-                n++;
-            }
-            a->head = last->next;
-            if (!a->head)
-                a->tail = NULL;
-            last->next = NULL;
-            a->count -= n;
+        if (a->count && (!a->paused || a->stopping)) {
+            /* take every record waiting: the two batches change places */
+            audit_batch taken = a->front;
+            a->front = a->back;
+            a->back = taken;
+            a->count = 0;
             a->busy = true;
             bool wake = a->waiters && a->count < a->cfg.queue_size;
             pthread_mutex_unlock(&a->mu);
@@ -335,7 +348,7 @@ static void *writer_main(void *arg)
                 ssize_t w = write(a->wake_fd, &one, sizeof one);
                 (void)w;
             }
-            process_batch(a, batch);
+            process_batch(a, &a->back);
             pthread_mutex_lock(&a->mu);
             a->busy = false;
             a->writer_ticking = true;
@@ -552,28 +565,44 @@ static audit_status submit_text(audit_log *a, const char *members, size_t len, c
     if (!a || !a->enabled)
         return AUDIT_OK;
     audit_status full = a->cfg.when_full == AUDIT_WHEN_FULL_DENY ? AUDIT_FULL_DENY : AUDIT_FULL_WAIT;
-    size_t size = sizeof(audit_node) + len + 1 + (query ? qlen + 1 : 0) + (query && normalized ? nlen + 1 : 0);
-    audit_node *nd = malloc(size);
-    if (!nd) {
-        if (!reserve) {
-            log_msg(LOG_ERROR, "audit: out of memory queueing a record; handled as a full queue");
-            return full;
-        }
-        /* a record that must be kept: visible on stderr rather than lost */
-        log_msg(LOG_ERROR, "audit: out of memory queueing a record that must be kept; it follows on stderr");
-        dump_to_stderr(members, len);
-        ssize_t w = write(STDERR_FILENO, "\n", 1);
-        (void)w;
-        return AUDIT_OK;
+    if (len > UINT32_MAX / 2 || qlen > UINT32_MAX / 2 || nlen > UINT32_MAX / 2)
+        len = qlen = nlen = 0;   /* never: statements are bounded by max_message_bytes */
+    audit_node hdr = {.len = (uint32_t)len, .qlen = query ? (uint32_t)qlen : 0,
+                      .nlen = query && normalized ? (uint32_t)nlen : 0, .has_query = query != NULL,
+                      .has_normalized = query && normalized};
+    size_t size = node_size(&hdr);
+    pthread_mutex_lock(&a->mu);
+    if (!reserve && a->count >= a->cfg.queue_size) {
+        a->stats.refused++;
+        pthread_mutex_unlock(&a->mu);
+        return full;
     }
-    nd->next = NULL;
-    nd->len = len;
+    audit_batch *b = &a->front;
+    if (b->len + size > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        while (cap < b->len + size)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            pthread_mutex_unlock(&a->mu);
+            if (!reserve) {
+                log_msg(LOG_ERROR, "audit: out of memory queueing a record; handled as a full queue");
+                return full;
+            }
+            /* a record that must be kept: visible on stderr rather than lost */
+            log_msg(LOG_ERROR, "audit: out of memory queueing a record that must be kept; it follows on stderr");
+            dump_to_stderr(members, len);
+            ssize_t w = write(STDERR_FILENO, "\n", 1);
+            (void)w;
+            return AUDIT_OK;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    audit_node *nd = (audit_node *)(void *)(b->data + b->len);
+    memcpy(nd, &hdr, sizeof hdr);
     memcpy(nd->data, members, len);
     nd->data[len] = 0;
-    nd->has_query = query != NULL;
-    nd->has_normalized = query && normalized;
-    nd->qlen = query ? qlen : 0;
-    nd->nlen = nd->has_normalized ? nlen : 0;
     if (query) {
         char *q = nd->data + len + 1;
         memcpy(q, query, qlen);
@@ -583,18 +612,8 @@ static audit_status submit_text(audit_log *a, const char *members, size_t len, c
             q[qlen + 1 + nlen] = 0;
         }
     }
-    pthread_mutex_lock(&a->mu);
-    if (!reserve && a->count >= a->cfg.queue_size) {
-        a->stats.refused++;
-        pthread_mutex_unlock(&a->mu);
-        free(nd);
-        return full;
-    }
-    if (a->tail)
-        a->tail->next = nd;
-    else
-        a->head = nd;
-    a->tail = nd;
+    b->len += size;
+    b->count++;
     a->count++;
     a->stats.submitted++;
     if (a->writer_waiting && (!a->writer_polls || a->count >= a->cfg.queue_size / 2))
@@ -694,10 +713,8 @@ void audit_close(audit_log *a)
             pthread_join(a->thread, NULL);
         }
         audit_pg_stop(a->pg);
-        for (audit_node *nd = a->head, *next; nd; nd = next) {   /* only if the thread never ran */
-            next = nd->next;
-            free(nd);
-        }
+        free(a->front.data);   /* records left only if the thread never ran */
+        free(a->back.data);
         free_waiters(a->waiters);
         free_waiters(a->firing);
         if (a->wake_ev)
