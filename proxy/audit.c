@@ -1,7 +1,8 @@
 /*
  * audit: the audit trail's queue and writer thread (see audit.h). The event
- * loop only links a record into a bounded queue; one writer thread applies
- * the query_text mode with libpg_query, appends JSON lines to the file,
+ * loop only copies a record (JSON text) into a bounded batch; one writer
+ * thread takes the batch, adds what the query_text mode says of each
+ * statement's text (fingerprint, normalized text), appends JSON lines to the file,
  * fsyncs, reopens on request between batches and hands every written line to
  * the warehouse sink. A failed write is rolled back (ftruncate to the size
  * before it), logged with the count of records concerned, and retried.
