@@ -15,7 +15,7 @@ typedef struct {
     char *note;
     uint64_t last_hash;     /* of the last exact text of this shape seen */
     char *text;
-    size_t text_len;
+    size_t text_len, text_cap;
     size_t bytes;           /* of key, note and text */
 } memo_entry;
 
@@ -138,16 +138,23 @@ bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_m
 /* Remembers sql as the exact text of e's shape last seen (within budget). */
 static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t len)
 {
-    if (len > DECIDE_MEMO_MAX_KEY || m->stats.bytes - e->text_len + len > DECIDE_MEMO_MAX_BYTES)
+    if (len > DECIDE_MEMO_MAX_KEY)
         return;
-    char *copy = malloc(len ? len : 1);
-    if (!copy)
-        return;
-    memcpy(copy, sql, len);
-    m->stats.bytes = m->stats.bytes - e->text_len + len;
-    e->bytes = e->bytes - e->text_len + len;
-    free(e->text);
-    e->text = copy;
+    if (len > e->text_cap) {
+        /* texts of one shape differ only in their constants: the buffer is
+         * grown rarely, and reused for each new text */
+        size_t cap = len < 64 ? 64 : len;
+        if (m->stats.bytes - e->text_cap + cap > DECIDE_MEMO_MAX_BYTES)
+            return;
+        char *grown = realloc(e->text, cap);
+        if (!grown)
+            return;
+        m->stats.bytes = m->stats.bytes - e->text_cap + cap;
+        e->bytes = e->bytes - e->text_cap + cap;
+        e->text = grown;
+        e->text_cap = cap;
+    }
+    memcpy(e->text, sql, len);
     e->text_len = len;
     e->last_hash = text_hash(sql, len);
 }

@@ -95,6 +95,19 @@ static size_t digits(unsigned long v)
     return d;
 }
 
+/* Writes "$n" at out; returns its length. */
+static size_t placeholder(char *out, unsigned long n)
+{
+    char digits_buf[24], *end = digits_buf + sizeof digits_buf, *p = end;
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    out[0] = '$';
+    memcpy(out + 1, p, (size_t)(end - p));
+    return 1 + (size_t)(end - p);
+}
+
 int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -109,7 +122,10 @@ int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
         return -1;
     }
     static const char oom[] = "out of memory";
-    shape_job job = {.sql = sql, .uescape_index = sql_keyword_index("uescape")};
+    static _Thread_local int uescape = -2;   /* the keyword's index, looked up once */
+    if (uescape == -2)
+        uescape = sql_keyword_index("uescape");
+    shape_job job = {.sql = sql, .uescape_index = uescape};
     char why[256];
     int cursor = 0;
     if (sql_lex(sql, 0, shape_token, &job, why, sizeof why, &cursor) != 0 || job.out_of_memory) {
@@ -143,7 +159,7 @@ int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
         memcpy(key + o, sql + from, (size_t)(c->start - from));
         o += (size_t)(c->start - from);
         job.consts[i].start = (int)o;   /* now: where its placeholder is in the output */
-        o += (size_t)sprintf(key + o, "$%lu", first + i);
+        o += placeholder(key + o, first + i);
         from = c->end;
     }
     memcpy(key + o, sql + from, total - (size_t)from);
