@@ -19,12 +19,21 @@ typedef struct {
     size_t bytes;           /* of key, note and text */
 } memo_entry;
 
-struct decide_memo {
-    char *state;
+/* The decisions of one state. */
+typedef struct {
+    char *state;            /* NULL: unused */
     size_t state_len;
     memo_entry *slots;      /* grown up to DECIDE_MEMO_SLOTS: an idle session keeps little */
     size_t n_slots;
     size_t hand;            /* the next slot to give up when all are taken */
+    size_t bytes;           /* of its entries */
+    uint64_t used;          /* when it was last the state (for giving one up) */
+} memo_set;
+
+struct decide_memo {
+    memo_set sets[DECIDE_MEMO_STATES];
+    memo_set *cur;          /* the state now, or NULL */
+    uint64_t clock;
     decide_memo_stats stats;
 };
 
@@ -59,10 +68,11 @@ bool decide_memo_keeps(const analysis *a, const decision *d)
     return true;
 }
 
-static void entry_clear(decide_memo *m, memo_entry *e)
+static void entry_clear(decide_memo *m, memo_set *set, memo_entry *e)
 {
     if (!e->key)
         return;
+    set->bytes -= e->bytes;
     m->stats.bytes -= e->bytes;
     m->stats.entries--;
     free(e->key);
@@ -71,40 +81,56 @@ static void entry_clear(decide_memo *m, memo_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-static void memo_empty(decide_memo *m)
+static void set_empty(decide_memo *m, memo_set *set)
 {
-    for (size_t i = 0; i < m->n_slots; i++)
-        entry_clear(m, &m->slots[i]);
+    for (size_t i = 0; i < set->n_slots; i++)
+        entry_clear(m, set, &set->slots[i]);
 }
 
 bool decide_memo_state(decide_memo **mp, const void *state, size_t len)
 {
     decide_memo *m = *mp;
-    if (m && m->state && m->state_len == len && memcmp(m->state, state, len) == 0)
-        return true;
     if (!m) {
         if (!(m = calloc(1, sizeof *m)))
             return false;
         *mp = m;
-    } else {
-        if (m->stats.entries)
-            m->stats.resets++;
-        memo_empty(m);
     }
-    free(m->state);
-    m->state = malloc(len ? len : 1);
-    m->state_len = 0;
-    if (!m->state)
+    if (m->cur && m->cur->state_len == len && memcmp(m->cur->state, state, len) == 0)
+        return true;
+    /* a state of before (Metabase's impersonation goes back and forth), a
+     * free one, or the one used longest ago, emptied */
+    memo_set *pick = NULL;
+    for (size_t i = 0; i < DECIDE_MEMO_STATES; i++) {
+        memo_set *set = &m->sets[i];
+        if (set->state && set->state_len == len && memcmp(set->state, state, len) == 0) {
+            m->cur = set;
+            set->used = ++m->clock;
+            return true;
+        }
+        if (!pick || (pick->state && (!set->state || set->used < pick->used)))
+            pick = set;
+    }
+    if (pick->state && pick->bytes)
+        m->stats.resets++;
+    set_empty(m, pick);
+    free(pick->state);
+    pick->state = NULL;
+    m->cur = NULL;
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
         return false;
-    memcpy(m->state, state, len);
-    m->state_len = len;
+    memcpy(copy, state, len);
+    pick->state = copy;
+    pick->state_len = len;
+    pick->used = ++m->clock;
+    m->cur = pick;
     return true;
 }
 
-static memo_entry *find(decide_memo *m, const analyze_shape *shape)
+static memo_entry *find(memo_set *set, const analyze_shape *shape)
 {
-    for (size_t i = 0; i < m->n_slots; i++) {
-        memo_entry *e = &m->slots[i];
+    for (size_t i = 0; i < set->n_slots; i++) {
+        memo_entry *e = &set->slots[i];
         if (e->key && e->hash == shape->hash && e->key_len == shape->key_len &&
             memcmp(e->key, shape->key, shape->key_len) == 0)
             return e;
@@ -121,11 +147,12 @@ static void fill_hit(const memo_entry *e, decide_memo_hit *hit)
 
 bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_memo_hit *hit)
 {
-    if (!m || !m->state || len > DECIDE_MEMO_MAX_KEY)
+    if (!m || !m->cur || len > DECIDE_MEMO_MAX_KEY)
         return false;
+    memo_set *set = m->cur;
     uint64_t h = text_hash(sql, len);
-    for (size_t i = 0; i < m->n_slots; i++) {
-        memo_entry *e = &m->slots[i];
+    for (size_t i = 0; i < set->n_slots; i++) {
+        memo_entry *e = &set->slots[i];
         if (e->text && e->last_hash == h && e->text_len == len && memcmp(e->text, sql, len) == 0) {
             m->stats.hits++;
             fill_hit(e, hit);
@@ -136,7 +163,7 @@ bool decide_memo_find_text(decide_memo *m, const char *sql, size_t len, decide_m
 }
 
 /* Remembers sql as the exact text of e's shape last seen (within budget). */
-static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t len)
+static void remember_text(decide_memo *m, memo_set *set, memo_entry *e, const char *sql, size_t len)
 {
     if (len > DECIDE_MEMO_MAX_KEY)
         return;
@@ -144,11 +171,12 @@ static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t
         /* texts of one shape differ only in their constants: the buffer is
          * grown rarely, and reused for each new text */
         size_t cap = len < 64 ? 64 : len;
-        if (m->stats.bytes - e->text_cap + cap > DECIDE_MEMO_MAX_BYTES)
+        if (set->bytes - e->text_cap + cap > DECIDE_MEMO_MAX_BYTES)
             return;
         char *grown = realloc(e->text, cap);
         if (!grown)
             return;
+        set->bytes = set->bytes - e->text_cap + cap;
         m->stats.bytes = m->stats.bytes - e->text_cap + cap;
         e->bytes = e->bytes - e->text_cap + cap;
         e->text = grown;
@@ -162,22 +190,23 @@ static void remember_text(decide_memo *m, memo_entry *e, const char *sql, size_t
 bool decide_memo_find(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len,
                       decide_memo_hit *hit)
 {
-    if (!m || !m->state || !shape->decidable)
+    if (!m || !m->cur || !shape->decidable)
         return false;
-    memo_entry *e = find(m, shape);
+    memo_entry *e = find(m->cur, shape);
     if (!e) {
         m->stats.misses++;
         return false;
     }
     m->stats.hits++;
-    remember_text(m, e, sql, len);
+    remember_text(m, m->cur, e, sql, len);
     fill_hit(e, hit);
     return true;
 }
 
 void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *sql, size_t len, const char *note)
 {
-    if (!m || !m->state || !shape->decidable || shape->key_len > DECIDE_MEMO_MAX_KEY || find(m, shape))
+    memo_set *set = m ? m->cur : NULL;
+    if (!set || !shape->decidable || shape->key_len > DECIDE_MEMO_MAX_KEY || find(set, shape))
         return;
     size_t nlen = note ? strlen(note) : 0;
     size_t bytes = shape->key_len + nlen;
@@ -186,26 +215,26 @@ void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *sql
     /* a free slot (growing the table while it may), else give up slots in
      * turn until there is room */
     memo_entry *e = NULL;
-    for (size_t i = 0; i < m->n_slots && !e; i++)
-        if (!m->slots[i].key)
-            e = &m->slots[i];
-    if (!e && m->n_slots < DECIDE_MEMO_SLOTS) {
-        size_t n = m->n_slots ? m->n_slots * 2 : 2;
-        memo_entry *grown = realloc(m->slots, n * sizeof *grown);
+    for (size_t i = 0; i < set->n_slots && !e; i++)
+        if (!set->slots[i].key)
+            e = &set->slots[i];
+    if (!e && set->n_slots < DECIDE_MEMO_SLOTS) {
+        size_t n = set->n_slots ? set->n_slots * 2 : 2;
+        memo_entry *grown = realloc(set->slots, n * sizeof *grown);
         if (grown) {
-            memset(grown + m->n_slots, 0, (n - m->n_slots) * sizeof *grown);
-            e = &grown[m->n_slots];
-            m->slots = grown;
-            m->n_slots = n;
+            memset(grown + set->n_slots, 0, (n - set->n_slots) * sizeof *grown);
+            e = &grown[set->n_slots];
+            set->slots = grown;
+            set->n_slots = n;
         }
     }
-    if (!e && !m->n_slots)
+    if (!e && !set->n_slots)
         return;
-    while (!e || m->stats.bytes + bytes > DECIDE_MEMO_MAX_BYTES) {
-        memo_entry *victim = &m->slots[m->hand % m->n_slots];
-        m->hand = (m->hand + 1) % m->n_slots;
+    while (!e || set->bytes + bytes > DECIDE_MEMO_MAX_BYTES) {
+        memo_entry *victim = &set->slots[set->hand % set->n_slots];
+        set->hand = (set->hand + 1) % set->n_slots;
         if (victim->key) {
-            entry_clear(m, victim);
+            entry_clear(m, set, victim);
             m->stats.evicted++;
         }
         if (!e)
@@ -221,19 +250,22 @@ void decide_memo_put(decide_memo *m, const analyze_shape *shape, const char *sql
     memcpy(key, shape->key, shape->key_len);
     *e = (memo_entry){.hash = shape->hash, .key = key, .key_len = shape->key_len, .note = copy,
                       .bytes = bytes};
+    set->bytes += bytes;
     m->stats.bytes += bytes;
     m->stats.entries++;
     m->stats.kept++;
-    remember_text(m, e, sql, len);
+    remember_text(m, set, e, sql, len);
 }
 
 void decide_memo_free(decide_memo *m)
 {
     if (!m)
         return;
-    memo_empty(m);
-    free(m->slots);
-    free(m->state);
+    for (size_t i = 0; i < DECIDE_MEMO_STATES; i++) {
+        set_empty(m, &m->sets[i]);
+        free(m->sets[i].slots);
+        free(m->sets[i].state);
+    }
     free(m);
 }
 

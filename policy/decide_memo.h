@@ -14,15 +14,17 @@
  *    with no setting, role change, flag, prepared statement or cursor, and no fact
  *    the analyser took from a constant (analysis.reads_constants);
  *  - everything else a decision depends on (policy, principal, search_path,
- *    database, backend user) is the memo's state, given as bytes: a state
- *    other than the memo's empties it.
+ *    database, backend user) is the state, given as bytes: decisions are
+ *    kept per state, for the DECIDE_MEMO_STATES states used last (Metabase's
+ *    impersonation switches principals back and forth on one connection).
  * Shapes that are not decidable (UESCAPE) are never looked up or kept.
  *
  * The exact text last seen of each shape is kept too: the same text again
  * (a prepared statement's, a dashboard's) is found without even a scan.
  *
- * Bounded: at most DECIDE_MEMO_SLOTS entries and DECIDE_MEMO_MAX_BYTES of
- * keys, notes and texts; a key or text over DECIDE_MEMO_MAX_KEY is not kept.
+ * Bounded: per state at most DECIDE_MEMO_SLOTS entries and
+ * DECIDE_MEMO_MAX_BYTES of keys, notes and texts; a key or text over
+ * DECIDE_MEMO_MAX_KEY is not kept.
  */
 #ifndef MARTGATE_DECIDE_MEMO_H
 #define MARTGATE_DECIDE_MEMO_H
@@ -33,18 +35,20 @@
 #include "policy/analyze.h"
 #include "policy/decide.h"
 
+#define DECIDE_MEMO_STATES 4
 #define DECIDE_MEMO_SLOTS 16
 #define DECIDE_MEMO_MAX_KEY 4096
-#define DECIDE_MEMO_MAX_BYTES (32 * 1024)
+#define DECIDE_MEMO_MAX_BYTES (16 * 1024)   /* per state */
 
 typedef struct decide_memo decide_memo;
 
 /* May a decision of these facts be kept for their shape? */
 bool decide_memo_keeps(const analysis *a, const decision *d);
 
-/* Sets the state the memo's decisions hold in; a state other than the last
- * empties the memo. Allocates the memo on first use (*m NULL); false out of
- * memory (then nothing is looked up or kept). */
+/* Sets the state decisions are looked up and kept in: one of the last ones
+ * again, or a new one (giving up the one used longest ago, if all are
+ * taken). Allocates the memo on first use (*m NULL); false out of memory
+ * (then nothing is looked up or kept). */
 bool decide_memo_state(decide_memo **m, const void *state, size_t len);
 
 /* What the memo knows of a text it has a decision for: the note kept with

@@ -310,16 +310,33 @@ static void test_bookkeeping(void **state)
     assert_string_equal(hit.normalized, "SELECT * FROM t WHERE id = $1");
     assert_false(decide_memo_find_text(m, q1, strlen(q1), &hit));
     assert_false(decide_memo_find_text(m, "SELECT * FROM t WHERE id = 5", 28, &hit));
-    /* the same state keeps it, another one empties it */
+    /* decisions hold in their own state only; a state of before comes back
+     * with its decisions (impersonation back and forth) */
     assert_true(decide_memo_state(&m, "A", 1));
     assert_string_equal(get_text(m, "SELECT 3"), "");
     assert_true(decide_memo_state(&m, "AB", 2));
     assert_null(get_text(m, "SELECT 3"));
     assert_false(decide_memo_find_text(m, q2, strlen(q2), &hit));
+    put_text(m, "SELECT 4", "in AB");
+    assert_true(decide_memo_state(&m, "A", 1));
+    assert_string_equal(get_text(m, "SELECT 5"), "");        /* A's own note-less decision */
+    assert_true(decide_memo_state(&m, "AB", 2));
+    assert_string_equal(get_text(m, "SELECT 6"), "in AB");
     decide_memo_stats st;
     decide_memo_get_stats(m, &st);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.resets, 0);
+    /* more states than it keeps: the one used longest ago is given up */
+    for (int i = 0; i < DECIDE_MEMO_STATES; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "S%d", i);
+        assert_true(decide_memo_state(&m, name, strlen(name)));
+    }
+    assert_true(decide_memo_state(&m, "A", 1));
+    assert_null(get_text(m, "SELECT 3"));
+    decide_memo_get_stats(m, &st);
+    assert_int_equal(st.resets, 2);   /* A's and AB's decisions went */
     assert_int_equal(st.entries, 0);
-    assert_int_equal(st.resets, 1);
     assert_int_equal(st.bytes, 0);
 
     /* UESCAPE: never kept */
