@@ -247,15 +247,24 @@ static bool epoch_is_now(const struct session *s, const guard_epoch *e)
     return n && n == e->path_len && memcmp(key, e->path, n) == 0;
 }
 
-/* Keeps the text an entry was decided on (n bytes of text) and the epoch. */
-static void entry_decided(const struct session *s, guard_named *e, const char *text, size_t n)
+/* Keeps the text an entry of table t was decided on (n bytes) and the epoch. */
+static void entry_decided(const struct session *s, guard_names *t, guard_named *e, const char *text, size_t n)
 {
     if (!e)
         return;
     char *copy = strndup(text, n);
     free(e->text);
+    t->text_bytes -= e->text_len;
     e->text = copy;   /* NULL out of memory: guard_stale then always asks again */
+    e->text_len = copy ? n : 0;
+    t->text_bytes += e->text_len;
     epoch_now(s, &e->epoch);
+}
+
+bool guard_full(const session_guard *g, size_t n, size_t bytes)
+{
+    return g->statements.n + g->cursors.n + n > GUARD_MAX_KEPT ||
+           g->statements.text_bytes + g->cursors.text_bytes + bytes > GUARD_MAX_KEPT_BYTES;
 }
 
 /* Drops name (every name when NULL). */
@@ -265,6 +274,7 @@ static void names_drop(guard_names *t, const char *name)
         if (!name || strcmp(t->v[i].name, name) == 0) {
             free(t->v[i].name);
             free(t->v[i].text);
+            t->text_bytes -= t->v[i].text_len;
             free(t->v[i].epoch.path);
             effect_clear(&t->v[i].effect);
             t->v[i] = t->v[--t->n];
@@ -308,7 +318,7 @@ static void statement_prepared(struct session *s, const char *name, const path_e
     guard_named *old = names_find(&g->statements, name);
     if (old && *name && old->text)
         return;
-    entry_decided(s, names_put(&g->statements, name, e), text, n);
+    entry_decided(s, &g->statements, names_put(&g->statements, name, e), text, n);
 }
 
 /* ---- the effects of allowed statements ------------------------------------- */
@@ -346,7 +356,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         effect_clear(&e);
         /* a DECLARE prepared this way declares its cursor when it runs */
         if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
-            entry_decided(s, names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql));
+            entry_decided(s, &g->cursors, names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql));
         return;
     }
     if (!a)
@@ -366,7 +376,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
-            entry_decided(s, names_put(&g->cursors, st->cursor_name, &none), text, tlen);
+            entry_decided(s, &g->cursors, names_put(&g->cursors, st->cursor_name, &none), text, tlen);
         } else if (st->cursor_name && !strcmp(st->tag, "CLOSE CURSOR")) {
             names_drop(&g->cursors, st->cursor_name);
         } else if (!st->cursor_name && st->tag && !strcmp(st->tag, "CLOSE CURSOR")) {

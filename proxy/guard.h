@@ -66,13 +66,22 @@ typedef struct {
     char *name;
     path_effect effect;
     char *text;              /* statements and cursors: the text decided */
+    size_t text_len;
     guard_epoch epoch;
 } guard_named;
 
 typedef struct {
     guard_named *v;
     size_t n, cap;
+    size_t text_bytes;       /* of the texts kept */
 } guard_names;
+
+/* What one session may keep of prepared statements and cursors (their texts
+ * are decided again when they run in another epoch); beyond it a PREPARE,
+ * named Parse or DECLARE is refused with SQLSTATE 54000. pgjdbc keeps 256
+ * statements and 5 MiB by default. */
+#define GUARD_MAX_KEPT 10000
+#define GUARD_MAX_KEPT_BYTES (64u * 1024 * 1024)
 
 /* The per-session state decisions depend on. */
 typedef struct {
@@ -99,6 +108,10 @@ void guard_free(session_guard *g);
 
 /* Does the session have prepared statement `name` (EXECUTE is decided by it)? */
 bool guard_has_statement(const session_guard *g, const char *name);
+
+/* Would keeping n more prepared statements or cursors of `bytes` bytes of
+ * text in all cross the limits above? */
+bool guard_full(const session_guard *g, size_t n, size_t bytes);
 
 /* The prepared statement (cursors: the cursor) `name` when it was allowed
  * in another epoch than now: it must be decided again before it runs. NULL

@@ -276,6 +276,16 @@ static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why
     return ok;
 }
 
+/* A PREPARE, named Parse or DECLARE beyond what a session may keep. */
+static void too_many_kept(session *s, const char *sql, intercept_result *out)
+{
+    deny(out, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "Deallocate or close prepared statements and cursors the session no "
+         "longer needs.", 0, "this session keeps too many prepared statements and cursors (martgate's limit: %d, "
+         "or %u MiB of their text)", GUARD_MAX_KEPT, GUARD_MAX_KEPT_BYTES / (1024 * 1024));
+    session_log(s, LOG_WARNING, "refused: %s", out->message);
+    trail_refused(s, sql, out->sqlstate, out->message);
+}
+
 /* May prepared statement (cursor: cursor) `name` run now? true when it is
  * current, unknown, or decided again and still allowed; false with the
  * client's message in why, logged and audited as a refusal of audit_text
@@ -425,8 +435,12 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
              "this session started before martgate's policy was loaded; reconnect");
         return;
     }
-    /* a text of a shape decided before in this state: allowed as written */
     size_t len = strlen(sql);
+    if (kind == 'P' && stmt_name && *stmt_name && guard_full(g, 1, len)) {
+        too_many_kept(s, sql, out);
+        return;
+    }
+    /* a text of a shape decided before in this state: allowed as written */
     bool memo = memo_enter_state(s, p);
     decide_memo_hit hit;
     if (memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
@@ -487,6 +501,17 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         }
     }
     if (!current_enough(s, a, sql, out)) {
+        analysis_free(a);
+        return;
+    }
+    size_t keeps = 0, kept_bytes = 0;
+    for (size_t i = 0; i < a->n_stmts; i++)
+        if (a->stmts[i].prepare_name || (a->stmts[i].cursor_name && !strcmp(a->stmts[i].tag, "DECLARE CURSOR"))) {
+            keeps++;
+            kept_bytes += (size_t)a->stmts[i].length;
+        }
+    if (keeps && guard_full(g, keeps, kept_bytes)) {
+        too_many_kept(s, sql, out);
         analysis_free(a);
         return;
     }

@@ -245,6 +245,34 @@ PY
 )
 check_eq "30 races of a path-setting Execute against martgate's SHOW: every read of hidden denied" "leaks 0 denied 30" "$out"
 
+# what a session keeps of prepared statements is bounded (GUARD_MAX_KEPT = 10000)
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY timeout 120 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+import sys, struct, pgwire
+from pgwire import msg, cstr, summarize
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = pgwire.Conn(port=port, timeout=60)
+c.ssl_request(ca)
+c.startup("reader", db)
+c.finish_login(tok)
+parse = lambda name: msg("P", cstr(name) + cstr("select 1") + struct.pack("!H", 0))
+c.send(b"".join(parse("K%d" % i) for i in range(10000)) + msg("S"))
+first = summarize(c.until_ready())
+print("10000", "ok" if not any(r.startswith("ERROR") for r in first) else first[:2])
+c.send(parse("K10000") + msg("S"))
+print("10001", summarize(c.until_ready()))
+print("prepare", summarize(c.query("prepare too_many as select 1")))
+c.send(msg("C", b"S" + cstr("K0")) + parse("K10000") + msg("S"))
+print("after close", summarize(c.until_ready()))
+print("still serving", summarize(c.query("select 'alive'")))
+PY
+)
+check_match "10000 named statements kept" '^10000 ok' "$out"
+check_match "the 10001st Parse refused with 54000" "^10001 \\[.ERROR 54000 this session keeps too many prepared statements" "$out"
+check_match "a PREPARE beyond the limit refused with 54000" "^prepare \\[.ERROR 54000" "$out"
+check_match "after a Close there is room again" "^after close \\[\\]" "$out"
+check_match "the session still serves" "^still serving \\['ROW alive'" "$out"
+
 # SET LOCAL in a transaction that rolls back: the path returns, so does the decision
 out=$(session reader readers <<'SQL'
 set search_path = a;
