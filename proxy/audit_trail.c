@@ -64,20 +64,14 @@ struct trail_req {
     trail_rec recs[];
 };
 
-typedef struct {
-    char *name;
-    trail_tmpl *tmpl;
-} named;
-
+/* The templates of prepared statements, cursors and portals live in the
+ * guard's entries of those (proxy/guard.h), which follow their life: Parse,
+ * PREPARE, DECLARE, Bind, Close, DEALLOCATE, DISCARD, transaction ends. */
 struct trail_state {
     trail_blob *base;       /* the session's fields now */
     const char *base_app;   /* what it was built with */
     const char *base_role;
     jsonw scratch;          /* a record being built */
-    named *stmts;
-    size_t nstmts, capstmts;
-    named *portals;         /* portal → the template of its statement */
-    size_t nportals, capportals;
 };
 
 static audit_log *log_of(const session *s)
@@ -111,6 +105,18 @@ static trail_tmpl *tmpl_ref(trail_tmpl *t)
     if (t)
         t->refs++;
     return t;
+}
+
+trail_tmpl *trail_tmpl_ref(trail_tmpl *t) { return tmpl_ref(t); }
+void trail_tmpl_release(trail_tmpl *t) { tmpl_unref(t); }
+
+/* Makes t the template of a guard entry (a reference is taken). */
+static void entry_template(guard_named *e, trail_tmpl *t)
+{
+    if (!e)
+        return;
+    tmpl_unref(e->tmpl);
+    e->tmpl = tmpl_ref(t);
 }
 
 /* ---- the session's fields ------------------------------------------------ */
@@ -360,51 +366,6 @@ static void emit_refused(session *s, trail_tmpl *t, const char *sqlstate)
     tmpl_unref(t);
 }
 
-static named *find(named *v, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(v[i].name, name))
-            return &v[i];
-    return NULL;
-}
-
-/* Sets name → tmpl (a reference is taken), replacing an older one. */
-static void put(named **v, size_t *n, size_t *cap, const char *name, trail_tmpl *tmpl)
-{
-    named *e = find(*v, *n, name);
-    if (e) {
-        tmpl_unref(e->tmpl);
-        e->tmpl = tmpl_ref(tmpl);
-        return;
-    }
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 8;
-        named *nv = realloc(*v, c * sizeof *nv);
-        if (!nv)
-            return;
-        *v = nv;
-        *cap = c;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        return;
-    (*v)[*n] = (named){copy, tmpl_ref(tmpl)};
-    (*n)++;
-}
-
-static void drop(named *v, size_t *n, const char *name)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (!name || !strcmp(v[i].name, name)) {
-            free(v[i].name);
-            tmpl_unref(v[i].tmpl);
-            v[i] = v[--*n];
-            if (name)
-                return;
-            i--;
-        }
-}
-
 /* An allowed statement's template goes where its answer will find it: for
  * 'P' it becomes the template of statement stmt_name, for 'Q' the request
  * to attach to the queue entry is returned. Takes t. */
@@ -415,9 +376,7 @@ static trail_req *place(session *s, char kind, const char *stmt_name, trail_tmpl
         return NULL;
     }
     if (kind == 'P') {
-        trail_state *st = state_of(s);
-        if (st)
-            put(&st->stmts, &st->nstmts, &st->capstmts, stmt_name ? stmt_name : "", t);
+        entry_template(guard_statement(s, stmt_name ? stmt_name : ""), t);
         tmpl_unref(t);
         return NULL;
     }
@@ -474,6 +433,12 @@ trail_req *trail_decided(session *s, char kind, const char *stmt_name, const cha
         } else if (kind == 'P') {
             return place(s, kind, stmt_name, t);
         } else if (t) {
+            /* what a PREPARE or DECLARE keeps runs later: at each EXECUTE or
+             * Bind of the statement, each FETCH or Execute of the cursor */
+            if (st && st->prepare_name)
+                entry_template(guard_statement(s, st->prepare_name), t);
+            else if (st && st->cursor_name && st->tag && !strcmp(st->tag, "DECLARE CURSOR"))
+                entry_template(guard_cursor(s, st->cursor_name), t);
             r->recs[i].t = t;
         } else {
             session_log(s, LOG_ERROR, "audit: out of memory recording a statement");
@@ -493,39 +458,20 @@ void trail_refused(session *s, const char *sql, const char *sqlstate, const char
     emit_refused(s, t, sqlstate);
 }
 
-void trail_bind(session *s, const char *portal, const char *stmt)
-{
-    trail_state *t = s->trail;
-    if (!t)
-        return;
-    named *st = find(t->stmts, t->nstmts, stmt);
-    if (st)
-        put(&t->portals, &t->nportals, &t->capportals, portal, st->tmpl);
-    else
-        drop(t->portals, &t->nportals, portal);
-}
-
 trail_req *trail_execute(session *s, const char *portal)
 {
-    trail_state *t = s->trail;
-    named *p = t ? find(t->portals, t->nportals, portal) : NULL;
-    if (!p)
+    if (!audit_enabled(log_of(s)))
+        return NULL;
+    /* a portal of a Bind, or a cursor DECLAREd in SQL */
+    guard_named *p = guard_portal(s, portal);
+    if (!p || !p->tmpl)
+        p = guard_cursor(s, portal);
+    if (!p || !p->tmpl)
         return NULL;
     trail_req *r = req_new(1);
     if (r)
         r->recs[0].t = tmpl_ref(p->tmpl);
     return r;
-}
-
-void trail_close(session *s, char what, const char *name)
-{
-    trail_state *t = s->trail;
-    if (!t)
-        return;
-    if (what == 'S')
-        drop(t->stmts, &t->nstmts, name);
-    else
-        drop(t->portals, &t->nportals, name);
 }
 
 static long long tag_rows(const char *tag)
@@ -604,11 +550,7 @@ void trail_state_free(trail_state *t)
 {
     if (!t)
         return;
-    drop(t->stmts, &t->nstmts, NULL);
-    drop(t->portals, &t->nportals, NULL);
     blob_unref(t->base);
     jw_free(&t->scratch);
-    free(t->stmts);
-    free(t->portals);
     free(t);
 }

@@ -17,6 +17,7 @@
 
 #include "policy/analyze.h"
 #include "policy/decide.h"
+#include "proxy/guard.h"
 
 struct session;
 
@@ -48,11 +49,14 @@ trail_req *trail_allowed(struct session *s, char kind, const char *stmt_name, co
 /* A statement refused before any decision (unparsable text, FunctionCall). */
 void trail_refused(struct session *s, const char *sql, const char *sqlstate, const char *message);
 
-/* Extended protocol: Bind ties a portal to a statement; Execute of a portal
- * starts a request; Close drops either. */
-void trail_bind(struct session *s, const char *portal, const char *stmt);
+/* An Execute of a portal (or of a cursor named as one) starts a request
+ * with the template of what it runs; NULL when nothing is known of it. */
 trail_req *trail_execute(struct session *s, const char *portal);
-void trail_close(struct session *s, char what, const char *name);
+
+/* Templates are kept in the guard's entries (proxy/guard.h), by reference. */
+typedef struct trail_tmpl trail_tmpl;
+trail_tmpl *trail_tmpl_ref(trail_tmpl *t);   /* NULL-safe */
+void trail_tmpl_release(trail_tmpl *t);      /* NULL-safe */
 
 /* The warehouse's answers: CommandComplete ('C' with its tag), empty query
  * ('I'), PortalSuspended ('s'), ErrorResponse ('E' with its SQLSTATE). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/decide_memo.h"
+#include "proxy/audit_trail.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/relay.h"
@@ -169,35 +170,12 @@ static void effect_apply(struct session *s, const path_effect *e)
 
 /* ---- prepared statements and portals by name -------------------------------- */
 
-static guard_named *names_find(const guard_names *t, const char *name)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->v[i].name, name) == 0)
-            return &t->v[i];
-    return NULL;
-}
-
 /* Sets name's effect (a copy), adding the name if new; returns the entry. */
 static guard_named *names_put(guard_names *t, const char *name, const path_effect *e)
 {
-    guard_named *n = names_find(t, name);
-    if (!n) {
-        if (t->n == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 4;
-            guard_named *v = realloc(t->v, cap * sizeof *v);
-            if (!v)
-                return NULL;
-            t->v = v;
-            t->cap = cap;
-        }
-        char *copy = strdup(name);
-        if (!copy)
-            return NULL;
-        n = &t->v[t->n++];
-        memset(n, 0, sizeof *n);
-        n->name = copy;
-    }
-    effect_copy(&n->effect, e);
+    guard_named *n = names_add(t, name);
+    if (n)
+        effect_copy(&n->effect, e);
     return n;
 }
 
@@ -265,23 +243,6 @@ bool guard_full(const session_guard *g, size_t n, size_t bytes)
 {
     return g->statements.n + g->cursors.n + n > GUARD_MAX_KEPT ||
            g->statements.text_bytes + g->cursors.text_bytes + bytes > GUARD_MAX_KEPT_BYTES;
-}
-
-/* Drops name (every name when NULL). */
-static void names_drop(guard_names *t, const char *name)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (!name || strcmp(t->v[i].name, name) == 0) {
-            free(t->v[i].name);
-            free(t->v[i].text);
-            t->text_bytes -= t->v[i].text_len;
-            free(t->v[i].epoch.path);
-            effect_clear(&t->v[i].effect);
-            t->v[i] = t->v[--t->n];
-            if (name)
-                return;
-            i--;
-        }
 }
 
 bool guard_has_statement(const session_guard *g, const char *name)
@@ -423,8 +384,6 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
 
 void guard_on_query_message(struct session *s)
 {
-    if (!s->guard.ready)
-        return;
     names_drop(&s->guard.statements, "");
     names_drop(&s->guard.portals, "");
 }
@@ -432,19 +391,21 @@ void guard_on_query_message(struct session *s)
 void guard_on_bind(struct session *s, const char *portal, const char *stmt)
 {
     session_guard *g = &s->guard;
-    if (!g->ready)
-        return;
+    guard_named *p = names_find(&g->portals, portal);
+    if (p && *portal)
+        return;   /* a named portal that exists stays: the server refuses the Bind */
     const guard_named *st = names_find(&g->statements, stmt);
-    if (st && st->effect.changes)
-        names_put(&g->portals, portal, &st->effect);
-    else if (!*portal)
-        names_drop(&g->portals, "");   /* the unnamed portal is replaced; a named one that exists stays */
+    static const path_effect none = {0};
+    p = names_put(&g->portals, portal, st ? &st->effect : &none);
+    st = names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
+    if (p) {
+        trail_tmpl_release(p->tmpl);
+        p->tmpl = st ? trail_tmpl_ref(st->tmpl) : NULL;
+    }
 }
 
 void guard_on_execute(struct session *s, const char *portal)
 {
-    if (!s->guard.ready)
-        return;
     const guard_named *p = names_find(&s->guard.portals, portal);
     if (p)
         effect_apply(s, &p->effect);
@@ -452,9 +413,24 @@ void guard_on_execute(struct session *s, const char *portal)
 
 void guard_on_close(struct session *s, char what, const char *name)
 {
-    if (!s->guard.ready)
-        return;
     names_drop(what == 'S' ? &s->guard.statements : &s->guard.portals, name);
+    if (what != 'S')
+        names_drop(&s->guard.cursors, name);   /* a cursor is a portal too */
+}
+
+guard_named *guard_statement(struct session *s, const char *name)
+{
+    return names_find(&s->guard.statements, name);
+}
+
+guard_named *guard_cursor(struct session *s, const char *name)
+{
+    return names_find(&s->guard.cursors, name);
+}
+
+guard_named *guard_portal(struct session *s, const char *name)
+{
+    return names_find(&s->guard.portals, name);
 }
 
 /* ---- what the warehouse tells ---------------------------------------------- */
@@ -479,10 +455,10 @@ void guard_search_path_learned(struct session *s, const char *value, char tx_sta
 void guard_on_ready_for_query(struct session *s, char previous, char status)
 {
     session_guard *g = &s->guard;
-    if (!g->ready)
-        return;
     if (status == 'I' && g->portals.n)
         names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
+    if (!g->ready)
+        return;
     /* a transaction that changed search_path ended: it may have undone the change */
     if (g->tx_path_changed && previous != 'I' && status == 'I') {
         list_union(&g->effective_path, &g->committed_path);
@@ -496,12 +472,9 @@ void guard_free(session_guard *g)
     schema_list_clear(&g->startup_path);
     schema_list_clear(&g->committed_path);
     schema_list_clear(&g->effective_path);
-    names_drop(&g->statements, NULL);
-    names_drop(&g->cursors, NULL);
-    names_drop(&g->portals, NULL);
-    free(g->statements.v);
-    free(g->cursors.v);
-    free(g->portals.v);
+    names_free(&g->statements);
+    names_free(&g->cursors);
+    names_free(&g->portals);
     free(g->imp_role);
     decide_memo_free(g->memo);
     if (g->ready)

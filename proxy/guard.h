@@ -59,8 +59,11 @@ typedef struct {
     size_t path_len;
 } guard_epoch;
 
-/* A prepared statement, cursor or portal known to the guard: its effect on
- * search_path; statements and cursors also keep their text and the epoch
+struct trail_tmpl;
+
+/* A prepared statement, cursor or portal of the session: its effect on
+ * search_path and the audit template of what it runs (proxy/audit_trail;
+ * a reference); statements and cursors also keep their text and the epoch
  * they were allowed in. */
 typedef struct {
     char *name;
@@ -68,13 +71,25 @@ typedef struct {
     char *text;              /* statements and cursors: the text decided */
     size_t text_len;
     guard_epoch epoch;
+    struct trail_tmpl *tmpl; /* NULL: not audited (auditing off, or unknown) */
 } guard_named;
 
+/* Entries by name (guard_names.c): a dense array and a hash index. Pointers
+ * to entries hold until the table changes. */
 typedef struct {
     guard_named *v;
     size_t n, cap;
+    uint32_t *slots;
+    size_t nslots;
     size_t text_bytes;       /* of the texts kept */
 } guard_names;
+
+guard_named *names_find(const guard_names *t, const char *name);
+/* Finds name, or adds an empty entry for it; NULL out of memory. */
+guard_named *names_add(guard_names *t, const char *name);
+/* Drops name (every name when NULL), releasing what its entry holds. */
+void names_drop(guard_names *t, const char *name);
+void names_free(guard_names *t);
 
 /* What one session may keep of prepared statements and cursors (their texts
  * are decided again when they run in another epoch); beyond it a PREPARE,
@@ -96,7 +111,7 @@ typedef struct {
     uint32_t path_changes;           /* bumped at each change the guard applies */
     guard_names statements;          /* prepared statements allowed (SQL and protocol; "" unnamed) */
     guard_names cursors;             /* cursors declared (DECLARE), by name */
-    guard_names portals;             /* portals bound from one that changes search_path */
+    guard_names portals;             /* portals bound (Bind), until their transaction ends */
     uint32_t who_serial;             /* bumped whenever `who` changes */
     decision dec;                    /* reused between statements */
     struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
@@ -131,15 +146,22 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
 void guard_principal_changed(struct session *s);
 
 /* The extended protocol, as the relay forwards it. A Query message destroys
- * the unnamed statement and portal; Bind ties a portal to a statement;
- * Execute runs a portal; Close ('S' or 'P') drops one. */
+ * the unnamed statement and portal; Bind ties a portal to a statement (and
+ * to its audit template); Execute runs a portal; Close ('S' or 'P') drops
+ * one. */
 void guard_on_query_message(struct session *s);
 void guard_on_bind(struct session *s, const char *portal, const char *stmt);
 void guard_on_execute(struct session *s, const char *portal);
 void guard_on_close(struct session *s, char what, const char *name);
 
+/* The entries the audit trail keeps its templates in: the prepared statement
+ * `name` (cursor: the cursor, portal: the portal), NULL when unknown. */
+guard_named *guard_statement(struct session *s, const char *name);
+guard_named *guard_cursor(struct session *s, const char *name);
+guard_named *guard_portal(struct session *s, const char *name);
+
 /* Every ReadyForQuery: a transaction end may undo a search_path change, and
- * outside a transaction no portal is left. */
+ * outside a transaction no portal is left (but WITH HOLD cursors). */
 void guard_on_ready_for_query(struct session *s, char previous, char status);
 /* The answer to martgate's own SHOW search_path. */
 void guard_search_path_learned(struct session *s, const char *value, char tx_status);

@@ -324,9 +324,7 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
 
 bool intercept_bind(session *s, const char *portal, const char *stmt, char *why, size_t len)
 {
-    if (!s->guard.ready)
-        return true;
-    if (!still_allowed(s, false, stmt, true, NULL, why, len))
+    if (s->guard.ready && !still_allowed(s, false, stmt, true, NULL, why, len))
         return false;
     guard_on_bind(s, portal, stmt);
     return true;
@@ -334,10 +332,8 @@ bool intercept_bind(session *s, const char *portal, const char *stmt, char *why,
 
 bool intercept_execute(session *s, const char *portal, char *why, size_t len)
 {
-    if (!s->guard.ready)
-        return true;
     /* a portal may be a cursor DECLAREd earlier */
-    if (*portal && !still_allowed(s, true, portal, false, NULL, why, len))
+    if (s->guard.ready && *portal && !still_allowed(s, true, portal, false, NULL, why, len))
         return false;
     guard_on_execute(s, portal);
     return true;
@@ -425,6 +421,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     const policy_t *p = current_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */
+        guard_statement_allowed(s, NULL, kind, stmt_name, sql);
         s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL, NULL, 0);
         return;
     }

@@ -377,13 +377,10 @@ static bool handle_statement(session *s, char type, uint32_t len)
                       .message = res.message ? res.message : "statement denied by policy",
                       .detail = res.detail, .hint = res.hint, .position = res.position};
         evbuffer_drain(in, len + 1);
-        /* a denied Parse leaves no statement of that name on the warehouse:
-         * later Executes of the name must not borrow an older audit template */
-        if (type == 'P') {
-            trail_close(s, 'S', name);
-            if (!*name)
-                guard_on_close(s, 'S', "");   /* the server drops the unnamed statement before parsing */
-        }
+        /* the server drops the unnamed statement before it parses; a named
+         * one of that name, if any, stays (the Parse fails on it) */
+        if (type == 'P' && !*name)
+            guard_on_close(s, 'S', "");
         ok = forward_denial(s, type, name, &e);
         break;
     }
@@ -468,22 +465,32 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                 if (!intercept_bind(s, a, b, bad, badlen)) {
                     r->denied_len = len + 1;
                     r->denied_type = 'B';
+                    r->denied_sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
                     return SCAN_DENY;
                 }
-                if (s->trail)
-                    trail_bind(s, a, b);
             } else if (type == 'E') {
-                if (!intercept_execute(s, a, bad, badlen)) {
+                /* an Execute is a statement the audit log records: it waits,
+                 * or is refused, while the log's queue is full */
+                audit_status room = audit_room(s->srv->audit);
+                if (room == AUDIT_FULL_WAIT) {
+                    conn_read(&s->client, false);
+                    r->client_paused = true;
+                    s->waiting_audit = true;
+                    audit_wait(s->srv->audit, on_audit_room, s);
+                    return SCAN_MORE;   /* *approved is this message's start */
+                }
+                if (room == AUDIT_FULL_DENY || !intercept_execute(s, a, bad, badlen)) {
+                    if (room == AUDIT_FULL_DENY)
+                        snprintf(bad, badlen, "the audit log is not keeping up: statement refused "
+                                 "(audit.when_full = deny); try again in a moment");
                     r->denied_len = len + 1;
                     r->denied_type = 'E';
+                    r->denied_sqlstate = room == AUDIT_FULL_DENY ? "53400" : SQLSTATE_INSUFFICIENT_PRIVILEGE;
                     return SCAN_DENY;
                 }
-                if (s->trail)
-                    req = trail_execute(s, a);
+                req = trail_execute(s, a);
             } else {
                 guard_on_close(s, body[0], a);
-                if (s->trail)
-                    trail_close(s, body[0], a);
             }
         }
         if (tracked_request(type) && !q_push_req(&r->q, (uint8_t)type, req)) {
@@ -566,8 +573,8 @@ static bool refuse_message(session *s, const char *why)
     size_t n = have < r->denied_len ? have : r->denied_len;
     evbuffer_drain(s->client.in, n);
     r->client_discard = (uint32_t)(r->denied_len - n);
-    pg_error e = {.severity = "ERROR", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE, .message = why,
-                  .hint = s->cfg->deny_hint};
+    pg_error e = {.severity = "ERROR", .sqlstate = r->denied_sqlstate, .message = why,
+                  .hint = strcmp(r->denied_sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE) ? NULL : s->cfg->deny_hint};
     /* Bind: portal "", statement "" and nothing more; Execute: portal ""
      * without its row limit */
     static const unsigned char bind[] = {'B', 0, 0, 0, 6, 0, 0};

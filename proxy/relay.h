@@ -41,6 +41,7 @@ typedef struct {
     uint32_t client_discard;     /* bytes of a refused client message still to drop */
     size_t denied_len;           /* the refused message (scan_client → refuse_message) */
     char denied_type;
+    const char *denied_sqlstate;
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;

@@ -128,4 +128,63 @@ check_match "normalized text" 'INSERT INTO t VALUES \(\$1, \$2\)' "$all"
 check_eq "every line is a JSON object" "$(wc -l <<<"$all")" "$(python3 -c 'import json,sys; print(sum(1 for l in sys.stdin if isinstance(json.loads(l), dict)))' <<<"$all")"
 check_eq "the warehouse has every record of the files" "$(wc -l <<<"$all")" \
   "$(pg_admin $E2E -c "select count(*) from governance.e2e_events")"
+
+# ---- a full queue (the audit file a FIFO nobody reads: a hung disk): every
+# statement waits (when_full block) or is refused (deny), Execute of a
+# statement prepared earlier too, and martgate's memory stays bounded
+cat >"$T_DIR/full.py" <<'PY'
+# full.py MODE PID: session A prepares while there is room; session B fills
+# the queue; then A binds and executes what it prepared
+import os, sys, struct, time, socket, pgwire
+from pgwire import msg, cstr, summarize
+mode, pid = sys.argv[1], sys.argv[2]
+def rss():
+    return int(open("/proc/%s/status" % pid).read().split("VmRSS:")[1].split()[0])
+a = pgwire.target_login(os.environ["DB"], timeout=30)
+a.send(msg("P", cstr("big") + cstr("select $1::text /* " + "c" * 60000 + " */") + struct.pack("!HI", 1, 25)) + msg("S"))
+a.until_ready()
+b = pgwire.target_login(os.environ["DB"], timeout=30)
+refused = None
+for i in range(200):
+    b.settimeout(3)
+    try:
+        r = summarize(b.query("select %d" % i))
+    except socket.timeout:
+        refused = "query %d waits" % i
+        break
+    if r and r[0].startswith("ERROR"):
+        refused = "query %d: %s" % (i, r[0][:60])
+        break
+print("queries", refused)
+before = rss()
+exe = msg("B", cstr("") + cstr("big") + struct.pack("!HHI", 0, 1, 1) + b"v" + struct.pack("!H", 0)) + msg("E", cstr("") + struct.pack("!I", 0))
+a.settimeout(3)
+try:
+    a.send(exe * 200 + msg("S"))
+    out = summarize(a.until_ready())
+    print("executes", out[0][:70] if out else "none", "errors", sum(1 for l in out if l.startswith("ERROR")))
+except socket.timeout:
+    print("executes wait")
+print("rss growth kB", rss() - before)
+PY
+for mode in deny block; do
+  FIFO=$T_DIR/audit-$mode.fifo; rm -f "$FIFO"; mkfifo "$FIFO"
+  ( exec 3<"$FIFO"; sleep 120 ) &
+  holder=$!; H_BG_PIDS+=("$holder")
+  MG_CFG_EXTRA="\"audit\": {\"file\": \"$FIFO\", \"queue_size\": 16, \"when_full\": \"$mode\", \"fsync_interval_ms\": 0}" \
+    mg_start $E2E || h_die "martgate did not start"
+  out=$(DB=$E2E PYT_TIMEOUT=60 pyf "$T_DIR/full.py" $mode "$MG_PID" 2>&1 || true)
+  if [ $mode = deny ]; then
+    check_match "full queue, deny: a Query is refused with 53400" '^queries query [0-9]+: ERROR 53400' "$out"
+    check_match "full queue, deny: Execute of a prepared statement refused with 53400 too" '^executes ERROR 53400' "$out"
+  else
+    check_match "full queue, block: a Query waits" '^queries query [0-9]+ waits' "$out"
+    check_match "full queue, block: an Execute waits too" '^executes wait' "$out"
+  fi
+  growth=$(sed -n 's/^rss growth kB //p' <<<"$out")
+  check "full queue, $mode: memory stays bounded (grew ${growth:-?} kB)" test "${growth:-999999}" -lt 20000
+  kill "$holder" 2>/dev/null || true
+  cat "$FIFO" >/dev/null 2>&1 &   # let the writer drain so martgate can stop
+  mg_stop 20
+done
 h_done

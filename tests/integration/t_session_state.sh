@@ -400,8 +400,48 @@ n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
 mg_reload
 wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
 
+# ---- every run of what was prepared or declared is recorded, with what runs:
+# a SQL PREPARE bound by the protocol, a DECLAREd cursor executed as a portal,
+# a name reused after DEALLOCATE
+tok=$(mg_token --sub reader --groups readers --ttl 10m)
+PYTHONPATH=$H_PY timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' >"$T_DIR/runs.out" 2>&1 || true
+import sys, struct, pgwire
+from pgwire import msg, cstr, summarize
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = pgwire.Conn(port=port, timeout=10)
+c.ssl_request(ca)
+c.startup("reader", db)
+c.finish_login(tok)
+def run(portal_msgs):
+    c.send(portal_msgs + msg("S"))
+    return summarize(c.until_ready())
+bind = lambda portal, stmt: msg("B", cstr(portal) + cstr(stmt) + struct.pack("!HHH", 0, 0, 0))
+execute = lambda portal: msg("E", cstr(portal) + struct.pack("!I", 0))
+c.query("prepare runs_p as select v as runs_p_col from a.t where id < 3")
+for i in range(3):
+    print("bind", run(bind("", "runs_p") + execute("")))
+c.query("begin")
+c.query("declare runs_c cursor for select v as runs_c_col from b.t where id < 4")
+print("cursor", run(execute("runs_c")))
+c.query("commit")
+c.send(msg("P", cstr("runs_s") + cstr("select 'harmless' as runs_s_col") + struct.pack("!H", 0)) + msg("S"))
+c.until_ready()
+c.query("deallocate runs_s")
+c.query("prepare runs_s as select v as runs_s_real from a.t where id < 5")
+print("reused", run(bind("", "runs_s") + execute("")))
+c.terminate()
+PY
+
 # ---- the audit records of memoized statements (SIGTERM drains the log)
 mg_stop
+runs=$(grep '"event":"statement"' "$T_DIR/audit.jsonl" | grep 'runs_' || true)
+check_eq "each protocol run of a SQL PREPARE recorded with its rows and relations" 3 \
+  "$(grep 'runs_p_col' <<<"$runs" | grep '"rows":2' | grep -c '"relations":\["a.t"\]')"
+check_eq "a DECLAREd cursor run as a portal recorded with its rows" 1 \
+  "$(grep 'runs_c_col' <<<"$runs" | grep '"rows":3' | grep -c '"relations":\["b.t"\]')"
+check_eq "a name reused after DEALLOCATE recorded with what ran" 1 \
+  "$(grep 'runs_s_real' <<<"$runs" | grep '"rows":4' | grep -c '"relations":\["a.t"\]')"
+check_eq "the statement deallocated unrun left no record of a run" 0 "$(grep -c 'runs_s_col' <<<"$runs")"
 recs=$(grep '"event":"statement"' "$T_DIR/audit.jsonl" | grep 'from a.t where id = \$1' || true)
 check_eq "three statements of one shape, three records" 3 "$(grep -c 'select v from a.t where id = \$1' <<<"$recs")"
 check_eq "each record complete (decision, rule, relation, dataset, rows, sqlstate)" 3 \

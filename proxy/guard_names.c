@@ -1,0 +1,139 @@
+/*
+ * guard_names: the session's prepared statements, cursors and portals by
+ * name (see guard.h): entries in one dense array, found through an open
+ * addressing index (linear probing, deletion by backward shift), so a client
+ * with thousands of names costs each Bind and Execute a hash, not a scan.
+ */
+#include "proxy/guard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/text_hash.h"
+#include "proxy/audit_trail.h"
+
+static size_t home(const guard_names *t, const char *name)
+{
+    return (size_t)text_hash(name, strlen(name)) & (t->nslots - 1);
+}
+
+/* The index slot that holds entry i (slots hold index + 1; 0 is empty). */
+static size_t slot_of(const guard_names *t, size_t i)
+{
+    size_t s = home(t, t->v[i].name);
+    while (t->slots[s] != i + 1)
+        s = (s + 1) & (t->nslots - 1);
+    return s;
+}
+
+static bool rebuild(guard_names *t, size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        return false;
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t s = home(t, t->v[i].name);
+        while (t->slots[s])
+            s = (s + 1) & (nslots - 1);
+        t->slots[s] = (uint32_t)(i + 1);
+    }
+    return true;
+}
+
+guard_named *names_find(const guard_names *t, const char *name)
+{
+    if (!t->n)
+        return NULL;
+    for (size_t s = home(t, name); t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
+        guard_named *e = &t->v[t->slots[s] - 1];
+        if (strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+guard_named *names_add(guard_names *t, const char *name)
+{
+    guard_named *e = names_find(t, name);
+    if (e)
+        return e;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4;
+        guard_named *v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        t->v = v;
+        t->cap = cap;
+    }
+    if ((t->n + 1) * 2 > t->nslots && !rebuild(t, t->nslots ? t->nslots * 2 : 8))
+        return NULL;
+    char *copy = strdup(name);
+    if (!copy)
+        return NULL;
+    size_t i = t->n++;
+    memset(&t->v[i], 0, sizeof t->v[i]);
+    t->v[i].name = copy;
+    size_t s = home(t, copy);
+    while (t->slots[s])
+        s = (s + 1) & (t->nslots - 1);
+    t->slots[s] = (uint32_t)(i + 1);
+    return &t->v[i];
+}
+
+static void entry_free(guard_names *t, guard_named *e)
+{
+    free(e->name);
+    free(e->text);
+    t->text_bytes -= e->text_len;
+    free(e->epoch.path);
+    schema_list_clear(&e->effect.schemas);
+    trail_tmpl_release(e->tmpl);
+}
+
+void names_drop(guard_names *t, const char *name)
+{
+    if (!name) {
+        for (size_t i = 0; i < t->n; i++)
+            entry_free(t, &t->v[i]);
+        t->n = 0;
+        if (t->slots)
+            memset(t->slots, 0, t->nslots * sizeof *t->slots);
+        return;
+    }
+    guard_named *e = names_find(t, name);
+    if (!e)
+        return;
+    size_t i = (size_t)(e - t->v), mask = t->nslots - 1;
+    /* take entry i out of the index: backward-shift the probe run after it */
+    size_t hole = slot_of(t, i);
+    for (size_t j = (hole + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+        size_t h = home(t, t->v[t->slots[j] - 1].name);
+        /* may the entry at j move into the hole (its home is not in (hole, j])? */
+        bool between = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
+        if (!between) {
+            t->slots[hole] = t->slots[j];
+            hole = j;
+        }
+    }
+    t->slots[hole] = 0;
+    entry_free(t, e);
+    /* the last entry takes its place in the array */
+    size_t last = t->n - 1;
+    if (i != last) {
+        size_t s = slot_of(t, last);
+        t->v[i] = t->v[last];
+        t->slots[s] = (uint32_t)(i + 1);
+    }
+    t->n--;
+}
+
+void names_free(guard_names *t)
+{
+    names_drop(t, NULL);
+    free(t->v);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}

