@@ -169,6 +169,9 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
 int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
                          const char *const **groups, size_t *n_groups, char *why, size_t whylen);
 
+/* Is `who` one of the policy's impersonators (for any role)? */
+bool decide_is_impersonator(const policy_t *p, const decide_principal *who);
+
 /* The principal's groups: the token's plus the policy's memberships.
  * Returns the count; writes up to max borrowed names into out. */
 size_t decide_effective_groups(const policy_t *p, const decide_principal *who, const char **out, size_t max);

@@ -222,6 +222,20 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
 
 /* ---- connection impersonation (Metabase's SET ROLE) ------------------- */
 
+bool decide_is_impersonator(const policy_t *p, const decide_principal *who)
+{
+    subj s;
+    if (!p || subj_init(&s, p, who) != 0)
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < p->n_impersonators && !ok; i++) {
+        const char *what;
+        ok = subjects_match(&p->impersonators[i].subjects, &s, &what) > 0;
+    }
+    subj_free(&s);
+    return ok;
+}
+
 int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
                          const char *const **groups, size_t *n_groups, char *why, size_t whylen)
 {

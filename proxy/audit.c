@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <pg_query.h>
 #include <pthread.h>
@@ -731,6 +732,18 @@ void audit_close(audit_log *a)
         pthread_mutex_destroy(&a->mu);
     }
     free(a);
+}
+
+bool audit_trusts_end_user(const audit_log *a, const char *user, bool impersonator)
+{
+    if (!a || !a->enabled || !user)
+        return false;
+    if (!a->cfg.has_end_user_from)
+        return impersonator;
+    for (size_t i = 0; i < a->cfg.n_end_user_from; i++)
+        if (fnmatch(a->cfg.end_user_from[i], user, 0) == 0)
+            return true;
+    return false;
 }
 
 const char *audit_query_text_mode(const audit_log *a)

@@ -124,6 +124,14 @@ void audit_reopen(audit_log *a);
 #define AUDIT_CLOSE_RETRY_S 10
 void audit_close(audit_log *a);
 
+/* May a session of `user` name its end user with a Metabase remark
+ * ("-- Metabase:: userID: N")? The remark is the client's word: audit
+ * trusts it from the users audit.end_user_from names (patterns, fnmatch),
+ * or, without that key, from the policy's impersonators (impersonator: is
+ * the session's user one). Other sessions' remarks are recorded as
+ * end_user_claimed. */
+bool audit_trusts_end_user(const audit_log *a, const char *user, bool impersonator);
+
 /* "normalized" | "full" | "none" ("none" for the no-op log). */
 const char *audit_query_text_mode(const audit_log *a);
 

@@ -19,6 +19,9 @@ struct audit_settings {
     int fsync_interval_ms;
     bool has_warehouse;
     audit_pg_config pg;
+    char **end_user_from;       /* user patterns whose Metabase remark names the end user */
+    size_t n_end_user_from;
+    bool has_end_user_from;     /* false: the policy's impersonators */
 };
 
 #define AUDIT_PG_STOP_MS 5000

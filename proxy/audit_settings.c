@@ -26,10 +26,18 @@ static char *resolve_path(const char *dir, const char *p)
 
 /* ----------------------------------------------------------- settings -- */
 
+static void patterns_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 void audit_settings_clear(audit_settings *s)
 {
     free(s->file);
     audit_pg_config_clear(&s->pg);
+    patterns_free(s->end_user_from, s->n_end_user_from);
     memset(s, 0, sizeof *s);
 }
 
@@ -54,8 +62,12 @@ bool audit_settings_same(const audit_settings *x, const audit_settings *y)
         return audit_settings_enabled(x) == audit_settings_enabled(y);
     if (!str_same(x->file, y->file) || x->qmode != y->qmode || x->queue_size != y->queue_size ||
         x->when_full != y->when_full || x->fsync_interval_ms != y->fsync_interval_ms ||
-        x->has_warehouse != y->has_warehouse)
+        x->has_warehouse != y->has_warehouse || x->has_end_user_from != y->has_end_user_from ||
+        x->n_end_user_from != y->n_end_user_from)
         return false;
+    for (size_t i = 0; i < x->n_end_user_from; i++)
+        if (strcmp(x->end_user_from[i], y->end_user_from[i]) != 0)
+            return false;
     if (!x->has_warehouse)
         return true;
     const audit_pg_config *p = &x->pg, *q = &y->pg;
@@ -174,7 +186,7 @@ audit_settings *audit_settings_parse(const json_doc *doc, const json_t *audit, c
                                      audit_db_lookup lookup, void *lookup_arg, char *err, size_t errlen)
 {
     static const char *const keys[] = {"file", "query_text", "queue_size", "when_full", "fsync_interval_ms",
-                                       "warehouse", NULL};
+                                       "warehouse", "end_user_from", NULL};
     audit_settings *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "audit: out of memory");
@@ -230,6 +242,23 @@ audit_settings *audit_settings_parse(const json_doc *doc, const json_t *audit, c
     json_t *w = json_object_get(audit, "warehouse");
     if (w && parse_warehouse(doc, w, base_dir, s, lookup, lookup_arg, err, errlen) < 0)
         goto fail;
+    const char **pats = NULL;
+    size_t npats = 0;
+    int rp = json_doc_get_strings(doc, audit, F, "end_user_from", false, &pats, &npats, err, errlen);
+    if (rp < 0)
+        goto fail;
+    if (rp == 0) {   /* given (1: absent) */
+        s->has_end_user_from = true;
+        s->end_user_from = calloc(npats ? npats : 1, sizeof *s->end_user_from);
+        for (size_t i = 0; s->end_user_from && i < npats; i++)
+            if (!(s->end_user_from[s->n_end_user_from++] = strdup(pats[i])))
+                break;
+        free(pats);
+        if (!s->end_user_from || (npats && !s->end_user_from[npats - 1])) {
+            snprintf(err, errlen, "audit: out of memory");
+            goto fail;
+        }
+    }
     s->enabled = true;
     return s;
 fail:
@@ -241,9 +270,18 @@ int audit_settings_copy(audit_settings *d, const audit_settings *s)
 {
     *d = *s;
     d->file = NULL;
+    d->end_user_from = NULL;
+    d->n_end_user_from = 0;
     memset(&d->pg, 0, sizeof d->pg);
     if (s->file && !(d->file = strdup(s->file)))
         return -1;
+    if (s->has_end_user_from) {
+        if (!(d->end_user_from = calloc(s->n_end_user_from ? s->n_end_user_from : 1, sizeof *d->end_user_from)))
+            return -1;
+        for (size_t i = 0; i < s->n_end_user_from; i++)
+            if (!(d->end_user_from[d->n_end_user_from++] = strdup(s->end_user_from[i])))
+                return -1;
+    }
     if (s->has_warehouse && audit_pg_config_copy(&d->pg, &s->pg) < 0)
         return -1;
     return 0;

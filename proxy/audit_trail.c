@@ -43,6 +43,7 @@ typedef struct trail_tmpl {
     unsigned refs;
     trail_blob *base;
     char end_user[48];      /* "metabase:N", or "" */
+    bool end_user_trusted;  /* else recorded as end_user_claimed */
     size_t members_len, qlen, nlen;
     bool has_normalized;
     char data[];            /* members \0 query \0 [normalized \0] */
@@ -72,6 +73,7 @@ struct trail_state {
     const char *base_app;   /* what it was built with */
     const char *base_role;
     jsonw scratch;          /* a record being built */
+    int trusts_remark;      /* -1 unknown; 1: a Metabase remark names the end user */
 };
 
 static audit_log *log_of(const session *s)
@@ -81,9 +83,24 @@ static audit_log *log_of(const session *s)
 
 static trail_state *state_of(session *s)
 {
-    if (!s->trail)
-        s->trail = calloc(1, sizeof *s->trail);
+    if (!s->trail && (s->trail = calloc(1, sizeof *s->trail)))
+        s->trail->trusts_remark = -1;
     return s->trail;
+}
+
+/* Does this session's Metabase remark name its end user (audit.h)? Asked
+ * once per session, for the principal that logged in. */
+static bool trusts_remark(session *s)
+{
+    trail_state *t = state_of(s);
+    if (!t)
+        return false;
+    if (t->trusts_remark < 0) {
+        const policy_t *p = s->srv->cfg->policy;
+        bool imp = p && s->guard.ready && decide_is_impersonator(p, &s->guard.login_who);
+        t->trusts_remark = audit_trusts_end_user(log_of(s), s->user, imp);
+    }
+    return t->trusts_remark == 1;
 }
 
 static void blob_unref(trail_blob *b)
@@ -298,6 +315,7 @@ static trail_tmpl *tmpl_new(session *s, const char *sql, const char *stmt_text, 
     base->refs++;
     if (metabase_end_user(sql, t->end_user, sizeof t->end_user) != 0)
         t->end_user[0] = 0;
+    t->end_user_trusted = t->end_user[0] && trusts_remark(s);
     t->members_len = mlen;
     t->qlen = qlen;
     t->nlen = normalized ? nlen : 0;
@@ -320,7 +338,7 @@ static void emit(session *s, const trail_rec *r)
     const trail_tmpl *t = r->t;
     jsonw *w = record_start(s, t->base, "statement");
     if (t->end_user[0])
-        jw_str(w, "end_user", t->end_user);
+        jw_str(w, t->end_user_trusted ? "end_user" : "end_user_claimed", t->end_user);
     jw_raw(w, ",", 1);
     jw_raw(w, t->data, t->members_len);
     jw_ms(w, "duration_ms", r->ms);

@@ -231,6 +231,8 @@ static void test_config_errors(void **state)
                         "'queue_size' is 0, must be between 16");
     expect_config_error("{\"audit\": {\"file\": \"a.jsonl\", \"when_full\": \"drop\"}}", "test.json:1:",
                         "audit.when_full: 'drop' is not one of block, deny");
+    expect_config_error("{\n \"audit\": {\"file\": \"a.jsonl\",\n  \"end_user_from\": [\"metabase-*\", 7]}}",
+                        "test.json:3:", "'end_user_from'[1] must be a string");
     expect_config_error("{\"audit\": {\"file\": \"a.jsonl\", \"fsync_interval_ms\": -1}}", "test.json:1:",
                         "fsync_interval_ms");
     expect_config_error("{\"audit\": {\"query_text\": \"full\"}}", "test.json:1:", "missing required key 'file'");
