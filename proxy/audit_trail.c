@@ -56,6 +56,7 @@ typedef struct {
     char sqlstate[6];
     bool answered;          /* sqlstate (or its null) known */
     bool sqlstate_null, suspended, not_executed;
+    bool interrupted;       /* the session ended before the answer came */
 } trail_rec;
 
 struct trail_req {
@@ -352,7 +353,9 @@ static void emit(session *s, const trail_rec *r)
         jw_str(w, "sqlstate", r->sqlstate);
     if (r->suspended)
         jw_bool(w, "portal_suspended", true);
-    if (!r->answered || r->not_executed)
+    if (!r->answered && r->interrupted)
+        jw_bool(w, "interrupted", true);    /* sent to the warehouse; the session ended before its answer */
+    else if (!r->answered || r->not_executed)
         jw_bool(w, "not_executed", true);   /* skipped: an earlier message of its batch failed */
     s->statements++;
     record_submit(s, w, t);
@@ -543,6 +546,12 @@ void trail_answer(trail_req *r, char type, const char *text)
         }
         r->next = r->n;
     }
+}
+
+void trail_interrupted(trail_req *r)
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        r->recs[i].interrupted = true;
 }
 
 void trail_finish(session *s, trail_req *r)

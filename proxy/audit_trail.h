@@ -64,6 +64,9 @@ void trail_answer(trail_req *r, char type, const char *tag_or_sqlstate);
 /* The request is over (ReadyForQuery for a Query, completion for an
  * Execute, or skipped after an error): its records go to the audit log. */
 void trail_finish(struct session *s, trail_req *r);
+/* The session ends with the request in flight: its unanswered statements
+ * are recorded as interrupted (they may have run), not as skipped. */
+void trail_interrupted(trail_req *r);
 /* Frees a request without writing it (session torn down hard). */
 void trail_discard(trail_req *r);
 

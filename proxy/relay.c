@@ -132,8 +132,10 @@ void relay_free(relay_state *r)
 {
     free(r->learned);
     r->learned = NULL;
-    while (r->q.len)
+    while (r->q.len) {
+        trail_interrupted(q_head_req(&r->q));
         q_pop(&r->q);
+    }
     free(r->q.kinds);
     free(r->q.reqs);
     free(r->q.poison);
@@ -654,8 +656,17 @@ void relay_client_readable(session *s)
         uint32_t len;
         pgw_peek_header(in, &type, &len);
         if (type == 'X') {
+            /* what the client sent before it goes on to the warehouse and
+             * runs, as it would without martgate; the warehouse ends the
+             * session when it reads the Terminate */
             session_log(s, LOG_DEBUG, "client sent Terminate");
             evbuffer_drain(in, evbuffer_get_length(in));
+            if (!relay_idle(s)) {
+                static const unsigned char terminate[5] = {'X', 0, 0, 0, 4};
+                evbuffer_add(out, terminate, sizeof terminate);
+                conn_flush(&s->server);
+                r->client_terminated = true;
+            }
             session_close(s, NULL);
             return;
         }

@@ -47,6 +47,7 @@ typedef struct {
     bool client_paused, server_paused;
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
     bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
+    bool client_terminated;      /* Terminate passed on: what is in flight runs to its end */
     bool learn_pending;          /* ask the warehouse for search_path when idle */
     uint32_t learn_mark;         /* the guard's path_changes when it was asked */
     char *learned;               /* SHOW search_path's answer, while it arrives */

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/clock.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -162,7 +163,7 @@ static void close_warehouse(session *s)
 {
     /* a query still running would go on on the warehouse until it next
      * writes to the closed socket: cancel it first */
-    if (s->be && s->server_open && !relay_idle(s) && backend_cancel(s->be) == 0)
+    if (s->be && s->server_open && !relay_idle(s) && !s->relay.client_terminated && backend_cancel(s->be) == 0)
         session_log(s, LOG_INFO, "cancelled the warehouse query still running");
     if (s->server_open) {
         conn_close(&s->server);
@@ -222,11 +223,22 @@ void session_cancel(session *s)
 static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
 {
     session *target = server_find_by_key(s->srv, pid);
-    if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0)
+    if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
         session_cancel(target);
-    else
-        log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session",
-                s->client_addr, s->client_port);
+    } else {
+        /* at most one line a second: a flood of wrong keys must not flood the log */
+        static double last_logged;
+        static unsigned long unlogged;
+        double now = clock_mono_s();
+        if (now - last_logged >= 1.0) {
+            log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session%s",
+                    s->client_addr, s->client_port, unlogged ? " (and more not logged in the last second)" : "");
+            last_logged = now;
+            unlogged = 0;
+        } else {
+            unlogged++;
+        }
+    }
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
 }
@@ -695,6 +707,8 @@ static void on_client_io(conn *c, conn_event what, void *arg)
         switch (s->state) {
         case SS_STARTUP:
             read_startup(s);
+            if (s->state == SS_AUTH && evbuffer_get_length(s->client.in) > 0)
+                read_password(s);   /* the client sent its password with the startup packet */
             break;
         case SS_AUTH:
             read_password(s);

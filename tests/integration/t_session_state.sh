@@ -34,7 +34,8 @@ write_policy() { # GRANT_A(true/false)
     {"id": "no-b-hidden", "subjects": {"groups": ["readers"]}, "objects": {"tables": ["b.hidden"]}, "access": "deny"},
     $a_rule
     {"id": "readers-b", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["b"]}, "access": "read"},
-    {"id": "analyst-role", "subjects": {"groups": ["analyst-role"]}, "objects": {"datasets": ["b"]}, "access": "read"}
+    {"id": "analyst-role", "subjects": {"groups": ["analyst-role"]}, "objects": {"datasets": ["b"]}, "access": "read"},
+    {"id": "writers", "subjects": {"groups": ["writers"]}, "objects": {"tables": ["a.sink"]}, "access": "write"}
   ],
   "settings": {"deny": ["work_mem"]},
   "roles": {"only_b": {"groups": ["analyst-role"]}},
@@ -432,8 +433,41 @@ print("reused", run(bind("", "runs_s") + execute("")))
 c.terminate()
 PY
 
+# ---- a client that writes its password with its startup packet, and one that
+# sends a statement and Terminate in one write and hangs up: the statement
+# runs, as without martgate, and its record says it was interrupted
+pg_admin $DB -c "CREATE TABLE a.sink (v text); GRANT ALL ON a.sink TO $MG_SVC_USER" >/dev/null
+tok=$(mg_token --sub writer --groups writers --ttl 10m)
+out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+import sys, time, pgwire
+from pgwire import msg, cstr, summarize, startup_packet
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = pgwire.Conn(port=port, timeout=5)
+c.ssl_request(ca)
+c.send(startup_packet({"user": "writer", "database": db}) + msg("p", tok.encode() + b"\0"))
+t0 = time.time()
+while True:   # the password request is already answered: read on to ReadyForQuery
+    t, p = c.read_msg()
+    if t == "E":
+        print("login failed", pgwire.error_fields(p))
+        sys.exit(1)
+    if t == "Z":
+        break
+print("pipelined login %.1f s" % (time.time() - t0))
+c.send(msg("Q", cstr("insert into a.sink values ('after-terminate')")) + msg("X"))
+c.close()
+print("sent")
+PY
+)
+check_match "startup packet and password in one write: logged in at once" '^pipelined login 0\.[0-9] s' "$out"
+wait_until 10 test "$(pg_admin $DB -Atc "select count(*) from a.sink where v = 'after-terminate'")" = 1 || true
+check_eq "a statement sent with Terminate in one write runs on the warehouse" 1 \
+  "$(pg_admin $DB -Atc "select count(*) from a.sink where v = 'after-terminate'")"
+
 # ---- the audit records of memoized statements (SIGTERM drains the log)
 mg_stop
+check_eq "its record: interrupted, not 'not executed'" 1 \
+  "$(grep 'insert into a.sink' "$T_DIR/audit.jsonl" | grep '"interrupted":true' | grep -vc '"not_executed"')"
 runs=$(grep '"event":"statement"' "$T_DIR/audit.jsonl" | grep 'runs_' || true)
 check_eq "each protocol run of a SQL PREPARE recorded with its rows and relations" 3 \
   "$(grep 'runs_p_col' <<<"$runs" | grep '"rows":2' | grep -c '"relations":\["a.t"\]')"
