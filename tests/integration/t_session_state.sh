@@ -47,6 +47,29 @@ write_policy true
 MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\", \"audit\": {\"file\": \"$T_DIR/audit.jsonl\", \"fsync_interval_ms\": 0}"
 mg_start $DB t_latin1 || h_die "martgate did not start"
 
+# ss.py: what the protocol-level checks below share (run as
+# python3 - PORT TOKEN DB CA [USER]; PYTHONPATH has $H_PY and $T_DIR)
+cat >"$T_DIR/ss.py" <<'PY'
+import sys, struct, time, pgwire
+from pgwire import msg, cstr, summarize, startup_packet
+port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+user = sys.argv[5] if len(sys.argv) > 5 else "reader"
+def connect(timeout=10):
+    c = pgwire.Conn(port=port, timeout=timeout)
+    c.ssl_request(ca)
+    return c
+def login(timeout=10, params=None):
+    c = connect(timeout)
+    c.startup(user, db, params)
+    c.finish_login(tok)
+    return c
+def parse(name, sql):
+    return msg("P", cstr(name) + cstr(sql) + struct.pack("!H", 0))
+def bind(portal, stmt):
+    return msg("B", cstr(portal) + cstr(stmt) + struct.pack("!HHH", 0, 0, 0))
+def execute(portal, rows=0):
+    return msg("E", cstr(portal) + struct.pack("!I", rows))
+PY
 # session USER GROUPS: psql reading statements from stdin, one session
 session() {
   local tok
@@ -85,19 +108,17 @@ out=$(PGDATABASE=t_latin1 timeout 30 env PGPASSWORD="$(mg_token --sub reader --g
 check_eq "a LATIN1 database: the session is UTF8 unless the client says otherwise" 'LATIN1|UTF8|ção' "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
 # control characters would let one value carry more -c settings to the server
 tok=$(mg_token --sub reader --groups readers --ttl 10m)
-out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
-import sys, pgwire
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+from ss import *
 for name, params in [
         ("scs", {"standard_conforming_strings": "off"}),
         ("TimeZone", {"TimeZone": "UTC\f-c\fstandard_conforming_strings=off"}),
         ("DateStyle", {"DateStyle": "ISO\n-c\nwork_mem=1MB"}),
         ("options", {"options": "-c DateStyle=ISO\v-c\vstandard_conforming_strings=off"}),
         ("application_name", {"application_name": "x\t-c\tstandard_conforming_strings=off"})]:
-    c = pgwire.Conn(port=port, timeout=10)
-    c.ssl_request(ca)
-    c.startup("reader", db, params)
+    c = connect()
     try:
+        c.startup(user, db, params)
         c.finish_login(tok)
         print(name, "LOGGED IN", pgwire.summarize(c.query("show standard_conforming_strings")))
     except pgwire.PGError as e:
@@ -162,16 +183,11 @@ check_nomatch "no row of b.hidden through EXECUTE" 'TOP-SECRET' "$out"
 
 # the extended protocol: a named statement that sets the path runs at each Execute
 tok=$(mg_token --sub reader --groups readers --ttl 10m)
-out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
-import sys, struct, pgwire
-from pgwire import msg, cstr, summarize
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-c = pgwire.Conn(port=port, timeout=10)
-c.ssl_request(ca)
-c.startup("reader", db)
-c.finish_login(tok)
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+from ss import *
+c = login(timeout=10)
 def bind_exec(portal, stmt):
-    return msg("B", cstr(portal) + cstr(stmt) + struct.pack("!HHH", 0, 0, 0)) + msg("E", cstr(portal) + struct.pack("!I", 0))
+    return bind(portal, stmt) + execute(portal)
 print("parse", summarize(c.query("set search_path = a")))
 c.send(msg("P", cstr("S1") + cstr("set search_path = b") + struct.pack("!H", 0)) + msg("S"))
 print("prepared", summarize(c.until_ready()))
@@ -220,14 +236,9 @@ check_eq "back on a: EXECUTE runs again" 2 "$(grep -c '^hp|1' <<<"$out")"
 # a statement that sets search_path, run while martgate's SHOW search_path is in
 # flight: nothing of the client passes until the answer is in
 tok=$(mg_token --sub reader --groups readers --ttl 10m)
-out=$(PYTHONPATH=$H_PY timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
-import sys, struct, pgwire
-from pgwire import msg, cstr, summarize
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-c = pgwire.Conn(port=port, timeout=10)
-c.ssl_request(ca)
-c.startup("reader", db)
-c.finish_login(tok)
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+from ss import *
+c = login(timeout=10)
 c.send(msg("P", cstr("SETB") + cstr("set search_path = b") + struct.pack("!H", 0)) + msg("S"))
 c.until_ready()
 leaks = denied = 0
@@ -248,22 +259,17 @@ check_eq "30 races of a path-setting Execute against martgate's SHOW: every read
 
 # what a session keeps of prepared statements is bounded (GUARD_MAX_KEPT = 10000)
 tok=$(mg_token --sub reader --groups readers --ttl 10m)
-out=$(PYTHONPATH=$H_PY timeout 120 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
-import sys, struct, pgwire
-from pgwire import msg, cstr, summarize
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-c = pgwire.Conn(port=port, timeout=60)
-c.ssl_request(ca)
-c.startup("reader", db)
-c.finish_login(tok)
-parse = lambda name: msg("P", cstr(name) + cstr("select 1") + struct.pack("!H", 0))
-c.send(b"".join(parse("K%d" % i) for i in range(10000)) + msg("S"))
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 120 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
+from ss import *
+c = login(timeout=60)
+parse1 = lambda name: parse(name, "select 1")
+c.send(b"".join(parse1("K%d" % i) for i in range(10000)) + msg("S"))
 first = summarize(c.until_ready())
 print("10000", "ok" if not any(r.startswith("ERROR") for r in first) else first[:2])
-c.send(parse("K10000") + msg("S"))
+c.send(parse1("K10000") + msg("S"))
 print("10001", summarize(c.until_ready()))
 print("prepare", summarize(c.query("prepare too_many as select 1")))
-c.send(msg("C", b"S" + cstr("K0")) + parse("K10000") + msg("S"))
+c.send(msg("C", b"S" + cstr("K0")) + parse1("K10000") + msg("S"))
 print("after close", summarize(c.until_ready()))
 print("still serving", summarize(c.query("select 'alive'")))
 PY
@@ -307,17 +313,12 @@ check_match "after RESET ROLE allowed again" '^back\|1' "$out"
 cat >"$T_DIR/prepared.py" <<'PY'
 # prepared.py PORT TOKEN DB CA USER: prepares as USER, prints READY, waits for
 # a line on stdin (the change happens meanwhile), then runs each again
-import sys, struct, pgwire
-from pgwire import msg, cstr, summarize
-port, tok, db, ca, user = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-c = pgwire.Conn(port=port, timeout=15)
-c.ssl_request(ca)
-c.startup(user, db)
-c.finish_login(tok)
+from ss import *
+c = login(timeout=15)
 def q(label, sql):
     print(label, summarize(c.query(sql)), flush=True)
 def bind_exec(label, stmt):
-    c.send(msg("B", cstr("") + cstr(stmt) + struct.pack("!HHH", 0, 0, 0)) + msg("E", cstr("") + struct.pack("!I", 0)) + msg("S"))
+    c.send(bind("", stmt) + execute("") + msg("S"))
     print(label, summarize(c.until_ready()), flush=True)
 q("prepare", "prepare p as select v as pv from a.t where id = 1")
 # names a client might give to what a refused Bind or Execute stands in with
@@ -350,7 +351,7 @@ PY
 run_prepared() {
   local tok out
   tok=$(mg_token --sub "$1" --groups "$2" --ttl 10m)
-  coproc PREP { PYTHONPATH=$H_PY timeout 60 python3 "$T_DIR/prepared.py" "$MG_PORT" "$tok" "$DB" "$MG_CA" "$1" 2>&1; }
+  coproc PREP { PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 "$T_DIR/prepared.py" "$MG_PORT" "$tok" "$DB" "$MG_CA" "$1" 2>&1; }
   local pid=$PREP_PID
   H_BG_PIDS+=("$pid")
   exec {po}<&"${PREP[0]}" {pi}>&"${PREP[1]}"
@@ -405,19 +406,12 @@ wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || t
 # a SQL PREPARE bound by the protocol, a DECLAREd cursor executed as a portal,
 # a name reused after DEALLOCATE
 tok=$(mg_token --sub reader --groups readers --ttl 10m)
-PYTHONPATH=$H_PY timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' >"$T_DIR/runs.out" 2>&1 || true
-import sys, struct, pgwire
-from pgwire import msg, cstr, summarize
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-c = pgwire.Conn(port=port, timeout=10)
-c.ssl_request(ca)
-c.startup("reader", db)
-c.finish_login(tok)
+PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' >"$T_DIR/runs.out" 2>&1 || true
+from ss import *
+c = login(timeout=10)
 def run(portal_msgs):
     c.send(portal_msgs + msg("S"))
     return summarize(c.until_ready())
-bind = lambda portal, stmt: msg("B", cstr(portal) + cstr(stmt) + struct.pack("!HHH", 0, 0, 0))
-execute = lambda portal: msg("E", cstr(portal) + struct.pack("!I", 0))
 c.query("prepare runs_p as select v as runs_p_col from a.t where id < 3")
 for i in range(3):
     print("bind", run(bind("", "runs_p") + execute("")))
@@ -438,13 +432,10 @@ PY
 # runs, as without martgate, and its record says it was interrupted
 pg_admin $DB -c "CREATE TABLE a.sink (v text); GRANT ALL ON a.sink TO $MG_SVC_USER" >/dev/null
 tok=$(mg_token --sub writer --groups writers --ttl 10m)
-out=$(PYTHONPATH=$H_PY timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" <<'PY' 2>&1
-import sys, time, pgwire
-from pgwire import msg, cstr, summarize, startup_packet
-port, tok, db, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-c = pgwire.Conn(port=port, timeout=5)
-c.ssl_request(ca)
-c.send(startup_packet({"user": "writer", "database": db}) + msg("p", tok.encode() + b"\0"))
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" writer <<'PY' 2>&1
+from ss import *
+c = connect(timeout=5)
+c.send(startup_packet({"user": user, "database": db}) + msg("p", tok.encode() + b"\0"))
 t0 = time.time()
 while True:   # the password request is already answered: read on to ReadyForQuery
     t, p = c.read_msg()
