@@ -253,7 +253,7 @@ bool guard_has_statement(const session_guard *g, const char *name)
 guard_named *guard_stale(struct session *s, bool cursor, const char *name)
 {
     guard_named *n = names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
-    if (!n || (n->text && epoch_is_now(s, &n->epoch)))
+    if (!n || (n->text && !n->unsure && epoch_is_now(s, &n->epoch)))
         return NULL;
     return n;
 }
@@ -268,18 +268,97 @@ void guard_principal_changed(struct session *s)
     s->guard.who_serial++;
 }
 
-/* A statement prepared under `name` (text, n bytes) with effect e. A named
- * statement that exists already stays on the server (Parse of it fails
- * there): its old effect is kept if the new one has none, so the union can
- * only grow, and so is its text: the one that would run. */
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *d = n ? malloc(n) : NULL;
+    if (d)
+        memcpy(d, p, n);
+    return d;
+}
+
+/* Sets what the warehouse was given for statement e besides its text: the
+ * text forwarded when not e's own, and the Parse's parameter types. Out of
+ * memory, e is unsure (prepared again before it runs). */
+static void entry_held(guard_names *t, guard_named *e, const char *forwarded, const unsigned char *types,
+                       size_t types_len)
+{
+    t->text_bytes -= e->held_len;
+    free(e->held);
+    e->held = NULL;
+    e->held_len = 0;
+    if (forwarded && !(e->text && !strcmp(forwarded, e->text))) {
+        e->held_len = strlen(forwarded);
+        e->held = dup_bytes(forwarded, e->held_len + 1);
+        if (!e->held) {
+            e->held_len = 0;
+            e->unsure = true;
+        }
+    }
+    t->text_bytes += e->held_len;
+    if (types == e->types)
+        return;
+    t->text_bytes -= e->types_len;
+    free(e->types);
+    e->types = dup_bytes(types, types_len);
+    e->types_len = e->types ? types_len : 0;
+    t->text_bytes += e->types_len;
+    if (types_len && !e->types)
+        e->unsure = true;
+}
+
+/* A statement prepared under `name` (text, n bytes) with effect e; parse:
+ * a Parse message's (NULL: SQL PREPARE). The guard takes it as the
+ * client's latest statement of that name; if one of that name is known
+ * already, the warehouse keeps that one (the new one fails) or, when it had
+ * dropped it unseen, takes the new one: the name is unsure. */
 static void statement_prepared(struct session *s, const char *name, const path_effect *e, const char *text,
-                               size_t n)
+                               size_t n, const guard_parse *parse)
 {
     session_guard *g = &s->guard;
     guard_named *old = names_find(&g->statements, name);
-    if (old && *name && old->text)
+    bool was_known = old && *name && old->text && !old->unsure;
+    path_effect both = {0};
+    if (was_known && effect_copy(&both, &old->effect) == 0) {
+        /* whichever runs, the guard expects the effects of both */
+        both.changes = both.changes || e->changes;
+        both.to_startup = both.to_startup || e->to_startup;
+        list_union(&both.schemas, &e->schemas);
+        e = &both;
+    }
+    guard_named *ne = names_put(&g->statements, name, e);
+    effect_clear(&both);
+    if (!ne)
         return;
-    entry_decided(s, &g->statements, names_put(&g->statements, name, e), text, n);
+    entry_decided(s, &g->statements, ne, text, n);
+    ne->protocol = parse != NULL;
+    ne->unsure = was_known || (old == ne && ne->unsure && !parse);
+    entry_held(&g->statements, ne, parse ? parse->forwarded : NULL, parse ? parse->types : NULL,
+               parse ? parse->types_len : 0);
+}
+
+void guard_outcome_failed(struct session *s, const char *name)
+{
+    guard_names *t = &s->guard.statements;
+    guard_named *e = names_find(t, name);
+    if (!e && *name)
+        e = names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
+    if (e)
+        e->unsure = true;
+    /* out of memory the name stays unknown: a Bind of it is refused, an
+     * EXECUTE of it denied */
+}
+
+bool guard_parse_needs_close(struct session *s, const char *name)
+{
+    const guard_named *e = *name ? names_find(&s->guard.statements, name) : NULL;
+    return e && e->unsure;
+}
+
+void guard_reprepared(struct session *s, guard_named *e, const char *forwarded)
+{
+    e->unsure = false;
+    entry_held(&s->guard.statements, e, forwarded, e->types, e->types_len);
+    epoch_now(s, &e->epoch);
 }
 
 /* ---- the effects of allowed statements ------------------------------------- */
@@ -304,8 +383,23 @@ static const char *stmt_text(const analysis *a, size_t i, const char *sql, size_
     return sql;
 }
 
+/* Statement `name` (every one when NULL) is dropped by a statement of a
+ * Query: if the Query fails before it, the warehouse keeps it (see
+ * guard_outcome_failed). */
+static void statements_dropped(struct session *s, const char *name)
+{
+    session_guard *g = &s->guard;
+    if (name) {
+        relay_note_touched(s, name);
+    } else {
+        for (size_t i = 0; i < g->statements.n; i++)
+            relay_note_touched(s, g->statements.v[i].name);
+    }
+    names_drop(&g->statements, name);
+}
+
 void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
-                             const char *sql)
+                             const char *sql, const guard_parse *parse)
 {
     session_guard *g = &s->guard;
     if (kind == 'P') {
@@ -313,7 +407,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         path_effect e = {0};
         if (a)
             effect_of(a, DECIDE_NONE, &e);
-        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql));
+        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse);
         effect_clear(&e);
         /* a DECLARE prepared this way declares its cursor when it runs */
         if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
@@ -331,7 +425,8 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             /* PREPARE runs nothing either: EXECUTE runs what it prepared */
             path_effect e = {0};
             effect_of(a, i, &e);
-            statement_prepared(s, st->prepare_name, &e, text, tlen);
+            statement_prepared(s, st->prepare_name, &e, text, tlen, NULL);
+            relay_note_touched(s, st->prepare_name);
             effect_clear(&e);
             continue;
         }
@@ -357,9 +452,9 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             list_union(&g->effective_path, &g->committed_path);
         }
         if (st->deallocate_all)
-            names_drop(&g->statements, NULL);
+            statements_dropped(s, NULL);
         else if (st->deallocate_name)
-            names_drop(&g->statements, st->deallocate_name);
+            statements_dropped(s, st->deallocate_name);
     }
     for (size_t i = 0; i < a->n_settings; i++) {
         if (a->settings[i].action != ANALYZE_SET_DISCARD || !a->settings[i].name ||
@@ -367,7 +462,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             continue;
         /* DISCARD ALL drops every prepared statement and portal, and ends an
          * impersonation, as it resets the role on a server */
-        names_drop(&g->statements, NULL);
+        statements_dropped(s, NULL);
         names_drop(&g->cursors, NULL);
         names_drop(&g->portals, NULL);
         if (g->imp_role) {

@@ -68,10 +68,17 @@ struct trail_tmpl;
 typedef struct {
     char *name;
     path_effect effect;
-    char *text;              /* statements and cursors: the text decided */
+    char *text;              /* statements and cursors: the text decided (the client's) */
     size_t text_len;
     guard_epoch epoch;
     struct trail_tmpl *tmpl; /* NULL: not audited (auditing off, or unknown) */
+    /* protocol-level statements (Parse): what the warehouse holds, so that
+     * martgate can prepare it again under the same name */
+    bool protocol;
+    bool unsure;             /* a Parse or Close of the name failed or was skipped (see guard_outcome) */
+    char *held;              /* the text forwarded, when not `text` (a rewrite) */
+    unsigned char *types;    /* the Parse's parameter count and type OIDs, as sent */
+    size_t held_len, types_len;
 } guard_named;
 
 /* Entries by name (guard_names.c): a dense array and a hash index. Pointers
@@ -129,19 +136,44 @@ bool guard_has_statement(const session_guard *g, const char *name);
 bool guard_full(const session_guard *g, size_t n, size_t bytes);
 
 /* The prepared statement (cursors: the cursor) `name` when it was allowed
- * in another epoch than now: it must be decided again before it runs. NULL
- * when it is current or unknown. */
+ * in another epoch than now, or is unsure: it must be decided again before
+ * it runs. NULL when it is current or unknown. */
 guard_named *guard_stale(struct session *s, bool cursor, const char *name);
 /* It was decided again and may run: it is current now. */
 void guard_refresh(struct session *s, guard_named *n);
 
-/* An allowed Query ('Q') or Parse ('P', statement stmt_name) of text sql
- * with analysis a: what its statements do as they run (search_path,
+/* A Parse message being decided: what the warehouse is given besides the
+ * statement's name and the client's text. */
+typedef struct {
+    const unsigned char *types;   /* parameter count and type OIDs, as in the message */
+    size_t types_len;
+    const char *forwarded;        /* the text forwarded in place of the client's (a rewrite), or NULL */
+} guard_parse;
+
+/* An allowed Query ('Q') or Parse ('P', statement stmt_name, parse) of text
+ * sql with analysis a: what its statements do as they run (search_path,
  * transaction ends, DISCARD ALL), and the prepared statements and cursors
  * it creates, runs or drops. a == NULL: a statement with none of these
  * (one the decision memo allowed). */
 void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
-                             const char *sql);
+                             const char *sql, const guard_parse *parse);
+
+/* The guard follows Parse and Close at once, as the relay forwards them; the
+ * warehouse may then fail one, or skip it after an earlier error of its
+ * batch, and a Query's PREPARE or DEALLOCATE may not run when an earlier
+ * statement of it fails. Then the warehouse may hold under that statement
+ * name something other than the guard knows, or something the guard
+ * dropped: the name is marked unsure (kept with no text when the guard had
+ * dropped it). An unsure statement is prepared again before a Bind of it
+ * runs, or refused. */
+void guard_outcome_failed(struct session *s, const char *name);
+/* Must the warehouse's statement `name` be closed before a Parse of that
+ * name goes on (the name is unsure)? */
+bool guard_parse_needs_close(struct session *s, const char *name);
+/* Prepared statement e was decided again before a Bind and is prepared
+ * again under its name (martgate's Close and Parse go first) with the text
+ * forwarded now (NULL: its own). */
+void guard_reprepared(struct session *s, guard_named *e, const char *forwarded);
 /* The principal changed (impersonation): decisions made before are stale. */
 void guard_principal_changed(struct session *s);
 

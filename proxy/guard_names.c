@@ -87,7 +87,9 @@ static void entry_free(guard_names *t, guard_named *e)
 {
     free(e->name);
     free(e->text);
-    t->text_bytes -= e->text_len;
+    free(e->held);
+    free(e->types);
+    t->text_bytes -= e->text_len + e->held_len + e->types_len;
     free(e->epoch.path);
     schema_list_clear(&e->effect.schemas);
     trail_tmpl_release(e->tmpl);

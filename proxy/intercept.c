@@ -133,7 +133,7 @@ static bool has_unqualified(const analysis *a)
  * the warehouse only records it in a custom setting, so its own roles and
  * grants are never involved. Returns true when it handled the statement. */
 static bool impersonation(session *s, const policy_t *p, char kind, const char *stmt_name,
-                          const char *text, const analysis *a, intercept_result *out)
+                          const char *text, const analysis *a, guard_parse *parse, intercept_result *out)
 {
     session_guard *g = &s->guard;
     if (a->n_roles != 1 || a->n_stmts != 1 || a->n_relations || a->n_functions || a->n_flags ||
@@ -199,7 +199,9 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     out->verdict = INTERCEPT_REPLACE;
     out->text = strdup(sql);
     /* a Parse of it is a statement of the new principal's (for the guard) */
-    guard_statement_allowed(s, NULL, kind, stmt_name, text);
+    if (parse)
+        parse->forwarded = out->text;
+    guard_statement_allowed(s, NULL, kind, stmt_name, text, parse);
     /* audited as the client's statement (for a Parse: its Executes) */
     s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL, NULL, 0);
     return true;
@@ -226,21 +228,28 @@ static void session_context(const session *s, analyze_context *ctx)
     }
 }
 
-/* A prepared statement or cursor allowed under another policy or principal
- * is about to run: its text is decided again, as it would be now. true when
- * it may run as prepared (allowed as written); otherwise why says why not.
- * stmt_name: a protocol-level statement, whose audit template then follows
- * the new decision. */
-static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
+typedef enum {
+    RECHECK_RUN,        /* what the warehouse holds is what would be forwarded now */
+    RECHECK_REPREPARE,  /* a protocol statement to give the warehouse again (guard_reprepared) */
+    RECHECK_REFUSE,
+} recheck_result;
+
+/* A prepared statement or cursor allowed under another policy, principal or
+ * search_path, or unsure, is about to run: its text is decided again, as it
+ * would be now. RUN: it may run as the warehouse holds it; REPREPARE: it may
+ * run once prepared again as it would be forwarded now (stmt_name: a
+ * protocol-level statement, the only kind martgate can prepare again, whose
+ * audit template then follows the new decision); REFUSE: why says why. */
+static recheck_result recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
 {
     const policy_t *p = current_policy(s);
     if (!p) {
         guard_refresh(s, e);
-        return true;
+        return RECHECK_RUN;
     }
     if (!e->text) {
         snprintf(why, len, "martgate could not keep its text");
-        return false;
+        return RECHECK_REFUSE;
     }
     analyze_context ctx;
     session_context(s, &ctx);
@@ -248,7 +257,7 @@ static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why
     analyze_error aerr;
     if (analyze_sql(e->text, &ctx, &a, &aerr) != 0) {
         snprintf(why, len, "%s", aerr.message);
-        return false;
+        return RECHECK_REFUSE;
     }
     decide_request req = {
         .sql = e->text, .facts = a, .who = &s->guard.who,
@@ -258,22 +267,32 @@ static bool recheck(session *s, guard_named *e, const char *stmt_name, char *why
     decision d;
     decision_init(&d);
     char err[512];
+    recheck_result r = RECHECK_REFUSE;
     int rc = decide(p, &req, &d, err, sizeof err);
-    bool ok = rc == 0 && d.verdict == DECIDE_ALLOW;
-    if (rc != 0)
+    bool rewrite = rc == 0 && d.verdict == DECIDE_REWRITE;
+    const char *now = rewrite ? d.rewritten_sql : e->text;   /* what would be forwarded */
+    if (rc != 0) {
         snprintf(why, len, "%s", err);
-    else if (d.verdict == DECIDE_REWRITE)
-        snprintf(why, len, "it would now be rewritten (a row filter or column mask applies): prepare it again");
-    else if (!ok)
+    } else if (d.verdict == DECIDE_DENY) {
         snprintf(why, len, "%s", decision_reason(&d));
-    if (ok) {
+    } else if (!e->unsure && !strcmp(now, e->held ? e->held : e->text)) {
         guard_refresh(s, e);
-        if (stmt_name)
-            (void)trail_decided(s, 'P', stmt_name, e->text, a, &d, false, false, NULL, NULL, NULL, 0);
+        r = RECHECK_RUN;
+    } else if (stmt_name && e->protocol) {
+        guard_reprepared(s, e, rewrite ? now : NULL);
+        r = RECHECK_REPREPARE;
+    } else if (e->unsure) {
+        snprintf(why, len, "a PREPARE or DEALLOCATE of it failed, so martgate cannot tell which statement "
+                 "the warehouse holds under its name: deallocate it and prepare it again");
+    } else {
+        snprintf(why, len, "it would now be forwarded %s (a row filter or column mask applies differently): "
+                 "prepare it again", rewrite ? "rewritten" : "as written");
     }
+    if (r != RECHECK_REFUSE && stmt_name)
+        (void)trail_decided(s, 'P', stmt_name, e->text, a, &d, false, rewrite, NULL, NULL, NULL, 0);
     decision_free(&d);
     analysis_free(a);
-    return ok;
+    return r;
 }
 
 /* A PREPARE, named Parse or DECLARE beyond what a session may keep. */
@@ -286,23 +305,26 @@ static void too_many_kept(session *s, const char *sql, intercept_result *out)
     trail_refused(s, sql, out->sqlstate, out->message);
 }
 
-/* May prepared statement (cursor: cursor) `name` run now? true when it is
- * current, unknown, or decided again and still allowed; false with the
- * client's message in why, logged and audited as a refusal of audit_text
- * (NULL: the statement's own text). protocol: a protocol-level statement,
- * whose audit template follows a new decision. */
-static bool still_allowed(session *s, bool cursor, const char *name, bool protocol, const char *audit_text,
-                          char *why, size_t len)
+/* May prepared statement (cursor: cursor) `name` run now? RUN when it is
+ * current, unknown, or decided again and allowed as the warehouse holds it;
+ * REPREPARE (protocol-level statements only) when it must be prepared
+ * again first; REFUSE with the client's message in why, logged and audited
+ * as a refusal of audit_text (NULL: the statement's own text). */
+static recheck_result still_allowed(session *s, bool cursor, const char *name, bool protocol, const char *audit_text,
+                                    char *why, size_t len)
 {
     guard_named *e = guard_stale(s, cursor, name);
     char reason[600];
-    if (!e || recheck(s, e, protocol ? name : NULL, reason, sizeof reason))
-        return true;
+    if (!e)
+        return RECHECK_RUN;
+    recheck_result r = recheck(s, e, protocol ? name : NULL, reason, sizeof reason);
+    if (r != RECHECK_REFUSE)
+        return r;
     snprintf(why, len, "permission denied by policy: %s \"%s\" was allowed under another policy, principal or "
              "search_path; it may not run now: %s", cursor ? "cursor" : "prepared statement", name, reason);
     session_log(s, LOG_INFO, "denied: %s", why);
     trail_refused(s, audit_text ? audit_text : e->text, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
-    return false;
+    return RECHECK_REFUSE;
 }
 
 /* Every prepared statement an EXECUTE runs and every cursor a FETCH or MOVE
@@ -314,7 +336,7 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
         bool fetch = st->cursor_name && st->tag && (!strcmp(st->tag, "FETCH") || !strcmp(st->tag, "MOVE"));
         const char *name = st->execute_name ? st->execute_name : fetch ? st->cursor_name : NULL;
         char why[1024];
-        if (name && !still_allowed(s, !st->execute_name, name, false, sql, why, sizeof why)) {
+        if (name && still_allowed(s, !st->execute_name, name, false, sql, why, sizeof why) != RECHECK_RUN) {
             deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, s->srv->cfg->deny_hint, 0, "%s", why);
             return false;
         }
@@ -322,18 +344,39 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
     return true;
 }
 
-bool intercept_bind(session *s, const char *portal, const char *stmt, char *why, size_t len)
+intercept_bind_result intercept_bind(session *s, const char *portal, const char *stmt, const char **sqlstate,
+                                     char *why, size_t len)
 {
-    if (s->guard.ready && !still_allowed(s, false, stmt, true, NULL, why, len))
-        return false;
+    if (s->guard.ready) {
+        const guard_named *e = guard_statement(s, stmt);
+        if (!e || (!e->text && e->unsure)) {
+            /* the warehouse answers the same, unless it kept what the
+             * guard saw closed (a Close or DEALLOCATE that failed) */
+            *sqlstate = SQLSTATE_INVALID_SQL_STATEMENT_NAME;
+            if (*stmt)
+                snprintf(why, len, "prepared statement \"%s\" does not exist", stmt);
+            else
+                snprintf(why, len, "unnamed prepared statement does not exist");
+            return INTERCEPT_BIND_REFUSE;
+        }
+        *sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
+        switch (still_allowed(s, false, stmt, true, NULL, why, len)) {
+        case RECHECK_REFUSE:
+            return INTERCEPT_BIND_REFUSE;
+        case RECHECK_REPREPARE:
+            return INTERCEPT_BIND_REPREPARE;
+        case RECHECK_RUN:
+            break;
+        }
+    }
     guard_on_bind(s, portal, stmt);
-    return true;
+    return INTERCEPT_BIND_GO;
 }
 
 bool intercept_execute(session *s, const char *portal, char *why, size_t len)
 {
     /* a portal may be a cursor DECLAREd earlier */
-    if (s->guard.ready && *portal && !still_allowed(s, true, portal, false, NULL, why, len))
+    if (s->guard.ready && *portal && still_allowed(s, true, portal, false, NULL, why, len) != RECHECK_RUN)
         return false;
     guard_on_execute(s, portal);
     return true;
@@ -393,19 +436,23 @@ static bool memo_enter_state(session *s, const policy_t *p)
 }
 
 static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
-                             const analyze_shape *memo, const analyze_shape *shape, intercept_result *out);
+                             guard_parse *parse, const analyze_shape *memo, const analyze_shape *shape,
+                             intercept_result *out);
 
 /* Allowed as written, as the memo says: no statement of it changes state. */
-static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const decide_memo_hit *hit)
+static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const guard_parse *parse,
+                            const decide_memo_hit *hit)
 {
-    guard_statement_allowed(s, NULL, kind, stmt_name, sql);
+    guard_statement_allowed(s, NULL, kind, stmt_name, sql, parse);
     s->pending_req = trail_allowed(s, kind, stmt_name, sql, hit->note, hit->normalized, hit->normalized_len);
 }
 
 void intercept_statement(session *s, char kind, const char *stmt_name, const char *sql,
-                         intercept_result *out)
+                         const unsigned char *types, size_t types_len, intercept_result *out)
 {
     memset(out, 0, sizeof *out);
+    guard_parse parse_msg = {types, types_len, NULL};
+    guard_parse *parse = kind == 'P' ? &parse_msg : NULL;
     switch (audit_room(s->srv->audit)) {
     case AUDIT_OK:
         break;
@@ -421,7 +468,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     const policy_t *p = current_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */
-        guard_statement_allowed(s, NULL, kind, stmt_name, sql);
+        guard_statement_allowed(s, NULL, kind, stmt_name, sql, parse);
         s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL, NULL, 0);
         return;
     }
@@ -441,16 +488,16 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     bool memo = memo_enter_state(s, p);
     decide_memo_hit hit;
     if (memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
-        allowed_by_memo(s, kind, stmt_name, sql, &hit);
+        allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
         return;
     }
     analyze_shape shape;
     bool shaped = analyze_shape_of(sql, &shape, NULL) == 0;
     memo = memo && shaped && shape.decidable;
     if (memo && decide_memo_find(g->memo, &shape, sql, len, &hit))
-        allowed_by_memo(s, kind, stmt_name, sql, &hit);
+        allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
     else
-        decide_statement(s, p, kind, stmt_name, sql, memo ? &shape : NULL, shaped ? &shape : NULL, out);
+        decide_statement(s, p, kind, stmt_name, sql, parse, memo ? &shape : NULL, shaped ? &shape : NULL, out);
     if (shaped)
         analyze_shape_clear(&shape);
 }
@@ -459,7 +506,8 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
  * to keep an allowed decision under (NULL: none); shape: the text's shape
  * when the scanner read it (NULL: it did not). */
 static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
-                             const analyze_shape *memo, const analyze_shape *shape, intercept_result *out)
+                             guard_parse *parse, const analyze_shape *memo, const analyze_shape *shape,
+                             intercept_result *out)
 {
     session_guard *g = &s->guard;
     const char *hint = s->srv->cfg->deny_hint;
@@ -512,7 +560,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         analysis_free(a);
         return;
     }
-    if (impersonation(s, p, kind, stmt_name, sql, a, out)) {
+    if (impersonation(s, p, kind, stmt_name, sql, a, parse, out)) {
         analysis_free(a);
         return;
     }
@@ -548,8 +596,11 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
             if (!out->text)
                 deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "out of memory rewriting the statement");
         }
-        if (out->verdict != INTERCEPT_DENY)
-            guard_statement_allowed(s, a, kind, stmt_name, sql);
+        if (out->verdict != INTERCEPT_DENY) {
+            if (parse)
+                parse->forwarded = out->text;
+            guard_statement_allowed(s, a, kind, stmt_name, sql, parse);
+        }
     }
     if (out->verdict != INTERCEPT_WAIT) {
         g->catalog_since = 0;

@@ -39,17 +39,26 @@ typedef struct {
 } intercept_result;
 
 /* kind is 'Q' or 'P'; stmt_name is the prepared statement's name for 'P'
- * ("" = unnamed) and NULL for 'Q'. sql is NUL-terminated. */
+ * ("" = unnamed) and NULL for 'Q'. sql is NUL-terminated. types: a Parse's
+ * parameter count and type OIDs as in the message (types_len bytes), kept
+ * so that martgate can prepare the statement again. */
 void intercept_statement(struct session *s, char kind, const char *stmt_name, const char *sql,
-                         intercept_result *out);
+                         const unsigned char *types, size_t types_len, intercept_result *out);
 void intercept_result_clear(intercept_result *r);
 
 /* The extended protocol's Bind and Execute, as the relay meets them: a
  * prepared statement (or a cursor named as the portal) allowed under another
- * policy or principal than now is decided again first. false: refused, with
- * the message for the client in why (SQLSTATE 42501); the relay forwards
- * nothing of the message. */
-bool intercept_bind(struct session *s, const char *portal, const char *stmt, char *why, size_t len);
+ * policy, principal or search_path than now, or unsure (see guard.h), is
+ * decided again first. A Bind may then go on (GO), be refused (REFUSE: the
+ * relay forwards nothing of it, and the client gets why with *sqlstate:
+ * 42501, or 26000 for a statement the guard does not know, which the
+ * warehouse would refuse the same way), or go on once the statement is
+ * prepared again (REPREPARE: the relay closes it on the warehouse and
+ * parses it again, as guard_reprepared left it, then meets the Bind again).
+ * Execute returns false when refused (42501). */
+typedef enum { INTERCEPT_BIND_GO, INTERCEPT_BIND_REFUSE, INTERCEPT_BIND_REPREPARE } intercept_bind_result;
+intercept_bind_result intercept_bind(struct session *s, const char *portal, const char *stmt, const char **sqlstate,
+                                     char *why, size_t len);
 bool intercept_execute(struct session *s, const char *portal, char *why, size_t len);
 
 /* Login: fills the principal and the starting search_path. Returns 0, or -1

@@ -107,17 +107,32 @@ int pgw_query(struct evbuffer *out, const char *sql)
     return add_msg(out, 'Q', sql, strlen(sql) + 1);
 }
 
-int pgw_parse(struct evbuffer *out, const char *stmt_name, const char *sql)
+int pgw_parse(struct evbuffer *out, const char *stmt_name, const char *sql, const unsigned char *types,
+              size_t types_len)
 {
     size_t a = strlen(stmt_name) + 1, b = strlen(sql) + 1;
     unsigned char hdr[5];
     static const unsigned char no_params[2] = {0, 0};
+    if (!types) {
+        types = no_params;
+        types_len = sizeof no_params;
+    }
     hdr[0] = 'P';
-    pgw_put_u32(hdr + 1, (uint32_t)(4 + a + b + 2));
+    pgw_put_u32(hdr + 1, (uint32_t)(4 + a + b + types_len));
     if (evbuffer_add(out, hdr, 5) || evbuffer_add(out, stmt_name, a) ||
-        evbuffer_add(out, sql, b) || evbuffer_add(out, no_params, 2))
+        evbuffer_add(out, sql, b) || evbuffer_add(out, types, types_len))
         return -1;
     return 0;
+}
+
+int pgw_close(struct evbuffer *out, char what, const char *name)
+{
+    size_t a = strlen(name) + 1;
+    unsigned char hdr[6];
+    hdr[0] = 'C';
+    pgw_put_u32(hdr + 1, (uint32_t)(4 + 1 + a));
+    hdr[5] = (unsigned char)what;
+    return evbuffer_add(out, hdr, 6) || evbuffer_add(out, name, a) ? -1 : 0;
 }
 
 bool pgw_peek_header(struct evbuffer *buf, char *type, uint32_t *len)

@@ -28,6 +28,7 @@
 #define SQLSTATE_INVALID_PASSWORD        "28P01"
 #define SQLSTATE_INVALID_CATALOG_NAME    "3D000"
 #define SQLSTATE_INSUFFICIENT_PRIVILEGE  "42501"
+#define SQLSTATE_INVALID_SQL_STATEMENT_NAME "26000"
 #define SQLSTATE_FEATURE_NOT_SUPPORTED   "0A000"
 #define SQLSTATE_INVALID_PARAMETER_VALUE "22023"
 #define SQLSTATE_TOO_MANY_CONNECTIONS    "53300"
@@ -54,7 +55,11 @@ int pgw_ready_for_query(struct evbuffer *out, char status);
 int pgw_negotiate_protocol(struct evbuffer *out, uint32_t newest_minor,
                            const char *const *unknown_options, size_t n);
 int pgw_query(struct evbuffer *out, const char *sql);               /* 'Q' */
-int pgw_parse(struct evbuffer *out, const char *stmt_name, const char *sql); /* 'P', no param types */
+/* 'P'; types: the parameter count and type OIDs as the message carries
+ * them (types_len bytes), NULL for none */
+int pgw_parse(struct evbuffer *out, const char *stmt_name, const char *sql, const unsigned char *types,
+              size_t types_len);
+int pgw_close(struct evbuffer *out, char what, const char *name); /* 'C' of a statement ('S') or portal ('P') */
 
 /* Peeks a message header (type byte + length including itself) at the start
  * of buf without consuming it. Returns false when fewer than 5 bytes. */

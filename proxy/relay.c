@@ -24,6 +24,11 @@
 
 #define POISON 0x80
 #define INTERNAL 'i'   /* a query of martgate's own: its answers are not relayed */
+/* martgate's own Close and Parse of a statement it prepares again before a
+ * Bind: their CloseComplete and ParseComplete are not relayed, an error is
+ * (in place of the Bind's answer) */
+#define HIDDEN_CLOSE 'c'
+#define HIDDEN_PARSE 'p'
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
@@ -103,6 +108,70 @@ static bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
 
 static uint8_t q_head(const relay_queue *q) { return q->len ? q->kinds[q->head] : 0; }
 
+/* ---- the names of Query, Parse and Close requests in flight ---------------- */
+
+static bool has_names(uint8_t kind)
+{
+    return kind == 'Q' || kind == 'P' || kind == 'C' || kind == HIDDEN_CLOSE || kind == HIDDEN_PARSE;
+}
+
+static bool names_put(relay_queue *q, const char *bytes, size_t n)
+{
+    if (q->names_off + q->names_len + n > q->names_cap) {
+        memmove(q->names, q->names + q->names_off, q->names_len);
+        q->names_off = 0;
+        if (q->names_len + n > q->names_cap) {
+            size_t cap = q->names_cap ? q->names_cap : 64;
+            while (cap < q->names_len + n)
+                cap *= 2;
+            char *b = realloc(q->names, cap);
+            if (!b)
+                return false;
+            q->names = b;
+            q->names_cap = cap;
+        }
+    }
+    memcpy(q->names + q->names_off + q->names_len, bytes, n);
+    q->names_len += n;
+    return true;
+}
+
+/* One statement name of the request being pushed (true: kept). */
+static bool names_note(relay_queue *q, const char *name)
+{
+    return names_put(q, "S", 1) && names_put(q, name, strlen(name) + 1);
+}
+
+/* The end of the names of the request being pushed. */
+static bool names_end(relay_queue *q)
+{
+    return names_put(q, "", 1);
+}
+
+/* Takes the names of the request popped; one that failed or was skipped
+ * tells the guard of each. */
+static void names_take(relay_queue *q, bool ok)
+{
+    while (q->names_len) {
+        const char *rec = q->names + q->names_off;
+        size_t n = strlen(rec) + 1;   /* a terminator ends every request's names */
+        q->names_off += n;
+        q->names_len -= n;
+        if (n == 1)
+            break;
+        if (!ok)
+            guard_outcome_failed(q->owner, rec + 1);
+    }
+    if (!q->names_len)
+        q->names_off = 0;
+}
+
+void relay_note_touched(session *s, const char *name)
+{
+    if (!names_note(&s->relay.q, name))
+        s->relay.q.names_lost = true;   /* the relay ends the session */
+}
+
 static void free_error(pg_error *e)
 {
     free((char *)e->sqlstate);
@@ -111,10 +180,14 @@ static void free_error(pg_error *e)
     free((char *)e->hint);
 }
 
-static void q_pop(relay_queue *q)
+/* Pops the head request; ok: it did what it asked (false: it failed, or the
+ * warehouse skipped it after an earlier error). */
+static void q_pop_outcome(relay_queue *q, bool ok)
 {
     if (!q->len)
         return;
+    if (has_names(q->kinds[q->head]))
+        names_take(q, ok);
     if (q->reqs[q->head]) {
         trail_finish(q->owner, q->reqs[q->head]);
         q->reqs[q->head] = NULL;
@@ -128,6 +201,8 @@ static void q_pop(relay_queue *q)
     q->len--;
 }
 
+static void q_pop(relay_queue *q) { q_pop_outcome(q, true); }
+
 void relay_free(relay_state *r)
 {
     free(r->learned);
@@ -139,6 +214,7 @@ void relay_free(relay_state *r)
     free(r->q.kinds);
     free(r->q.reqs);
     free(r->q.poison);
+    free(r->q.names);
     memset(&r->q, 0, sizeof r->q);
 }
 
@@ -228,8 +304,34 @@ static void protocol_violation(session *s, const char *msg)
 static bool forward_denial(session *s, char kind, const char *stmt_name, const pg_error *e)
 {
     struct evbuffer *out = s->server.out;
-    int rc = kind == 'P' ? pgw_parse(out, stmt_name, POISON_SQL) : pgw_query(out, POISON_SQL);
+    int rc = kind == 'P' ? pgw_parse(out, stmt_name, POISON_SQL, NULL, 0) : pgw_query(out, POISON_SQL);
     return rc == 0 && q_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
+}
+
+/* martgate's own Close of statement `name`, ahead of what the client sent
+ * next: its CloseComplete is not relayed. */
+static bool hidden_close(session *s, const char *name)
+{
+    relay_queue *q = &s->relay.q;
+    return pgw_close(s->server.out, 'S', name) == 0 && names_note(q, name) && names_end(q) &&
+           q_push(q, HIDDEN_CLOSE);
+}
+
+/* Prepares statement `name` again, as the guard has it now (the text
+ * forwarded, the client's parameter types), ahead of the Bind at the head
+ * of the client's input: martgate's own Close and Parse, whose answers are
+ * not relayed, but an error is, in place of the Bind's (the warehouse then
+ * skips the Bind). */
+static bool reprepare(session *s, const char *name)
+{
+    relay_queue *q = &s->relay.q;
+    const guard_named *e = guard_statement(s, name);
+    if (!e || !e->text)
+        return false;
+    session_log(s, LOG_DEBUG, "preparing statement \"%s\" again before its Bind", name);
+    return hidden_close(s, name) &&
+           pgw_parse(s->server.out, name, e->held ? e->held : e->text, e->types, e->types_len) == 0 &&
+           names_note(q, name) && names_end(q) && q_push(q, HIDDEN_PARSE);
 }
 
 /* A statement held for the catalog or for audit room may go on: read the
@@ -303,6 +405,13 @@ static bool handle_statement(session *s, char type, uint32_t len)
     const char *body = msg + 5;
     size_t blen = len - 4, pos = 0;
 
+    if (type != 'P' && s->relay.in_batch) {
+        /* the warehouse skips it, unanswered, if the batch has failed:
+         * martgate could not tell what ran */
+        protocol_violation(s, type == 'Q' ? "Query message inside an extended-protocol batch: send Sync first"
+                                          : "FunctionCall message inside an extended-protocol batch: send Sync first");
+        return false;
+    }
     if (type == 'F') {
         evbuffer_drain(in, len + 1);
         pg_error e = {.severity = "ERROR", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE,
@@ -336,11 +445,23 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return false;
     }
 
+    if (type == 'P')
+        s->relay.in_batch = true;
+    relay_queue *q = &s->relay.q;
+    size_t names_mark = q->names_len;
+    /* a name the warehouse may hold unseen is closed before a Parse of it */
+    bool close_first = type == 'P' && guard_parse_needs_close(s, name);
     intercept_result res;
-    intercept_statement(s, type, name, sql, &res);
+    intercept_statement(s, type, name, sql, (const unsigned char *)body + pos, rest, &res);
+    if (res.verdict != INTERCEPT_ALLOW && res.verdict != INTERCEPT_REPLACE)
+        q->names_len = names_mark;   /* nothing of it runs */
+    bool ok = !q->names_lost;
+    if (ok && close_first && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
+        ok = hidden_close(s, name);
+    if (ok && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
+        ok = (type != 'P' || names_note(q, name)) && names_end(q);
     if (type == 'Q' && res.verdict != INTERCEPT_WAIT && res.verdict != INTERCEPT_WAIT_AUDIT)
         guard_on_query_message(s);   /* the Query (or its poison) ends the unnamed statement and portal */
-    bool ok = true;
     switch (res.verdict) {
     case INTERCEPT_WAIT:
         /* the message stays in `in`; the catalog wakes us to decide again */
@@ -355,21 +476,14 @@ static bool handle_statement(session *s, char type, uint32_t len)
         audit_wait(s->srv->audit, on_audit_room, s);
         return false;
     case INTERCEPT_ALLOW:
-        ok = evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
+        ok = ok && evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
              q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
         s->pending_req = NULL;
         break;
     case INTERCEPT_REPLACE:
-        if (type == 'Q') {
-            ok = pgw_query(out, res.text) == 0;
-        } else {
-            size_t nlen = strlen(name) + 1, tlen = strlen(res.text) + 1;
-            unsigned char hdr[5];
-            hdr[0] = 'P';
-            pgw_put_u32(hdr + 1, (uint32_t)(4 + nlen + tlen + rest));
-            ok = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add(out, name, nlen) == 0 &&
-                 evbuffer_add(out, res.text, tlen) == 0 && evbuffer_add(out, body + pos, rest) == 0;
-        }
+        if (ok)
+            ok = (type == 'Q' ? pgw_query(out, res.text)
+                              : pgw_parse(out, name, res.text, (const unsigned char *)body + pos, rest)) == 0;
         evbuffer_drain(in, len + 1);
         ok = ok && q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
         s->pending_req = NULL;
@@ -409,8 +523,9 @@ static bool tracked_request(char type)
 
 /* What a scanner found where it stopped. SCAN_DENY: the client message at
  * the approved offset (a Bind or Execute) is refused; the error is in the
- * scanner's `bad` buffer. */
-typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD, SCAN_DENY } scan_result;
+ * scanner's `bad` buffer. SCAN_REPREPARE: the Bind there must wait for its
+ * statement (relay_state.reprepare) to be prepared again. */
+typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD, SCAN_DENY, SCAN_REPREPARE } scan_result;
 
 /* Client → warehouse. Messages the relay only counts are approved in place
  * and moved with one evbuffer_remove_buffer per window; Query, Parse,
@@ -464,10 +579,20 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             if (!name_ok(a, bad, badlen) || (b && !name_ok(b, bad, badlen)))
                 return SCAN_BAD;
             if (type == 'B') {
-                if (!intercept_bind(s, a, b, bad, badlen)) {
+                const char *sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
+                intercept_bind_result br = intercept_bind(s, a, b, &sqlstate, bad, badlen);
+                if (br == INTERCEPT_BIND_REPREPARE && !r->reprepared) {
+                    snprintf(r->reprepare, sizeof r->reprepare, "%s", b);
+                    r->reprepared = true;
+                    return SCAN_REPREPARE;
+                }
+                r->reprepared = false;
+                if (br != INTERCEPT_BIND_GO) {
+                    if (br == INTERCEPT_BIND_REPREPARE)   /* again: out of memory */
+                        snprintf(bad, badlen, "out of memory preparing statement \"%s\" again", b);
                     r->denied_len = len + 1;
                     r->denied_type = 'B';
-                    r->denied_sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
+                    r->denied_sqlstate = sqlstate;
                     return SCAN_DENY;
                 }
             } else if (type == 'E') {
@@ -493,8 +618,16 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                 req = trail_execute(s, a);
             } else {
                 guard_on_close(s, body[0], a);
+                if ((body[0] == 'S' && !names_note(&r->q, a)) || !names_end(&r->q)) {
+                    snprintf(bad, badlen, "out of memory");
+                    return SCAN_BAD;
+                }
             }
         }
+        if (type == 'S')
+            r->in_batch = false;
+        else if (tracked_request(type))
+            r->in_batch = true;
         if (tracked_request(type) && !q_push_req(&r->q, (uint8_t)type, req)) {
             trail_discard(req);
             snprintf(bad, badlen, "out of memory");
@@ -638,6 +771,14 @@ void relay_client_readable(session *s)
             protocol_violation(s, bad);
             return;
         }
+        if (res == SCAN_REPREPARE) {
+            if (!reprepare(s, r->reprepare)) {
+                session_log(s, LOG_ERROR, "out of memory preparing a statement again");
+                session_kill(s);
+                return;
+            }
+            continue;   /* the Bind is met again, its statement current */
+        }
         if (res == SCAN_DENY) {
             if (!refuse_message(s, bad)) {
                 session_log(s, LOG_ERROR, "out of memory refusing a message");
@@ -686,7 +827,8 @@ void relay_client_readable(session *s)
 static bool is_extended(uint8_t kind)
 {
     kind &= (uint8_t)~POISON;
-    return kind == 'P' || kind == 'B' || kind == 'D' || kind == 'E' || kind == 'C';
+    return kind == 'P' || kind == 'B' || kind == 'D' || kind == 'E' || kind == 'C' || kind == HIDDEN_CLOSE ||
+           kind == HIDDEN_PARSE;
 }
 
 static void pop_if(relay_queue *q, char expected)
@@ -699,7 +841,7 @@ static void pop_if(relay_queue *q, char expected)
 static void pop_after_error(relay_queue *q)
 {
     while (q->len && is_extended(q_head(q)))
-        q_pop(q);
+        q_pop_outcome(q, false);
 }
 
 /* ParameterStatus: application_name changes (pgjdbc sets it with SET after
@@ -755,6 +897,8 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         case 'E':
             if (q_head(&r->q) & POISON)
                 return SCAN_HOLD;
+            if (q_head(&r->q) == 'Q')
+                r->q.head_failed = true;   /* its later statements did not run */
             pop_after_error(&r->q);
             break;
         case 'Z': {
@@ -766,9 +910,10 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             r->tx_status = (char)p[off + 5];
             uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
             if (head == 'S' || head == 'Q' || head == 'F')
-                q_pop(&r->q);
+                q_pop_outcome(&r->q, !r->q.head_failed);
             else
                 session_log(s, LOG_WARNING, "ReadyForQuery with no Sync or Query in flight");
+            r->q.head_failed = false;
             guard_on_ready_for_query(s, prev, r->tx_status);
             if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
                 inject_learn(s);
@@ -782,9 +927,17 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             if (off + len + 1 <= n)
                 note_parameter(s, (const char *)p + off + 5, len - 4);
             break;
-        case '1': pop_if(&r->q, 'P'); break;
+        case '1':
+            if (q_head(&r->q) == HIDDEN_PARSE)
+                return SCAN_HOLD;   /* answers martgate's own Parse: dropped */
+            pop_if(&r->q, 'P');
+            break;
         case '2': pop_if(&r->q, 'B'); break;
-        case '3': pop_if(&r->q, 'C'); break;
+        case '3':
+            if (q_head(&r->q) == HIDDEN_CLOSE)
+                return SCAN_HOLD;
+            pop_if(&r->q, 'C');
+            break;
         case 'T': case 'n': pop_if(&r->q, 'D'); break;
         case 'C': case 'I': case 's': pop_if(&r->q, 'E'); break;
         default: break;
@@ -881,6 +1034,11 @@ void relay_server_readable(session *s)
             break;
         if (q_head(&r->q) == INTERNAL) {
             take_internal_answer(s, type, len);
+            continue;
+        }
+        if (q_head(&r->q) == HIDDEN_CLOSE || q_head(&r->q) == HIDDEN_PARSE) {
+            evbuffer_drain(in, len + 1);   /* its CloseComplete or ParseComplete */
+            q_pop(&r->q);
             continue;
         }
         /* an ErrorResponse answering a poison is at the head: swap in ours */

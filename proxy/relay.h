@@ -23,6 +23,12 @@
 
 struct session;
 
+/* Longest portal or statement name of a Parse, Bind, Execute or Close
+ * (bytes): the guard reads every one to follow what runs, so a longer one is
+ * refused (PostgreSQL's own identifiers stop at 63), and so is a name with a
+ * control character. */
+#define RELAY_MAX_NAME 256
+
 /* A request in flight, in the order the warehouse will answer them. */
 struct trail_req;
 
@@ -33,6 +39,13 @@ typedef struct {
     struct session *owner;
     pg_error *poison;        /* ring of the errors that replace poison answers */
     size_t pcap, phead, plen;
+    /* In the same order, for each Query, Parse and Close (not poison): the
+     * statement names whose fate the guard must learn if it fails or is
+     * skipped, each 'S' name NUL, then a NUL. */
+    char *names;
+    size_t names_off, names_len, names_cap;
+    bool head_failed;        /* the Query at the head met an error */
+    bool names_lost;         /* out of memory keeping names: the session ends */
 } relay_queue;
 
 typedef struct {
@@ -42,6 +55,9 @@ typedef struct {
     size_t denied_len;           /* the refused message (scan_client → refuse_message) */
     char denied_type;
     const char *denied_sqlstate;
+    char reprepare[RELAY_MAX_NAME + 1]; /* the statement a Bind needs prepared again (scan_client) */
+    bool reprepared;             /* ... and it was, for the Bind at the head */
+    bool in_batch;               /* extended-protocol messages sent since the last Sync */
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
@@ -55,11 +71,6 @@ typedef struct {
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
 #define RELAY_HIGH_WATER (256 * 1024)
-/* Longest portal or statement name of a Parse, Bind, Execute or Close
- * (bytes): the guard reads every one to follow what runs, so a longer one is
- * refused (PostgreSQL's own identifiers stop at 63), and so is a name with a
- * control character. */
-#define RELAY_MAX_NAME 256
 
 /* None of these frees the session (see session_close), and none flushes:
  * the caller flushes both sides once per event. */
@@ -76,5 +87,8 @@ bool relay_idle(const struct session *s);
  * answered to martgate only) after the statement being handled has run: at
  * the first ReadyForQuery with nothing else in flight. */
 void relay_learn_search_path(struct session *s);
+/* The Query being decided prepares or deallocates statement `name`: if the
+ * Query meets an error, the guard learns (guard_outcome_failed). */
+void relay_note_touched(struct session *s, const char *name);
 
 #endif

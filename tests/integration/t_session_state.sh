@@ -19,6 +19,7 @@ CREATE TABLE a.t (id int, v text); INSERT INTO a.t SELECT g, 'a' || g FROM gener
 CREATE TABLE b.t (id int, v text); INSERT INTO b.t SELECT g, 'b' || g FROM generate_series(1, 10) g;
 CREATE TABLE a.hidden (id int); INSERT INTO a.hidden VALUES (1);
 CREATE TABLE b.hidden (id int, secret text); INSERT INTO b.hidden VALUES (1, 'TOP-SECRET');
+CREATE TABLE b.m (id int, secret text); INSERT INTO b.m SELECT g, 'plain-' || g FROM generate_series(1, 3) g;
 SQL
 # a database whose own encoding is not UTF8: martgate's clients still talk UTF8
 pg_admin postgres -c "DROP DATABASE IF EXISTS t_latin1 WITH (FORCE)" \
@@ -32,6 +33,8 @@ write_policy() { # GRANT_A(true/false)
   "defaults": {"search_path": [{"schemas": ["a", "b"]}]},
   "rules": [
     {"id": "no-b-hidden", "subjects": {"groups": ["readers"]}, "objects": {"tables": ["b.hidden"]}, "access": "deny"},
+    {"id": "analyst-m-masked", "subjects": {"groups": ["analyst-role"]}, "objects": {"tables": ["b.m"]}, "access": "read",
+     "columns": {"secret": "redact"}},
     $a_rule
     {"id": "readers-b", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["b"]}, "access": "read"},
     {"id": "analyst-role", "subjects": {"groups": ["analyst-role"]}, "objects": {"datasets": ["b"]}, "access": "read"},
@@ -347,11 +350,11 @@ bind_exec("bound-last", "S_1")
 q("execute-last", "execute p")
 c.terminate()
 PY
-# run_prepared USER GROUPS BETWEEN AFTER: BETWEEN is a bash command run while the session waits
+# run_prepared USER GROUPS BETWEEN AFTER [SCRIPT]: BETWEEN is a bash command run while the session waits
 run_prepared() {
   local tok out
   tok=$(mg_token --sub "$1" --groups "$2" --ttl 10m)
-  coproc PREP { PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 "$T_DIR/prepared.py" "$MG_PORT" "$tok" "$DB" "$MG_CA" "$1" 2>&1; }
+  coproc PREP { PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 "$T_DIR/${5:-prepared.py}" "$MG_PORT" "$tok" "$DB" "$MG_CA" "$1" 2>&1; }
   local pid=$PREP_PID
   H_BG_PIDS+=("$pid")
   exec {po}<&"${PREP[0]}" {pi}>&"${PREP[1]}"
@@ -397,10 +400,110 @@ check_match "after a reload revoking a: a fresh query of the same shape denied" 
 for step in execute-after fetch-after bound-after bound-last execute-last; do
   if leaked $step "$out"; then fail "no row of a.t after the reload ($step)" "leaked" "$out"; else ok "no row of a.t after the reload ($step)"; fi
 done
+
 write_policy true
 n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
 mg_reload
 wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+
+# ---- what the warehouse skipped or refused: a Close or Parse in a batch that
+# failed before it, a DEALLOCATE in a Query that failed before it. The guard
+# learns it from the answers, so a statement prepared before the reload never
+# runs under a name martgate thinks is closed or holds something else
+cat >"$T_DIR/skipped.py" <<'PY'
+from ss import *
+c = login(timeout=15)
+def batch(label, msgs):
+    c.send(msgs + msg("S"))
+    print(label, summarize(c.until_ready()), flush=True)
+def close(name):
+    return msg("C", b"S" + cstr(name))
+batch("prepare", parse("s1", "select v as sv from a.t where id = 5") + parse("s2", "select v as sv2 from a.t where id = 7")
+      + parse("", "select v as uv from a.t where id = 6"))
+print("sql", summarize(c.query("prepare p3 as select v as pv3 from a.t where id = 8")), flush=True)
+print("READY", flush=True)
+for line in sys.stdin:
+    if line.strip() == "go":
+        break
+batch("failed-batch", execute("no_such_portal") + close("s1") + parse("", "select 'u2' as one"))
+batch("bind-s1", bind("", "s1") + execute(""))
+batch("parse-s1-again", parse("s1", "select 's1-new' as two") + bind("", "s1") + execute(""))
+batch("bind-unnamed", bind("", "") + execute(""))
+batch("failed-parse", execute("no_such_portal") + parse("s2", "select 's2-new'"))
+batch("bind-s2", bind("", "s2") + execute(""))
+print("sql-failed", summarize(c.query("select 1/0; deallocate p3")), flush=True)
+print("sql-prepare-p3", summarize(c.query("prepare p3 as select 'p3-new'")), flush=True)
+print("execute-p3", summarize(c.query("execute p3")), flush=True)
+batch("bind-p3", bind("", "p3") + execute(""))
+print("deallocate-p3", summarize(c.query("deallocate p3")), flush=True)
+print("prepare-p3-again", summarize(c.query("prepare p3 as select 'p3-third'")), flush=True)
+print("execute-p3-again", summarize(c.query("execute p3")), flush=True)
+# a Query inside an unfinished batch (the warehouse would skip it unanswered if the batch failed)
+c.send(parse("", "selec bad") + msg("Q", cstr("select 'in-batch'")) + msg("S"))
+closed, msgs = c.wait_closed(10)
+print("query-in-batch", "closed" if closed else "open", summarize(msgs), flush=True)
+PY
+out=$(run_prepared reader readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
+  wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend' skipped.py)
+check_match "before the reload: prepared" "^prepare \[\]" "$out"
+for step in bind-s1 bind-unnamed bind-s2 execute-p3 bind-p3 execute-p3-again; do
+  if leaked $step "$out"; then fail "no row of a.t after the reload through a skipped Close or Parse ($step)" "leaked" "$out"
+  else ok "no row of a.t after the reload through a skipped Close or Parse ($step)"; fi
+done
+check_match "a Close the warehouse skipped: the statement does not exist for the client (26000)" \
+  "^bind-s1 \['ERROR 26000 prepared statement \"s1\" does not exist" "$out"
+check_match "... and preparing that name again works: martgate closes the old one first" \
+  "^parse-s1-again \['ROW s1-new'" "$out"
+check_match "a Parse of the unnamed statement the warehouse skipped: the Bind runs the client's latest text" \
+  "^bind-unnamed \['ROW u2'" "$out"
+check_match "a named Parse the warehouse skipped: the Bind runs what the client last prepared, decided now" \
+  "^bind-s2 \['ROW s2-new'" "$out"
+check_match "a DEALLOCATE after a failing statement of its Query: the name is unsure, EXECUTE refused" \
+  "^execute-p3 \[.ERROR 42501 .*prepared statement \"p3\".*deallocate it and prepare it again" "$out"
+check_match "... so is a Bind of it" "^bind-p3 \[.ERROR 42501 .*prepared statement \"p3\"" "$out"
+check_match "DEALLOCATE and PREPARE again: it runs" "^execute-p3-again \['ROW p3-third'" "$out"
+check_match "a Query inside an unfinished extended batch ends the session with 08P01" \
+  "^query-in-batch closed .*ERROR 08P01 Query message inside an extended-protocol batch" "$out"
+check_nomatch "... and is never answered as if it ran" "ROW in-batch" "$out"
+
+write_policy true
+n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
+mg_reload
+wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+
+# ---- a protocol-level statement bound after the principal changed is
+# prepared again as the new principal's decision forwards it (pgjdbc keeps
+# server-prepared statements across Metabase's SET ROLE): masked for role
+# only_b, plain again after RESET ROLE, without the client preparing it again
+tok=$(mg_token --sub bi-svc --groups readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 60 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" bi-svc <<'PY' 2>&1
+from ss import *
+c = login(timeout=15)
+types = struct.pack("!HI", 1, 23)   # one int4 parameter
+c.send(msg("P", cstr("S_m") + cstr("select id, secret from b.m where id <= $1 order by id") + types) + msg("S"))
+print("parse", summarize(c.until_ready()))
+def run(label):
+    # no parameter formats, one parameter "2" as text, no result formats
+    c.send(msg("B", cstr("") + cstr("S_m") + struct.pack("!HHI", 0, 1, 1) + b"2" + struct.pack("!H", 0))
+           + execute("") + msg("S"))
+    print(label, summarize(c.until_ready()), flush=True)
+run("plain")
+c.query("set role only_b")
+run("masked")
+c.query("set role only_b")
+run("masked-again")
+c.query("reset role")
+run("plain-again")
+c.terminate()
+PY
+)
+check_match "as the service account: the statement's rows as stored" "^plain \['ROW 1\|plain-1', 'ROW 2\|plain-2', 'CMD SELECT 2'\]" "$out"
+check_match "after SET ROLE only_b: the same Bind runs it masked (prepared again by martgate)" \
+  "^masked \['ROW 1\|[^p]*', 'ROW 2\|[^p]*', 'CMD SELECT 2'\]" "$out"
+check_nomatch "... and no plain value reaches only_b" "^masked.*plain-" "$out"
+check_match "SET ROLE only_b again: still masked" "^masked-again \['ROW 1\|[^p]*', 'ROW 2\|[^p]*', 'CMD SELECT 2'\]" "$out"
+check_nomatch "... still no plain value" "^masked-again.*plain-" "$out"
+check_match "after RESET ROLE: as stored again" "^plain-again \['ROW 1\|plain-1', 'ROW 2\|plain-2', 'CMD SELECT 2'\]" "$out"
 
 # ---- every run of what was prepared or declared is recorded, with what runs:
 # a SQL PREPARE bound by the protocol, a DECLAREd cursor executed as a portal,

@@ -116,7 +116,7 @@ static void test_builders(void **state)
     struct evbuffer *b = evbuffer_new();
     pgw_ready_for_query(b, 'T');
     pgw_backend_key(b, 7, 9);
-    pgw_parse(b, "s1", "select 1");
+    pgw_parse(b, "s1", "select 1", NULL, 0);
     unsigned char *m = evbuffer_pullup(b, -1);
     static const unsigned char z[] = {'Z', 0, 0, 0, 5, 'T'};
     assert_memory_equal(m, z, 6);
