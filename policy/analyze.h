@@ -139,8 +139,11 @@ typedef enum analyze_rel_usage {
     ANALYZE_USE_DDL,         /* the object of DDL (CREATE/ALTER/DROP/GRANT/
                                 COMMENT/CREATE INDEX ON, FOREIGN KEY REFERENCES,
                                 LIKE, INHERITS...) */
-    ANALYZE_USE_UTILITY      /* LOCK, TRUNCATE, VACUUM, ANALYZE, CLUSTER,
+    ANALYZE_USE_UTILITY,     /* LOCK, TRUNCATE, VACUUM, ANALYZE, CLUSTER,
                                 REINDEX, REFRESH MATERIALIZED VIEW */
+    ANALYZE_USE_NAME         /* named by a constant ('s.t'::regclass,
+                                pg_relation_size('s.t'), ...): none of its
+                                rows read, access 0 (policy/analyze_names) */
 } analyze_rel_usage;
 
 typedef struct analysis_relation {

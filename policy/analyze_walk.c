@@ -267,6 +267,7 @@ static void record_function(walk_state *st, FuncCall *fc)
     f->n_args = list_length(fc->args);
     if (!strcmp(name, "set_config") && (!schema || !strcmp(schema, "pg_catalog")))
         walk_record_set_config(st, fc);
+    walk_named_by_call(st, fc, schema, name);
 }
 
 static void record_colref(walk_state *st, ColumnRef *cr)
@@ -328,6 +329,13 @@ static bool expr_walker(Node *node, void *context)
     case T_ColumnRef:
         record_colref(st, (ColumnRef *)node);
         return false;
+    case T_TypeCast: {
+        walk_named_by_cast(st, (TypeCast *)node);
+        st->depth++;
+        bool stop = raw_expression_tree_walker(node, expr_walker, st);
+        st->depth--;
+        return stop;
+    }
     case T_MultiAssignRef: {
         /* SET (a, b) = (SELECT ...): every column shares one source; walk
          * it once */

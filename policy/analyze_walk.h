@@ -87,6 +87,10 @@ void walk_init_search_path(walk_state *st);
 void walk_reset_search_path(walk_state *st);
 analyze_stmt_kind walk_set(walk_state *st, VariableSetStmt *vs, const char **tag);
 void walk_record_set_config(walk_state *st, FuncCall *fc);
+/* analyze_names.c: relations named by a constant, in a regclass cast or as
+ * the argument of a function that takes one (the call's schema and name). */
+void walk_named_by_cast(walk_state *st, const TypeCast *tc);
+void walk_named_by_call(walk_state *st, const FuncCall *fc, const char *schema, const char *name);
 
 /* analyze_utility.c: statements other than SELECT/INSERT/UPDATE/DELETE/
  * MERGE/SET. Returns false when the node type is not one it handles. */

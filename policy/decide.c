@@ -657,7 +657,11 @@ static void decide_relation(const policy_t *p, const subj *s, const analysis *a,
         if (locks && rv.verdict == DECIDE_DENY && rv.why == W_DEFAULT_WRITE)
             it->why = W_LOCKS_ROWS;
     }
-    if (it->verdict == DECIDE_REWRITE && (rel->usage != ANALYZE_USE_FROM || rel->tablesample)) {
+    if (it->verdict == DECIDE_REWRITE && rel->usage == ANALYZE_USE_NAME) {
+        /* named, none of its rows read: whoever may read some of it may name it */
+        it->verdict = DECIDE_ALLOW;
+        it->why = it->why == W_CATALOG_FILTERED ? W_CATALOG : W_RULE_READ;
+    } else if (it->verdict == DECIDE_REWRITE && (rel->usage != ANALYZE_USE_FROM || rel->tablesample)) {
         it->verdict = DECIDE_DENY;
         it->why = it->why == W_CATALOG_FILTERED ? W_CATALOG_NOT_FILTERABLE : W_NOT_SUBSTITUTABLE;
     }

@@ -118,7 +118,8 @@ static bool has_names(uint8_t kind)
 static bool names_put(relay_queue *q, const char *bytes, size_t n)
 {
     if (q->names_off + q->names_len + n > q->names_cap) {
-        memmove(q->names, q->names + q->names_off, q->names_len);
+        if (q->names_off)
+            memmove(q->names, q->names + q->names_off, q->names_len);
         q->names_off = 0;
         if (q->names_len + n > q->names_cap) {
             size_t cap = q->names_cap ? q->names_cap : 64;

@@ -132,6 +132,20 @@ check_match "unqualified name outside the readable search_path" 'ERROR' "$out"
 denied "query_to_xml runs hidden SQL" "${ORIG[@]}" "select query_to_xml('select * from raw.leads', true, true, '')"
 denied "ts_stat runs hidden SQL" "${ORIG[@]}" "select * from ts_stat('select to_tsvector(email) from raw.leads')"
 denied "ts_rewrite runs hidden SQL" "${ORIG[@]}" "select ts_rewrite('a'::tsquery, 'select email::tsquery, email::tsquery from raw.leads')"
+# catalog functions over a relation named by a constant tell what catalog
+# filtering hides (existence, size, a view's definition, a comment)
+denied "regclass cast of a hidden relation" "${ORIG[@]}" "select 'raw.leads'::regclass::oid"
+denied "pg_get_viewdef of a hidden view"    "${ORIG[@]}" "select pg_get_viewdef('\"RAW\".leads'::regclass)"
+denied "obj_description of a hidden table"  "${ORIG[@]}" "select obj_description('raw.leads'::regclass, 'pg_class')"
+denied "pg_relation_size by name"           "${ORIG[@]}" "select pg_relation_size(' raw . leads ')"
+denied "to_regclass of a hidden table"      "${ORIG[@]}" "select to_regclass('raw.leads')"
+denied "has_table_privilege by name"        "${ORIG[@]}" "select has_table_privilege(current_user, 'raw.leads', 'select')"
+allowed "pg_relation_size of its own mart"  "${ORIG[@]}" "select pg_relation_size('origination_mart.originations')"
+allowed "a catalog named by regclass"        "${ORIG[@]}" "select count(*) from pg_description where classoid = 'pg_class'::regclass"
+out=$(as "${ORIG[@]}" -v ON_ERROR_STOP=1 -P tuples_only=off -c '\d+ origination_mart.by_region')
+check_match "psql \\d+ of its own view shows the definition (pg_get_viewdef by OID)" 'View definition:' "$out"
+out=$(as "${ENG[@]}" -v ON_ERROR_STOP=1 -c "select pg_relation_size('raw.leads') > 0")
+check_match "the data engineer may ask the size of raw.leads" '^t$' "$out"
 denied "pg_read_file"                "${ORIG[@]}" "select pg_read_file('/etc/passwd')"
 denied "lo_import"                   "${ORIG[@]}" "select lo_import('/etc/passwd')"
 denied "dblink"                      "${ORIG[@]}" "select * from dblink('dbname=x', 'select 1') as t(a int)"

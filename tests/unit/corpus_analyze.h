@@ -1198,6 +1198,33 @@ static const analyze_case analyze_corpus[] = {
      .functions = "pg_read_file/1",
      .settings = "search_path=raw [raw]",
     },
+    /* relations named by a constant (policy/analyze_names) */
+    {.sql = "SELECT pg_get_viewdef('Raw.\"Leads\"'::regclass), pg_catalog.pg_relation_size('mart.t')",
+     .stmts = "read SELECT",
+     .relations = "raw.Leads /name; mart.t /name",
+     .functions = "pg_get_viewdef/1; pg_catalog.pg_relation_size/1",
+    },
+    {.sql = "SELECT col_description(16384, 1), 16384::regclass, obj_description('16384'::oid), "
+            "pg_get_indexdef(3000000000)",
+     .stmts = "read SELECT",
+     .functions = "col_description/2; obj_description/1; pg_get_indexdef/1",
+    },
+    {.sql = "SELECT has_table_privilege('alice', ' mart . T ', 'select'), to_regclass(x), 'leads'::regclass FROM t",
+     .stmts = "read SELECT",
+     .relations = "?.t r{public}; mart.t /name; ?.leads /name{public}",
+     .functions = "has_table_privilege/3; to_regclass/1",
+    },
+    {.sql = "SELECT 'a.b.c.d'::regclass, ''::regclass, 'a.'::regclass",
+     .stmts = "read SELECT",
+     .flags = "unsupported(a.b.c.d); unsupported(); unsupported(a.)",
+    },
+    {.sql = "SELECT CAST(format('%I.%I', n.nspname, c.relname) AS regclass), 'pg_class'::regclass::oid, "
+            "myschema.pg_relation_size('raw.a') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+     .stmts = "read SELECT",
+     .relations = "pg_catalog.pg_class r~builtin +alias=c; pg_catalog.pg_namespace r~builtin +alias=n; "
+                  "pg_catalog.pg_class /name~builtin",
+     .functions = "format/3; myschema.pg_relation_size/1",
+    },
 };
 
 #endif

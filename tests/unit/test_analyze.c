@@ -85,6 +85,7 @@ static const char *usage_name(analyze_rel_usage u)
     case ANALYZE_USE_COPY: return "/copy";
     case ANALYZE_USE_DDL: return "/ddl";
     case ANALYZE_USE_UTILITY: return "/utility";
+    case ANALYZE_USE_NAME: return "/name";
     }
     return "/?";
 }
