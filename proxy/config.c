@@ -144,11 +144,14 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
 
 static int parse_limits(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"max_message_bytes", "max_clients", "login_timeout_seconds",
+    static const char *const keys[] = {"max_message_bytes", "max_clients", "max_pending_logins",
+                                       "max_pending_per_address", "login_timeout_seconds",
                                        "shutdown_timeout_seconds", NULL};
     long long v;
     c->max_message_bytes = 1u << 20;
     c->max_clients = 1000;
+    c->max_pending_logins = 200;
+    c->max_pending_per_address = 64;
     c->login_timeout_s = 10;
     c->shutdown_timeout_s = 30;
     json_t *l = json_object_get(root, "limits");
@@ -165,6 +168,14 @@ static int parse_limits(const json_doc *doc, const json_t *root, config *c, char
         return -1;
     if (rc == 0)
         c->max_clients = (int)v;
+    if ((rc = json_doc_get_int(doc, l, "limits", "max_pending_logins", false, 1, 1000000, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->max_pending_logins = (int)v;
+    if ((rc = json_doc_get_int(doc, l, "limits", "max_pending_per_address", false, 1, 1000000, &v, err, errlen)) < 0)
+        return -1;
+    if (rc == 0)
+        c->max_pending_per_address = (int)v;
     if ((rc = json_doc_get_int(doc, l, "limits", "login_timeout_seconds", false, 1, 3600, &v, err, errlen)) < 0)
         return -1;
     if (rc == 0)

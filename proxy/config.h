@@ -38,6 +38,8 @@ typedef struct config {
     size_t ndatabases;
     size_t max_message_bytes;       /* largest client message held in memory */
     int max_clients;
+    int max_pending_logins;         /* connections not logged in yet, in all */
+    int max_pending_per_address;    /* ... and from one client address */
     int login_timeout_s;
     int shutdown_timeout_s;
     int log_level;

@@ -3,6 +3,7 @@
  * writes each with a single write(2) so lines from threads never interleave.
  */
 #include "proxy/log.h"
+#include "proxy/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -58,4 +59,17 @@ void log_msg(log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(lvl, NULL, fmt, ap);
     va_end(ap);
+}
+
+bool log_rate_ok(log_rate *r, unsigned long *suppressed)
+{
+    double now = clock_mono_s();
+    if (r->last != 0 && now - r->last < 1.0) {
+        r->suppressed++;
+        return false;
+    }
+    *suppressed = r->suppressed;
+    r->last = now;
+    r->suppressed = 0;
+    return true;
 }

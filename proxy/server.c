@@ -32,7 +32,25 @@ void server_session_removed(server *srv, session *s)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
     srv->nsessions--;
+    server_login_done(srv, s);
     server_maybe_exit(srv);
+}
+
+void server_login_done(server *srv, session *s)
+{
+    if (s->pending) {
+        s->pending = false;
+        srv->npending--;
+    }
+}
+
+/* Connections from `addr` that have not logged in yet. */
+static int pending_from(const server *srv, const char *addr)
+{
+    int n = 0;
+    for (const session *s = srv->sessions; s; s = s->next)
+        n += s->pending && strcmp(s->client_addr, addr) == 0;
+    return n;
 }
 
 session *server_find_by_key(server *srv, uint32_t pid)
@@ -99,6 +117,24 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     if (over)
         log_msg(LOG_WARNING, "refusing a connection: %d clients already (limits.max_clients)", srv->nsessions);
+    /* Handshakes not done yet (nobody has logged in on them) may hold only
+     * so many of the slots, and only so many from one address: a client
+     * that opens connections and never logs in cannot take the room of
+     * those who do. */
+    char peer[64];
+    session_address(addr, peer, sizeof peer);
+    if (srv->npending >= srv->cfg->max_pending_logins ||
+        pending_from(srv, peer) >= srv->cfg->max_pending_per_address) {
+        bool total = srv->npending >= srv->cfg->max_pending_logins;
+        unsigned long more;
+        if (log_rate_ok(&srv->pending_refusals, &more))
+            log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
+                    peer, total ? srv->npending : pending_from(srv, peer), total ? "in all" : "from there",
+                    total ? "max_pending_logins" : "max_pending_per_address",
+                    more ? " (and more not logged in the last second)" : "");
+        refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
+        return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -109,6 +145,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     s->over_limit = over;
+    s->pending = true;
+    srv->npending++;
     s->next = srv->sessions;
     if (srv->sessions)
         srv->sessions->prev = s;

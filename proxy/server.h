@@ -15,6 +15,7 @@
 #include "adapters/catalog.h"
 #include "proxy/audit.h"
 #include "proxy/config.h"
+#include "proxy/log.h"
 
 struct session;
 
@@ -26,6 +27,8 @@ typedef struct server {
     size_t nlisteners;
     struct session *sessions;    /* doubly linked */
     int nsessions;
+    int npending;                /* sessions not logged in yet */
+    log_rate pending_refusals;   /* connections refused for max_pending_* */
     uint64_t next_session_id;
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *shutdown_timer;
@@ -38,6 +41,8 @@ typedef struct server {
 catalog_cache *server_catalog(server *srv, const char *database);
 
 void server_session_removed(server *srv, struct session *s);
+/* Session s has logged in (or is gone): it no longer counts as pending. */
+void server_login_done(server *srv, struct session *s);
 /* The live session whose client was given this cancel key pid, or NULL. */
 struct session *server_find_by_key(server *srv, uint32_t pid);
 /* Picks a cancel key pid no live session uses. */

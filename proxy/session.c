@@ -73,6 +73,22 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     session_free(arg);
 }
 
+int session_address(const struct sockaddr *addr, char *buf, size_t len)
+{
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)len);
+        return ntohs(in->sin_port);
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len);
+        return ntohs(in6->sin6_port);
+    }
+    snprintf(buf, len, "local");
+    return 0;
+}
+
 session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
 {
     session *s = calloc(1, sizeof *s);
@@ -85,17 +101,7 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->fd = fd;
     s->state = SS_STARTUP;
     s->relay.tx_status = 'I';
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &in->sin_addr, s->client_addr, sizeof s->client_addr);
-        s->client_port = ntohs(in->sin_port);
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, s->client_addr, sizeof s->client_addr);
-        s->client_port = ntohs(in6->sin6_port);
-    } else {
-        snprintf(s->client_addr, sizeof s->client_addr, "local");
-    }
+    s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
     update_prefix(s);
     s->timer = evtimer_new(s->base, on_login_timeout, s);
@@ -226,18 +232,11 @@ static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
     if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
         session_cancel(target);
     } else {
-        /* at most one line a second: a flood of wrong keys must not flood the log */
-        static double last_logged;
-        static unsigned long unlogged;
-        double now = clock_mono_s();
-        if (now - last_logged >= 1.0) {
+        static log_rate wrong_keys;
+        unsigned long unlogged;
+        if (log_rate_ok(&wrong_keys, &unlogged))
             log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session%s",
                     s->client_addr, s->client_port, unlogged ? " (and more not logged in the last second)" : "");
-            last_logged = now;
-            unlogged = 0;
-        } else {
-            unlogged++;
-        }
     }
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
@@ -602,6 +601,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     pgw_ready_for_query(out, 'I');
     evtimer_del(s->timer);
     s->state = SS_READY;
+    server_login_done(s->srv, s);
     char groups[512];
     size_t off = 0;
     groups[0] = 0;

@@ -45,6 +45,7 @@ typedef struct session {
     session_state state;
     bool draining;                   /* server stopping: close when idle */
     bool over_limit;                 /* beyond max_clients: refused after the startup packet */
+    bool pending;                    /* accepted, not logged in yet (limits.max_pending_logins) */
 
     char *startup_packet;            /* copy; names/values below point into it */
     char *options_buf;               /* settings split out of "options" */
@@ -72,6 +73,8 @@ typedef struct session {
 } session;
 
 session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
+/* The client address of addr as logs print it, into buf; returns the port. */
+int session_address(const struct sockaddr *addr, char *buf, size_t len);
 /* Sends err (may be NULL) to the client, then closes once it is written.
  * Never frees synchronously: callers may touch s afterwards. */
 void session_close(session *s, const pg_error *err);

@@ -200,4 +200,77 @@ rc=0
 out=$(PYT_TIMEOUT=60 pyf "$T_DIR/many.py" 2>&1) || rc=$?
 h_report_rc "concurrency check" $rc "$out"
 if mg_alive; then ok "martgate still running"; else fail "martgate still running" "it exited" "$(mg_log_tail)"; fi
+
+# ---- connections that never log in hold at most max_pending_per_address
+# slots from one address and max_pending_logins in all; logged-in sessions
+# do not count, and the slots come back when those connections go
+mg_stop
+MG_CFG_MAX_PENDING=4 MG_CFG_MAX_PENDING_ADDR=2 MG_CFG_LOGIN_TIMEOUT=30 mg_start $DB || h_die "martgate did not restart"
+cat >"$T_DIR/pending.py" <<'PY'
+import os, socket, struct, time, pgwire
+R = pgwire.Report()
+PORT = int(os.environ["MG_PORT"])
+def idle(src):
+    s = socket.socket(); s.bind((src, 0)); s.connect(("127.0.0.1", PORT)); s.settimeout(3)
+    return s
+def refused(s):
+    # martgate answers at once with an ErrorResponse and closes
+    try:
+        data = s.recv(4096)
+    except socket.timeout:
+        return "kept open"
+    if not data:
+        return "closed without an answer"
+    f = pgwire.error_fields(data[5:]) if data[:1] == b"E" else {}
+    return "%s %s" % (f.get("C"), f.get("M"))
+def still_open(s):
+    s.settimeout(0.5)
+    try:
+        return s.recv(1) == b"" and "closed" or "data"
+    except socket.timeout:
+        return "open"
+a = [idle("127.0.0.1"), idle("127.0.0.1")]
+time.sleep(0.3)
+third = idle("127.0.0.1")
+R.check("a 3rd connection from 127.0.0.1 not logged in: refused with 53300", refused(third).startswith("53300 sorry, too many connections waiting to log in"), refused(third))
+R.check("the 2 idle ones are kept (within the login timeout)", [still_open(s) for s in a] == ["open", "open"], [still_open(s) for s in a])
+try:
+    pgwire.target_login(os.environ["DB"], timeout=5).terminate()
+    R.check("a real login from 127.0.0.1 while it has 2 idle: refused", False, "logged in")
+except pgwire.PGError as e:
+    R.check("a real login from 127.0.0.1 while it has 2 idle: refused", e.sqlstate == "53300", e.sqlstate)
+except Exception as e:
+    R.check("a real login from 127.0.0.1 while it has 2 idle: refused", True)
+b = [idle("127.0.0.2"), idle("127.0.0.2")]
+time.sleep(0.3)
+R.check("another address gets its own 2", [still_open(s) for s in b] == ["open", "open"], [still_open(s) for s in b])
+time.sleep(1.1)   # the log says it once a second
+fifth = idle("127.0.0.3")
+R.check("a 5th not logged in from a 3rd address: refused (4 in all)", refused(fifth).startswith("53300"), refused(fifth))
+for s in a + b:
+    s.close()
+time.sleep(0.5)
+held = []
+try:
+    for i in range(3):
+        held.append(pgwire.target_login(os.environ["DB"], timeout=5))
+    R.check("once they close: 3 logins from 127.0.0.1 in a row (logged-in sessions do not count)", True)
+except Exception as e:
+    R.check("once they close: 3 logins from 127.0.0.1 in a row (logged-in sessions do not count)", False, repr(e))
+more = [idle("127.0.0.1"), idle("127.0.0.1")]
+time.sleep(0.3)
+R.check("... and 2 more may wait to log in beside them", [still_open(s) for s in more] == ["open", "open"], [still_open(s) for s in more])
+rows = [pgwire.summarize(h.query("select 'in'"))[0] for h in held]
+R.check("the logged-in sessions answer", rows == ["ROW in"] * 3, rows)
+for h in held:
+    h.terminate()
+for s in more:
+    s.close()
+PY
+rc=0
+out=$(PYT_TIMEOUT=60 pyf "$T_DIR/pending.py" 2>&1) || rc=$?
+h_report_rc "pending logins" $rc "$out"
+check_match "the log says which limit refused them" 'refused a connection from 127.0.0.1: 2 connections from there not logged in yet \(limits.max_pending_per_address\)' "$(cat "$MG_LOG")"
+check_match "... and the total" 'refused a connection from 127.0.0.3: 4 connections in all not logged in yet \(limits.max_pending_logins\)' "$(cat "$MG_LOG")"
+if mg_alive; then ok "martgate still running"; else fail "martgate still running" "it exited" "$(mg_log_tail)"; fi
 h_done

@@ -366,6 +366,7 @@ mg_write_config() {
 $dbs
   },
   "limits": {"max_message_bytes": ${MG_CFG_MAX_MESSAGE:-1048576}, "max_clients": ${MG_CFG_MAX_CLIENTS:-1000},
+             "max_pending_logins": ${MG_CFG_MAX_PENDING:-200}, "max_pending_per_address": ${MG_CFG_MAX_PENDING_ADDR:-64},
              "login_timeout_seconds": ${MG_CFG_LOGIN_TIMEOUT:-10}, "shutdown_timeout_seconds": ${MG_CFG_SHUTDOWN_TIMEOUT:-10}}
 }
 EOF

@@ -100,6 +100,24 @@ static void test_unknown_top_level_key(void **state)
                  (const char *const[]){"martgate.json:6:", "unknown key 'limts'", NULL});
 }
 
+static void test_pending_limits(void **state)
+{
+    (void)state;
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ",\n"
+                 "\"limits\": {\"max_pending_per_address\": 0}}",
+                 (const char *const[]){":2:", "max_pending_per_address", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ",\n"
+                 "\"limits\": {\"max_pending_logins\": \"many\"}}",
+                 (const char *const[]){":2:", "max_pending_logins", NULL});
+    char err[1024] = "";
+    config *c = load("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ", "
+                     "\"limits\": {\"max_pending_logins\": 7}}", err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->max_pending_logins, 7);
+    assert_int_equal(c->max_pending_per_address, 64);
+    config_unref(c);
+}
+
 static void test_bad_listen(void **state)
 {
     (void)state;
@@ -172,6 +190,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_with_defaults),
         cmocka_unit_test(test_unknown_top_level_key),
+        cmocka_unit_test(test_pending_limits),
         cmocka_unit_test(test_bad_listen),
         cmocka_unit_test(test_tls_required_without_cert),
         cmocka_unit_test(test_databases_errors),
