@@ -122,6 +122,7 @@ typedef struct {
     uint32_t who_serial;             /* bumped whenever `who` changes */
     decision dec;                    /* reused between statements */
     struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
+    uint64_t memo_first;             /* until there is one: the hash of the last shape it could keep */
     double catalog_since;            /* WAIT: the snapshot must be newer than this */
     bool catalog_missing;
 } session_guard;

@@ -439,6 +439,21 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
                              guard_parse *parse, const analyze_shape *memo, const analyze_shape *shape,
                              intercept_result *out);
 
+/* May a decision of shape `shape` go into the memo? Once the session has a
+ * memo, yes; the first one only when its shape comes a second time in a
+ * row (a session that runs one statement and idles keeps no memo). */
+static bool memo_may_start(session *s, const policy_t *p, const analyze_shape *shape)
+{
+    session_guard *g = &s->guard;
+    if (g->memo)
+        return true;
+    if (g->memo_first != shape->hash) {
+        g->memo_first = shape->hash;
+        return false;
+    }
+    return memo_enter_state(s, p);
+}
+
 /* Allowed as written, as the memo says: no statement of it changes state. */
 static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const guard_parse *parse,
                             const decide_memo_hit *hit)
@@ -485,16 +500,19 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         return;
     }
     /* a text of a shape decided before in this state: allowed as written */
-    bool memo = memo_enter_state(s, p);
+    /* until a session keeps a decision it has no memo (an idle session
+     * costs less): nothing to find, and the first shape to keep must come
+     * twice (see decide_statement) */
+    bool memo = !g->memo || memo_enter_state(s, p);
     decide_memo_hit hit;
-    if (memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
+    if (memo && g->memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
         allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
         return;
     }
     analyze_shape shape;
     bool shaped = analyze_shape_of(sql, &shape, NULL) == 0;
     memo = memo && shaped && shape.decidable;
-    if (memo && decide_memo_find(g->memo, &shape, sql, len, &hit))
+    if (memo && g->memo && decide_memo_find(g->memo, &shape, sql, len, &hit))
         allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
     else
         decide_statement(s, p, kind, stmt_name, sql, parse, memo ? &shape : NULL, shaped ? &shape : NULL, out);
@@ -606,7 +624,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         g->catalog_since = 0;
         if (rc != 0) {
             trail_refused(s, sql, out->sqlstate, out->message);
-        } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &g->dec)) {
+        } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &g->dec) &&
+                   memo_may_start(s, p, memo)) {
             /* the next text of this shape is allowed without a parse */
             bool audited = audit_enabled(s->srv->audit);
             char *members = audited ? trail_decision_members(s, 0, a, &g->dec, "allow", false,
