@@ -16,12 +16,14 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 /* PostgreSQL's identifiers stop at NAMEDATALEN - 1 bytes */
 #define NAME_MAX_BYTES 63
 
 /* Functions taking a relation (by name or OID) as argument `arg` when called
- * with `n_args` arguments (0: any number). */
+ * with `n_args` arguments (0: any number). nextval and setval are denied as
+ * functions (policy_load_names.c). */
 static const struct {
     const char *name;
     int arg, n_args;
@@ -46,6 +48,31 @@ static const struct {
     {"has_column_privilege", 1, 4},
     {"has_sequence_privilege", 0, 2},
     {"has_sequence_privilege", 1, 3},
+    {"regclass", 0, 1},   /* the cast written as a call */
+    {"pg_relation_is_updatable", 0, 2},
+    {"pg_column_is_updatable", 0, 3},
+    {"pg_sequence_last_value", 0, 1},
+    {"pg_sequence_parameters", 0, 1},
+    {"currval", 0, 1},
+    {"pg_partition_tree", 0, 1},
+    {"pg_partition_ancestors", 0, 1},
+    {"pg_partition_root", 0, 1},
+    {"pg_get_partkeydef", 0, 1},
+    {"pg_get_partition_constraintdef", 0, 1},
+    {"pg_get_replica_identity_index", 0, 1},
+    {"pg_table_is_visible", 0, 1},
+    {"pg_get_triggerdef", 0, 0},
+    {"pg_get_ruledef", 0, 0},
+    {"pg_stat_get_numscans", 0, 1},
+    {"pg_stat_get_live_tuples", 0, 1},
+    {"pg_stat_get_dead_tuples", 0, 1},
+    {"pg_stat_get_tuples_inserted", 0, 1},
+    {"pg_stat_get_tuples_updated", 0, 1},
+    {"pg_stat_get_tuples_deleted", 0, 1},
+    {"pg_stat_get_last_analyze_time", 0, 1},
+    {"pg_stat_get_last_autoanalyze_time", 0, 1},
+    {"pg_stat_get_last_vacuum_time", 0, 1},
+    {"pg_stat_get_last_autovacuum_time", 0, 1},
 };
 
 /* Bytes of s (n of them) that fit an identifier, cut at a UTF-8 character
@@ -156,10 +183,83 @@ static void relation_constant(walk_state *st, Node *n, int location)
                       ANALYZE_USE_NAME, false);
 }
 
+/* '{a.t, "b"."u"}'::regclass[]: each element of the array literal, as
+ * array input reads it (braces, commas, double quotes with backslash
+ * escapes, NULL) and regclass input then. Anything nested or malformed is
+ * flagged. */
+static void relation_array(walk_state *st, Node *n, int location)
+{
+    if (!n || !IsA(n, A_Const) || ((A_Const *)n)->isnull || !IsA(&((A_Const *)n)->val, String))
+        return;
+    st->b->a->reads_constants = true;
+    const char *s = ((A_Const *)n)->val.sval.sval;
+    size_t cap = strlen(s) + 1;
+    char *elem = arena_alloc(st->b->arena, cap);
+    if (!elem) {
+        st->b->out_of_memory = true;
+        return;
+    }
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s++ != '{')
+        goto bad;
+    for (;;) {
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s == '}' && s[1 + strspn(s + 1, " \t\n\r\f\v")] == 0)
+            return;
+        size_t len = 0;
+        bool quoted = *s == '"';
+        if (quoted) {
+            for (s++; *s != '"'; s++) {
+                if (!*s)
+                    goto bad;
+                if (*s == '\\' && s[1])
+                    s++;
+                elem[len++] = *s;
+            }
+            s++;
+        } else {
+            while (*s && *s != ',' && *s != '}') {
+                if (*s == '{' || *s == '"' || *s == '\\')
+                    goto bad;
+                elem[len++] = *s++;
+            }
+            while (len && isspace((unsigned char)elem[len - 1]))
+                len--;
+        }
+        elem[len] = 0;
+        if (!quoted && strcasecmp(elem, "NULL") == 0) {
+            /* no relation */
+        } else {
+            A_Const c = {.type = T_A_Const, .location = location};
+            c.val.sval.type = T_String;
+            c.val.sval.sval = elem;
+            relation_constant(st, (Node *)&c, location);   /* keeps copies of what it reads */
+            if (st->b->out_of_memory)
+                return;
+        }
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s == ',')
+            s++;
+        else if (*s != '}')
+            goto bad;
+    }
+bad:
+    walk_flag(st, ANALYZE_FLAG_UNSUPPORTED, "an array of relation names the analyser cannot read", NULL, location);
+}
+
 void walk_named_by_cast(walk_state *st, const TypeCast *tc)
 {
-    if (tc->typeName && !tc->typeName->arrayBounds && is_catalog_type(tc->typeName->names, "regclass"))
+    if (!tc->typeName || !is_catalog_type(tc->typeName->names, "regclass"))
+        return;
+    if (!tc->typeName->arrayBounds)
         relation_constant(st, tc->arg, tc->location);
+    else if (list_length(tc->typeName->arrayBounds) == 1)
+        relation_array(st, tc->arg, tc->location);
+    else
+        walk_flag(st, ANALYZE_FLAG_UNSUPPORTED, "a multidimensional array of relation names", NULL, tc->location);
 }
 
 void walk_named_by_call(walk_state *st, const FuncCall *fc, const char *schema, const char *name)

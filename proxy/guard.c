@@ -253,7 +253,7 @@ bool guard_has_statement(const session_guard *g, const char *name)
 guard_named *guard_stale(struct session *s, bool cursor, const char *name)
 {
     guard_named *n = names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
-    if (!n || (n->text && !n->unsure && epoch_is_now(s, &n->epoch)))
+    if (!n || (n->text && !n->unsure && !n->indirect && epoch_is_now(s, &n->epoch)))
         return NULL;
     return n;
 }
@@ -311,8 +311,18 @@ static void entry_held(guard_names *t, guard_named *e, const char *forwarded, co
  * client's latest statement of that name; if one of that name is known
  * already, the warehouse keeps that one (the new one fails) or, when it had
  * dropped it unseen, takes the new one: the name is unsure. */
+/* Does a run another prepared statement or cursor (EXECUTE, FETCH, MOVE)? */
+static bool runs_another(const analysis *a)
+{
+    for (size_t i = 0; a && i < a->n_stmts; i++)
+        if (a->stmts[i].execute_name || (a->stmts[i].cursor_name && a->stmts[i].tag &&
+                                         (!strcmp(a->stmts[i].tag, "FETCH") || !strcmp(a->stmts[i].tag, "MOVE"))))
+            return true;
+    return false;
+}
+
 static void statement_prepared(struct session *s, const char *name, const path_effect *e, const char *text,
-                               size_t n, const guard_parse *parse)
+                               size_t n, const guard_parse *parse, bool indirect)
 {
     session_guard *g = &s->guard;
     guard_named *old = names_find(&g->statements, name);
@@ -331,14 +341,15 @@ static void statement_prepared(struct session *s, const char *name, const path_e
         return;
     entry_decided(s, &g->statements, ne, text, n);
     ne->protocol = parse != NULL;
+    ne->indirect = indirect;
     ne->unsure = was_known || (old == ne && ne->unsure && !parse);
     entry_held(&g->statements, ne, parse ? parse->forwarded : NULL, parse ? parse->types : NULL,
                parse ? parse->types_len : 0);
 }
 
-void guard_outcome_failed(struct session *s, const char *name)
+void guard_outcome_failed(struct session *s, char what, const char *name)
 {
-    guard_names *t = &s->guard.statements;
+    guard_names *t = what == 'K' ? &s->guard.cursors : &s->guard.statements;
     guard_named *e = names_find(t, name);
     if (!e && *name)
         e = names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
@@ -390,12 +401,25 @@ static void statements_dropped(struct session *s, const char *name)
 {
     session_guard *g = &s->guard;
     if (name) {
-        relay_note_touched(s, name);
+        relay_note_touched(s, 'S', name);
     } else {
         for (size_t i = 0; i < g->statements.n; i++)
-            relay_note_touched(s, g->statements.v[i].name);
+            relay_note_touched(s, 'S', g->statements.v[i].name);
     }
     names_drop(&g->statements, name);
+}
+
+/* The same for cursor `name` (every one when NULL): CLOSE, DISCARD ALL. */
+static void cursors_dropped(struct session *s, const char *name)
+{
+    guard_names *t = &s->guard.cursors;
+    if (name && names_find(t, name)) {
+        relay_note_touched(s, 'K', name);
+    } else if (!name) {
+        for (size_t i = 0; i < t->n; i++)
+            relay_note_touched(s, 'K', t->v[i].name);
+    }
+    names_drop(t, name);
 }
 
 void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
@@ -407,7 +431,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         path_effect e = {0};
         if (a)
             effect_of(a, DECIDE_NONE, &e);
-        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse);
+        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse, runs_another(a));
         effect_clear(&e);
         /* a DECLARE prepared this way declares its cursor when it runs */
         if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
@@ -425,18 +449,22 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             /* PREPARE runs nothing either: EXECUTE runs what it prepared */
             path_effect e = {0};
             effect_of(a, i, &e);
-            statement_prepared(s, st->prepare_name, &e, text, tlen, NULL);
-            relay_note_touched(s, st->prepare_name);
+            statement_prepared(s, st->prepare_name, &e, text, tlen, NULL, false);
+            relay_note_touched(s, 'S', st->prepare_name);
             effect_clear(&e);
             continue;
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
-            entry_decided(s, &g->cursors, names_put(&g->cursors, st->cursor_name, &none), text, tlen);
+            guard_named *c = names_put(&g->cursors, st->cursor_name, &none);
+            entry_decided(s, &g->cursors, c, text, tlen);
+            if (c)
+                c->unsure = false;   /* unless the DECLARE fails */
+            relay_note_touched(s, 'K', st->cursor_name);
         } else if (st->cursor_name && !strcmp(st->tag, "CLOSE CURSOR")) {
-            names_drop(&g->cursors, st->cursor_name);
+            cursors_dropped(s, st->cursor_name);
         } else if (!st->cursor_name && st->tag && !strcmp(st->tag, "CLOSE CURSOR")) {
-            names_drop(&g->cursors, NULL);   /* CLOSE ALL */
+            cursors_dropped(s, NULL);   /* CLOSE ALL */
         }
         effect_of(a, i, &now);
         if (st->execute_name) {
@@ -463,7 +491,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         /* DISCARD ALL drops every prepared statement and portal, and ends an
          * impersonation, as it resets the role on a server */
         statements_dropped(s, NULL);
-        names_drop(&g->cursors, NULL);
+        cursors_dropped(s, NULL);
         names_drop(&g->portals, NULL);
         if (g->imp_role) {
             session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);

@@ -76,6 +76,7 @@ typedef struct {
      * martgate can prepare it again under the same name */
     bool protocol;
     bool unsure;             /* a Parse or Close of the name failed or was skipped (see guard_outcome) */
+    bool indirect;           /* it runs another: EXECUTE, FETCH or MOVE (decided again at each Bind) */
     char *held;              /* the text forwarded, when not `text` (a rewrite) */
     unsigned char *types;    /* the Parse's parameter count and type OIDs, as sent */
     size_t held_len, types_len;
@@ -137,8 +138,9 @@ bool guard_has_statement(const session_guard *g, const char *name);
 bool guard_full(const session_guard *g, size_t n, size_t bytes);
 
 /* The prepared statement (cursors: the cursor) `name` when it was allowed
- * in another epoch than now, or is unsure: it must be decided again before
- * it runs. NULL when it is current or unknown. */
+ * in another epoch than now, is unsure, or runs another prepared statement
+ * or cursor (which may be stale): it must be decided again before it runs.
+ * NULL when it is current or unknown. */
 guard_named *guard_stale(struct session *s, bool cursor, const char *name);
 /* It was decided again and may run: it is current now. */
 void guard_refresh(struct session *s, guard_named *n);
@@ -163,11 +165,11 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
  * warehouse may then fail one, or skip it after an earlier error of its
  * batch, and a Query's PREPARE or DEALLOCATE may not run when an earlier
  * statement of it fails. Then the warehouse may hold under that statement
- * name something other than the guard knows, or something the guard
- * dropped: the name is marked unsure (kept with no text when the guard had
- * dropped it). An unsure statement is prepared again before a Bind of it
- * runs, or refused. */
-void guard_outcome_failed(struct session *s, const char *name);
+ * (what 'S') or cursor ('K') name something other than the guard knows, or
+ * something the guard dropped: the name is marked unsure (kept with no text
+ * when the guard had dropped it). An unsure statement is prepared again
+ * before a Bind of it runs, or refused; an unsure cursor is refused. */
+void guard_outcome_failed(struct session *s, char what, const char *name);
 /* Must the warehouse's statement `name` be closed before a Parse of that
  * name goes on (the name is unsure)? */
 bool guard_parse_needs_close(struct session *s, const char *name);

@@ -240,6 +240,8 @@ typedef enum {
  * run once prepared again as it would be forwarded now (stmt_name: a
  * protocol-level statement, the only kind martgate can prepare again, whose
  * audit template then follows the new decision); REFUSE: why says why. */
+static bool current_enough(session *s, const analysis *a, const char *sql, intercept_result *out);
+
 static recheck_result recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
 {
     const policy_t *p = current_policy(s);
@@ -248,7 +250,9 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         return RECHECK_RUN;
     }
     if (!e->text) {
-        snprintf(why, len, "martgate could not keep its text");
+        snprintf(why, len, e->unsure ? "a statement that closed it failed, so martgate cannot tell whether the "
+                                       "warehouse still holds it: close it and declare or prepare it again"
+                                     : "martgate could not keep its text");
         return RECHECK_REFUSE;
     }
     analyze_context ctx;
@@ -257,6 +261,15 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
     analyze_error aerr;
     if (analyze_sql(e->text, &ctx, &a, &aerr) != 0) {
         snprintf(why, len, "%s", aerr.message);
+        return RECHECK_REFUSE;
+    }
+    /* what it runs in turn (EXECUTE p, FETCH c) must be current too */
+    intercept_result inner;
+    memset(&inner, 0, sizeof inner);
+    if (!current_enough(s, a, e->text, &inner)) {
+        snprintf(why, len, "%s", inner.message ? inner.message : "what it runs may not run now");
+        intercept_result_clear(&inner);
+        analysis_free(a);
         return RECHECK_REFUSE;
     }
     decide_request req = {

@@ -29,6 +29,10 @@
  * (in place of the Bind's answer) */
 #define HIDDEN_CLOSE 'c'
 #define HIDDEN_PARSE 'p'
+/* Where the client's CopyDone or CopyFail stands among its requests: no
+ * answer; it only tells which Syncs the warehouse ignored in COPY (see
+ * copy_started). Popped once it reaches the head. */
+#define COPY_END 'z'
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
@@ -137,10 +141,16 @@ static bool names_put(relay_queue *q, const char *bytes, size_t n)
     return true;
 }
 
-/* One statement name of the request being pushed (true: kept). */
+/* One name of the request being pushed (true: kept): a statement ('S') or
+ * a cursor ('K'). */
+static bool names_note_kind(relay_queue *q, char what, const char *name)
+{
+    return names_put(q, &what, 1) && names_put(q, name, strlen(name) + 1);
+}
+
 static bool names_note(relay_queue *q, const char *name)
 {
-    return names_put(q, "S", 1) && names_put(q, name, strlen(name) + 1);
+    return names_note_kind(q, 'S', name);
 }
 
 /* The end of the names of the request being pushed. */
@@ -161,15 +171,41 @@ static void names_take(relay_queue *q, bool ok)
         if (n == 1)
             break;
         if (!ok)
-            guard_outcome_failed(q->owner, rec + 1);
+            guard_outcome_failed(q->owner, rec[0], rec + 1);
     }
     if (!q->names_len)
         q->names_off = 0;
 }
 
-void relay_note_touched(session *s, const char *name)
+/* The warehouse started reading COPY data for the request at the head: it
+ * ignores the client's Sync and Flush until CopyDone or CopyFail (libpq
+ * sends a Sync behind an extended-protocol COPY), so the Syncs queued behind
+ * the head before a COPY_END are not answered: dropped. Without a COPY_END
+ * the client has not ended its data yet: the relay is in COPY mode until it
+ * does. */
+static void copy_started(relay_state *r)
 {
-    if (!names_note(&s->relay.q, name))
+    relay_queue *q = &r->q;
+    size_t w = 1;
+    bool ended = false;
+    for (size_t i = 1; i < q->len; i++) {
+        size_t from = (q->head + i) % q->cap;
+        uint8_t k = q->kinds[from];
+        if (k == COPY_END)
+            ended = true;
+        if (k == 'S' && !ended)
+            continue;
+        size_t to = (q->head + w++) % q->cap;
+        q->kinds[to] = k;
+        q->reqs[to] = q->reqs[from];
+    }
+    q->len = w;
+    r->copy_in = !ended;
+}
+
+void relay_note_touched(session *s, char what, const char *name)
+{
+    if (!names_note_kind(&s->relay.q, what, name))
         s->relay.q.names_lost = true;   /* the relay ends the session */
 }
 
@@ -200,6 +236,10 @@ static void q_pop_outcome(relay_queue *q, bool ok)
     }
     q->head = (q->head + 1) % q->cap;
     q->len--;
+    while (q->len && q->kinds[q->head] == COPY_END) {
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+    }
 }
 
 static void q_pop(relay_queue *q) { q_pop_outcome(q, true); }
@@ -556,6 +596,23 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
         }
         if (r->q.len >= RELAY_QUEUE_MAX)
             return SCAN_MORE;
+        if (type == 'c' || type == 'f') {
+            /* the end of COPY data: a Sync after it is answered again */
+            if (r->copy_in)
+                r->copy_in = false;
+            else if (r->q.len && !q_push(&r->q, COPY_END)) {
+                snprintf(bad, badlen, "out of memory");
+                return SCAN_BAD;
+            }
+        }
+        /* a Sync the warehouse ignores (in COPY) is not a request */
+        bool ignored = type == 'S' && r->copy_in;
+        /* before anything can refuse it: a Query after it, before a Sync,
+         * ends the session (see handle_statement) */
+        if (type == 'S' && !ignored)
+            r->in_batch = false;
+        else if (tracked_request(type) && type != 'S')
+            r->in_batch = true;
         struct trail_req *req = NULL;
         if (type == 'B' || type == 'E' || type == 'C') {
             /* the names at the start of the body: the guard follows which
@@ -618,18 +675,21 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                 }
                 req = trail_execute(s, a);
             } else {
+                if (body[0] != 'S' && body[0] != 'P') {
+                    snprintf(bad, badlen, "invalid Close message: it closes neither a statement nor a portal");
+                    return SCAN_BAD;
+                }
+                /* a cursor closed as a portal: if the Close fails, the guard learns */
+                bool cursor = body[0] == 'P' && guard_cursor(s, a);
                 guard_on_close(s, body[0], a);
-                if ((body[0] == 'S' && !names_note(&r->q, a)) || !names_end(&r->q)) {
+                if ((body[0] == 'S' && !names_note(&r->q, a)) || (cursor && !names_note_kind(&r->q, 'K', a)) ||
+                    !names_end(&r->q)) {
                     snprintf(bad, badlen, "out of memory");
                     return SCAN_BAD;
                 }
             }
         }
-        if (type == 'S')
-            r->in_batch = false;
-        else if (tracked_request(type))
-            r->in_batch = true;
-        if (tracked_request(type) && !q_push_req(&r->q, (uint8_t)type, req)) {
+        if (tracked_request(type) && !ignored && !q_push_req(&r->q, (uint8_t)type, req)) {
             trail_discard(req);
             snprintf(bad, badlen, "out of memory");
             return SCAN_BAD;
@@ -838,6 +898,17 @@ static void pop_if(relay_queue *q, char expected)
         q_pop(q);
 }
 
+/* A ParseComplete, BindComplete or CloseComplete answers the request at the
+ * head or nothing: otherwise martgate has lost track of what the warehouse
+ * runs, and the session must end (false). */
+static bool pop_expected(relay_queue *q, char expected)
+{
+    if (!q->len || (q_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
+        return false;
+    q_pop(q);
+    return true;
+}
+
 /* After an error the warehouse skips the rest of an extended batch. */
 static void pop_after_error(relay_queue *q)
 {
@@ -894,7 +965,12 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         struct trail_req *req = q_head_req(&r->q);
         if (req)
             note_answer(req, type, p + off, len, off + len + 1 <= n);
+        if ((type == 'C' || type == 'E') && r->copy_in)
+            r->copy_in = false;   /* the COPY ended (an error ends it early) */
         switch (type) {
+        case 'G':
+            copy_started(r);
+            break;
         case 'E':
             if (q_head(&r->q) & POISON)
                 return SCAN_HOLD;
@@ -910,10 +986,12 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             char prev = r->tx_status;
             r->tx_status = (char)p[off + 5];
             uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
-            if (head == 'S' || head == 'Q' || head == 'F')
-                q_pop_outcome(&r->q, !r->q.head_failed);
-            else
-                session_log(s, LOG_WARNING, "ReadyForQuery with no Sync or Query in flight");
+            if (head != 'S' && head != 'Q' && head != 'F') {
+                session_log(s, LOG_ERROR, "lost track of the requests in flight: ReadyForQuery with no Sync or "
+                            "Query in flight");
+                return SCAN_BAD;
+            }
+            q_pop_outcome(&r->q, !r->q.head_failed);
             r->q.head_failed = false;
             guard_on_ready_for_query(s, prev, r->tx_status);
             if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
@@ -931,13 +1009,18 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         case '1':
             if (q_head(&r->q) == HIDDEN_PARSE)
                 return SCAN_HOLD;   /* answers martgate's own Parse: dropped */
-            pop_if(&r->q, 'P');
+            if (!pop_expected(&r->q, 'P'))
+                return SCAN_BAD;
             break;
-        case '2': pop_if(&r->q, 'B'); break;
+        case '2':
+            if (!pop_expected(&r->q, 'B'))
+                return SCAN_BAD;
+            break;
         case '3':
             if (q_head(&r->q) == HIDDEN_CLOSE)
                 return SCAN_HOLD;
-            pop_if(&r->q, 'C');
+            if (!pop_expected(&r->q, 'C'))
+                return SCAN_BAD;
             break;
         case 'T': case 'n': pop_if(&r->q, 'D'); break;
         case 'C': case 'I': case 's': pop_if(&r->q, 'E'); break;
@@ -1011,9 +1094,9 @@ void relay_server_readable(session *s)
         if (!move_approved(s, in, out, approved))
             return;
         if (res == SCAN_BAD) {
-            session_log(s, LOG_ERROR, "the warehouse sent an invalid message");
+            session_log(s, LOG_ERROR, "the warehouse sent an invalid or unexpected message");
             pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
-                          .message = "the warehouse sent an invalid message"};
+                          .message = "the warehouse sent an invalid or unexpected message"};
             session_close(s, &e);
             return;
         }

@@ -40,8 +40,8 @@ typedef struct {
     pg_error *poison;        /* ring of the errors that replace poison answers */
     size_t pcap, phead, plen;
     /* In the same order, for each Query, Parse and Close (not poison): the
-     * statement names whose fate the guard must learn if it fails or is
-     * skipped, each 'S' name NUL, then a NUL. */
+     * statement and cursor names whose fate the guard must learn if it fails
+     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. */
     char *names;
     size_t names_off, names_len, names_cap;
     bool head_failed;        /* the Query at the head met an error */
@@ -58,6 +58,7 @@ typedef struct {
     char reprepare[RELAY_MAX_NAME + 1]; /* the statement a Bind needs prepared again (scan_client) */
     bool reprepared;             /* ... and it was, for the Bind at the head */
     bool in_batch;               /* extended-protocol messages sent since the last Sync */
+    bool copy_in;                /* the warehouse reads COPY data; the client has not ended it */
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
@@ -87,8 +88,9 @@ bool relay_idle(const struct session *s);
  * answered to martgate only) after the statement being handled has run: at
  * the first ReadyForQuery with nothing else in flight. */
 void relay_learn_search_path(struct session *s);
-/* The Query being decided prepares or deallocates statement `name`: if the
- * Query meets an error, the guard learns (guard_outcome_failed). */
-void relay_note_touched(struct session *s, const char *name);
+/* The Query being decided prepares or deallocates statement `name` (what
+ * 'S'), or declares or closes cursor `name` ('K'): if the Query meets an
+ * error, the guard learns (guard_outcome_failed). */
+void relay_note_touched(struct session *s, char what, const char *name);
 
 #endif

@@ -139,6 +139,8 @@ denied "pg_get_viewdef of a hidden view"    "${ORIG[@]}" "select pg_get_viewdef(
 denied "obj_description of a hidden table"  "${ORIG[@]}" "select obj_description('raw.leads'::regclass, 'pg_class')"
 denied "pg_relation_size by name"           "${ORIG[@]}" "select pg_relation_size(' raw . leads ')"
 denied "to_regclass of a hidden table"      "${ORIG[@]}" "select to_regclass('raw.leads')"
+denied "regclass written as a call"          "${ORIG[@]}" "select pg_get_viewdef(regclass('raw.leads'))"
+denied "an array of relation names"          "${ORIG[@]}" "select pg_get_viewdef(x) from unnest('{origination_mart.by_region, raw.leads}'::regclass[]) x"
 denied "has_table_privilege by name"        "${ORIG[@]}" "select has_table_privilege(current_user, 'raw.leads', 'select')"
 allowed "pg_relation_size of its own mart"  "${ORIG[@]}" "select pg_relation_size('origination_mart.originations')"
 allowed "a catalog named by regclass"        "${ORIG[@]}" "select count(*) from pg_description where classoid = 'pg_class'::regclass"

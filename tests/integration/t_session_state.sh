@@ -421,14 +421,25 @@ def close(name):
 batch("prepare", parse("s1", "select v as sv from a.t where id = 5") + parse("s2", "select v as sv2 from a.t where id = 7")
       + parse("", "select v as uv from a.t where id = 6"))
 print("sql", summarize(c.query("prepare p3 as select v as pv3 from a.t where id = 8")), flush=True)
+# protocol statements that run another (decided again at each Bind), and cursors
+print("sql", summarize(c.query("prepare p4 as select v as pv4 from a.t where id = 4")), flush=True)
+print("sql", summarize(c.query("begin; declare c7 cursor with hold for select v as cv7 from a.t; "
+                               "declare c8 cursor with hold for select v as cv8 from a.t; commit")), flush=True)
+batch("prepare-indirect", parse("W", "execute p4") + parse("F", "fetch 1 from c7"))
 print("READY", flush=True)
 for line in sys.stdin:
     if line.strip() == "go":
         break
 batch("failed-batch", execute("no_such_portal") + close("s1") + parse("", "select 'u2' as one"))
+batch("bind-W", bind("", "W") + execute(""))
+batch("bind-F", bind("", "F") + execute(""))
+batch("failed-close-c8", execute("no_such_portal") + msg("C", b"P" + cstr("c8")))
 batch("bind-s1", bind("", "s1") + execute(""))
 batch("parse-s1-again", parse("s1", "select 's1-new' as two") + bind("", "s1") + execute(""))
 batch("bind-unnamed", bind("", "") + execute(""))
+print("fetch-c8", summarize(c.query("fetch all from c8")), flush=True)
+print("sql-failed-close", summarize(c.query("select 1/0; close c7")), flush=True)
+print("fetch-c7", summarize(c.query("fetch all from c7")), flush=True)
 batch("failed-parse", execute("no_such_portal") + parse("s2", "select 's2-new'"))
 batch("bind-s2", bind("", "s2") + execute(""))
 print("sql-failed", summarize(c.query("select 1/0; deallocate p3")), flush=True)
@@ -442,11 +453,16 @@ print("execute-p3-again", summarize(c.query("execute p3")), flush=True)
 c.send(parse("", "selec bad") + msg("Q", cstr("select 'in-batch'")) + msg("S"))
 closed, msgs = c.wait_closed(10)
 print("query-in-batch", "closed" if closed else "open", summarize(msgs), flush=True)
+# ... also when the batch starts with a message martgate refuses itself
+c = login(timeout=15)
+c.send(bind("", "no_such_statement") + msg("Q", cstr("select 'in-batch-2'")) + msg("S"))
+closed, msgs = c.wait_closed(10)
+print("query-in-refused-batch", "closed" if closed else "open", summarize(msgs), flush=True)
 PY
 out=$(run_prepared reader readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
   wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend' skipped.py)
 check_match "before the reload: prepared" "^prepare \[\]" "$out"
-for step in bind-s1 bind-unnamed bind-s2 execute-p3 bind-p3 execute-p3-again; do
+for step in bind-s1 bind-unnamed bind-s2 execute-p3 bind-p3 execute-p3-again bind-W bind-F fetch-c8 fetch-c7; do
   if leaked $step "$out"; then fail "no row of a.t after the reload through a skipped Close or Parse ($step)" "leaked" "$out"
   else ok "no row of a.t after the reload through a skipped Close or Parse ($step)"; fi
 done
@@ -465,6 +481,16 @@ check_match "DEALLOCATE and PREPARE again: it runs" "^execute-p3-again \['ROW p3
 check_match "a Query inside an unfinished extended batch ends the session with 08P01" \
   "^query-in-batch closed .*ERROR 08P01 Query message inside an extended-protocol batch" "$out"
 check_nomatch "... and is never answered as if it ran" "ROW in-batch" "$out"
+check_match "a Query behind a Bind martgate refused, before Sync: 08P01 too" \
+  "^query-in-refused-batch closed .*ERROR 08P01 Query message inside an extended-protocol batch" "$out"
+check_match "a protocol statement 'execute p4' after the reload: refused, as EXECUTE p4 is" \
+  "^bind-W \[.ERROR 42501 .*prepared statement \"W\".*prepared statement \"p4\"" "$out"
+check_match "a protocol statement 'fetch 1 from c7' after the reload: refused" \
+  "^bind-F \[.ERROR 42501 .*prepared statement \"F\".*cursor \"c7\"" "$out"
+check_match "a cursor whose Close the warehouse skipped: FETCH refused" \
+  "^fetch-c8 \[.ERROR 42501 .*cursor \"c8\".*cannot tell whether the warehouse still holds it" "$out"
+check_match "a cursor whose CLOSE followed a failing statement: FETCH refused" \
+  "^fetch-c7 \[.ERROR 42501 .*cursor \"c7\"" "$out"
 
 write_policy true
 n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
@@ -557,6 +583,41 @@ check_match "startup packet and password in one write: logged in at once" '^pipe
 wait_until 10 test "$(pg_admin $DB -Atc "select count(*) from a.sink where v = 'after-terminate'")" = 1 || true
 check_eq "a statement sent with Terminate in one write runs on the warehouse" 1 \
   "$(pg_admin $DB -Atc "select count(*) from a.sink where v = 'after-terminate'")"
+
+# ---- COPY FROM STDIN through the extended protocol, as libpq sends it: a
+# Sync right behind the Execute (the warehouse ignores it while it reads COPY
+# data) and one after CopyDone; every answer after it still belongs to its
+# request
+tok=$(mg_token --sub writer --groups writers,readers --ttl 10m)
+out=$(PYTHONPATH=$H_PY:$T_DIR timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" writer <<'PY' 2>&1
+from ss import *
+c = login(timeout=10)
+c.send(parse("", "copy a.sink from stdin") + bind("", "") + execute("") + msg("S"))
+t = None
+while t != "G":
+    t, p = c.read_msg()
+c.send(msg("d", b"copied-1\ncopied-2\n") + msg("c") + msg("S"))
+print("copy", [m[0] for m in c.until_ready()])
+print("after", summarize(c.query("select count(*) from a.sink where v like 'copied-%'")))
+c.send(parse("", "select 'next' as n") + bind("", "") + execute("") + msg("S"))
+print("extended-after", summarize(c.until_ready()))
+# the same with CopyData, CopyDone and both Syncs in one write
+c.send(parse("", "copy a.sink from stdin") + bind("", "") + execute("") + msg("S") + msg("d", b"copied-3\n")
+       + msg("c") + msg("S"))
+print("copy-one-write", [m[0] for m in c.until_ready()])
+print("after-one-write", summarize(c.query("select count(*) from a.sink where v like 'copied-%'")))
+print("error-after", summarize(c.query("select 1/0")))
+print("last", summarize(c.query("select 'last'")))
+c.terminate()
+PY
+) || true
+check_match "extended COPY with libpq's two Syncs: one ReadyForQuery" "^copy \['C', 'Z'\]" "$out"
+check_match "... the rows are in" "^after \['ROW 2', 'CMD SELECT 1'\]" "$out"
+check_match "... and the next extended query gets its own answer" "^extended-after \['ROW next', 'CMD SELECT 1'\]" "$out"
+check_match "all of it in one write: the same" "^copy-one-write \['1', '2', 'G', 'C', 'Z'\]" "$out"
+check_match "... rows in" "^after-one-write \['ROW 3', 'CMD SELECT 1'\]" "$out"
+check_match "... an error after it is the error of its own query" "^error-after \['ERROR 22012 division by zero'\]" "$out"
+check_match "... and the query after that answers" "^last \['ROW last', 'CMD SELECT 1'\]" "$out"
 
 # ---- the audit records of memoized statements (SIGTERM drains the log)
 mg_stop
