@@ -206,8 +206,13 @@ static void relation_array(walk_state *st, Node *n, int location)
     for (;;) {
         while (isspace((unsigned char)*s))
             s++;
-        if (*s == '}' && s[1 + strspn(s + 1, " \t\n\r\f\v")] == 0)
+        if (*s == '}') {
+            for (s++; isspace((unsigned char)*s); s++)
+                ;
+            if (*s)
+                goto bad;
             return;
+        }
         size_t len = 0;
         bool quoted = *s == '"';
         if (quoted) {
@@ -227,11 +232,11 @@ static void relation_array(walk_state *st, Node *n, int location)
             }
             while (len && isspace((unsigned char)elem[len - 1]))
                 len--;
+            if (!len)
+                goto bad;   /* every turn reads something */
         }
         elem[len] = 0;
-        if (!quoted && strcasecmp(elem, "NULL") == 0) {
-            /* no relation */
-        } else {
+        if (quoted || strcasecmp(elem, "NULL") != 0) {
             A_Const c = {.type = T_A_Const, .location = location};
             c.val.sval.type = T_String;
             c.val.sval.sval = elem;

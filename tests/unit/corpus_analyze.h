@@ -1227,6 +1227,12 @@ static const analyze_case analyze_corpus[] = {
      .relations = "a.b /name",
      .flags = "unsupported; unsupported; unsupported",
     },
+    /* each turn of the array reader reads something (the fuzzer found a loop) */
+    {.sql = "SELECT '{a.b}}'::regclass[], '{a,,b}'::regclass[], '{ , }'::regclass[], '{a}'::regclass[]",
+     .stmts = "read SELECT",
+     .relations = "a.b /name; ?.a /name{public}; ?.a /name{public}",
+     .flags = "unsupported; unsupported; unsupported",
+    },
     {.sql = "SELECT 'a.b.c.d'::regclass, ''::regclass, 'a.'::regclass",
      .stmts = "read SELECT",
      .flags = "unsupported(a.b.c.d); unsupported(); unsupported(a.)",
