@@ -144,46 +144,43 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
 
 static int parse_limits(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"max_message_bytes", "max_clients", "max_pending_logins",
-                                       "max_pending_per_address", "login_timeout_seconds",
-                                       "shutdown_timeout_seconds", NULL};
-    long long v;
-    c->max_message_bytes = 1u << 20;
-    c->max_clients = 1000;
-    c->max_pending_logins = 200;
-    c->max_pending_per_address = 64;
-    c->login_timeout_s = 10;
-    c->shutdown_timeout_s = 30;
+    /* each limit: its key, the smallest and largest value, the default */
+    static const struct {
+        const char *key;
+        long long min, max, dflt;
+    } L[] = {
+        {"max_message_bytes", 1024, 1 << 30, 1 << 20},
+        {"max_clients", 1, 1000000, 1000},
+        {"max_pending_logins", 1, 1000000, 200},
+        {"max_pending_per_address", 1, 1000000, 64},
+        {"login_timeout_seconds", 1, 3600, 10},
+        {"shutdown_timeout_seconds", 0, 86400, 30},
+    };
+    enum { N = sizeof L / sizeof L[0] };
+    const char *keys[N + 1];
+    long long v[N];
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = L[i].key;
+        v[i] = L[i].dflt;
+    }
+    keys[N] = NULL;
     json_t *l = json_object_get(root, "limits");
-    if (!l)
-        return 0;
-    if (json_doc_check_keys(doc, l, "limits", keys, err, errlen))
+    if (l && json_doc_check_keys(doc, l, "limits", keys, err, errlen))
         return -1;
-    int rc;
-    if ((rc = json_doc_get_int(doc, l, "limits", "max_message_bytes", false, 1024, 1 << 30, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->max_message_bytes = (size_t)v;
-    if ((rc = json_doc_get_int(doc, l, "limits", "max_clients", false, 1, 1000000, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->max_clients = (int)v;
-    if ((rc = json_doc_get_int(doc, l, "limits", "max_pending_logins", false, 1, 1000000, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->max_pending_logins = (int)v;
-    if ((rc = json_doc_get_int(doc, l, "limits", "max_pending_per_address", false, 1, 1000000, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->max_pending_per_address = (int)v;
-    if ((rc = json_doc_get_int(doc, l, "limits", "login_timeout_seconds", false, 1, 3600, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->login_timeout_s = (int)v;
-    if ((rc = json_doc_get_int(doc, l, "limits", "shutdown_timeout_seconds", false, 0, 86400, &v, err, errlen)) < 0)
-        return -1;
-    if (rc == 0)
-        c->shutdown_timeout_s = (int)v;
+    for (size_t i = 0; l && i < N; i++) {
+        long long x;
+        int rc = json_doc_get_int(doc, l, "limits", L[i].key, false, L[i].min, L[i].max, &x, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            v[i] = x;
+    }
+    c->max_message_bytes = (size_t)v[0];
+    c->max_clients = (int)v[1];
+    c->max_pending_logins = (int)v[2];
+    c->max_pending_per_address = (int)v[3];
+    c->login_timeout_s = (int)v[4];
+    c->shutdown_timeout_s = (int)v[5];
     return 0;
 }
 
