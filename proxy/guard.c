@@ -311,6 +311,21 @@ static void entry_held(guard_names *t, guard_named *e, const char *forwarded, co
  * client's latest statement of that name; if one of that name is known
  * already, the warehouse keeps that one (the new one fails) or, when it had
  * dropped it unseen, takes the new one: the name is unsure. */
+/* Does running a prepare, deallocate, declare or close anything by name? */
+static bool names_effects_of(const analysis *a)
+{
+    for (size_t i = 0; a && i < a->n_stmts; i++) {
+        const analysis_stmt *st = &a->stmts[i];
+        if (st->prepare_name || st->deallocate_name || st->deallocate_all ||
+            (st->tag && (!strcmp(st->tag, "DECLARE CURSOR") || !strcmp(st->tag, "CLOSE CURSOR"))))
+            return true;
+    }
+    for (size_t i = 0; a && i < a->n_settings; i++)
+        if (a->settings[i].action == ANALYZE_SET_DISCARD)
+            return true;
+    return false;
+}
+
 /* Does a run another prepared statement or cursor (EXECUTE, FETCH, MOVE)? */
 static bool runs_another(const analysis *a)
 {
@@ -433,9 +448,12 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             effect_of(a, DECIDE_NONE, &e);
         statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse, runs_another(a));
         effect_clear(&e);
-        /* a DECLARE prepared this way declares its cursor when it runs */
-        if (a && a->n_stmts == 1 && a->stmts[0].cursor_name && !strcmp(a->stmts[0].tag, "DECLARE CURSOR"))
-            entry_decided(s, &g->cursors, names_put(&g->cursors, a->stmts[0].cursor_name, &e), sql, strlen(sql));
+        /* a PREPARE, DEALLOCATE, DECLARE, CLOSE or DISCARD prepared this
+         * way does what it does by name when a portal of it runs
+         * (intercept_execute), not now */
+        guard_named *ne = names_find(&g->statements, stmt_name ? stmt_name : "");
+        if (ne)
+            ne->names_effects = names_effects_of(a);
         return;
     }
     if (!a)
@@ -524,7 +542,24 @@ void guard_on_bind(struct session *s, const char *portal, const char *stmt)
     if (p) {
         trail_tmpl_release(p->tmpl);
         p->tmpl = st ? trail_tmpl_ref(st->tmpl) : NULL;
+        const policy_t *pol = s->srv->cfg->policy;
+        p->bound_policy = pol ? policy_serial(pol) : 0;
+        p->bound_who = g->who_serial;
+        /* what it does by name when it runs: decided again then */
+        free(p->text);
+        g->portals.text_bytes -= p->text_len;
+        p->text = st && st->names_effects && st->text ? strdup(st->text) : NULL;
+        p->text_len = p->text ? st->text_len : 0;
+        g->portals.text_bytes += p->text_len;
+        p->names_effects = p->text != NULL;
     }
+}
+
+bool guard_portal_current(struct session *s, const char *portal)
+{
+    const guard_named *p = names_find(&s->guard.portals, portal);
+    const policy_t *pol = s->srv->cfg->policy;
+    return !p || (p->bound_policy == (pol ? policy_serial(pol) : 0) && p->bound_who == s->guard.who_serial);
 }
 
 void guard_on_execute(struct session *s, const char *portal)

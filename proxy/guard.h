@@ -77,6 +77,9 @@ typedef struct {
     bool protocol;
     bool unsure;             /* a Parse or Close of the name failed or was skipped (see guard_outcome) */
     bool indirect;           /* it runs another: EXECUTE, FETCH or MOVE (decided again at each Bind) */
+    bool names_effects;      /* running it prepares, deallocates, declares or closes by name, or DISCARDs */
+    uint64_t bound_policy;   /* portals: the policy and principal it was bound under */
+    uint32_t bound_who;
     char *held;              /* the text forwarded, when not `text` (a rewrite) */
     unsigned char *types;    /* the Parse's parameter count and type OIDs, as sent */
     size_t held_len, types_len;
@@ -187,6 +190,10 @@ void guard_principal_changed(struct session *s);
 void guard_on_query_message(struct session *s);
 void guard_on_bind(struct session *s, const char *portal, const char *stmt);
 void guard_on_execute(struct session *s, const char *portal);
+/* Was portal `portal` bound under the policy and principal of now (or is it
+ * unknown to the guard)? A portal bound before a reload or an impersonation
+ * change may not run on. */
+bool guard_portal_current(struct session *s, const char *portal);
 void guard_on_close(struct session *s, char what, const char *name);
 
 /* The entries the audit trail keeps its templates in: the prepared statement

@@ -388,9 +388,32 @@ intercept_bind_result intercept_bind(session *s, const char *portal, const char 
 
 bool intercept_execute(session *s, const char *portal, char *why, size_t len)
 {
-    /* a portal may be a cursor DECLAREd earlier */
-    if (s->guard.ready && *portal && still_allowed(s, true, portal, false, NULL, why, len) != RECHECK_RUN)
-        return false;
+    if (s->guard.ready) {
+        /* a portal may be a cursor DECLAREd earlier */
+        if (*portal && still_allowed(s, true, portal, false, NULL, why, len) != RECHECK_RUN)
+            return false;
+        if (!guard_portal_current(s, portal)) {
+            snprintf(why, len, "permission denied by policy: portal \"%s\" was bound under another policy or "
+                     "principal; bind it again", portal);
+            session_log(s, LOG_INFO, "denied: %s", why);
+            trail_refused(s, NULL, SQLSTATE_INSUFFICIENT_PRIVILEGE, why);
+            return false;
+        }
+        /* what its statement does by name happens now (a Parse'd PREPARE,
+         * DEALLOCATE, DECLARE, CLOSE or DISCARD) */
+        guard_named *p = guard_portal(s, portal);
+        if (p && p->names_effects && p->text) {
+            char *text = strdup(p->text);
+            analyze_context ctx;
+            session_context(s, &ctx);
+            analysis *a = NULL;
+            analyze_error aerr;
+            if (text && analyze_sql(text, &ctx, &a, &aerr) == 0)
+                guard_statement_allowed(s, a, 'Q', NULL, text, NULL);
+            analysis_free(a);
+            free(text);
+        }
+    }
     guard_on_execute(s, portal);
     return true;
 }

@@ -116,7 +116,7 @@ static uint8_t q_head(const relay_queue *q) { return q->len ? q->kinds[q->head] 
 
 static bool has_names(uint8_t kind)
 {
-    return kind == 'Q' || kind == 'P' || kind == 'C' || kind == HIDDEN_CLOSE || kind == HIDDEN_PARSE;
+    return kind == 'Q' || kind == 'P' || kind == 'C' || kind == 'E' || kind == HIDDEN_CLOSE || kind == HIDDEN_PARSE;
 }
 
 static bool names_put(relay_queue *q, const char *bytes, size_t n)
@@ -180,9 +180,10 @@ static void names_take(relay_queue *q, bool ok)
 /* The warehouse started reading COPY data for the request at the head: it
  * ignores the client's Sync and Flush until CopyDone or CopyFail (libpq
  * sends a Sync behind an extended-protocol COPY), so the Syncs queued behind
- * the head before a COPY_END are not answered: dropped. Without a COPY_END
- * the client has not ended its data yet: the relay is in COPY mode until it
- * does. */
+ * the head before the first COPY_END are not answered: dropped, and so is
+ * that COPY_END (it ends this COPY; a Query may hold more than one). Without
+ * a COPY_END the client has not ended its data yet: the relay is in COPY
+ * mode until it does. */
 static void copy_started(relay_state *r)
 {
     relay_queue *q = &r->q;
@@ -191,10 +192,10 @@ static void copy_started(relay_state *r)
     for (size_t i = 1; i < q->len; i++) {
         size_t from = (q->head + i) % q->cap;
         uint8_t k = q->kinds[from];
-        if (k == COPY_END)
-            ended = true;
-        if (k == 'S' && !ended)
+        if (!ended && (k == 'S' || k == COPY_END)) {
+            ended = k == COPY_END;
             continue;
+        }
         size_t to = (q->head + w++) % q->cap;
         q->kinds[to] = k;
         q->reqs[to] = q->reqs[from];
@@ -674,6 +675,11 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                     return SCAN_DENY;
                 }
                 req = trail_execute(s, a);
+                if (!names_end(&r->q)) {   /* after the names its run noted */
+                    trail_discard(req);
+                    snprintf(bad, badlen, "out of memory");
+                    return SCAN_BAD;
+                }
             } else {
                 if (body[0] != 'S' && body[0] != 'P') {
                     snprintf(bad, badlen, "invalid Close message: it closes neither a statement nor a portal");
@@ -967,6 +973,12 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             note_answer(req, type, p + off, len, off + len + 1 <= n);
         if ((type == 'C' || type == 'E') && r->copy_in)
             r->copy_in = false;   /* the COPY ended (an error ends it early) */
+        /* a Sync is answered by ReadyForQuery alone (an error or notice may
+         * come first): anything else means the queue is not the warehouse's */
+        if ((q_head(&r->q) & (uint8_t)~POISON) == 'S' && strchr("123CDTnsIGHtW", type)) {
+            session_log(s, LOG_ERROR, "lost track of the requests in flight: '%c' answers a Sync", type);
+            return SCAN_BAD;
+        }
         switch (type) {
         case 'G':
             copy_started(r);

@@ -497,6 +497,61 @@ n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
 mg_reload
 wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
 
+# ---- more of what the warehouse does by name unseen (red team, round 2):
+# two COPYs in one Query, a Parse'd DECLARE never run, a Parse'd PREPARE and
+# DEALLOCATE run through portals, a portal bound before the reload
+pg_admin $DB -c "CREATE TABLE IF NOT EXISTS a.sink (v text); GRANT ALL ON a.sink TO $MG_SVC_USER" >/dev/null
+cat >"$T_DIR/byname.py" <<'PY'
+from ss import *
+c = login(timeout=15)
+def batch(label, msgs):
+    c.send(msgs + msg("S"))
+    print(label, summarize(c.until_ready()), flush=True)
+def q(label, sql):
+    print(label, summarize(c.query(sql)), flush=True)
+q("prepare-x", "prepare x as select v as xv from a.t where id = 7")
+c.send(msg("Q", cstr("copy a.sink from stdin; copy a.sink from stdin")) + msg("d", b"bn-1\n") + msg("c") + msg("S")
+       + msg("d", b"bn-2\n") + msg("c"))
+print("two-copies", [m[0] for m in c.until_ready()], flush=True)
+q("failing-deallocate", "select 1/0; deallocate x")
+q("declare-c9", "declare c9 cursor with hold for select v as cv9 from a.t order by id")
+batch("parse-declare-only", parse("D9", "declare c9 cursor with hold for select v from b.t order by id"))
+batch("parse-prepare-deallocate", parse("P1", "prepare y as select v as yv from a.t order by id") + parse("P2", "deallocate y"))
+q("prepare-y-harmless", "prepare y as select 'harmless' as yv")
+batch("run-P2-P1", bind("", "P2") + execute("") + bind("", "P1") + execute(""))
+q("begin", "begin")
+batch("portal-p9", parse("s9", "select v as pv9 from a.t order by id") + bind("p9", "s9") + execute("p9", 1))
+print("READY", flush=True)
+for line in sys.stdin:
+    if line.strip() == "go":
+        break
+batch("portal-p9-after", execute("p9", 3))
+q("rollback", "rollback")
+q("fetch-c9-after", "fetch 3 from c9")
+q("execute-y-after", "execute y")
+q("execute-x-after", "execute x")
+q("sink", "select count(*) from a.sink where v like 'bn-%'")
+c.terminate()
+PY
+out=$(run_prepared writer writers,readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
+  wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend' byname.py)
+check_match "two COPYs in one Query, both ended in one write: one ReadyForQuery" "^two-copies \['G', 'C', 'G', 'C', 'Z'\]" "$out"
+check_match "... and the failing Query after them is seen to fail" "^execute-x-after \[.ERROR 42501 .*prepared statement \"x\"" "$out"
+check_match "a Parse'd DECLARE never run does not replace the cursor's text: FETCH refused after the reload" \
+  "^fetch-c9-after \[.ERROR 42501 .*cursor \"c9\"" "$out"
+check_match "a Parse'd DEALLOCATE and PREPARE take effect when they run: EXECUTE y refused after the reload" \
+  "^execute-y-after \[.ERROR 42501 .*prepared statement \"y\"" "$out"
+check_match "a portal bound before the reload may not run on" \
+  "^portal-p9-after \[.ERROR 42501 permission denied by policy: portal \"p9\" was bound under another policy" "$out"
+for step in portal-p9-after fetch-c9-after execute-y-after execute-x-after; do
+  if grep -E "^$step \[.ROW a" <<<"$out" >/dev/null; then fail "no row of a.t after the reload ($step)" "leaked" "$out"
+  else ok "no row of a.t after the reload ($step)"; fi
+done
+write_policy true
+n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
+mg_reload
+wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+
 # ---- a protocol-level statement bound after the principal changed is
 # prepared again as the new principal's decision forwards it (pgjdbc keeps
 # server-prepared statements across Metabase's SET ROLE): masked for role
@@ -559,7 +614,7 @@ PY
 # ---- a client that writes its password with its startup packet, and one that
 # sends a statement and Terminate in one write and hangs up: the statement
 # runs, as without martgate, and its record says it was interrupted
-pg_admin $DB -c "CREATE TABLE a.sink (v text); GRANT ALL ON a.sink TO $MG_SVC_USER" >/dev/null
+pg_admin $DB -c "CREATE TABLE IF NOT EXISTS a.sink (v text); GRANT ALL ON a.sink TO $MG_SVC_USER" >/dev/null
 tok=$(mg_token --sub writer --groups writers --ttl 10m)
 out=$(PYTHONPATH=$H_PY:$T_DIR timeout 30 python3 - "$MG_PORT" "$tok" "$DB" "$MG_CA" writer <<'PY' 2>&1
 from ss import *
