@@ -390,8 +390,7 @@ check_match "after RESET ROLE the same statements run again" "^bound-last \\['RO
 check_match "after RESET ROLE EXECUTE runs again" "^execute-last \\['ROW a1'" "$out"
 
 # a policy reload revoking a: what the session prepared before is refused
-out=$(run_prepared reader readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
-  wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend')
+out=$(run_prepared reader readers 'write_policy false; mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"' $'go\nend')
 check_match "before the reload: EXECUTE allowed" "^execute-before \\['ROW a1'" "$out"
 check_match "after a reload revoking a: EXECUTE p denied" "^execute-after \\[.ERROR 42501 .*prepared statement \"p\"" "$out"
 check_match "after a reload revoking a: FETCH from the cursor denied" "^fetch-after \\[.ERROR 42501 .*cursor \"c\"" "$out"
@@ -402,9 +401,7 @@ for step in execute-after fetch-after bound-after bound-last execute-last; do
 done
 
 write_policy true
-n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
-mg_reload
-wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"
 
 # ---- what the warehouse skipped or refused: a Close or Parse in a batch that
 # failed before it, a DEALLOCATE in a Query that failed before it. The guard
@@ -459,8 +456,7 @@ c.send(bind("", "no_such_statement") + msg("Q", cstr("select 'in-batch-2'")) + m
 closed, msgs = c.wait_closed(10)
 print("query-in-refused-batch", "closed" if closed else "open", summarize(msgs), flush=True)
 PY
-out=$(run_prepared reader readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
-  wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend' skipped.py)
+out=$(run_prepared reader readers 'write_policy false; mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"' $'go\nend' skipped.py)
 check_match "before the reload: prepared" "^prepare \[\]" "$out"
 for step in bind-s1 bind-unnamed bind-s2 execute-p3 bind-p3 execute-p3-again bind-W bind-F fetch-c8 fetch-c7; do
   if leaked $step "$out"; then fail "no row of a.t after the reload through a skipped Close or Parse ($step)" "leaked" "$out"
@@ -493,9 +489,7 @@ check_match "a cursor whose CLOSE followed a failing statement: FETCH refused" \
   "^fetch-c7 \[.ERROR 42501 .*cursor \"c7\"" "$out"
 
 write_policy true
-n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
-mg_reload
-wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"
 
 # ---- more of what the warehouse does by name unseen (red team, round 2):
 # two COPYs in one Query, a Parse'd DECLARE never run, a Parse'd PREPARE and
@@ -533,8 +527,7 @@ q("execute-x-after", "execute x")
 q("sink", "select count(*) from a.sink where v like 'bn-%'")
 c.terminate()
 PY
-out=$(run_prepared writer writers,readers 'write_policy false; n=$(grep -c "configuration reloaded" "$MG_LOG" || true); mg_reload;
-  wait_until 10 test "$(grep -c "configuration reloaded" "$MG_LOG")" -gt "$n" || true' $'go\nend' byname.py)
+out=$(run_prepared writer writers,readers 'write_policy false; mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"' $'go\nend' byname.py)
 check_match "two COPYs in one Query, both ended in one write: one ReadyForQuery" "^two-copies \['G', 'C', 'G', 'C', 'Z'\]" "$out"
 check_match "... and the failing Query after them is seen to fail" "^execute-x-after \[.ERROR 42501 .*prepared statement \"x\"" "$out"
 check_match "a Parse'd DECLARE never run does not replace the cursor's text: FETCH refused after the reload" \
@@ -548,9 +541,7 @@ for step in portal-p9-after fetch-c9-after execute-y-after execute-x-after; do
   else ok "no row of a.t after the reload ($step)"; fi
 done
 write_policy true
-n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
-mg_reload
-wait_until 10 test "$(grep -c 'configuration reloaded' "$MG_LOG")" -gt "$n" || true
+mg_reload_wait || fail "policy reloaded" "martgate did not log the reload within 10 s"
 
 # ---- a protocol-level statement bound after the principal changed is
 # prepared again as the new principal's decision forwards it (pgjdbc keeps

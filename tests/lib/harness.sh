@@ -397,6 +397,15 @@ mg_start() {
 mg_ready() { pid_alive "$MG_PID" && port_open "$MG_PORT"; }
 mg_alive() { pid_alive "$MG_PID"; }
 mg_reload() { kill -HUP "$MG_PID"; }
+# mg_reload_wait [SECONDS]: SIGHUP, and wait until martgate has logged the
+# reload (returns non-zero, and the caller's checks then tell, if it did not)
+mg_reload_wait() {
+  local n
+  n=$(grep -c 'configuration reloaded' "$MG_LOG" || true)
+  mg_reload
+  wait_until "${1:-10}" mg_reloaded_since "$n"
+}
+mg_reloaded_since() { [ "$(grep -c 'configuration reloaded' "$MG_LOG" || true)" -gt "$1" ]; }
 # mg_stop [SECONDS]: SIGTERM and wait; sets MG_EXIT to martgate's exit status.
 mg_stop() {
   MG_EXIT=0
