@@ -20,7 +20,8 @@ typedef enum catalog_shape {
     SHAPE_ATTRIBUTE,       /* pg_attribute: attrelid -> pg_class */
     SHAPE_DESCRIPTION,     /* pg_description: (classoid, objoid) */
     SHAPE_CONSTRAINT,      /* pg_constraint: connamespace, conrelid */
-    SHAPE_INDEX,           /* pg_index: indrelid -> pg_class */
+    SHAPE_OF_TABLE,        /* rows of a table by its OID (schema_column): pg_index
+                              (indrelid), pg_statistic_ext (stxrelid) */
     SHAPE_TYPE,            /* pg_type: typnamespace; a row type follows its table */
     SHAPE_NAMED_COLUMNS    /* a view with schema (and table) name columns */
 } catalog_shape;
@@ -29,7 +30,7 @@ typedef struct filtered_catalog {
     const char *schema;
     const char *name;
     catalog_shape shape;
-    const char *schema_column;   /* SHAPE_NAMED_COLUMNS */
+    const char *schema_column;   /* SHAPE_NAMED_COLUMNS; SHAPE_OF_TABLE: the table's OID column */
     const char *table_column;    /* SHAPE_NAMED_COLUMNS; NULL: schema rows */
     const char *schema2_column;  /* a second object the row names (a view's table), or NULL */
     const char *table2_column;
@@ -41,7 +42,10 @@ static const filtered_catalog filtered_catalogs[] = {
     {"pg_catalog", "pg_attribute", SHAPE_ATTRIBUTE, NULL, NULL, NULL, NULL},
     {"pg_catalog", "pg_description", SHAPE_DESCRIPTION, NULL, NULL, NULL, NULL},
     {"pg_catalog", "pg_constraint", SHAPE_CONSTRAINT, NULL, NULL, NULL, NULL},
-    {"pg_catalog", "pg_index", SHAPE_INDEX, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_index", SHAPE_OF_TABLE, "indrelid", NULL, NULL, NULL},
+    /* extended statistics' definitions (which columns); their values are in
+     * pg_statistic_ext_data, restricted */
+    {"pg_catalog", "pg_statistic_ext", SHAPE_OF_TABLE, "stxrelid", NULL, NULL, NULL},
     {"pg_catalog", "pg_type", SHAPE_TYPE, NULL, NULL, NULL, NULL},
     {"pg_catalog", "pg_indexes", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
     {"pg_catalog", "pg_tables", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
@@ -183,10 +187,12 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
         add_column_test(b, v, NSPNAME, CLASS_TABLE_NAME, "mg_a.attname::pg_catalog.text");
         break;
-    case SHAPE_INDEX:
-        rbuf_add(b, "SELECT mg_i.* FROM pg_catalog.pg_index mg_i JOIN pg_catalog.pg_class mg_c "
-                    "ON mg_c.oid = mg_i.indrelid JOIN pg_catalog.pg_namespace mg_n ON "
-                    "mg_n.oid = mg_c.relnamespace WHERE ");
+    case SHAPE_OF_TABLE:
+        rbuf_add(b, "SELECT mg_i.* FROM pg_catalog.");
+        rbuf_add(b, c->name);
+        rbuf_add(b, " mg_i JOIN pg_catalog.pg_class mg_c ON mg_c.oid = mg_i.");
+        rbuf_add(b, c->schema_column);
+        rbuf_add(b, " JOIN pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_c.relnamespace WHERE ");
         add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
         break;
     case SHAPE_CONSTRAINT:

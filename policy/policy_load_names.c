@@ -46,7 +46,7 @@ static policy_dataset *new_dataset(loader *L)
 }
 
 static const char *const sensitive_tables[] = {
-    "pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext", "pg_catalog.pg_statistic_ext_data",
+    "pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext_data",
     "pg_catalog.pg_stats", "pg_catalog.pg_stats_ext", "pg_catalog.pg_stats_ext_exprs",
     "pg_catalog.pg_stat_activity", "pg_catalog.pg_stat_replication", "pg_catalog.pg_stat_wal_receiver",
     "pg_catalog.pg_stat_subscription", "pg_catalog.pg_stat_statements", "pg_catalog.pg_stat_statements_info",

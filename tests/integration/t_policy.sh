@@ -144,6 +144,11 @@ denied "an array of relation names"          "${ORIG[@]}" "select pg_get_viewdef
 denied "has_table_privilege by name"        "${ORIG[@]}" "select has_table_privilege(current_user, 'raw.leads', 'select')"
 allowed "pg_relation_size of its own mart"  "${ORIG[@]}" "select pg_relation_size('origination_mart.originations')"
 allowed "a catalog named by regclass"        "${ORIG[@]}" "select count(*) from pg_description where classoid = 'pg_class'::regclass"
+out=$(as "${ORIG[@]}" -v ON_ERROR_STOP=1 -P tuples_only=off -c '\d origination_mart.originations')
+check_match "psql \\d of its own table works (pg_statistic_ext is filtered, not denied)" 'Table "origination_mart.originations"' "$out"
+check_nomatch "... without an error" 'ERROR' "$out"
+out=$(as "${ORIG[@]}" -c 'select count(*) from pg_statistic_ext_data')
+check_match "pg_statistic_ext_data (the statistics' values) stays denied" 'ERROR:  42501' "$out"
 out=$(as "${ORIG[@]}" -v ON_ERROR_STOP=1 -P tuples_only=off -c '\d+ origination_mart.by_region')
 check_match "psql \\d+ of its own view shows the definition (pg_get_viewdef by OID)" 'View definition:' "$out"
 out=$(as "${ENG[@]}" -v ON_ERROR_STOP=1 -c "select pg_relation_size('raw.leads') > 0")
