@@ -9,6 +9,7 @@
  * RELAY_HIGH_WATER and resumes when it drains to half.
  */
 #include "proxy/relay.h"
+#include "proxy/relay_queue.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -22,187 +23,9 @@
 #include "proxy/server.h"
 #include "proxy/session.h"
 
-#define POISON 0x80
-#define INTERNAL 'i'   /* a query of martgate's own: its answers are not relayed */
-/* martgate's own Close and Parse of a statement it prepares again before a
- * Bind: their CloseComplete and ParseComplete are not relayed, an error is
- * (in place of the Bind's answer) */
-#define HIDDEN_CLOSE 'c'
-#define HIDDEN_PARSE 'p'
-/* Where the client's CopyDone or CopyFail stands among its requests: no
- * answer; it only tells which Syncs the warehouse ignored in COPY (see
- * copy_started). Popped once it reaches the head. */
-#define COPY_END 'z'
 /* Fails to parse on any SQL engine, so the warehouse answers it with an
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
-
-/* ---- the queue of requests in flight ------------------------------------- */
-
-static bool q_grow(relay_queue *q)
-{
-    size_t ncap = q->cap ? q->cap * 2 : 16;
-    uint8_t *k = malloc(ncap);
-    struct trail_req **r = calloc(ncap, sizeof *r);
-    if (!k || !r) {
-        free(k);
-        free(r);
-        return false;
-    }
-    for (size_t i = 0; i < q->len; i++) {
-        k[i] = q->kinds[(q->head + i) % q->cap];
-        r[i] = q->reqs[(q->head + i) % q->cap];
-    }
-    free(q->kinds);
-    free(q->reqs);
-    q->kinds = k;
-    q->reqs = r;
-    q->cap = ncap;
-    q->head = 0;
-    return true;
-}
-
-/* Pushes a request; req (may be NULL) is the audit record it completes. */
-static bool q_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
-{
-    if (q->len == q->cap && !q_grow(q))
-        return false;
-    q->kinds[(q->head + q->len) % q->cap] = kind;
-    q->reqs[(q->head + q->len) % q->cap] = req;
-    q->len++;
-    return true;
-}
-
-static bool q_push(relay_queue *q, uint8_t kind)
-{
-    return q_push_req(q, kind, NULL);
-}
-
-static struct trail_req *q_head_req(const relay_queue *q)
-{
-    return q->len ? q->reqs[q->head] : NULL;
-}
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
-{
-    if (q->plen == q->pcap) {
-        size_t ncap = q->pcap ? q->pcap * 2 : 4;
-        pg_error *p = malloc(ncap * sizeof *p);
-        if (!p)
-            return false;
-        for (size_t i = 0; i < q->plen; i++)
-            p[i] = q->poison[(q->phead + i) % q->pcap];
-        free(q->poison);
-        q->poison = p;
-        q->pcap = ncap;
-        q->phead = 0;
-    }
-    pg_error *slot = &q->poison[(q->phead + q->plen) % q->pcap];
-    slot->severity = "ERROR";
-    slot->sqlstate = dup_or_null(e->sqlstate);
-    slot->message = dup_or_null(e->message);
-    slot->detail = dup_or_null(e->detail);
-    slot->hint = dup_or_null(e->hint);
-    slot->position = e->position;
-    q->plen++;
-    return q_push(q, kind | POISON);
-}
-
-static uint8_t q_head(const relay_queue *q) { return q->len ? q->kinds[q->head] : 0; }
-
-/* ---- the names of Query, Parse and Close requests in flight ---------------- */
-
-static bool has_names(uint8_t kind)
-{
-    return kind == 'Q' || kind == 'P' || kind == 'C' || kind == 'E' || kind == HIDDEN_CLOSE || kind == HIDDEN_PARSE;
-}
-
-static bool names_put(relay_queue *q, const char *bytes, size_t n)
-{
-    if (q->names_off + q->names_len + n > q->names_cap) {
-        if (q->names_off)
-            memmove(q->names, q->names + q->names_off, q->names_len);
-        q->names_off = 0;
-        if (q->names_len + n > q->names_cap) {
-            size_t cap = q->names_cap ? q->names_cap : 64;
-            while (cap < q->names_len + n)
-                cap *= 2;
-            char *b = realloc(q->names, cap);
-            if (!b)
-                return false;
-            q->names = b;
-            q->names_cap = cap;
-        }
-    }
-    memcpy(q->names + q->names_off + q->names_len, bytes, n);
-    q->names_len += n;
-    return true;
-}
-
-/* One name of the request being pushed (true: kept): a statement ('S') or
- * a cursor ('K'). */
-static bool names_note_kind(relay_queue *q, char what, const char *name)
-{
-    return names_put(q, &what, 1) && names_put(q, name, strlen(name) + 1);
-}
-
-static bool names_note(relay_queue *q, const char *name)
-{
-    return names_note_kind(q, 'S', name);
-}
-
-/* The end of the names of the request being pushed. */
-static bool names_end(relay_queue *q)
-{
-    return names_put(q, "", 1);
-}
-
-/* Takes the names of the request popped; one that failed or was skipped
- * tells the guard of each. */
-static void names_take(relay_queue *q, bool ok)
-{
-    while (q->names_len) {
-        const char *rec = q->names + q->names_off;
-        size_t n = strlen(rec) + 1;   /* a terminator ends every request's names */
-        q->names_off += n;
-        q->names_len -= n;
-        if (n == 1)
-            break;
-        if (!ok)
-            guard_outcome_failed(q->owner, rec[0], rec + 1);
-    }
-    if (!q->names_len)
-        q->names_off = 0;
-}
-
-/* The warehouse started reading COPY data for the request at the head: it
- * ignores the client's Sync and Flush until CopyDone or CopyFail (libpq
- * sends a Sync behind an extended-protocol COPY), so the Syncs queued behind
- * the head before the first COPY_END are not answered: dropped, and so is
- * that COPY_END (it ends this COPY; a Query may hold more than one). Without
- * a COPY_END the client has not ended its data yet: the relay is in COPY
- * mode until it does. */
-static void copy_started(relay_state *r)
-{
-    relay_queue *q = &r->q;
-    size_t w = 1;
-    bool ended = false;
-    for (size_t i = 1; i < q->len; i++) {
-        size_t from = (q->head + i) % q->cap;
-        uint8_t k = q->kinds[from];
-        if (!ended && (k == 'S' || k == COPY_END)) {
-            ended = k == COPY_END;
-            continue;
-        }
-        size_t to = (q->head + w++) % q->cap;
-        q->kinds[to] = k;
-        q->reqs[to] = q->reqs[from];
-    }
-    q->len = w;
-    r->copy_in = !ended;
-}
 
 void relay_note_touched(session *s, char what, const char *name)
 {
@@ -210,54 +33,11 @@ void relay_note_touched(session *s, char what, const char *name)
         s->relay.q.names_lost = true;   /* the relay ends the session */
 }
 
-static void free_error(pg_error *e)
-{
-    free((char *)e->sqlstate);
-    free((char *)e->message);
-    free((char *)e->detail);
-    free((char *)e->hint);
-}
-
-/* Pops the head request; ok: it did what it asked (false: it failed, or the
- * warehouse skipped it after an earlier error). */
-static void q_pop_outcome(relay_queue *q, bool ok)
-{
-    if (!q->len)
-        return;
-    if (has_names(q->kinds[q->head]))
-        names_take(q, ok);
-    if (q->reqs[q->head]) {
-        trail_finish(q->owner, q->reqs[q->head]);
-        q->reqs[q->head] = NULL;
-    }
-    if (q->kinds[q->head] & POISON) {
-        free_error(&q->poison[q->phead]);
-        q->phead = (q->phead + 1) % q->pcap;
-        q->plen--;
-    }
-    q->head = (q->head + 1) % q->cap;
-    q->len--;
-    while (q->len && q->kinds[q->head] == COPY_END) {
-        q->head = (q->head + 1) % q->cap;
-        q->len--;
-    }
-}
-
-static void q_pop(relay_queue *q) { q_pop_outcome(q, true); }
-
 void relay_free(relay_state *r)
 {
     free(r->learned);
     r->learned = NULL;
-    while (r->q.len) {
-        trail_interrupted(q_head_req(&r->q));
-        q_pop(&r->q);
-    }
-    free(r->q.kinds);
-    free(r->q.reqs);
-    free(r->q.poison);
-    free(r->q.names);
-    memset(&r->q, 0, sizeof r->q);
+    q_free(&r->q);
 }
 
 bool relay_idle(const session *s)
@@ -891,37 +671,6 @@ void relay_client_readable(session *s)
 
 /* ---- warehouse → client ------------------------------------------------------- */
 
-static bool is_extended(uint8_t kind)
-{
-    kind &= (uint8_t)~POISON;
-    return kind == 'P' || kind == 'B' || kind == 'D' || kind == 'E' || kind == 'C' || kind == HIDDEN_CLOSE ||
-           kind == HIDDEN_PARSE;
-}
-
-static void pop_if(relay_queue *q, char expected)
-{
-    if (q->len && (q_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
-        q_pop(q);
-}
-
-/* A ParseComplete, BindComplete or CloseComplete answers the request at the
- * head or nothing: otherwise martgate has lost track of what the warehouse
- * runs, and the session must end (false). */
-static bool pop_expected(relay_queue *q, char expected)
-{
-    if (!q->len || (q_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
-        return false;
-    q_pop(q);
-    return true;
-}
-
-/* After an error the warehouse skips the rest of an extended batch. */
-static void pop_after_error(relay_queue *q)
-{
-    while (q->len && is_extended(q_head(q)))
-        q_pop_outcome(q, false);
-}
-
 /* ParameterStatus: application_name changes (pgjdbc sets it with SET after
  * login) are what the audit trail reports from then on. */
 static void note_parameter(session *s, const char *body, size_t len)
@@ -981,7 +730,7 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         }
         switch (type) {
         case 'G':
-            copy_started(r);
+            r->copy_in = q_copy_started(&r->q);
             break;
         case 'E':
             if (q_head(&r->q) & POISON)

@@ -1,0 +1,59 @@
+/*
+ * relay_queue: the requests of a session in flight to the warehouse, in the
+ * order the warehouse answers them (proxy/relay's bookkeeping). Each entry
+ * is a message type (P B D E C S Q F, martgate's own kinds below; POISON
+ * when it stands for a denied one), the audit record it completes, the
+ * error that replaces a poison's answer, and for Query, Parse, Close and
+ * Execute the statement and cursor names whose fate the guard must learn if
+ * the warehouse fails or skips it (guard_outcome_failed).
+ */
+#ifndef MARTGATE_RELAY_QUEUE_H
+#define MARTGATE_RELAY_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/relay.h"
+
+#define POISON 0x80
+#define INTERNAL 'i'   /* a query of martgate's own: its answers are not relayed */
+/* martgate's own Close and Parse of a statement it prepares again before a
+ * Bind: their CloseComplete and ParseComplete are not relayed, an error is
+ * (in place of the Bind's answer) */
+#define HIDDEN_CLOSE 'c'
+#define HIDDEN_PARSE 'p'
+/* Where the client's CopyDone or CopyFail stands among its requests: no
+ * answer; it only tells which Syncs the warehouse ignored in COPY (see
+ * q_copy_started). Popped once it reaches the head. */
+#define COPY_END 'z'
+
+bool q_push_req(relay_queue *q, uint8_t kind, struct trail_req *req);
+bool q_push(relay_queue *q, uint8_t kind);
+/* A poison entry of kind: e is the error its answer is replaced with (copied). */
+bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e);
+uint8_t q_head(const relay_queue *q);
+struct trail_req *q_head_req(const relay_queue *q);
+
+/* The names of the request being pushed, before it is: a statement ('S')
+ * or cursor ('K') name each, then names_end. false: out of memory. */
+bool names_note_kind(relay_queue *q, char what, const char *name);
+bool names_note(relay_queue *q, const char *name);
+bool names_end(relay_queue *q);
+
+/* Pops the head; ok false: it failed or was skipped. COPY_END entries that
+ * reach the head go with it. */
+void q_pop_outcome(relay_queue *q, bool ok);
+void q_pop(relay_queue *q);
+/* Pops the head if it is a request of type expected (poison or not). */
+void pop_if(relay_queue *q, char expected);
+/* The same, false when the head is not one (an answer to nothing). */
+bool pop_expected(relay_queue *q, char expected);
+/* After an error the warehouse skips the rest of an extended batch. */
+void pop_after_error(relay_queue *q);
+/* A CopyInResponse for the head (see relay_queue.c); true: the client has
+ * not ended its COPY data yet. */
+bool q_copy_started(relay_queue *q);
+/* Every entry popped (audit records marked interrupted) and freed. */
+void q_free(relay_queue *q);
+
+#endif
