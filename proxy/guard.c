@@ -555,9 +555,8 @@ void guard_on_bind(struct session *s, const char *portal, const char *stmt)
     }
 }
 
-bool guard_portal_current(struct session *s, const char *portal)
+bool guard_portal_current(struct session *s, const guard_named *p)
 {
-    const guard_named *p = names_find(&s->guard.portals, portal);
     const policy_t *pol = s->srv->cfg->policy;
     return !p || (p->bound_policy == (pol ? policy_serial(pol) : 0) && p->bound_who == s->guard.who_serial);
 }

@@ -190,10 +190,10 @@ void guard_principal_changed(struct session *s);
 void guard_on_query_message(struct session *s);
 void guard_on_bind(struct session *s, const char *portal, const char *stmt);
 void guard_on_execute(struct session *s, const char *portal);
-/* Was portal `portal` bound under the policy and principal of now (or is it
- * unknown to the guard)? A portal bound before a reload or an impersonation
- * change may not run on. */
-bool guard_portal_current(struct session *s, const char *portal);
+/* Was portal p (guard_portal; NULL: unknown to the guard) bound under the
+ * policy and principal of now? A portal bound before a reload or an
+ * impersonation change may not run on. */
+bool guard_portal_current(struct session *s, const guard_named *p);
 void guard_on_close(struct session *s, char what, const char *name);
 
 /* The entries the audit trail keeps its templates in: the prepared statement

@@ -392,7 +392,8 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
         /* a portal may be a cursor DECLAREd earlier */
         if (*portal && still_allowed(s, true, portal, false, NULL, why, len) != RECHECK_RUN)
             return false;
-        if (!guard_portal_current(s, portal)) {
+        guard_named *p = guard_portal(s, portal);   /* one lookup for both checks */
+        if (!guard_portal_current(s, p)) {
             snprintf(why, len, "permission denied by policy: portal \"%s\" was bound under another policy or "
                      "principal; bind it again", portal);
             session_log(s, LOG_INFO, "denied: %s", why);
@@ -401,7 +402,6 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
         }
         /* what its statement does by name happens now (a Parse'd PREPARE,
          * DEALLOCATE, DECLARE, CLOSE or DISCARD) */
-        guard_named *p = guard_portal(s, portal);
         if (p && p->names_effects && p->text) {
             char *text = strdup(p->text);
             analyze_context ctx;

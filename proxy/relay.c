@@ -724,7 +724,7 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             r->copy_in = false;   /* the COPY ended (an error ends it early) */
         /* a Sync is answered by ReadyForQuery alone (an error or notice may
          * come first): anything else means the queue is not the warehouse's */
-        if ((q_head(&r->q) & (uint8_t)~POISON) == 'S' && strchr("123CDTnsIGHtW", type)) {
+        if ((q_head(&r->q) & (uint8_t)~POISON) == 'S' && type && strchr("123CDTnsIGHtW", type)) {
             session_log(s, LOG_ERROR, "lost track of the requests in flight: '%c' answers a Sync", type);
             return SCAN_BAD;
         }
