@@ -5,7 +5,7 @@
  * sessions that waited for it.
  */
 #include "adapters/catalog.h"
-#include "policy/text_hash.h"
+#include "common/text_hash.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/clock.h"
-#include "proxy/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 typedef struct {
     char *key;              /* "schema\0table\0" */

@@ -17,7 +17,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
-#include "proxy/log.h"
+#include "common/log.h"
 
 /* A PGcancel shared by the session and the cancel threads it started. */
 typedef struct {

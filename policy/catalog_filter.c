@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "policy/rewrite.h"
-#include "policy/rewrite_internal.h"
 
 typedef enum catalog_shape {
     SHAPE_NAMESPACE = 1,   /* pg_namespace: one schema per row */
@@ -138,21 +137,21 @@ typedef struct visibility {
 } visibility;
 
 /* Appends "(<visible(schema_expr, table_expr)>)". */
-static void add_visible(rbuf *b, visibility *v, const char *schema_expr, const char *table_expr)
+static void add_visible(textbuf *b, visibility *v, const char *schema_expr, const char *table_expr)
 {
     char *test = v->fn(v->ctx, schema_expr, table_expr);
     if (!test) {
         v->failed = true;
         return;
     }
-    rbuf_add(b, "(");
-    rbuf_add(b, test);
-    rbuf_add(b, ")");
+    textbuf_add(b, "(");
+    textbuf_add(b, test);
+    textbuf_add(b, ")");
     free(test);
 }
 
 /* Appends " AND NOT (<hidden(schema, table, column)>)" when a column test is given. */
-static void add_column_test(rbuf *b, visibility *v, const char *schema_expr, const char *table_expr,
+static void add_column_test(textbuf *b, visibility *v, const char *schema_expr, const char *table_expr,
                             const char *column_expr)
 {
     if (!v->hidden)
@@ -162,91 +161,91 @@ static void add_column_test(rbuf *b, visibility *v, const char *schema_expr, con
         v->failed = true;
         return;
     }
-    rbuf_add(b, " AND NOT (");
-    rbuf_add(b, test);
-    rbuf_add(b, ")");
+    textbuf_add(b, " AND NOT (");
+    textbuf_add(b, test);
+    textbuf_add(b, ")");
     free(test);
 }
 
-static void build(rbuf *b, const filtered_catalog *c, visibility *v)
+static void build(textbuf *b, const filtered_catalog *c, visibility *v)
 {
     switch (c->shape) {
     case SHAPE_NAMESPACE:
-        rbuf_add(b, "SELECT * FROM pg_catalog.pg_namespace mg_n WHERE ");
+        textbuf_add(b, "SELECT * FROM pg_catalog.pg_namespace mg_n WHERE ");
         add_visible(b, v, NSPNAME, NULL);
         break;
     case SHAPE_CLASS:
-        rbuf_add(b, "SELECT mg_c.* FROM pg_catalog.pg_class mg_c JOIN pg_catalog.pg_namespace "
+        textbuf_add(b, "SELECT mg_c.* FROM pg_catalog.pg_class mg_c JOIN pg_catalog.pg_namespace "
                     "mg_n ON mg_n.oid = mg_c.relnamespace WHERE ");
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
         break;
     case SHAPE_ATTRIBUTE:
-        rbuf_add(b, "SELECT mg_a.* FROM pg_catalog.pg_attribute mg_a JOIN pg_catalog.pg_class "
+        textbuf_add(b, "SELECT mg_a.* FROM pg_catalog.pg_attribute mg_a JOIN pg_catalog.pg_class "
                     "mg_c ON mg_c.oid = mg_a.attrelid JOIN pg_catalog.pg_namespace mg_n ON "
                     "mg_n.oid = mg_c.relnamespace WHERE ");
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
         add_column_test(b, v, NSPNAME, CLASS_TABLE_NAME, "mg_a.attname::pg_catalog.text");
         break;
     case SHAPE_OF_TABLE:
-        rbuf_add(b, "SELECT mg_i.* FROM pg_catalog.");
-        rbuf_add(b, c->name);
-        rbuf_add(b, " mg_i JOIN pg_catalog.pg_class mg_c ON mg_c.oid = mg_i.");
-        rbuf_add(b, c->schema_column);
-        rbuf_add(b, " JOIN pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_c.relnamespace WHERE ");
+        textbuf_add(b, "SELECT mg_i.* FROM pg_catalog.");
+        textbuf_add(b, c->name);
+        textbuf_add(b, " mg_i JOIN pg_catalog.pg_class mg_c ON mg_c.oid = mg_i.");
+        textbuf_add(b, c->schema_column);
+        textbuf_add(b, " JOIN pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_c.relnamespace WHERE ");
         add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
         break;
     case SHAPE_CONSTRAINT:
-        rbuf_add(b, "SELECT mg_k.* FROM pg_catalog.pg_constraint mg_k JOIN "
+        textbuf_add(b, "SELECT mg_k.* FROM pg_catalog.pg_constraint mg_k JOIN "
                     "pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_k.connamespace LEFT JOIN "
                     "pg_catalog.pg_class mg_c ON mg_c.oid = mg_k.conrelid WHERE CASE WHEN "
                     "mg_k.conrelid = 0 THEN ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, " ELSE ");
+        textbuf_add(b, " ELSE ");
         add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
-        rbuf_add(b, " END");
+        textbuf_add(b, " END");
         break;
     case SHAPE_DESCRIPTION:
         /* comments on relations (and their columns), schemas, functions,
          * types and constraints follow their object; others stay */
-        rbuf_add(b, "SELECT mg_d.* FROM pg_catalog.pg_description mg_d WHERE CASE "
+        textbuf_add(b, "SELECT mg_d.* FROM pg_catalog.pg_description mg_d WHERE CASE "
                     "WHEN mg_d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN "
                     "EXISTS (SELECT 1 FROM pg_catalog.pg_class mg_c JOIN pg_catalog.pg_namespace "
                     "mg_n ON mg_n.oid = mg_c.relnamespace WHERE mg_c.oid = mg_d.objoid AND ");
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
-        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN "
+        textbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN "
                     "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace mg_n WHERE mg_n.oid = "
                     "mg_d.objoid AND ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN "
+        textbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN "
                     "EXISTS (SELECT 1 FROM pg_catalog.pg_proc mg_p JOIN pg_catalog.pg_namespace "
                     "mg_n ON mg_n.oid = mg_p.pronamespace WHERE mg_p.oid = mg_d.objoid AND ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_type'::pg_catalog.regclass THEN "
+        textbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_type'::pg_catalog.regclass THEN "
                     "EXISTS (SELECT 1 FROM pg_catalog.pg_type mg_y JOIN pg_catalog.pg_namespace "
                     "mg_n ON mg_n.oid = mg_y.typnamespace WHERE mg_y.oid = mg_d.objoid AND ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN "
+        textbuf_add(b, ") WHEN mg_d.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN "
                     "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint mg_k JOIN "
                     "pg_catalog.pg_namespace mg_n ON mg_n.oid = mg_k.connamespace LEFT JOIN "
                     "pg_catalog.pg_class mg_c ON mg_c.oid = mg_k.conrelid WHERE mg_k.oid = "
                     "mg_d.objoid AND CASE WHEN mg_k.conrelid = 0 THEN ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, " ELSE ");
+        textbuf_add(b, " ELSE ");
         add_visible(b, v, NSPNAME, "mg_c.relname::pg_catalog.text");
-        rbuf_add(b, " END) ELSE true END");
+        textbuf_add(b, " END) ELSE true END");
         break;
     case SHAPE_TYPE:
         /* types of schemas the principal may read; a table's row type (and
          * its array type) only when the table may be seen */
-        rbuf_add(b, "SELECT mg_y.* FROM pg_catalog.pg_type mg_y JOIN pg_catalog.pg_namespace mg_n ON "
+        textbuf_add(b, "SELECT mg_y.* FROM pg_catalog.pg_type mg_y JOIN pg_catalog.pg_namespace mg_n ON "
                     "mg_n.oid = mg_y.typnamespace LEFT JOIN pg_catalog.pg_type mg_e ON mg_e.oid = "
                     "mg_y.typelem AND mg_y.typcategory = 'A' LEFT JOIN pg_catalog.pg_class mg_c ON "
                     "mg_c.oid = CASE WHEN mg_y.typrelid <> 0 THEN mg_y.typrelid ELSE mg_e.typrelid END "
                     "WHERE CASE WHEN mg_c.oid IS NULL THEN ");
         add_visible(b, v, NSPNAME, NULL);
-        rbuf_add(b, " ELSE ");
+        textbuf_add(b, " ELSE ");
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
-        rbuf_add(b, " END");
+        textbuf_add(b, " END");
         break;
     case SHAPE_NAMED_COLUMNS: {
         char schema_expr[96], table_expr[96];
@@ -254,13 +253,13 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
         if (c->table_column)
             snprintf(table_expr, sizeof table_expr, "mg_v.%s::pg_catalog.text",
                      c->table_column);
-        rbuf_addf(b, "SELECT * FROM %s.%s mg_v WHERE ", c->schema, c->name);
+        textbuf_addf(b, "SELECT * FROM %s.%s mg_v WHERE ", c->schema, c->name);
         add_visible(b, v, schema_expr, c->table_column ? table_expr : NULL);
         if (c->schema2_column) {
             char schema2[96], table2[96];
             snprintf(schema2, sizeof schema2, "mg_v.%s::pg_catalog.text", c->schema2_column);
             snprintf(table2, sizeof table2, "mg_v.%s::pg_catalog.text", c->table2_column);
-            rbuf_add(b, " AND ");
+            textbuf_add(b, " AND ");
             add_visible(b, v, schema2, table2);
         }
         if (!strcmp(c->schema, "information_schema") && !strcmp(c->name, "columns"))
@@ -268,7 +267,7 @@ static void build(rbuf *b, const filtered_catalog *c, visibility *v)
         break;
     }
     }
-    rbuf_add(b, " OFFSET 0");
+    textbuf_add(b, " OFFSET 0");
 }
 
 int rewrite_catalog_relation(const char *schema, const char *name, const rewrite_catalog_filter *f,
@@ -283,15 +282,15 @@ int rewrite_catalog_relation(const char *schema, const char *name, const rewrite
         return -1;
     }
     visibility v = {f->visible, f->column_hidden, f->ctx, false};
-    rbuf b = {0};
+    textbuf b = {0};
     build(&b, c, &v);
     if (v.failed) {
-        free(b.data);
+        free(b.s);
         snprintf(err, errlen, "catalog filter: the visibility test for %s.%s failed", schema,
                  name);
         return -1;
     }
-    *out = rbuf_finish(&b);
+    *out = textbuf_finish(&b);
     if (!*out) {
         snprintf(err, errlen, "out of memory");
         return -1;

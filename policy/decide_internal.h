@@ -11,7 +11,9 @@
 #include <stddef.h>
 
 #include "policy/decide.h"
+#include "common/textbuf.h"
 #include "policy/policy_internal.h"
+#include "policy/rewrite.h"
 
 /* Why an item got its verdict: reasons are formatted from these on demand. */
 enum why {
@@ -41,12 +43,6 @@ typedef struct subj {
     const char **heap;
 } subj;
 
-/* A growing string for SQL built from the policy. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
 
 int subj_init(subj *s, const policy_t *p, const decide_principal *who);
 void subj_free(subj *s);
@@ -55,9 +51,6 @@ void describe_subject(const policy_subjects *ps, const subj *s, char *buf, size_
 const char *dataset_of(const policy_t *p, const char *schema, const char *name);
 const char *norm_schema(const char *schema);
 bool schema_readable(const policy_t *p, const subj *s, const char *schema);
-void sb_put(sbuf *b, const char *s, size_t n);
-void sb_str(sbuf *b, const char *s);
-void sb_literal(sbuf *b, const char *v);
 bool full_catalog(const policy_t *p, const subj *s);
 bool objpat_match(const policy_objpat *op, const char *schema, const char *name);
 bool rule_objects_match(const policy_t *p, const policy_rule *r, const char *schema, const char *name,

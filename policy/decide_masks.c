@@ -14,42 +14,6 @@
 
 /* ---- templates ------------------------------------------------------ */
 
-
-
-void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 128;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *x = realloc(b->s, nc);
-        if (!x) {
-            b->oom = true;
-            return;
-        }
-        b->s = x;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-void sb_literal(sbuf *b, const char *v)
-{
-    char *q = rewrite_quote_literal(v);
-    if (!q) {
-        b->oom = true;
-        return;
-    }
-    sb_str(b, q);
-    free(q);
-}
-
 static bool scalar_text(const json_t *v, char *buf, size_t len)
 {
     if (json_is_string(v))
@@ -70,33 +34,33 @@ static bool scalar_text(const json_t *v, char *buf, size_t len)
 static int bind_template(const policy_template *t, const subj *s, const json_t *claims, const char *column,
                          char **out, const char **missing)
 {
-    sbuf b = {0};
+    textbuf b = {0};
     for (size_t i = 0; i < t->n_segs; i++) {
         const tpl_segment *sg = &t->segs[i];
         switch (sg->kind) {
         case TPL_TEXT:
-            sb_str(&b, sg->text);
+            textbuf_add(&b, sg->text);
             break;
         case TPL_USER:
-            sb_literal(&b, s->user);
+            rewrite_add_literal(&b, s->user);
             break;
         case TPL_COLUMN: {
             char *q = rewrite_quote_ident(column);
             if (!q)
                 b.oom = true;
             else
-                sb_str(&b, q);
+                textbuf_add(&b, q);
             free(q);
             break;
         }
         case TPL_GROUPS:
-            sb_str(&b, "ARRAY[");
+            textbuf_add(&b, "ARRAY[");
             for (size_t k = 0; k < s->n_groups; k++) {
                 if (k)
-                    sb_str(&b, ", ");
-                sb_literal(&b, s->groups[k]);
+                    textbuf_add(&b, ", ");
+                rewrite_add_literal(&b, s->groups[k]);
             }
-            sb_str(&b, "]::text[]");
+            textbuf_add(&b, "]::text[]");
             break;
         case TPL_CLAIM: {
             const json_t *v = claims;
@@ -111,7 +75,7 @@ static int bind_template(const policy_template *t, const subj *s, const json_t *
             }
             char text[4096];
             if (v && json_is_array(v)) {
-                sb_str(&b, "ARRAY[");
+                textbuf_add(&b, "ARRAY[");
                 size_t k;
                 json_t *e;
                 json_array_foreach(v, k, e) {
@@ -121,12 +85,12 @@ static int bind_template(const policy_template *t, const subj *s, const json_t *
                         return 1;
                     }
                     if (k)
-                        sb_str(&b, ", ");
-                    sb_literal(&b, text);
+                        textbuf_add(&b, ", ");
+                    rewrite_add_literal(&b, text);
                 }
-                sb_str(&b, "]::text[]");
+                textbuf_add(&b, "]::text[]");
             } else if (v && scalar_text(v, text, sizeof text)) {
-                sb_literal(&b, text);
+                rewrite_add_literal(&b, text);
             } else {
                 free(b.s);
                 *missing = sg->text;
@@ -190,17 +154,17 @@ int build_masked(const decide_request *req, const subj *s, const policy_rule *r,
     char err[512];
     if (!r->n_columns) {   /* a row filter alone needs no column list: SELECT * keeps every column */
         char *qs = rewrite_quote_ident(schema), *qn = rewrite_quote_ident(name);
-        sbuf b = {0};
+        textbuf b = {0};
         if (qs && qn) {
-            sb_str(&b, "SELECT * FROM ");
+            textbuf_add(&b, "SELECT * FROM ");
             if (only)
-                sb_str(&b, "ONLY ");
-            sb_str(&b, qs);
-            sb_str(&b, ".");
-            sb_str(&b, qn);
-            sb_str(&b, " WHERE (");
-            sb_str(&b, filter);
-            sb_str(&b, ") OFFSET 0");
+                textbuf_add(&b, "ONLY ");
+            textbuf_add(&b, qs);
+            textbuf_add(&b, ".");
+            textbuf_add(&b, qn);
+            textbuf_add(&b, " WHERE (");
+            textbuf_add(&b, filter);
+            textbuf_add(&b, ") OFFSET 0");
         }
         free(qs);
         free(qn);

@@ -2,7 +2,7 @@
  * decide_memo: decisions kept by statement shape. See decide_memo.h.
  */
 #include "policy/decide_memo.h"
-#include "policy/text_hash.h"
+#include "common/text_hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>

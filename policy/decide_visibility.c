@@ -50,9 +50,9 @@ char *decide_search_path_text(const policy_t *p, const decide_principal *who)
     size_t n;
     if (decide_search_path(p, who, &sc, &n) < 0)
         return NULL;
-    sbuf b = {0};
+    textbuf b = {0};
     if (n == 0)
-        sb_str(&b, "''");
+        textbuf_add(&b, "''");
     for (size_t i = 0; i < n; i++) {
         char *q = rewrite_quote_ident(sc[i]);
         if (!q) {
@@ -60,8 +60,8 @@ char *decide_search_path_text(const policy_t *p, const decide_principal *who)
             break;
         }
         if (i)
-            sb_str(&b, ", ");
-        sb_str(&b, q);
+            textbuf_add(&b, ", ");
+        textbuf_add(&b, q);
         free(q);
     }
     free(sc);
@@ -74,17 +74,17 @@ char *decide_search_path_text(const policy_t *p, const decide_principal *who)
 
 /* Appends "(c1 OR c2 ...)" for the rule's objects; whole: schema-level test. */
 static void rule_sql_cond(const policy_rule *r, const char *sx, const char *tx, bool schema_level, bool only_whole,
-                          sbuf *b, bool *any)
+                          textbuf *b, bool *any)
 {
     *any = false;
     size_t start = b->len;
-    sb_str(b, "(");
+    textbuf_add(b, "(");
     for (size_t k = 0; k < r->n_datasets; k++) {
         if (r->datasets[k]->builtin)
             continue;
         for (size_t j = 0; j < r->datasets[k]->n_pats; j++) {
             if (*any)
-                sb_str(b, " OR ");
+                textbuf_add(b, " OR ");
             if (!glob_to_sql(&r->datasets[k]->pats[j].schema, sx, true, &b->s, &b->len, &b->cap))
                 b->oom = true;
             *any = true;
@@ -96,16 +96,16 @@ static void rule_sql_cond(const policy_rule *r, const char *sx, const char *tx, 
         if (schema_level && only_whole && !whole)
             continue;
         if (*any)
-            sb_str(b, " OR ");
-        sb_str(b, "(");
+            textbuf_add(b, " OR ");
+        textbuf_add(b, "(");
         if (!glob_to_sql(&op->schema, sx, true, &b->s, &b->len, &b->cap))
             b->oom = true;
         if (!schema_level && !whole) {
-            sb_str(b, " AND ");
+            textbuf_add(b, " AND ");
             if (!glob_to_sql(&op->table, tx, false, &b->s, &b->len, &b->cap))
                 b->oom = true;
         }
-        sb_str(b, ")");
+        textbuf_add(b, ")");
         *any = true;
     }
     if (!*any) {
@@ -114,7 +114,7 @@ static void rule_sql_cond(const policy_rule *r, const char *sx, const char *tx, 
             b->s[start] = 0;
         return;
     }
-    sb_str(b, ")");
+    textbuf_add(b, ")");
 }
 
 char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *table_expr)
@@ -124,11 +124,11 @@ char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *tab
     subj s;
     if (subj_init(&s, p, v->who) < 0)
         return NULL;
-    sbuf b = {0};
+    textbuf b = {0};
     bool schema_level = table_expr == NULL;
-    sb_str(&b, "(CASE WHEN ");
-    sb_str(&b, schema_expr);
-    sb_str(&b, " IN ('pg_catalog', 'information_schema') THEN true");
+    textbuf_add(&b, "(CASE WHEN ");
+    textbuf_add(&b, schema_expr);
+    textbuf_add(&b, " IN ('pg_catalog', 'information_schema') THEN true");
     for (size_t i = 0; i < p->n_rules; i++) {
         const policy_rule *r = &p->rules[i];
         const char *what;
@@ -136,7 +136,7 @@ char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *tab
             continue;
         bool deny = r->access == ACCESS_DENY, any;
         size_t mark = b.len;
-        sb_str(&b, " WHEN ");
+        textbuf_add(&b, " WHEN ");
         rule_sql_cond(r, schema_expr, table_expr, schema_level, schema_level && deny, &b, &any);
         if (!any) {
             b.len = mark;
@@ -144,9 +144,9 @@ char *decide_catalog_visible(void *ctx, const char *schema_expr, const char *tab
                 b.s[mark] = 0;
             continue;
         }
-        sb_str(&b, deny ? " THEN false" : " THEN true");
+        textbuf_add(&b, deny ? " THEN false" : " THEN true");
     }
-    sb_str(&b, " ELSE false END)");
+    textbuf_add(&b, " ELSE false END)");
     subj_free(&s);
     if (b.oom) {
         free(b.s);
@@ -165,10 +165,10 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
     subj s;
     if (subj_init(&s, p, v->who) < 0)
         return NULL;
-    sbuf b = {0};
-    sb_str(&b, "(CASE WHEN ");
-    sb_str(&b, schema_expr);
-    sb_str(&b, " IN ('pg_catalog', 'information_schema') THEN false");
+    textbuf b = {0};
+    textbuf_add(&b, "(CASE WHEN ");
+    textbuf_add(&b, schema_expr);
+    textbuf_add(&b, " IN ('pg_catalog', 'information_schema') THEN false");
     bool any_deny = false;
     for (size_t i = 0; i < p->n_rules; i++) {
         const policy_rule *r = &p->rules[i];
@@ -177,7 +177,7 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
             continue;
         bool any;
         size_t mark = b.len;
-        sb_str(&b, " WHEN ");
+        textbuf_add(&b, " WHEN ");
         rule_sql_cond(r, schema_expr, table_expr, false, false, &b, &any);
         if (!any) {
             b.len = mark;
@@ -190,24 +190,24 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
             if (r->columns[k].kind == MASK_DENY)
                 ndeny++;
         if (!ndeny || r->access == ACCESS_DENY) {
-            sb_str(&b, " THEN false");
+            textbuf_add(&b, " THEN false");
             continue;
         }
         any_deny = true;
-        sb_str(&b, " THEN ");
-        sb_str(&b, column_expr);
-        sb_str(&b, " IN (");
+        textbuf_add(&b, " THEN ");
+        textbuf_add(&b, column_expr);
+        textbuf_add(&b, " IN (");
         size_t done = 0;
         for (size_t k = 0; k < r->n_columns; k++) {
             if (r->columns[k].kind != MASK_DENY)
                 continue;
             if (done++)
-                sb_str(&b, ", ");
-            sb_literal(&b, r->columns[k].name);
+                textbuf_add(&b, ", ");
+            rewrite_add_literal(&b, r->columns[k].name);
         }
-        sb_str(&b, ")");
+        textbuf_add(&b, ")");
     }
-    sb_str(&b, " ELSE false END)");
+    textbuf_add(&b, " ELSE false END)");
     subj_free(&s);
     if (b.oom) {
         free(b.s);

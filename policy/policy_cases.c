@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 #include "policy/policy_cases.h"
 
 int policy_cases_columns(void *ctx, const char *schema, const char *table, const char ***names, size_t *n)

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 #include "policy/policy_internal.h"
 
 /* One load: its messages, the policy being built, the documents read. */

@@ -13,65 +13,6 @@
 #include <string.h>
 
 #include "policy/analyze_internal.h"
-#include "policy/rewrite_internal.h"
-
-/* ---- growing text buffer ---------------------------------------------- */
-
-bool rbuf_grow(rbuf *b, size_t more)
-{
-    if (b->failed)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t ncap = b->cap ? b->cap : 256;
-    while (ncap < b->len + more + 1)
-        ncap *= 2;
-    char *p = realloc(b->data, ncap);
-    if (!p) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = ncap;
-    return true;
-}
-
-void rbuf_addn(rbuf *b, const char *s, size_t n)
-{
-    if (!rbuf_grow(b, n))
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void rbuf_add(rbuf *b, const char *s)
-{
-    rbuf_addn(b, s, strlen(s));
-}
-
-void rbuf_addf(rbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char small[256];
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        rbuf_addn(b, small, (size_t)n);
-        return;
-    }
-    if (!rbuf_grow(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 static bool ident_is_plain(const char *name)
 {
@@ -84,59 +25,49 @@ static bool ident_is_plain(const char *name)
     return category < 0 || category == 0;   /* not a keyword, or unreserved */
 }
 
-void rbuf_add_ident(rbuf *b, const char *name)
+void rewrite_add_ident(textbuf *b, const char *name)
 {
     if (ident_is_plain(name)) {
-        rbuf_add(b, name);
+        textbuf_add(b, name);
         return;
     }
-    rbuf_addn(b, "\"", 1);
+    textbuf_addn(b, "\"", 1);
     for (const char *c = name; *c; c++) {
         if (*c == '"')
-            rbuf_addn(b, "\"", 1);
-        rbuf_addn(b, c, 1);
+            textbuf_addn(b, "\"", 1);
+        textbuf_addn(b, c, 1);
     }
-    rbuf_addn(b, "\"", 1);
+    textbuf_addn(b, "\"", 1);
 }
 
-void rbuf_add_literal(rbuf *b, const char *value)
+void rewrite_add_literal(textbuf *b, const char *value)
 {
     bool backslash = strchr(value, '\\') != NULL;
-    rbuf_add(b, backslash ? "E'" : "'");
+    textbuf_add(b, backslash ? "E'" : "'");
     for (const char *c = value; *c; c++) {
         if (*c == '\'' || (*c == '\\' && backslash))
-            rbuf_addn(b, c, 1);
-        rbuf_addn(b, c, 1);
+            textbuf_addn(b, c, 1);
+        textbuf_addn(b, c, 1);
     }
-    rbuf_addn(b, "'", 1);
-}
-
-char *rbuf_finish(rbuf *b)
-{
-    if (b->failed || !rbuf_grow(b, 0)) {
-        free(b->data);
-        b->data = NULL;
-        return NULL;
-    }
-    return b->data;
+    textbuf_addn(b, "'", 1);
 }
 
 char *rewrite_quote_ident(const char *name)
 {
     if (!name)
         return NULL;
-    rbuf b = {0};
-    rbuf_add_ident(&b, name);
-    return rbuf_finish(&b);
+    textbuf b = {0};
+    rewrite_add_ident(&b, name);
+    return textbuf_finish(&b);
 }
 
 char *rewrite_quote_literal(const char *value)
 {
     if (!value)
         return NULL;
-    rbuf b = {0};
-    rbuf_add_literal(&b, value);
-    return rbuf_finish(&b);
+    textbuf b = {0};
+    rewrite_add_literal(&b, value);
+    return textbuf_finish(&b);
 }
 
 /* ---- substitution ----------------------------------------------------- */
@@ -297,25 +228,25 @@ static int substitution_edit(const token_view *v, const keyword_ids *kw,
         }
         start_tok = p;
     }
-    rbuf b = {0};
+    textbuf b = {0};
     if (r->table_stmt)
-        rbuf_add(&b, "SELECT * FROM ");
-    rbuf_add(&b, "(");
-    rbuf_add(&b, replacement);
-    rbuf_add(&b, ")");
+        textbuf_add(&b, "SELECT * FROM ");
+    textbuf_add(&b, "(");
+    textbuf_add(&b, replacement);
+    textbuf_add(&b, ")");
     out->start = v->t[start_tok].start;
     out->end = v->t[last].end;
     if (!r->alias) {
-        rbuf_add(&b, " AS ");
-        rbuf_add_ident(&b, r->name);
+        textbuf_add(&b, " AS ");
+        rewrite_add_ident(&b, r->name);
         /* keep the alias apart from a token written right after the name */
         unsigned char next = (unsigned char)v->sql[out->end];
         if (next == '"' || next == '_' || next == '$' || next >= 0x80 ||
             (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
             (next >= '0' && next <= '9'))
-            rbuf_add(&b, " ");
+            textbuf_add(&b, " ");
     }
-    out->text = rbuf_finish(&b);
+    out->text = textbuf_finish(&b);
     if (!out->text) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -456,15 +387,15 @@ int rewrite_apply(const char *sql, const analysis *a, const rewrite_substitution
             }
     }
     if (rc == 0) {
-        rbuf b = {0};
+        textbuf b = {0};
         size_t at = 0;
         for (size_t i = 0; i < ne; i++) {
-            rbuf_addn(&b, sql + at, (size_t)edits[i].start - at);
-            rbuf_add(&b, edits[i].text);
+            textbuf_addn(&b, sql + at, (size_t)edits[i].start - at);
+            textbuf_add(&b, edits[i].text);
             at = (size_t)edits[i].end;
         }
-        rbuf_addn(&b, sql + at, len - at);
-        *out = rbuf_finish(&b);
+        textbuf_addn(&b, sql + at, len - at);
+        *out = textbuf_finish(&b);
         if (!*out) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
@@ -504,35 +435,35 @@ int rewrite_masked_relation(const char *schema, const char *table, bool only,
             return -1;
         }
     }
-    rbuf b = {0};
-    rbuf_add(&b, "SELECT ");
+    textbuf b = {0};
+    textbuf_add(&b, "SELECT ");
     for (size_t c = 0; c < ncol; c++) {
         const char *mask = NULL;
         for (size_t m = 0; m < n_masks; m++)
             if (strcmp(masks[m].column, names[c]) == 0 && masks[m].sql)
                 mask = masks[m].sql;
         if (c)
-            rbuf_add(&b, ", ");
+            textbuf_add(&b, ", ");
         if (mask) {
-            rbuf_add(&b, "(");
-            rbuf_add(&b, mask);
-            rbuf_add(&b, ") AS ");
+            textbuf_add(&b, "(");
+            textbuf_add(&b, mask);
+            textbuf_add(&b, ") AS ");
         }
-        rbuf_add_ident(&b, names[c]);
+        rewrite_add_ident(&b, names[c]);
     }
-    rbuf_add(&b, ncol ? " FROM " : "FROM ");
+    textbuf_add(&b, ncol ? " FROM " : "FROM ");
     if (only)
-        rbuf_add(&b, "ONLY ");
-    rbuf_add_ident(&b, schema);
-    rbuf_add(&b, ".");
-    rbuf_add_ident(&b, table);
+        textbuf_add(&b, "ONLY ");
+    rewrite_add_ident(&b, schema);
+    textbuf_add(&b, ".");
+    rewrite_add_ident(&b, table);
     if (row_filter_sql) {
-        rbuf_add(&b, " WHERE (");
-        rbuf_add(&b, row_filter_sql);
-        rbuf_add(&b, ")");
+        textbuf_add(&b, " WHERE (");
+        textbuf_add(&b, row_filter_sql);
+        textbuf_add(&b, ")");
     }
-    rbuf_add(&b, " OFFSET 0");
-    *out = rbuf_finish(&b);
+    textbuf_add(&b, " OFFSET 0");
+    *out = textbuf_finish(&b);
     if (!*out) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -544,33 +475,33 @@ char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column)
 {
     if (!column)
         return NULL;
-    rbuf b = {0};
+    textbuf b = {0};
     switch (kind) {
     case REWRITE_MASK_NULL:
-        rbuf_add(&b, "CASE WHEN false THEN ");
-        rbuf_add_ident(&b, column);
-        rbuf_add(&b, " END");
+        textbuf_add(&b, "CASE WHEN false THEN ");
+        rewrite_add_ident(&b, column);
+        textbuf_add(&b, " END");
         break;
     case REWRITE_MASK_HASH:
-        rbuf_add(&b, "pg_catalog.md5(");
-        rbuf_add_ident(&b, column);
-        rbuf_add(&b, "::pg_catalog.text)");
+        textbuf_add(&b, "pg_catalog.md5(");
+        rewrite_add_ident(&b, column);
+        textbuf_add(&b, "::pg_catalog.text)");
         break;
     case REWRITE_MASK_REDACT:
-        rbuf_add(&b, "CASE WHEN ");
-        rbuf_add_ident(&b, column);
-        rbuf_add(&b, " IS NULL THEN NULL ELSE '***' END");
+        textbuf_add(&b, "CASE WHEN ");
+        rewrite_add_ident(&b, column);
+        textbuf_add(&b, " IS NULL THEN NULL ELSE '***' END");
         break;
     case REWRITE_MASK_LAST4:
-        rbuf_add(&b, "CASE WHEN ");
-        rbuf_add_ident(&b, column);
-        rbuf_add(&b, " IS NULL THEN NULL ELSE '***' || pg_catalog.\"right\"(");
-        rbuf_add_ident(&b, column);
-        rbuf_add(&b, "::pg_catalog.text, 4) END");
+        textbuf_add(&b, "CASE WHEN ");
+        rewrite_add_ident(&b, column);
+        textbuf_add(&b, " IS NULL THEN NULL ELSE '***' || pg_catalog.\"right\"(");
+        rewrite_add_ident(&b, column);
+        textbuf_add(&b, "::pg_catalog.text, 4) END");
         break;
     default:
-        free(b.data);
+        free(b.s);
         return NULL;
     }
-    return rbuf_finish(&b);
+    return textbuf_finish(&b);
 }

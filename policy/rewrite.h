@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/textbuf.h"
 #include "policy/analyze.h"
 
 /* ---- quoting -------------------------------------------------------- */
@@ -38,6 +39,9 @@ char *rewrite_quote_ident(const char *name);
  * holds a backslash (safe whatever standard_conforming_strings is).
  * NULL when value is NULL (the caller writes NULL) or on out of memory. */
 char *rewrite_quote_literal(const char *value);
+/* The same, appended to a buffer (an allocation failure sets b->oom). */
+void rewrite_add_ident(textbuf *b, const char *name);
+void rewrite_add_literal(textbuf *b, const char *value);
 
 /* ---- substitution --------------------------------------------------- */
 

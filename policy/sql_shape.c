@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "policy/analyze_internal.h"
-#include "policy/text_hash.h"
+#include "common/text_hash.h"
 
 typedef struct {
     int start, end;

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "proxy/audit_pg.h"
-#include "proxy/clock.h"
-#include "proxy/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "proxy/secret_file.h"
 
 #define AUDIT_WRITER_TICK_MS 10        /* polling interval while records keep coming */

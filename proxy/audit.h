@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 
 typedef struct audit_log audit_log;
 typedef struct audit_settings audit_settings;

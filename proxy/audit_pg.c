@@ -12,9 +12,10 @@
 #include "proxy/audit_pg.h"
 #include "proxy/audit_pg_internal.h"
 
+#include "adapters/audit_store.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/clock.h"
-#include "proxy/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 
 
@@ -81,205 +82,27 @@ pg_line *line_new(const char *data, size_t len)
 
 /* ---------------------------------------------------------- warehouse -- */
 
-static char *quote_ident(const char *s)
-{
-    size_t n = strlen(s);
-    char *q = malloc(n + 3);
-    if (q)
-        snprintf(q, n + 3, "\"%s\"", s);   /* identifiers were validated: no quotes inside */
-    return q;
-}
-
-#define J_TEXT(k) "e->>'" k "'"
-#define J_INT(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'number' THEN (e->>'" k "')::numeric::bigint END"
-#define J_REAL(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'number' THEN (e->>'" k "')::double precision END"
-#define J_BOOL(k) "CASE WHEN jsonb_typeof(e->'" k "') = 'boolean' THEN (e->>'" k "')::boolean END"
-#define J_ARR(k)                                                                                            \
-    "CASE WHEN jsonb_typeof(e->'" k "') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(e->'" k     \
-    "')) END"
-
-static const char INSERT_FMT[] =
-    "INSERT INTO %s (record_id, ts, event, session_id, user_name, groups, client_addr, client_port, "
-    "application_name, database_name, end_user, statement_index, kind, decision, rule, reason, relations, "
-    "datasets, fingerprint, query, query_unparsable, rewritten, duration_ms, row_count, sqlstate, record) "
-    "SELECT encode(sha256(convert_to(e::text, 'UTF8')), 'hex'), "
-    "coalesce((e->>'ts')::timestamptz, now()), coalesce(e->>'event', ''), " J_TEXT("session") ", "
-    J_TEXT("user") ", " J_ARR("groups") ", " J_TEXT("client_addr") ", " J_INT("client_port") ", "
-    J_TEXT("application_name") ", " J_TEXT("database") ", " J_TEXT("end_user") ", " J_INT("statement_index") ", "
-    J_TEXT("kind") ", " J_TEXT("decision") ", " J_TEXT("rule") ", " J_TEXT("reason") ", " J_ARR("relations") ", "
-    J_ARR("datasets") ", " J_TEXT("fingerprint") ", " J_TEXT("query") ", " J_BOOL("query_unparsable") ", "
-    J_BOOL("rewritten") ", " J_REAL("duration_ms") ", " J_INT("rows") ", " J_TEXT("sqlstate") ", e "
-    "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n "
-    "ON CONFLICT (record_id) DO NOTHING";
-
-static const char CREATE_FMT[] =
-    "CREATE SCHEMA IF NOT EXISTS %s;\n"
-    "CREATE TABLE IF NOT EXISTS %s (\n"
-    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-    "  record_id text NOT NULL UNIQUE,\n"
-    "  ts timestamptz NOT NULL,\n"
-    "  event text NOT NULL,\n"
-    "  session_id text,\n"
-    "  user_name text,\n"
-    "  groups text[],\n"
-    "  client_addr text,\n"
-    "  client_port integer,\n"
-    "  application_name text,\n"
-    "  database_name text,\n"
-    "  end_user text,\n"
-    "  statement_index integer,\n"
-    "  kind text,\n"
-    "  decision text,\n"
-    "  rule text,\n"
-    "  reason text,\n"
-    "  relations text[],\n"
-    "  datasets text[],\n"
-    "  fingerprint text,\n"
-    "  query text,\n"
-    "  query_unparsable boolean,\n"
-    "  rewritten boolean,\n"
-    "  duration_ms double precision,\n"
-    "  row_count bigint,\n"
-    "  sqlstate text,\n"
-    "  record jsonb NOT NULL,\n"
-    "  inserted_at timestamptz NOT NULL DEFAULT now()\n"
-    ");\n"
-    "CREATE INDEX IF NOT EXISTS %s ON %s (ts);\n"
-    "CREATE INDEX IF NOT EXISTS %s ON %s (user_name, ts);\n"
-    "COMMENT ON TABLE %s IS 'martgate audit trail: one row per event (see martgate docs/audit.md)';\n";
-
 static void pg_disconnect(audit_pg *p)
 {
     pthread_mutex_lock(&p->mu);
-    if (p->cancel)
-        PQfreeCancel(p->cancel);
+    audit_store_cancel_free(p->cancel);
     p->cancel = NULL;
     p->stats.connected = false;
     pthread_mutex_unlock(&p->mu);
-    if (p->conn)
-        PQfinish(p->conn);
-    p->conn = NULL;
-}
-
-static const char *one_line(const char *msg, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", msg ? msg : "");
-    for (char *c = buf; *c; c++)
-        if (*c == '\n' || *c == '\r')
-            *c = ' ';
-    size_t l = strlen(buf);
-    while (l && buf[l - 1] == ' ')
-        buf[--l] = 0;
-    return buf;
-}
-
-/* Creates the schema, table and indexes when the table is absent. */
-static int ensure_table(audit_pg *p, char *why, size_t whylen)
-{
-    const char *params[1] = {p->qtable};
-    PGresult *r = PQexecParams(p->conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
-    char msg[512];
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(why, whylen, "checking for %s: %s", p->qtable, one_line(PQerrorMessage(p->conn), msg, sizeof msg));
-        PQclear(r);
-        return -1;
-    }
-    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (exists)
-        return 0;
-    char *qschema = quote_ident(p->cfg.schema);
-    char ts_idx[64], user_idx[64];
-    snprintf(ts_idx, sizeof ts_idx, "%s_ts_idx", p->cfg.table);
-    snprintf(user_idx, sizeof user_idx, "%s_user_ts_idx", p->cfg.table);
-    char *qts = quote_ident(ts_idx), *quser = quote_ident(user_idx);
-    char *sql = NULL;
-    int rc = -1;
-    if (qschema && qts && quser &&
-        asprintf(&sql, CREATE_FMT, qschema, p->qtable, qts, p->qtable, quser, p->qtable, p->qtable) >= 0) {
-        /* one simple-protocol message with several statements runs as one transaction */
-        r = PQexec(p->conn, sql);
-        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-            rc = 0;
-            log_msg(LOG_INFO, "audit warehouse: created table %s", p->qtable);
-        } else {
-            snprintf(why, whylen, "creating %s: %s", p->qtable, one_line(PQerrorMessage(p->conn), msg, sizeof msg));
-        }
-        PQclear(r);
-    } else {
-        snprintf(why, whylen, "out of memory");
-    }
-    free(sql);
-    free(qschema);
-    free(qts);
-    free(quser);
-    return rc;
-}
-
-/* Notices of the sink's own connection go to the log as one debug line. */
-static void sink_notice(void *arg, const char *message)
-{
-    (void)arg;
-    char line[512];
-    log_msg(LOG_DEBUG, "audit warehouse sink: %s", one_line(message, line, sizeof line));
+    audit_store_close(p->store);
+    p->store = NULL;
 }
 
 static int pg_connect(audit_pg *p, char *why, size_t whylen)
 {
-    /* defaults first: the conninfo (expanded from dbname) may override them;
-     * the configured password and the application name come after it */
-    const char *keys[10], *vals[10];
-    int k = 0;
-    keys[k] = "connect_timeout", vals[k++] = "5";
-    keys[k] = "keepalives_idle", vals[k++] = "30";
-    keys[k] = "keepalives_interval", vals[k++] = "10";
-    keys[k] = "keepalives_count", vals[k++] = "3";
-    keys[k] = "tcp_user_timeout", vals[k++] = "60000";
-    keys[k] = "dbname", vals[k++] = p->cfg.conninfo;
-    keys[k] = "fallback_application_name", vals[k++] = "martgate-audit";
-    if (p->cfg.password)
-        keys[k] = "password", vals[k++] = p->cfg.password;
-    keys[k] = NULL, vals[k] = NULL;
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    char msg[512];
-    if (!c || PQstatus(c) != CONNECTION_OK) {
-        snprintf(why, whylen, "cannot connect: %s", c ? one_line(PQerrorMessage(c), msg, sizeof msg) : "out of memory");
-        PQfinish(c);
+    p->store = audit_store_open(p->cfg.conninfo, p->cfg.password, p->cfg.schema, p->cfg.table, why, whylen);
+    if (!p->store)
         return -1;
-    }
-    p->conn = c;
-    PQsetNoticeProcessor(c, sink_notice, NULL);   /* "schema already exists" etc.: debug log lines */
-    PGresult *r = PQexec(c, "SET statement_timeout = '60s'");
-    PQclear(r);
-    if (ensure_table(p, why, whylen) != 0) {
-        PQfinish(c);
-        p->conn = NULL;
-        return -1;
-    }
     pthread_mutex_lock(&p->mu);
-    p->cancel = PQgetCancel(c);
+    p->cancel = audit_store_cancel_new(p->store);   /* NULL: a stop cannot interrupt, only wait */
     p->stats.connected = true;
     pthread_mutex_unlock(&p->mu);
     return 0;
-}
-
-/* 0 inserted; 1 a data error (class 22 or 23: the rows, not the warehouse);
- * -1 any other failure (the warehouse: retry later). */
-static int insert_json(audit_pg *p, const char *json, char *why, size_t whylen)
-{
-    const char *params[1] = {json};
-    PGresult *r = PQexecParams(p->conn, p->insert_sql, 1, NULL, params, NULL, NULL, 0);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        char msg[512];
-        snprintf(why, whylen, "%s%s%s", st ? st : "", st ? " " : "",
-                 one_line(PQerrorMessage(p->conn), msg, sizeof msg));
-        rc = st && (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0) && PQstatus(p->conn) == CONNECTION_OK
-                 ? 1 : -1;
-    }
-    PQclear(r);
-    return rc;
 }
 
 static char *json_array_of(const pg_line *lines)
@@ -314,7 +137,7 @@ static int insert_batch(audit_pg *p, pg_line *batch, size_t n, char *why, size_t
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    int rc = insert_json(p, json, why, whylen);
+    int rc = audit_store_insert(p->store, json, why, whylen);
     free(json);
     if (rc <= 0)
         return rc;
@@ -330,7 +153,7 @@ static int insert_batch(audit_pg *p, pg_line *batch, size_t n, char *why, size_t
         memcpy(one + 1, l->data, l->len);
         one[l->len + 1] = ']';
         one[l->len + 2] = 0;
-        rc = insert_json(p, one, why, whylen);
+        rc = audit_store_insert(p->store, one, why, whylen);
         free(one);
         if (rc < 0)
             return -1;
@@ -423,7 +246,7 @@ static void *pg_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        if (!p->conn && !p->stopping && now < next_connect) {
+        if (!p->store && !p->stopping && now < next_connect) {
             /* down: keep memory small, wait for the next attempt */
             spool_memory_locked(p);
             struct timespec until = clock_deadline_in(next_connect - now);
@@ -431,7 +254,7 @@ static void *pg_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             continue;
         }
-        if (!p->conn) {
+        if (!p->store) {
             pthread_mutex_unlock(&p->mu);
             if (pg_connect(p, why, sizeof why) != 0) {
                 pthread_mutex_lock(&p->mu);
@@ -449,7 +272,7 @@ static void *pg_main(void *arg)
                 backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
                 continue;
             }
-            log_msg(LOG_INFO, "audit warehouse: connected; writing to %s", p->qtable);
+            log_msg(LOG_INFO, "audit warehouse: connected; writing to %s", audit_store_table(p->store));
             was_connected = true;
             continue;
         }
@@ -556,7 +379,7 @@ static void *pg_main(void *arg)
             spool_memory_locked(p);
             pthread_mutex_unlock(&p->mu);
             log_msg(LOG_ERROR, "audit warehouse: insert into %s failed: %s; %zu records wait (spool %s); "
-                               "reconnecting in %d s", p->qtable, why, waiting, p->cfg.spool_path, backoff / 1000);
+                               "reconnecting in %d s", audit_store_table(p->store), why, waiting, p->cfg.spool_path, backoff / 1000);
             pg_disconnect(p);
             if (p->stopping)
                 stop_failed = true;
@@ -584,8 +407,6 @@ static void pg_free(audit_pg *p)
         fclose(p->spool_rd);
     if (p->spool_fd >= 0)
         close(p->spool_fd);
-    free(p->qtable);
-    free(p->insert_sql);
     audit_pg_config_clear(&p->cfg);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->done_cv);
@@ -609,16 +430,6 @@ audit_pg *audit_pg_start(const audit_pg_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     p->mem_limit = (size_t)p->cfg.batch_size * 8 > 4096 ? (size_t)p->cfg.batch_size * 8 : 4096;
-    char *qs = quote_ident(p->cfg.schema), *qt = quote_ident(p->cfg.table);
-    if (qs && qt && asprintf(&p->qtable, "%s.%s", qs, qt) < 0)
-        p->qtable = NULL;
-    free(qs);
-    free(qt);
-    if (!p->qtable || asprintf(&p->insert_sql, INSERT_FMT, p->qtable) < 0) {
-        p->insert_sql = NULL;
-        snprintf(err, errlen, "audit.warehouse: out of memory");
-        goto fail;
-    }
     p->spool_fd = open(p->cfg.spool_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (p->spool_fd < 0) {
         snprintf(err, errlen, "audit.warehouse.spool_file: cannot open %s: %s", p->cfg.spool_path, strerror(errno));
@@ -680,13 +491,12 @@ void audit_pg_stop(audit_pg *p)
         while (!p->done) {
             if (pthread_cond_timedwait(&p->done_cv, &p->mu, &until) == ETIMEDOUT) {
                 /* take the handle: the thread cannot free it while we use it unlocked */
-                PGcancel *c = p->cancel;
+                audit_store_cancel *c = p->cancel;
                 p->cancel = NULL;
                 pthread_mutex_unlock(&p->mu);
                 if (c) {
-                    char ebuf[256];
-                    PQcancel(c, ebuf, sizeof ebuf);
-                    PQfreeCancel(c);
+                    audit_store_cancel_send(c);
+                    audit_store_cancel_free(c);
                     log_msg(LOG_WARNING, "audit warehouse: cancelled a statement still running at shutdown");
                 }
                 pthread_mutex_lock(&p->mu);

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/audit_store.h"
 #include "proxy/audit_pg.h"
 
 #define PG_BACKOFF_MIN_MS 1000
@@ -35,8 +35,6 @@ typedef struct pg_line {
 
 struct audit_pg {
     audit_pg_config cfg;
-    char *qtable;            /* "schema"."table" */
-    char *insert_sql;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -52,13 +50,13 @@ struct audit_pg {
     size_t inflight_count;
     bool stopping, done;
     int64_t stop_deadline_ms;
-    PGcancel *cancel;
+    audit_store_cancel *cancel;   /* of the store, for a stop past its deadline */
     audit_pg_stats stats;
     pthread_t thread;
     bool started;
 
     /* sink thread only */
-    PGconn *conn;
+    audit_store *store;      /* the warehouse, while connected */
     FILE *spool_rd;
 };
 

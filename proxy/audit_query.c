@@ -5,7 +5,7 @@
  * Memoized per writer thread.
  */
 #include "proxy/audit_query.h"
-#include "policy/text_hash.h"
+#include "common/text_hash.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -10,19 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/path.h"
 #include "proxy/audit_internal.h"
 #include "proxy/secret_file.h"
 
-static char *resolve_path(const char *dir, const char *p)
-{
-    if (p[0] == '/' || !dir || !*dir)
-        return strdup(p);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, p);
-    return s;
-}
 
 /* ----------------------------------------------------------- settings -- */
 
@@ -139,7 +130,7 @@ static int parse_warehouse(const json_doc *doc, const json_t *w, const char *bas
     } else {
         s->pg.conninfo = strdup(conninfo);
         if (pwfile) {
-            char why[512], *p = resolve_path(base_dir, pwfile);
+            char why[512], *p = path_resolve(base_dir, pwfile);
             s->pg.password = p ? secret_file_read(p, why, sizeof why) : NULL;
             free(p);
             if (!s->pg.password)
@@ -164,11 +155,11 @@ static int parse_warehouse(const json_doc *doc, const json_t *w, const char *bas
     s->pg.flush_interval_ms = (int)flush;
     s->pg.stop_timeout_ms = AUDIT_PG_STOP_MS;
     if (spool) {
-        s->pg.spool_path = resolve_path(base_dir, spool);
+        s->pg.spool_path = path_resolve(base_dir, spool);
     } else {
         /* beside the audit file: that directory is writable by definition */
         char *copy = strdup(s->file);
-        s->pg.spool_path = copy ? resolve_path(dirname(copy), "audit-spool.jsonl") : NULL;
+        s->pg.spool_path = copy ? path_resolve(dirname(copy), "audit-spool.jsonl") : NULL;
         free(copy);
     }
     if (!s->pg.conninfo || !s->pg.schema || !s->pg.table || !s->pg.spool_path) {
@@ -232,7 +223,7 @@ audit_settings *audit_settings_parse(const json_doc *doc, const json_t *audit, c
                        "'%s' is not one of block, deny", wf);
         goto fail;
     }
-    s->file = resolve_path(base_dir, file);
+    s->file = path_resolve(base_dir, file);
     if (!s->file) {
         snprintf(err, errlen, "audit: out of memory");
         goto fail;

@@ -4,8 +4,8 @@
  * when even the spool cannot be written they wait in bounded memory.
  */
 #include "proxy/audit_pg_internal.h"
-#include "proxy/clock.h"
-#include "proxy/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 /* ------------------------------------------------------------- spool -- */
 

@@ -26,9 +26,9 @@
 
 #include "adapters/metabase.h"
 #include "proxy/audit.h"
-#include "proxy/clock.h"
+#include "common/clock.h"
 #include "proxy/jsonw.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 

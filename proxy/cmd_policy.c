@@ -13,7 +13,7 @@
 
 #include "policy/analyze.h"
 #include "policy/decide.h"
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 #include "policy/policy.h"
 #include "policy/policy_cases.h"
 #include "proxy/commands.h"

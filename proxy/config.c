@@ -11,21 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/json_doc.h"
-#include "proxy/log.h"
+#include "common/json_doc.h"
+#include "common/log.h"
+#include "common/path.h"
 #include "proxy/secret_file.h"
 #include "proxy/tls.h"
 
-static char *resolve_path(const char *dir, const char *p)
-{
-    if (p[0] == '/')
-        return strdup(p);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, p);
-    return s;
-}
 
 
 static int parse_listen(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
@@ -87,7 +78,7 @@ static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *e
                                   "no cert_file/key_file and allow_plaintext is false: nobody could connect");
         return 0;
     }
-    char *cp = resolve_path(c->dir, cert), *kp = resolve_path(c->dir, key);
+    char *cp = path_resolve(c->dir, cert), *kp = path_resolve(c->dir, key);
     char why[768];
     c->ssl_ctx = cp && kp ? tls_server_ctx_new(cp, kp, version, why, sizeof why) : NULL;
     free(cp);
@@ -125,7 +116,7 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         db->name = strdup(name);
         db->conninfo = strdup(conninfo);
         if (pwfile) {
-            char why[300], *p = resolve_path(c->dir, pwfile);
+            char why[300], *p = path_resolve(c->dir, pwfile);
             db->password = p ? secret_file_read(p, why, sizeof why) : NULL;
             free(p);
             if (!db->password)
@@ -253,7 +244,7 @@ config *config_load(const char *path, char *err, size_t errlen)
     }
     if (ok && policy) {
         /* every error of the policy goes to the log; err gets the first */
-        c->policy_path = resolve_path(c->dir, policy);
+        c->policy_path = path_resolve(c->dir, policy);
         policy_messages msgs = {0};
         char perr[1024];
         if (!c->policy_path || policy_load(c->policy_path, &c->policy, &msgs, perr, sizeof perr) != 0) {

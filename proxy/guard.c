@@ -9,7 +9,7 @@
 
 #include "policy/decide_memo.h"
 #include "proxy/audit_trail.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/server.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/text_hash.h"
+#include "common/text_hash.h"
 #include "proxy/audit_trail.h"
 
 static size_t home(const guard_names *t, const char *name)

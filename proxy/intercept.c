@@ -12,7 +12,8 @@
 #include "adapters/catalog.h"
 #include "policy/analyze.h"
 #include "policy/decide_memo.h"
-#include "proxy/log.h"
+#include "common/log.h"
+#include "common/textbuf.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 
@@ -420,32 +421,17 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
 
 /* ---- the decision memo ------------------------------------------------------ */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} state_buf;
-
-static void state_put(state_buf *b, const void *v, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->len = b->cap + 1;   /* overflowed: no memo for this state */
-        return;
-    }
-    memcpy(b->p + b->len, v, n);
-    b->len += n;
-}
-
-static void state_str(state_buf *b, const char *v)
+static void state_str(textbuf *b, const char *v)
 {
     /* a tag byte, so that NULL, "" and any text stay distinct */
-    state_put(b, v ? "s" : "n", 1);
+    textbuf_addn(b, v ? "s" : "n", 1);
     if (v)
-        state_put(b, v, strlen(v) + 1);
+        textbuf_addn(b, v, strlen(v) + 1);
 }
 
-static void state_list(state_buf *b, const char *const *v, size_t n)
+static void state_list(textbuf *b, const char *const *v, size_t n)
 {
-    state_put(b, &n, sizeof n);
+    textbuf_addn(b, &n, sizeof n);
     for (size_t i = 0; i < n; i++)
         state_str(b, v[i]);
 }
@@ -458,17 +444,17 @@ static bool memo_enter_state(session *s, const policy_t *p)
 {
     session_guard *g = &s->guard;
     char bytes[2048];
-    state_buf b = {bytes, 0, sizeof bytes};
+    textbuf b = textbuf_fixed(bytes, sizeof bytes);   /* overflowed: no memo for this state */
     uint64_t serial = policy_serial(p);
-    state_put(&b, &serial, sizeof serial);
-    state_put(&b, &g->who.claims, sizeof g->who.claims);
+    textbuf_addn(&b, &serial, sizeof serial);
+    textbuf_addn(&b, &g->who.claims, sizeof g->who.claims);
     state_str(&b, g->who.user);
     state_list(&b, g->who.groups, g->who.n_groups);
     state_str(&b, g->imp_role);
     state_str(&b, s->database);
     state_str(&b, s->be ? backend_parameter(s->be, "session_authorization") : NULL);
     state_list(&b, (const char *const *)g->effective_path.v, g->effective_path.n);
-    return b.len <= b.cap && decide_memo_state(&g->memo, bytes, b.len);
+    return !b.oom && decide_memo_state(&g->memo, bytes, b.len);
 }
 
 static void decide_statement(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,

@@ -7,50 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool reserve(jsonw *w, size_t extra)
-{
-    if (w->oom)
-        return false;
-    if (w->len + extra + 1 <= w->cap)
-        return true;
-    size_t cap = w->cap ? w->cap : 512;
-    while (cap < w->len + extra + 1)
-        cap *= 2;
-    char *s = realloc(w->s, cap);
-    if (!s) {
-        w->oom = true;
-        return false;
-    }
-    w->s = s;
-    w->cap = cap;
-    return true;
-}
-
-void jw_reset(jsonw *w)
-{
-    w->len = 0;
-    w->oom = false;
-    if (w->s)
-        w->s[0] = 0;
-}
-
-void jw_free(jsonw *w)
-{
-    free(w->s);
-    w->s = NULL;
-    w->len = w->cap = 0;
-    w->oom = false;
-}
-
-void jw_raw(jsonw *w, const char *s, size_t n)
-{
-    if (!reserve(w, n))
-        return;
-    memcpy(w->s + w->len, s, n);
-    w->len += n;
-    w->s[w->len] = 0;
-}
-
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
@@ -85,7 +41,7 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 void jw_string(jsonw *w, const char *str, size_t n)
 {
     /* worst case: every byte becomes \u00XX (6) or U+FFFD (3 for 1) */
-    if (!reserve(w, n * 6 + 2))
+    if (!textbuf_reserve(w, n * 6 + 2))
         return;
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)str, *end = p + n;
@@ -137,7 +93,7 @@ void jw_string(jsonw *w, const char *str, size_t n)
 void jw_key(jsonw *w, const char *key)
 {
     size_t k = strlen(key);
-    if (!reserve(w, k + 4))
+    if (!textbuf_reserve(w, k + 4))
         return;
     char *o = w->s + w->len;
     if (w->len && w->s[w->len - 1] != '{')

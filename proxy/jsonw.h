@@ -15,15 +15,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct jsonw {
-    char *s;       /* NUL-terminated when len > 0 */
-    size_t len, cap;
-    bool oom;      /* an append failed: the text is incomplete */
-} jsonw;
+#include "common/textbuf.h"
 
-void jw_reset(jsonw *w);    /* empties, keeps the memory */
-void jw_free(jsonw *w);
-void jw_raw(jsonw *w, const char *s, size_t n);
+/* A jsonw is a common/textbuf: s, len, oom as there. */
+typedef textbuf jsonw;
+
+static inline void jw_reset(jsonw *w) { textbuf_reset(w); }   /* empties, keeps the memory */
+static inline void jw_free(jsonw *w) { textbuf_free(w); }
+static inline void jw_raw(jsonw *w, const char *s, size_t n) { textbuf_addn(w, s, n); }
 /* A JSON string of n bytes of s. */
 void jw_string(jsonw *w, const char *s, size_t n);
 

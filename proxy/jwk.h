@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 
 typedef enum {
     JWK_KIND_HMAC,

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/path.h"
 #include "proxy/jwk.h"
 
 #define ALG_BIT(a) (1u << (unsigned)(a))
@@ -79,21 +80,6 @@ size_t jwt_verifier_max_token_bytes(const jwt_verifier *v)
     return v->max_token_bytes;
 }
 
-static char *resolve_path(const char *base_dir, const char *path)
-{
-    if (path[0] == '/' || !base_dir || !*base_dir)
-        return strdup(path);
-    size_t bl = strlen(base_dir), pl = strlen(path);
-    char *p = malloc(bl + 1 + pl + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, base_dir, bl);
-    size_t off = bl;
-    if (bl && base_dir[bl - 1] != '/')
-        p[off++] = '/';
-    memcpy(p + off, path, pl + 1);
-    return p;
-}
 
 /* Adds a key (taking ownership of material). kid_at locates the kid for a
  * duplicate-kid error, in kid_doc. */
@@ -388,7 +374,7 @@ static int load_key_entry(jwt_verifier *v, const json_doc *doc, const json_t *en
     const json_t *alg_at[JWT_ALG_TERM + 1] = {0};
     if (parse_algorithms(doc, entry, field, &algs, alg_at, err, errlen) != 0)
         return -1;
-    char *path = resolve_path(base_dir, file);
+    char *path = path_resolve(base_dir, file);
     if (!path)
         return json_doc_error(doc, file_at, err, errlen, field, "out of memory");
     int rc;

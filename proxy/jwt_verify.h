@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 
 #define JWT_DEFAULT_MAX_TOKEN_BYTES 8192
 #define JWT_DEFAULT_LEEWAY_SECONDS 30

@@ -19,7 +19,7 @@
 #include "adapters/catalog.h"
 #include "proxy/audit_trail.h"
 #include "proxy/intercept.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 

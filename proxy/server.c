@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "proxy/commands.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/pgwire.h"
 #include "adapters/postgres.h"
 #include "proxy/session.h"

@@ -15,7 +15,7 @@
 #include "adapters/catalog.h"
 #include "proxy/audit.h"
 #include "proxy/config.h"
-#include "proxy/log.h"
+#include "common/log.h"
 
 struct session;
 

@@ -19,8 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/clock.h"
-#include "proxy/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "proxy/server.h"
 
 static void on_client_io(conn *c, conn_event what, void *arg);

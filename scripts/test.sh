@@ -51,6 +51,9 @@ for build in build build-asan; do
   done
 done
 
+# the layer rules: crossing one fails the build (tests/layers/run.sh)
+run_suite "layers: build" bash tests/layers/run.sh build
+
 run_suite "policy tests: examples/passei-direto" build/martgate policy test \
   examples/passei-direto/policy examples/passei-direto/tests.json
 

@@ -45,7 +45,7 @@ echo "fuzz: $(clang --version | head -n1), libFuzzer $rtlib"
 # ---- build ----------------------------------------------------------------
 mkdir -p "$OUT"
 t0=$(date +%s)
-CC=clang cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DMARTGATE_FUZZ=ON >"$OUT/configure.log" 2>&1 || {
+CC=clang cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DMARTGATE_FUZZ=ON -DMARTGATE_WERROR=ON >"$OUT/configure.log" 2>&1 || {
   cat "$OUT/configure.log" >&2
   echo "fuzz: cmake configure failed" >&2
   exit 1

@@ -27,7 +27,7 @@ trap - ERR          # run.sh counts; only the tests report "aborted"
 # Everything the tests need to share the run's PostgreSQL, certificates and
 # pgwire.py; their temporary directories go under ours.
 export MG_PG_BASE MG_PG_SOCK MG_PG_DATA MG_PG_PORT MG_SVC_USER MG_SVC_PASS_FILE MG_CERTS
-export MG_PY_DIR=$H_PY MG_RUN_DIR=$T_DIR
+export MG_RUN_DIR=$T_DIR
 echo "# PostgreSQL $(pg_admin postgres -c 'show server_version') on 127.0.0.1:$MG_PG_PORT; target: $MG_TARGET$([ "$MG_TARGET" = martgate ] && echo " ($MARTGATE_BIN)")"
 
 tests=()

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 #include "proxy/commands.h"
 #include "proxy/jwt_verify.h"
 

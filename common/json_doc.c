@@ -4,7 +4,7 @@
  * pointer. jansson keeps object keys in insertion order and duplicate keys are
  * rejected, so the text and the tree can be walked in step.
  */
-#include "policy/json_doc.h"
+#include "common/json_doc.h"
 
 #include <errno.h>
 #include <stdarg.h>

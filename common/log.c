@@ -2,8 +2,8 @@
  * log: formats "2026-11-25T12:00:00.123456Z LEVEL [prefix] message" lines and
  * writes each with a single write(2) so lines from threads never interleave.
  */
-#include "proxy/log.h"
-#include "proxy/clock.h"
+#include "common/log.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <string.h>

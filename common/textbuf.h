@@ -1,0 +1,43 @@
+/*
+ * textbuf: the one growing byte buffer of martgate (SQL built by policy/,
+ * JSON audit records, decision-memo keys). Always NUL-terminated once
+ * anything was added; an allocation failure sets `oom` and every later append
+ * is ignored, so a builder checks once at the end instead of at every call.
+ * A buffer may also live in caller-provided storage that it never outgrows
+ * (textbuf_fixed): past its size it fails the same way.
+ */
+#ifndef MARTGATE_TEXTBUF_H
+#define MARTGATE_TEXTBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct textbuf {
+    char *s;       /* NUL-terminated when len > 0 */
+    size_t len, cap;
+    bool oom;      /* an append failed: the text is incomplete */
+    bool fixed;    /* s is the caller's storage: never realloc'd or freed */
+} textbuf;
+
+/* A buffer over storage[size] (size > 0) that never grows. */
+static inline textbuf textbuf_fixed(char *storage, size_t size)
+{
+    textbuf b = {storage, 0, size, false, true};
+    storage[0] = '\0';
+    return b;
+}
+
+/* Room for `more` bytes and the NUL; false (and oom set) when there is none. */
+bool textbuf_reserve(textbuf *b, size_t more) __attribute__((warn_unused_result));
+void textbuf_addn(textbuf *b, const void *data, size_t n);
+void textbuf_add(textbuf *b, const char *s);
+void textbuf_addc(textbuf *b, char c);
+void textbuf_addf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empties, keeps the memory. */
+void textbuf_reset(textbuf *b);
+void textbuf_free(textbuf *b);
+/* The text, malloc'd and now the caller's, or NULL after a failure (the
+ * buffer is freed either way). Not for fixed buffers. */
+char *textbuf_finish(textbuf *b) __attribute__((warn_unused_result));
+
+#endif
