@@ -328,7 +328,8 @@ typedef struct analyze_error {
  * other failure, with *out NULL and err filled (err may be NULL). ctx may be
  * NULL (database unknown, default search_path, no catalog). */
 int analyze_sql(const char *sql, const analyze_context *ctx, analysis **out,
-                analyze_error *err);
+                analyze_error *err)
+    __attribute__((warn_unused_result));
 void analysis_free(analysis *a);
 
 /* Short names for logs and messages ("read", "write", "DDL", ...). */
@@ -341,7 +342,8 @@ bool analyze_is_pg_catalog_relation(const char *name);
 /* libpg_query's fingerprint (16 hex digits into hex[17]). Returns 0, or -1
  * with err filled (the text does not parse). Not on the hot path. */
 int analyze_fingerprint(const char *sql, uint64_t *fingerprint, char hex[17],
-                        char *err, size_t errlen);
+                        char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* ---- the shape of a text (sql_shape.c) ------------------------------ */
 
@@ -367,10 +369,12 @@ typedef struct analyze_shape {
 /* Returns 0 with *out filled (free with analyze_shape_clear), or -1 when the
  * scanner rejects the text (unterminated quote...) or on out of memory, with
  * err filled. */
-int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err);
+int analyze_shape_of(const char *sql, analyze_shape *out, analyze_error *err)
+    __attribute__((warn_unused_result));
 void analyze_shape_clear(analyze_shape *s);
 
 /* The normalized text alone (malloc'd, caller frees). 0, or -1 with err. */
-int analyze_normalize(const char *sql, char **normalized, char *err, size_t errlen);
+int analyze_normalize(const char *sql, char **normalized, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

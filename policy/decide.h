@@ -15,7 +15,8 @@
  * reasons are formatted only when asked for.
  *
  * Lifetimes: a decision borrows from the policy, the analysis and the
- * principal passed to decide(); format reasons (decision_reason,
+ * principal passed to decide()
+    __attribute__((warn_unused_result)); format reasons (decision_reason,
  * decide_item_reason) before any of those are freed.
  *
  * What decide needs from policy/analyze and policy/rewrite (agreed through
@@ -132,9 +133,11 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
  * (pg_catalog, pg_temp and information_schema always kept). Returns 0 with
  * *schemas a malloc'd array (free() it) of strings owned by the policy, or
  * -1 on out of memory. *n may be 0: an empty search_path. */
-int decide_search_path(const policy_t *p, const decide_principal *who, const char ***schemas, size_t *n);
+int decide_search_path(const policy_t *p, const decide_principal *who, const char ***schemas, size_t *n)
+    __attribute__((warn_unused_result));
 /* The same as SET syntax: "origination_mart, \"Sales\"" or "''" (malloc'd). */
-char *decide_search_path_text(const policy_t *p, const decide_principal *who);
+char *decide_search_path_text(const policy_t *p, const decide_principal *who)
+    __attribute__((warn_unused_result));
 
 /* May a session give setting `name` (any case) the value `value`, as SET or
  * as a startup parameter? The same test as a SET statement's (built-in
@@ -167,7 +170,8 @@ char *decide_catalog_column_hidden(void *ctx, const char *schema_expr, const cha
  * memory. The policy's `roles` map names to groups and its `impersonators`
  * say who may take which roles. */
 int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
-                         const char *const **groups, size_t *n_groups, char *why, size_t whylen);
+                         const char *const **groups, size_t *n_groups, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
 
 /* Is `who` one of the policy's impersonators (for any role)? */
 bool decide_is_impersonator(const policy_t *p, const decide_principal *who);

@@ -49,11 +49,13 @@ void policy_messages_free(policy_messages *m);
  * reference the caller owns), or -1 with err holding the first error and how
  * many more there were. msgs (optional) receives every error and warning. */
 int policy_load(const char *path, policy_t **out, policy_messages *msgs,
-                char *err, size_t errlen);
+                char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* The same from one in-memory document called `name` in messages. */
 int policy_load_text(const char *name, const char *text, size_t len, policy_t **out,
-                     policy_messages *msgs, char *err, size_t errlen);
+                     policy_messages *msgs, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Reference counting (atomic): a session holds a reference for its life;
  * the last unref frees the policy. Both accept NULL. */

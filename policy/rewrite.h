@@ -34,11 +34,13 @@
 
 /* quote_ident: name as is when it is a lower-case identifier that is not a
  * reserved word, else double-quoted with " doubled. NULL on out of memory. */
-char *rewrite_quote_ident(const char *name);
+char *rewrite_quote_ident(const char *name)
+    __attribute__((warn_unused_result));
 /* quote_literal: '...' with ' doubled; E'...' with \ doubled when the value
  * holds a backslash (safe whatever standard_conforming_strings is).
  * NULL when value is NULL (the caller writes NULL) or on out of memory. */
-char *rewrite_quote_literal(const char *value);
+char *rewrite_quote_literal(const char *value)
+    __attribute__((warn_unused_result));
 /* The same, appended to a buffer (an allocation failure sets b->oom). */
 void rewrite_add_ident(textbuf *b, const char *name);
 void rewrite_add_literal(textbuf *b, const char *value);
@@ -60,7 +62,8 @@ typedef struct rewrite_substitution {
  * out of memory); *out is NULL then. n == 0 copies the text. */
 int rewrite_apply(const char *sql, const analysis *a,
                   const rewrite_substitution *subs, size_t n,
-                  char **out, char *err, size_t errlen);
+                  char **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* ---- masked / filtered relations ------------------------------------ */
 
@@ -86,7 +89,8 @@ int rewrite_masked_relation(const char *schema, const char *table, bool only,
                             rewrite_columns_fn columns, void *columns_ctx,
                             const rewrite_column_mask *masks, size_t n_masks,
                             const char *row_filter_sql,
-                            char **out, char *err, size_t errlen);
+                            char **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Mask kinds as SQL over a quoted column (decide may use these or build its
  * own expressions). NULLs stay NULL; c is quote_ident(column):
@@ -102,7 +106,8 @@ typedef enum rewrite_mask_kind {
     REWRITE_MASK_REDACT,
     REWRITE_MASK_LAST4
 } rewrite_mask_kind;
-char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column);
+char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column)
+    __attribute__((warn_unused_result));
 
 /* ---- catalog filtering ---------------------------------------------- */
 
@@ -146,7 +151,8 @@ bool rewrite_is_filtered_catalog(const char *schema, const char *name);
  * schema.name is not a filtered catalog (*out NULL), or -1 with err. */
 int rewrite_catalog_relation(const char *schema, const char *name,
                              const rewrite_catalog_filter *f,
-                             char **out, char *err, size_t errlen);
+                             char **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Substitutions for every filtered catalog read in `a`. *subs is malloc'd,
  * each replacement malloc'd: release with rewrite_free_substitutions.
@@ -155,7 +161,8 @@ int rewrite_catalog_relation(const char *schema, const char *name,
  * or an unqualified name that may be one but whose schema is unknown. */
 int rewrite_catalog_substitutions(const analysis *a, const rewrite_catalog_filter *f,
                                   rewrite_substitution **subs,
-                                  char *err, size_t errlen);
+                                  char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 void rewrite_free_substitutions(rewrite_substitution *subs, size_t n);
 
 #endif

@@ -61,7 +61,7 @@ int schema_list_copy(schema_list *dst, const schema_list *src)
     return schema_list_set(dst, (const char *const *)src->v, src->n);
 }
 
-static int list_union(schema_list *dst, const schema_list *src)
+static __attribute__((warn_unused_result)) int list_union(schema_list *dst, const schema_list *src)
 {
     for (size_t i = 0; i < src->n; i++)
         if (schema_list_add(dst, src->v[i]) != 0)
@@ -138,7 +138,8 @@ static void effect_of(const analysis *a, size_t index, path_effect *e)
         e->changes = true;
         if (st->action == ANALYZE_SET_VALUE && st->schemas) {
             for (size_t k = 0; k < st->n_schemas; k++)
-                schema_list_add(&e->schemas, st->schemas[k]);
+                if (schema_list_add(&e->schemas, st->schemas[k]) != 0)
+                    e->incomplete = true;   /* fails closed: effect_apply ends the session */
         } else {
             e->to_startup = true;
         }
@@ -150,7 +151,22 @@ static int effect_copy(path_effect *dst, const path_effect *src)
     effect_clear(dst);
     dst->changes = src->changes;
     dst->to_startup = src->to_startup;
-    return schema_list_copy(&dst->schemas, &src->schemas);
+    dst->incomplete = src->incomplete;
+    if (schema_list_copy(&dst->schemas, &src->schemas) != 0) {
+        dst->incomplete = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Out of memory while following search_path: names would resolve against a
+ * path martgate does not know, so the session ends (fail closed). */
+static void path_lost(struct session *s)
+{
+    pg_error err = {.severity = "FATAL", .sqlstate = SQLSTATE_OUT_OF_MEMORY,
+                    .message = "out of memory while following search_path; the session is ended"};
+    session_log(s, LOG_ERROR, "%s", err.message);
+    session_close(s, &err);
 }
 
 /* The statement runs now: the tracked value widens to everything it may
@@ -160,9 +176,13 @@ static void effect_apply(struct session *s, const path_effect *e)
     if (!e->changes)
         return;
     session_guard *g = &s->guard;
-    list_union(&g->effective_path, &e->schemas);
-    if (e->to_startup)
-        list_union(&g->effective_path, &g->startup_path);
+    if (e->incomplete || list_union(&g->effective_path, &e->schemas) != 0 ||
+        (e->to_startup && list_union(&g->effective_path, &g->startup_path) != 0)) {
+        /* a search_path martgate cannot follow would resolve names it did
+         * not decide: fail closed */
+        path_lost(s);
+        return;
+    }
     g->tx_path_changed = true;
     g->path_changes++;
     relay_learn_search_path(s);
@@ -174,8 +194,8 @@ static void effect_apply(struct session *s, const path_effect *e)
 static guard_named *names_put(guard_names *t, const char *name, const path_effect *e)
 {
     guard_named *n = names_add(t, name);
-    if (n)
-        effect_copy(&n->effect, e);
+    if (n && effect_copy(&n->effect, e) != 0)
+        n->effect.incomplete = true;   /* its Execute ends the session (effect_apply) */
     return n;
 }
 
@@ -343,11 +363,13 @@ static void statement_prepared(struct session *s, const char *name, const path_e
     guard_named *old = names_find(&g->statements, name);
     bool was_known = old && *name && old->text && !old->unsure;
     path_effect both = {0};
-    if (was_known && effect_copy(&both, &old->effect) == 0) {
+    if (was_known) {
         /* whichever runs, the guard expects the effects of both */
+        if (effect_copy(&both, &old->effect) != 0 || list_union(&both.schemas, &e->schemas) != 0)
+            both.incomplete = true;
         both.changes = both.changes || e->changes;
         both.to_startup = both.to_startup || e->to_startup;
-        list_union(&both.schemas, &e->schemas);
+        both.incomplete = both.incomplete || e->incomplete;
         e = &both;
     }
     guard_named *ne = names_put(&g->statements, name, e);
@@ -490,12 +512,15 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             if (p && p->effect.changes) {
                 now.changes = true;
                 now.to_startup = now.to_startup || p->effect.to_startup;
-                list_union(&now.schemas, &p->effect.schemas);
+                now.incomplete = now.incomplete || p->effect.incomplete;
+                if (list_union(&now.schemas, &p->effect.schemas) != 0)
+                    now.incomplete = true;
             }
         }
         if (st->kind == ANALYZE_STMT_TRANSACTION && g->tx_path_changed && is_tx_end(st->tag)) {
             now.changes = true;
-            list_union(&g->effective_path, &g->committed_path);
+            if (list_union(&g->effective_path, &g->committed_path) != 0)
+                now.incomplete = true;
         }
         if (st->deallocate_all)
             statements_dropped(s, NULL);
@@ -604,7 +629,11 @@ void guard_search_path_learned(struct session *s, const char *value, char tx_sta
     schema_list_clear(&g->effective_path);
     g->effective_path = l;
     if (tx_status == 'I') {
-        schema_list_copy(&g->committed_path, &g->effective_path);
+        if (schema_list_copy(&g->committed_path, &g->effective_path) != 0) {
+            /* a ROLLBACK would restore a path martgate does not know */
+            path_lost(s);
+            return;
+        }
         g->tx_path_changed = false;
     }
 }
@@ -618,7 +647,10 @@ void guard_on_ready_for_query(struct session *s, char previous, char status)
         return;
     /* a transaction that changed search_path ended: it may have undone the change */
     if (g->tx_path_changed && previous != 'I' && status == 'I') {
-        list_union(&g->effective_path, &g->committed_path);
+        if (list_union(&g->effective_path, &g->committed_path) != 0) {
+            path_lost(s);
+            return;
+        }
         g->path_changes++;
         relay_learn_search_path(s);
     }

@@ -34,17 +34,20 @@ typedef struct {
 } schema_list;
 
 void schema_list_clear(schema_list *l);
-int schema_list_add(schema_list *l, const char *s);
-int schema_list_set(schema_list *l, const char *const *v, size_t n);
-int schema_list_copy(schema_list *dst, const schema_list *src);
+int schema_list_add(schema_list *l, const char *s) __attribute__((warn_unused_result));
+int schema_list_set(schema_list *l, const char *const *v, size_t n)
+    __attribute__((warn_unused_result));
+int schema_list_copy(schema_list *dst, const schema_list *src) __attribute__((warn_unused_result));
 /* Splits a search_path value as SHOW prints it; 0 or -1 when malformed. */
-int guard_parse_search_path(const char *text, schema_list *out);
+int guard_parse_search_path(const char *text, schema_list *out)
+    __attribute__((warn_unused_result));
 
 /* What running a statement may do to search_path. */
 typedef struct {
     bool changes;
     schema_list schemas;     /* values it may set */
     bool to_startup;         /* RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL */
+    bool incomplete;         /* out of memory while recording it: the path cannot be known */
 } path_effect;
 
 /* What a decision was made for: the policy (by serial), the principal (a
@@ -97,7 +100,8 @@ typedef struct {
 
 guard_named *names_find(const guard_names *t, const char *name);
 /* Finds name, or adds an empty entry for it; NULL out of memory. */
-guard_named *names_add(guard_names *t, const char *name);
+guard_named *names_add(guard_names *t, const char *name)
+    __attribute__((warn_unused_result));
 /* Drops name (every name when NULL), releasing what its entry holds. */
 void names_drop(guard_names *t, const char *name);
 void names_free(guard_names *t);

@@ -569,10 +569,18 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
             sets_path = true;
     if (sets_path && a->n_stmts > 1 && has_unqualified(a)) {
         schema_list wide = {0};
-        schema_list_copy(&wide, &g->effective_path);
-        for (size_t i = 0; i < a->n_settings; i++)
-            for (size_t k = 0; a->settings[i].schemas && k < a->settings[i].n_schemas; k++)
-                schema_list_add(&wide, a->settings[i].schemas[k]);
+        bool complete = schema_list_copy(&wide, &g->effective_path) == 0;
+        for (size_t i = 0; complete && i < a->n_settings; i++)
+            for (size_t k = 0; complete && a->settings[i].schemas && k < a->settings[i].n_schemas; k++)
+                complete = schema_list_add(&wide, a->settings[i].schemas[k]) == 0;
+        if (!complete) {
+            /* a narrower path than the statement may use: refuse it */
+            schema_list_clear(&wide);
+            analysis_free(a);
+            deny(out, SQLSTATE_OUT_OF_MEMORY, NULL, 0, "out of memory while analysing the statement");
+            trail_refused(s, sql, out->sqlstate, "out of memory");
+            return;
+        }
         ctx.search_path = (const char *const *)wide.v;
         ctx.n_search_path = wide.n;
         analysis_free(a);

@@ -9,6 +9,7 @@
 
 /* malloc'ed secret, or NULL with why filled ("cannot open x: ...", "x is
  * larger than 4095 bytes"). */
-char *secret_file_read(const char *path, char *why, size_t whylen);
+char *secret_file_read(const char *path, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
 
 #endif
