@@ -59,7 +59,7 @@ void audit_pg_config_clear(audit_pg_config *c)
     memset(c, 0, sizeof *c);
 }
 
-void free_lines(pg_line *l)
+void audit_pg_lines_free(pg_line *l)
 {
     while (l) {
         pg_line *n = l->next;
@@ -68,7 +68,7 @@ void free_lines(pg_line *l)
     }
 }
 
-pg_line *line_new(const char *data, size_t len)
+pg_line *audit_pg_line_new(const char *data, size_t len)
 {
     pg_line *l = malloc(sizeof *l + len + 1);
     if (!l)
@@ -178,7 +178,7 @@ static void persist_remaining(audit_pg *p, pg_line *inflight, size_t ninflight, 
     bool rewrite = (!inflight_from_spool && ninflight > 0) || p->spool_read_off > 0;
     int rc = 0;
     if (!rewrite) {
-        rc = spool_memory_locked(p);
+        rc = audit_spool_memory_locked(p);
     } else {
         char *tmp = NULL;
         int fd = -1;
@@ -188,7 +188,7 @@ static void persist_remaining(audit_pg *p, pg_line *inflight, size_t ninflight, 
             fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         rc = fd < 0 ? -1 : 0;
         for (pg_line *l = inflight_from_spool ? NULL : inflight; rc == 0 && l; l = l->next)
-            rc = write_fully(fd, l->data, l->len) || write_fully(fd, "\n", 1) ? -1 : 0;
+            rc = audit_spool_write_fully(fd, l->data, l->len) || audit_spool_write_fully(fd, "\n", 1) ? -1 : 0;
         /* the unread part of the spool */
         off_t off = p->spool_read_off;
         char chunk[65536];
@@ -199,11 +199,11 @@ static void persist_remaining(audit_pg *p, pg_line *inflight, size_t ninflight, 
                 rc = -1;
                 break;
             }
-            rc = write_fully(fd, chunk, (size_t)r);
+            rc = audit_spool_write_fully(fd, chunk, (size_t)r);
             off += r;
         }
         for (pg_line *l = p->mem_head; rc == 0 && l; l = l->next)
-            rc = write_fully(fd, l->data, l->len) || write_fully(fd, "\n", 1) ? -1 : 0;
+            rc = audit_spool_write_fully(fd, l->data, l->len) || audit_spool_write_fully(fd, "\n", 1) ? -1 : 0;
         if (rc == 0 && fsync(fd) != 0)
             rc = -1;
         if (fd >= 0 && close(fd) != 0)
@@ -248,7 +248,7 @@ static void *pg_main(void *arg)
         }
         if (!p->store && !p->stopping && now < next_connect) {
             /* down: keep memory small, wait for the next attempt */
-            spool_memory_locked(p);
+            audit_spool_memory_locked(p);
             struct timespec until = clock_deadline_in(next_connect - now);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             pthread_mutex_unlock(&p->mu);
@@ -259,7 +259,7 @@ static void *pg_main(void *arg)
             if (pg_connect(p, why, sizeof why) != 0) {
                 pthread_mutex_lock(&p->mu);
                 size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
-                spool_memory_locked(p);
+                audit_spool_memory_locked(p);
                 pthread_mutex_unlock(&p->mu);
                 if (p->stopping)
                     stop_failed = true;
@@ -280,7 +280,7 @@ static void *pg_main(void *arg)
             if (p->spool_size > p->spool_read_off) {
                 off_t from = p->spool_read_off, size = p->spool_size;
                 pthread_mutex_unlock(&p->mu);
-                inflight = spool_read_batch(p, from, size, &spool_end, &ninflight, &spool_consumed);
+                inflight = audit_spool_read_batch(p, from, size, &spool_end, &ninflight, &spool_consumed);
                 from_spool = true;
                 if (!ninflight) {
                     /* nothing usable (skipped lines, or a read error): move past what was consumed */
@@ -352,7 +352,7 @@ static void *pg_main(void *arg)
             }
             p->inflight_count = 0;
             pthread_mutex_unlock(&p->mu);
-            free_lines(inflight);
+            audit_pg_lines_free(inflight);
             inflight = NULL;
             ninflight = 0;
             backoff = PG_BACKOFF_MIN_MS;
@@ -361,22 +361,22 @@ static void *pg_main(void *arg)
             size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
             if (from_spool) {
                 /* still in the spool from the read offset: read again later */
-                free_lines(inflight);
+                audit_pg_lines_free(inflight);
                 inflight = NULL;
                 ninflight = 0;
                 p->inflight_count = 0;
             } else if (p->spool_size == p->spool_read_off) {
                 /* the oldest records: they open the spool, memory follows */
-                if (spool_lines_locked(p, inflight, ninflight) != 0) {
-                    spool_failed_locked(p, ninflight, errno);
+                if (audit_spool_lines_locked(p, inflight, ninflight) != 0) {
+                    audit_spool_failed_locked(p, ninflight, errno);
                 } else {
-                    free_lines(inflight);
+                    audit_pg_lines_free(inflight);
                     inflight = NULL;
                     ninflight = 0;
                     p->inflight_count = 0;
                 }
             }
-            spool_memory_locked(p);
+            audit_spool_memory_locked(p);
             pthread_mutex_unlock(&p->mu);
             log_msg(LOG_ERROR, "audit warehouse: insert into %s failed: %s; %zu records wait (spool %s); "
                                "reconnecting in %d s", audit_store_table(p->store), why, waiting, p->cfg.spool_path, backoff / 1000);
@@ -389,7 +389,7 @@ static void *pg_main(void *arg)
     }
     pg_disconnect(p);
     persist_remaining(p, inflight, ninflight, from_spool);
-    free_lines(inflight);
+    audit_pg_lines_free(inflight);
     pthread_mutex_lock(&p->mu);
     p->inflight_count = 0;
     p->done = true;
@@ -402,7 +402,7 @@ static void *pg_main(void *arg)
 
 static void pg_free(audit_pg *p)
 {
-    free_lines(p->mem_head);
+    audit_pg_lines_free(p->mem_head);
     if (p->spool_rd)
         fclose(p->spool_rd);
     if (p->spool_fd >= 0)
@@ -450,7 +450,7 @@ audit_pg *audit_pg_start(const audit_pg_config *cfg, char *err, size_t errlen)
         char last = '\n';
         if (pread(p->spool_fd, &last, 1, p->spool_size - 1) == 1 && last != '\n') {
             /* an earlier run died in the middle of a line: end it, so it is one bad line, not two */
-            if (write_fully(p->spool_fd, "\n", 1) == 0)
+            if (audit_spool_write_fully(p->spool_fd, "\n", 1) == 0)
                 p->spool_size++;
             log_msg(LOG_WARNING, "audit warehouse: the spool %s ended in the middle of a line", p->cfg.spool_path);
         }

@@ -60,13 +60,13 @@ struct audit_pg {
     FILE *spool_rd;
 };
 
-void free_lines(pg_line *l);
-pg_line *line_new(const char *data, size_t len);
-int write_fully(int fd, const char *data, size_t len);
-void spool_failed_locked(audit_pg *p, size_t n, int err);
-int spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n);
-int spool_memory_locked(audit_pg *p);
-pg_line *spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, size_t *count,
+void audit_pg_lines_free(pg_line *l);
+pg_line *audit_pg_line_new(const char *data, size_t len);
+int audit_spool_write_fully(int fd, const char *data, size_t len);
+void audit_spool_failed_locked(audit_pg *p, size_t n, int err);
+int audit_spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n);
+int audit_spool_memory_locked(audit_pg *p);
+pg_line *audit_spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, size_t *count,
                                  size_t *lines);
 
 #endif

@@ -9,7 +9,7 @@
 
 /* ------------------------------------------------------------- spool -- */
 
-int write_fully(int fd, const char *data, size_t len)
+int audit_spool_write_fully(int fd, const char *data, size_t len)
 {
     size_t off = 0;
     while (off < len) {
@@ -29,7 +29,7 @@ int write_fully(int fd, const char *data, size_t len)
 /* Lock held. Appends a buffer of n whole lines; all or nothing. */
 static int spool_append_locked(audit_pg *p, const char *data, size_t len, size_t n)
 {
-    if (write_fully(p->spool_fd, data, len) != 0) {
+    if (audit_spool_write_fully(p->spool_fd, data, len) != 0) {
         int e = errno;
         if (ftruncate(p->spool_fd, p->spool_size) != 0)
             log_msg(LOG_ERROR, "audit warehouse: cannot cut a partial write back from %s: %s", p->cfg.spool_path,
@@ -44,7 +44,7 @@ static int spool_append_locked(audit_pg *p, const char *data, size_t len, size_t
 }
 
 /* Lock held. Logs a failed spool write, at most every PG_LOG_EVERY_MS. */
-void spool_failed_locked(audit_pg *p, size_t n, int err)
+void audit_spool_failed_locked(audit_pg *p, size_t n, int err)
 {
     int64_t now = clock_mono_ms();
     if (p->spool_err_logged_ms && now - p->spool_err_logged_ms < PG_LOG_EVERY_MS) {
@@ -60,7 +60,7 @@ void spool_failed_locked(audit_pg *p, size_t n, int err)
 
 /* Lock held. Appends a list of n lines to the spool; on failure the caller
  * keeps them (errno set). */
-int spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n)
+int audit_spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n)
 {
     if (!lines)
         return 0;
@@ -85,15 +85,15 @@ int spool_lines_locked(audit_pg *p, const pg_line *lines, size_t n)
 
 /* Lock held. Moves the lines in memory to the end of the spool (they are
  * newer than everything there). On failure they stay in memory. */
-int spool_memory_locked(audit_pg *p)
+int audit_spool_memory_locked(audit_pg *p)
 {
     if (!p->mem_head)
         return 0;
-    if (spool_lines_locked(p, p->mem_head, p->mem_count) != 0) {
-        spool_failed_locked(p, p->mem_count, errno);
+    if (audit_spool_lines_locked(p, p->mem_head, p->mem_count) != 0) {
+        audit_spool_failed_locked(p, p->mem_count, errno);
         return -1;
     }
-    free_lines(p->mem_head);
+    audit_pg_lines_free(p->mem_head);
     p->mem_head = p->mem_tail = NULL;
     p->mem_count = 0;
     p->mem_bytes = 0;
@@ -110,13 +110,13 @@ void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
     pthread_mutex_lock(&p->mu);
     bool to_spool = p->spool_size > p->spool_read_off || p->mem_count + n > p->mem_limit ||
                     p->mem_bytes + len > PG_MEM_MAX_BYTES / 4;
-    if (to_spool && spool_memory_locked(p) == 0) {
+    if (to_spool && audit_spool_memory_locked(p) == 0) {
         if (spool_append_locked(p, lines, len, n) == 0) {
             pthread_cond_signal(&p->cv);
             pthread_mutex_unlock(&p->mu);
             return;
         }
-        spool_failed_locked(p, n, errno);
+        audit_spool_failed_locked(p, n, errno);
     }
     /* in memory: the fast path, or the spool failed (then memory is capped) */
     size_t dropped = 0;
@@ -124,7 +124,7 @@ void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
     while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t l = nl ? (size_t)(nl - s) : (size_t)(end - s);
-        pg_line *ln = l && p->mem_bytes + l <= PG_MEM_MAX_BYTES ? line_new(s, l) : NULL;
+        pg_line *ln = l && p->mem_bytes + l <= PG_MEM_MAX_BYTES ? audit_pg_line_new(s, l) : NULL;
         if (ln) {
             if (p->mem_tail)
                 p->mem_tail->next = ln;
@@ -157,7 +157,7 @@ void audit_pg_submit(audit_pg *p, const char *lines, size_t len)
 /* Sink thread: reads up to batch_size lines of the spool from the read
  * offset, not beyond size. *end_off is where the next batch starts; *lines
  * counts the lines read, the skipped ones included. */
-pg_line *spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, size_t *count,
+pg_line *audit_spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, size_t *count,
                                  size_t *lines)
 {
     pg_line *head = NULL, *tail = NULL;
@@ -186,7 +186,7 @@ pg_line *spool_read_batch(audit_pg *p, off_t from, off_t size, off_t *end_off, s
                                "(the record is in the audit file)", l, (long long)(off - r), p->cfg.spool_path);
             continue;
         }
-        pg_line *ln = line_new(line, l);
+        pg_line *ln = audit_pg_line_new(line, l);
         if (!ln) {
             off -= r;
             --*lines;

@@ -97,7 +97,7 @@ static bool trusts_remark(session *s)
     if (!t)
         return false;
     if (t->trusts_remark < 0) {
-        const policy_t *p = s->srv->cfg->policy;
+        const policy_t *p = session_policy(s);
         bool imp = p && s->guard.ready && decide_is_impersonator(p, &s->guard.login_who);
         t->trusts_remark = audit_trusts_end_user(log_of(s), s->user, imp);
     }

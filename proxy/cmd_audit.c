@@ -298,14 +298,14 @@ static int reader_next(line_reader *r, size_t max_line, bool final, char **line,
 
 /* --------------------------------------------------------------- match -- */
 
-const char *str_field(json_t *rec, const char *key)
+const char *cmd_audit_str_field(json_t *rec, const char *key)
 {
     json_t *v = json_object_get(rec, key);
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 /* The session id as text, whether the log holds a number or a string. */
-const char *session_text(json_t *rec, char *buf, size_t n)
+const char *cmd_audit_session_text(json_t *rec, char *buf, size_t n)
 {
     json_t *v = json_object_get(rec, "session");
     if (json_is_string(v))
@@ -341,16 +341,16 @@ static bool relation_matches(const char *rel, const char *want)
 
 static bool record_matches(const audit_filter *f, json_t *rec, int64_t ts_us)
 {
-    if (f->events.n && !(str_field(rec, "event") && strlist_has(&f->events, str_field(rec, "event"))))
+    if (f->events.n && !(cmd_audit_str_field(rec, "event") && strlist_has(&f->events, cmd_audit_str_field(rec, "event"))))
         return false;
     if (f->users.n) {
-        const char *u = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+        const char *u = cmd_audit_str_field(rec, "user"), *eu = cmd_audit_str_field(rec, "end_user");
         if (!((u && strlist_has(&f->users, u)) || (eu && strlist_has(&f->users, eu))))
             return false;
     }
     if (f->groups.n && !array_has_any(rec, "groups", &f->groups))
         return false;
-    if (f->decisions.n && !(str_field(rec, "decision") && strlist_has(&f->decisions, str_field(rec, "decision"))))
+    if (f->decisions.n && !(cmd_audit_str_field(rec, "decision") && strlist_has(&f->decisions, cmd_audit_str_field(rec, "decision"))))
         return false;
     if (f->datasets.n && !array_has_any(rec, "datasets", &f->datasets))
         return false;
@@ -367,7 +367,7 @@ static bool record_matches(const audit_filter *f, json_t *rec, int64_t ts_us)
     }
     if (f->sessions.n) {
         char b[32];
-        const char *s = session_text(rec, b, sizeof b);
+        const char *s = cmd_audit_session_text(rec, b, sizeof b);
         if (!s || !strlist_has(&f->sessions, s))
             return false;
     }
@@ -408,7 +408,7 @@ static bool handle_line(run_state *st, line_reader *r, const char *line, size_t 
     }
     int64_t ts = 0;
     if (st->f->has_since || st->f->has_until) {
-        const char *t = str_field(rec, "ts");
+        const char *t = cmd_audit_str_field(rec, "ts");
         if (!t || !parse_time(t, false, &ts)) {
             st->bad_lines++;
             fprintf(stderr, "martgate audit: %s:%llu: no RFC 3339 \"ts\"; skipped\n", r->name, r->lineno);
@@ -419,14 +419,14 @@ static bool handle_line(run_state *st, line_reader *r, const char *line, size_t 
     if (record_matches(st->f, rec, ts)) {
         st->matched++;
         if (st->f->summary)
-            summary_add(&st->sum, rec);
+            cmd_audit_summary_add(&st->sum, rec);
         else if (st->f->json)
             fprintf(st->out, "%.*s\n", (int)len, line);
         else {
-            if (table_add(&st->table, rec) != 0)
+            if (cmd_audit_table_add(&st->table, rec) != 0)
                 fprintf(stderr, "martgate audit: out of memory\n");
             if (st->table.nrows >= CLI_TABLE_FLUSH_ROWS)
-                table_flush(&st->table, st->out);
+                cmd_audit_table_flush(&st->table, st->out);
         }
     }
     json_decref(rec);
@@ -452,7 +452,7 @@ static int read_all(run_state *st, line_reader *r)
 static void flush_output(run_state *st)
 {
     if (!st->f->summary && !st->f->json && st->table.nrows)
-        table_flush(&st->table, st->out);
+        cmd_audit_table_flush(&st->table, st->out);
     fflush(st->out);
 }
 
@@ -685,7 +685,7 @@ int cmd_audit_main(int argc, char **argv)
             }
         }
         if (f.summary)
-            print_summary(&st.sum, f.top, f.json, st.out);
+            cmd_audit_print_summary(&st.sum, f.top, f.json, st.out);
         flush_output(&st);
         if (st.bad_lines)
             fprintf(stderr, "martgate audit: %llu bad lines skipped\n", st.bad_lines);

@@ -45,11 +45,11 @@ typedef struct {
     json_t *denied;          /* fingerprint -> {count, users{}, query, reason} */
 } summary;
 
-const char *str_field(json_t *rec, const char *key);
-const char *session_text(json_t *rec, char *buf, size_t n);
-void table_flush(out_table *t, FILE *out);
-int table_add(out_table *t, json_t *rec);
-void summary_add(summary *s, json_t *rec);
-void print_summary(summary *s, int top, bool json, FILE *out);
+const char *cmd_audit_str_field(json_t *rec, const char *key);
+const char *cmd_audit_session_text(json_t *rec, char *buf, size_t n);
+void cmd_audit_table_flush(out_table *t, FILE *out);
+int cmd_audit_table_add(out_table *t, json_t *rec);
+void cmd_audit_summary_add(summary *s, json_t *rec);
+void cmd_audit_print_summary(summary *s, int top, bool json, FILE *out);
 
 #endif

@@ -74,7 +74,7 @@ static char *join_array(json_t *arr)
     return s;
 }
 
-void table_flush(out_table *t, FILE *out)
+void cmd_audit_table_flush(out_table *t, FILE *out)
 {
     if (!t->header_done) {
         for (int c = 0; c < NCOLS; c++) {
@@ -114,7 +114,7 @@ void table_flush(out_table *t, FILE *out)
     fflush(out);
 }
 
-int table_add(out_table *t, json_t *rec)
+int cmd_audit_table_add(out_table *t, json_t *rec)
 {
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 256;
@@ -125,13 +125,13 @@ int table_add(out_table *t, json_t *rec)
         t->cap = cap;
     }
     char sbuf[32], ubuf[512];
-    const char *user = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+    const char *user = cmd_audit_str_field(rec, "user"), *eu = cmd_audit_str_field(rec, "end_user");
     if (eu) {
         snprintf(ubuf, sizeof ubuf, "%s (%s)", user ? user : "", eu);
         user = ubuf;
     }
     char *datasets = join_array(json_object_get(rec, "datasets"));
-    const char *reason = str_field(rec, "reason"), *query = str_field(rec, "query");
+    const char *reason = cmd_audit_str_field(rec, "reason"), *query = cmd_audit_str_field(rec, "query");
     char *detail = NULL;
     if (reason && query) {
         if (asprintf(&detail, "%s | %s", reason, query) < 0)
@@ -140,8 +140,8 @@ int table_add(out_table *t, json_t *rec)
         detail = strdup(reason ? reason : query ? query : json_is_true(json_object_get(rec, "query_unparsable"))
                                                               ? "(query not parsable; text not logged)" : "");
     }
-    const char *vals[NCOLS] = {str_field(rec, "ts"), str_field(rec, "event"), session_text(rec, sbuf, sizeof sbuf),
-                               user, str_field(rec, "decision"), str_field(rec, "rule"), datasets, detail};
+    const char *vals[NCOLS] = {cmd_audit_str_field(rec, "ts"), cmd_audit_str_field(rec, "event"), cmd_audit_session_text(rec, sbuf, sizeof sbuf),
+                               user, cmd_audit_str_field(rec, "decision"), cmd_audit_str_field(rec, "rule"), datasets, detail};
     char **row = t->cells + t->nrows * NCOLS;
     int rc = 0;
     for (int c = 0; c < NCOLS; c++) {
@@ -173,14 +173,14 @@ static void count_key(json_t *obj, const char *key)
         json_object_set_new(obj, key, json_integer(1));
 }
 
-void summary_add(summary *s, json_t *rec)
+void cmd_audit_summary_add(summary *s, json_t *rec)
 {
     s->records++;
-    const char *ev = str_field(rec, "event");
+    const char *ev = cmd_audit_str_field(rec, "event");
     count_key(s->events, ev ? ev : "(none)");
     if (!ev || strcmp(ev, "statement") != 0)
         return;
-    const char *user = str_field(rec, "user"), *eu = str_field(rec, "end_user");
+    const char *user = cmd_audit_str_field(rec, "user"), *eu = cmd_audit_str_field(rec, "end_user");
     char ubuf[512];
     if (eu) {
         snprintf(ubuf, sizeof ubuf, "%s (%s)", user ? user : "", eu);
@@ -188,7 +188,7 @@ void summary_add(summary *s, json_t *rec)
     }
     if (!user)
         user = "-";
-    const char *dec = str_field(rec, "decision");
+    const char *dec = cmd_audit_str_field(rec, "decision");
     if (!dec)
         dec = "-";
     json_t *ds = json_object_get(rec, "datasets"), *it;
@@ -208,7 +208,7 @@ void summary_add(summary *s, json_t *rec)
         free(key);
     }
     if (strcmp(dec, "deny") == 0) {
-        const char *fp = str_field(rec, "fingerprint");
+        const char *fp = cmd_audit_str_field(rec, "fingerprint");
         if (!fp)
             fp = "(unparsable)";
         json_t *e = json_object_get(s->denied, fp);
@@ -216,7 +216,7 @@ void summary_add(summary *s, json_t *rec)
             e = json_object();
             json_object_set_new(e, "count", json_integer(0));
             json_object_set_new(e, "users", json_object());
-            const char *q = str_field(rec, "query"), *r = str_field(rec, "reason");
+            const char *q = cmd_audit_str_field(rec, "query"), *r = cmd_audit_str_field(rec, "reason");
             json_object_set_new(e, "query", q ? json_string(q) : json_null());
             json_object_set_new(e, "reason", r ? json_string(r) : json_null());
             json_object_set_new(s->denied, fp, e);
@@ -246,7 +246,7 @@ static int cmp_denied(const void *a, const void *b)
     return strcmp(x->fp, y->fp);
 }
 
-void print_summary(summary *s, int top, bool json, FILE *out)
+void cmd_audit_print_summary(summary *s, int top, bool json, FILE *out)
 {
     size_t n = json_object_size(s->udd), k = 0;
     const char **keys = calloc(n ? n : 1, sizeof *keys);

@@ -193,7 +193,7 @@ static void effect_apply(struct session *s, const path_effect *e)
 /* Sets name's effect (a copy), adding the name if new; returns the entry. */
 static guard_named *names_put(guard_names *t, const char *name, const path_effect *e)
 {
-    guard_named *n = names_add(t, name);
+    guard_named *n = guard_names_add(t, name);
     if (n && effect_copy(&n->effect, e) != 0)
         n->effect.incomplete = true;   /* its Execute ends the session (effect_apply) */
     return n;
@@ -223,7 +223,7 @@ static size_t path_key(const session_guard *g, char *buf, size_t cap)
 /* Records the epoch of now in e. */
 static void epoch_now(const struct session *s, guard_epoch *e)
 {
-    const policy_t *p = s->srv->cfg->policy;
+    const policy_t *p = session_policy(s);
     char key[2048];
     size_t n = path_key(&s->guard, key, sizeof key);
     free(e->path);
@@ -237,7 +237,7 @@ static void epoch_now(const struct session *s, guard_epoch *e)
 
 static bool epoch_is_now(const struct session *s, const guard_epoch *e)
 {
-    const policy_t *p = s->srv->cfg->policy;
+    const policy_t *p = session_policy(s);
     if (!e->path || e->policy != (p ? policy_serial(p) : 0) || e->who != s->guard.who_serial)
         return false;
     char key[2048];
@@ -267,12 +267,12 @@ bool guard_full(const session_guard *g, size_t n, size_t bytes)
 
 bool guard_has_statement(const session_guard *g, const char *name)
 {
-    return names_find(&g->statements, name) != NULL;
+    return guard_names_find(&g->statements, name) != NULL;
 }
 
 guard_named *guard_stale(struct session *s, bool cursor, const char *name)
 {
-    guard_named *n = names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
+    guard_named *n = guard_names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
     if (!n || (n->text && !n->unsure && !n->indirect && epoch_is_now(s, &n->epoch)))
         return NULL;
     return n;
@@ -360,7 +360,7 @@ static void statement_prepared(struct session *s, const char *name, const path_e
                                size_t n, const guard_parse *parse, bool indirect)
 {
     session_guard *g = &s->guard;
-    guard_named *old = names_find(&g->statements, name);
+    guard_named *old = guard_names_find(&g->statements, name);
     bool was_known = old && *name && old->text && !old->unsure;
     path_effect both = {0};
     if (was_known) {
@@ -387,9 +387,9 @@ static void statement_prepared(struct session *s, const char *name, const path_e
 void guard_outcome_failed(struct session *s, char what, const char *name)
 {
     guard_names *t = what == 'K' ? &s->guard.cursors : &s->guard.statements;
-    guard_named *e = names_find(t, name);
+    guard_named *e = guard_names_find(t, name);
     if (!e && *name)
-        e = names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
+        e = guard_names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
     if (e)
         e->unsure = true;
     /* out of memory the name stays unknown: a Bind of it is refused, an
@@ -398,7 +398,7 @@ void guard_outcome_failed(struct session *s, char what, const char *name)
 
 bool guard_parse_needs_close(struct session *s, const char *name)
 {
-    const guard_named *e = *name ? names_find(&s->guard.statements, name) : NULL;
+    const guard_named *e = *name ? guard_names_find(&s->guard.statements, name) : NULL;
     return e && e->unsure;
 }
 
@@ -443,20 +443,20 @@ static void statements_dropped(struct session *s, const char *name)
         for (size_t i = 0; i < g->statements.n; i++)
             relay_note_touched(s, 'S', g->statements.v[i].name);
     }
-    names_drop(&g->statements, name);
+    guard_names_drop(&g->statements, name);
 }
 
 /* The same for cursor `name` (every one when NULL): CLOSE, DISCARD ALL. */
 static void cursors_dropped(struct session *s, const char *name)
 {
     guard_names *t = &s->guard.cursors;
-    if (name && names_find(t, name)) {
+    if (name && guard_names_find(t, name)) {
         relay_note_touched(s, 'K', name);
     } else if (!name) {
         for (size_t i = 0; i < t->n; i++)
             relay_note_touched(s, 'K', t->v[i].name);
     }
-    names_drop(t, name);
+    guard_names_drop(t, name);
 }
 
 void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
@@ -473,7 +473,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         /* a PREPARE, DEALLOCATE, DECLARE, CLOSE or DISCARD prepared this
          * way does what it does by name when a portal of it runs
          * (intercept_execute), not now */
-        guard_named *ne = names_find(&g->statements, stmt_name ? stmt_name : "");
+        guard_named *ne = guard_names_find(&g->statements, stmt_name ? stmt_name : "");
         if (ne)
             ne->names_effects = names_effects_of(a);
         return;
@@ -508,7 +508,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
         }
         effect_of(a, i, &now);
         if (st->execute_name) {
-            guard_named *p = names_find(&g->statements, st->execute_name);
+            guard_named *p = guard_names_find(&g->statements, st->execute_name);
             if (p && p->effect.changes) {
                 now.changes = true;
                 now.to_startup = now.to_startup || p->effect.to_startup;
@@ -535,7 +535,7 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
          * impersonation, as it resets the role on a server */
         statements_dropped(s, NULL);
         cursors_dropped(s, NULL);
-        names_drop(&g->portals, NULL);
+        guard_names_drop(&g->portals, NULL);
         if (g->imp_role) {
             session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
             free(g->imp_role);
@@ -550,24 +550,24 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
 
 void guard_on_query_message(struct session *s)
 {
-    names_drop(&s->guard.statements, "");
-    names_drop(&s->guard.portals, "");
+    guard_names_drop(&s->guard.statements, "");
+    guard_names_drop(&s->guard.portals, "");
 }
 
 void guard_on_bind(struct session *s, const char *portal, const char *stmt)
 {
     session_guard *g = &s->guard;
-    guard_named *p = names_find(&g->portals, portal);
+    guard_named *p = guard_names_find(&g->portals, portal);
     if (p && *portal)
         return;   /* a named portal that exists stays: the server refuses the Bind */
-    const guard_named *st = names_find(&g->statements, stmt);
+    const guard_named *st = guard_names_find(&g->statements, stmt);
     static const path_effect none = {0};
     p = names_put(&g->portals, portal, st ? &st->effect : &none);
-    st = names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
+    st = guard_names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
     if (p) {
         trail_tmpl_release(p->tmpl);
         p->tmpl = st ? trail_tmpl_ref(st->tmpl) : NULL;
-        const policy_t *pol = s->srv->cfg->policy;
+        const policy_t *pol = session_policy(s);
         p->bound_policy = pol ? policy_serial(pol) : 0;
         p->bound_who = g->who_serial;
         /* what it does by name when it runs: decided again then */
@@ -582,37 +582,37 @@ void guard_on_bind(struct session *s, const char *portal, const char *stmt)
 
 bool guard_portal_current(struct session *s, const guard_named *p)
 {
-    const policy_t *pol = s->srv->cfg->policy;
+    const policy_t *pol = session_policy(s);
     return !p || (p->bound_policy == (pol ? policy_serial(pol) : 0) && p->bound_who == s->guard.who_serial);
 }
 
 void guard_on_execute(struct session *s, const char *portal)
 {
-    const guard_named *p = names_find(&s->guard.portals, portal);
+    const guard_named *p = guard_names_find(&s->guard.portals, portal);
     if (p)
         effect_apply(s, &p->effect);
 }
 
 void guard_on_close(struct session *s, char what, const char *name)
 {
-    names_drop(what == 'S' ? &s->guard.statements : &s->guard.portals, name);
+    guard_names_drop(what == 'S' ? &s->guard.statements : &s->guard.portals, name);
     if (what != 'S')
-        names_drop(&s->guard.cursors, name);   /* a cursor is a portal too */
+        guard_names_drop(&s->guard.cursors, name);   /* a cursor is a portal too */
 }
 
 guard_named *guard_statement(struct session *s, const char *name)
 {
-    return names_find(&s->guard.statements, name);
+    return guard_names_find(&s->guard.statements, name);
 }
 
 guard_named *guard_cursor(struct session *s, const char *name)
 {
-    return names_find(&s->guard.cursors, name);
+    return guard_names_find(&s->guard.cursors, name);
 }
 
 guard_named *guard_portal(struct session *s, const char *name)
 {
-    return names_find(&s->guard.portals, name);
+    return guard_names_find(&s->guard.portals, name);
 }
 
 /* ---- what the warehouse tells ---------------------------------------------- */
@@ -642,7 +642,7 @@ void guard_on_ready_for_query(struct session *s, char previous, char status)
 {
     session_guard *g = &s->guard;
     if (status == 'I' && g->portals.n)
-        names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
+        guard_names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
     if (!g->ready)
         return;
     /* a transaction that changed search_path ended: it may have undone the change */
@@ -661,9 +661,9 @@ void guard_free(session_guard *g)
     schema_list_clear(&g->startup_path);
     schema_list_clear(&g->committed_path);
     schema_list_clear(&g->effective_path);
-    names_free(&g->statements);
-    names_free(&g->cursors);
-    names_free(&g->portals);
+    guard_names_free(&g->statements);
+    guard_names_free(&g->cursors);
+    guard_names_free(&g->portals);
     free(g->imp_role);
     decide_memo_free(g->memo);
     if (g->ready)

@@ -98,13 +98,13 @@ typedef struct {
     size_t text_bytes;       /* of the texts kept */
 } guard_names;
 
-guard_named *names_find(const guard_names *t, const char *name);
+guard_named *guard_names_find(const guard_names *t, const char *name);
 /* Finds name, or adds an empty entry for it; NULL out of memory. */
-guard_named *names_add(guard_names *t, const char *name)
+guard_named *guard_names_add(guard_names *t, const char *name)
     __attribute__((warn_unused_result));
 /* Drops name (every name when NULL), releasing what its entry holds. */
-void names_drop(guard_names *t, const char *name);
-void names_free(guard_names *t);
+void guard_names_drop(guard_names *t, const char *name);
+void guard_names_free(guard_names *t);
 
 /* What one session may keep of prepared statements and cursors (their texts
  * are decided again when they run in another epoch); beyond it a PREPARE,

@@ -6,9 +6,11 @@
  */
 #include "proxy/guard.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "common/text_hash.h"
 #include "proxy/audit_trail.h"
 
@@ -28,6 +30,8 @@ static size_t slot_of(const guard_names *t, size_t i)
 
 static bool rebuild(guard_names *t, size_t nslots)
 {
+    assert(nslots && (nslots & (nslots - 1)) == 0);   /* a power of two: home() masks */
+    assert(t->n * 2 <= nslots);                       /* at most half full: probes end */
     uint32_t *slots = calloc(nslots, sizeof *slots);
     if (!slots)
         return false;
@@ -43,7 +47,7 @@ static bool rebuild(guard_names *t, size_t nslots)
     return true;
 }
 
-guard_named *names_find(const guard_names *t, const char *name)
+guard_named *guard_names_find(const guard_names *t, const char *name)
 {
     if (!t->n)
         return NULL;
@@ -55,19 +59,14 @@ guard_named *names_find(const guard_names *t, const char *name)
     return NULL;
 }
 
-guard_named *names_add(guard_names *t, const char *name)
+guard_named *guard_names_add(guard_names *t, const char *name)
 {
-    guard_named *e = names_find(t, name);
+    guard_named *e = guard_names_find(t, name);
     if (e)
         return e;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4;
-        guard_named *v = realloc(t->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        t->v = v;
-        t->cap = cap;
-    }
+    assert(t->n <= t->cap && t->n * 2 <= t->nslots + 1);
+    if (t->n == t->cap && grow_array((void **)&t->v, &t->cap, t->n + 1, sizeof *t->v, 4) != 0)
+        return NULL;
     if ((t->n + 1) * 2 > t->nslots && !rebuild(t, t->nslots ? t->nslots * 2 : 8))
         return NULL;
     char *copy = strdup(name);
@@ -95,7 +94,7 @@ static void entry_free(guard_names *t, guard_named *e)
     trail_tmpl_release(e->tmpl);
 }
 
-void names_drop(guard_names *t, const char *name)
+void guard_names_drop(guard_names *t, const char *name)
 {
     if (!name) {
         for (size_t i = 0; i < t->n; i++)
@@ -105,7 +104,7 @@ void names_drop(guard_names *t, const char *name)
             memset(t->slots, 0, t->nslots * sizeof *t->slots);
         return;
     }
-    guard_named *e = names_find(t, name);
+    guard_named *e = guard_names_find(t, name);
     if (!e)
         return;
     size_t i = (size_t)(e - t->v), mask = t->nslots - 1;
@@ -132,9 +131,9 @@ void names_drop(guard_names *t, const char *name)
     t->n--;
 }
 
-void names_free(guard_names *t)
+void guard_names_free(guard_names *t)
 {
-    names_drop(t, NULL);
+    guard_names_drop(t, NULL);
     free(t->v);
     free(t->slots);
     memset(t, 0, sizeof *t);

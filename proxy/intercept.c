@@ -19,11 +19,6 @@
 
 /* ---- callbacks for decide ---------------------------------------------------- */
 
-static const policy_t *current_policy(const session *s)
-{
-    return s->srv->cfg->policy;
-}
-
 static int guard_columns(void *ctx, const char *schema, const char *table, const char ***names, size_t *n)
 {
     session *s = ctx;
@@ -53,7 +48,7 @@ int guard_login(session *s, char **search_path_text, char *err, size_t errlen)
 {
     session_guard *g = &s->guard;
     *search_path_text = NULL;
-    const policy_t *p = current_policy(s);
+    const policy_t *p = session_policy(s);
     if (!p)
         return 0;
     g->who.user = s->ident.user ? s->ident.user : s->user;
@@ -141,7 +136,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
         a->roles[0].via_function)
         return false;
     const analysis_role_change *rc = &a->roles[0];
-    const char *hint = s->srv->cfg->deny_hint;
+    const char *hint = session_deny_hint(s);
     const char *local = rc->is_local ? "LOCAL " : "";
     char sql[512];
     if ((rc->action == ANALYZE_ROLE_SET || rc->action == ANALYZE_ROLE_RESET) &&
@@ -245,7 +240,7 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
 
 static recheck_result recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
 {
-    const policy_t *p = current_policy(s);
+    const policy_t *p = session_policy(s);
     if (!p) {
         guard_refresh(s, e);
         return RECHECK_RUN;
@@ -351,7 +346,7 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
         const char *name = st->execute_name ? st->execute_name : fetch ? st->cursor_name : NULL;
         char why[1024];
         if (name && still_allowed(s, !st->execute_name, name, false, sql, why, sizeof why) != RECHECK_RUN) {
-            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, s->srv->cfg->deny_hint, 0, "%s", why);
+            deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, session_deny_hint(s), 0, "%s", why);
             return false;
         }
     }
@@ -502,7 +497,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         session_log(s, LOG_WARNING, "statement refused: the audit queue is full");
         return;
     }
-    const policy_t *p = current_policy(s);
+    const policy_t *p = session_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */
         guard_statement_allowed(s, NULL, kind, stmt_name, sql, parse);
@@ -510,7 +505,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
         return;
     }
     session_guard *g = &s->guard;
-    const char *hint = s->srv->cfg->deny_hint;
+    const char *hint = session_deny_hint(s);
     if (!g->ready) {
         deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0,
              "this session started before martgate's policy was loaded; reconnect");
@@ -550,7 +545,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
                              intercept_result *out)
 {
     session_guard *g = &s->guard;
-    const char *hint = s->srv->cfg->deny_hint;
+    const char *hint = session_deny_hint(s);
     analyze_context ctx;
     session_context(s, &ctx);
     analysis *a = NULL;

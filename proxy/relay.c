@@ -29,7 +29,7 @@
 
 void relay_note_touched(session *s, char what, const char *name)
 {
-    if (!names_note_kind(&s->relay.q, what, name))
+    if (!rq_names_note_kind(&s->relay.q, what, name))
         s->relay.q.names_lost = true;   /* the relay ends the session */
 }
 
@@ -37,7 +37,7 @@ void relay_free(relay_state *r)
 {
     free(r->learned);
     r->learned = NULL;
-    q_free(&r->q);
+    rq_free(&r->q);
 }
 
 bool relay_idle(const session *s)
@@ -48,7 +48,7 @@ bool relay_idle(const session *s)
 static void inject_learn(session *s)
 {
     relay_state *r = &s->relay;
-    if (pgw_query(s->server.out, "SHOW search_path") == 0 && q_push(&r->q, INTERNAL)) {
+    if (pgw_query(s->server.out, "SHOW search_path") == 0 && rq_push(&r->q, INTERNAL)) {
         r->learn_pending = false;
         r->learn_mark = s->guard.path_changes;
     }
@@ -127,7 +127,7 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
 {
     struct evbuffer *out = s->server.out;
     int rc = kind == 'P' ? pgw_parse(out, stmt_name, POISON_SQL, NULL, 0) : pgw_query(out, POISON_SQL);
-    return rc == 0 && q_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
+    return rc == 0 && rq_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
 }
 
 /* martgate's own Close of statement `name`, ahead of what the client sent
@@ -135,8 +135,8 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
 static bool hidden_close(session *s, const char *name)
 {
     relay_queue *q = &s->relay.q;
-    return pgw_close(s->server.out, 'S', name) == 0 && names_note(q, name) && names_end(q) &&
-           q_push(q, HIDDEN_CLOSE);
+    return pgw_close(s->server.out, 'S', name) == 0 && rq_names_note(q, name) && rq_names_end(q) &&
+           rq_push(q, HIDDEN_CLOSE);
 }
 
 /* Prepares statement `name` again, as the guard has it now (the text
@@ -153,7 +153,7 @@ static bool reprepare(session *s, const char *name)
     session_log(s, LOG_DEBUG, "preparing statement \"%s\" again before its Bind", name);
     return hidden_close(s, name) &&
            pgw_parse(s->server.out, name, e->held ? e->held : e->text, e->types, e->types_len) == 0 &&
-           names_note(q, name) && names_end(q) && q_push(q, HIDDEN_PARSE);
+           rq_names_note(q, name) && rq_names_end(q) && rq_push(q, HIDDEN_PARSE);
 }
 
 /* A statement held for the catalog or for audit room may go on: read the
@@ -281,7 +281,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     if (ok && close_first && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
         ok = hidden_close(s, name);
     if (ok && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
-        ok = (type != 'P' || names_note(q, name)) && names_end(q);
+        ok = (type != 'P' || rq_names_note(q, name)) && rq_names_end(q);
     if (type == 'Q' && res.verdict != INTERCEPT_WAIT && res.verdict != INTERCEPT_WAIT_AUDIT)
         guard_on_query_message(s);   /* the Query (or its poison) ends the unnamed statement and portal */
     switch (res.verdict) {
@@ -299,7 +299,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return false;
     case INTERCEPT_ALLOW:
         ok = ok && evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
-             q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
+             rq_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
         s->pending_req = NULL;
         break;
     case INTERCEPT_REPLACE:
@@ -307,7 +307,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
             ok = (type == 'Q' ? pgw_query(out, res.text)
                               : pgw_parse(out, name, res.text, (const unsigned char *)body + pos, rest)) == 0;
         evbuffer_drain(in, len + 1);
-        ok = ok && q_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
+        ok = ok && rq_push_req(&s->relay.q, (uint8_t)type, s->pending_req);
         s->pending_req = NULL;
         break;
     case INTERCEPT_DENY: {
@@ -381,7 +381,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             /* the end of COPY data: a Sync after it is answered again */
             if (r->copy_in)
                 r->copy_in = false;
-            else if (r->q.len && !q_push(&r->q, COPY_END)) {
+            else if (r->q.len && !rq_push(&r->q, COPY_END)) {
                 snprintf(bad, badlen, "out of memory");
                 return SCAN_BAD;
             }
@@ -455,7 +455,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                     return SCAN_DENY;
                 }
                 req = trail_execute(s, a);
-                if (!names_end(&r->q)) {   /* after the names its run noted */
+                if (!rq_names_end(&r->q)) {   /* after the names its run noted */
                     trail_discard(req);
                     snprintf(bad, badlen, "out of memory");
                     return SCAN_BAD;
@@ -468,14 +468,14 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                 /* a cursor closed as a portal: if the Close fails, the guard learns */
                 bool cursor = body[0] == 'P' && guard_cursor(s, a);
                 guard_on_close(s, body[0], a);
-                if ((body[0] == 'S' && !names_note(&r->q, a)) || (cursor && !names_note_kind(&r->q, 'K', a)) ||
-                    !names_end(&r->q)) {
+                if ((body[0] == 'S' && !rq_names_note(&r->q, a)) || (cursor && !rq_names_note_kind(&r->q, 'K', a)) ||
+                    !rq_names_end(&r->q)) {
                     snprintf(bad, badlen, "out of memory");
                     return SCAN_BAD;
                 }
             }
         }
-        if (tracked_request(type) && !ignored && !q_push_req(&r->q, (uint8_t)type, req)) {
+        if (tracked_request(type) && !ignored && !rq_push_req(&r->q, (uint8_t)type, req)) {
             trail_discard(req);
             snprintf(bad, badlen, "out of memory");
             return SCAN_BAD;
@@ -556,14 +556,14 @@ static bool refuse_message(session *s, const char *why)
     evbuffer_drain(s->client.in, n);
     r->client_discard = (uint32_t)(r->denied_len - n);
     pg_error e = {.severity = "ERROR", .sqlstate = r->denied_sqlstate, .message = why,
-                  .hint = strcmp(r->denied_sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE) ? NULL : s->cfg->deny_hint};
+                  .hint = strcmp(r->denied_sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE) ? NULL : session_deny_hint(s)};
     /* Bind: portal "", statement "" and nothing more; Execute: portal ""
      * without its row limit */
     static const unsigned char bind[] = {'B', 0, 0, 0, 6, 0, 0};
     static const unsigned char execute[] = {'E', 0, 0, 0, 5, 0};
     bool ok = r->denied_type == 'B' ? evbuffer_add(out, bind, sizeof bind) == 0
                                     : evbuffer_add(out, execute, sizeof execute) == 0;
-    return ok && q_push_poison(&r->q, (uint8_t)r->denied_type, &e);
+    return ok && rq_push_poison(&r->q, (uint8_t)r->denied_type, &e);
 }
 
 void relay_client_readable(session *s)
@@ -586,7 +586,7 @@ void relay_client_readable(session *s)
             continue;
         if (st < 0)
             break;
-        if (r->q.len && q_head(&r->q) == INTERNAL) {
+        if (r->q.len && rq_head(&r->q) == INTERNAL) {
             /* martgate asked for the search_path a statement just changed:
              * nothing of the client goes on until the answer is in (one round
              * trip, only after a change), so the answer is the path the next
@@ -715,29 +715,29 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         *approved = off;
         if (len < 4 || len > 0x3fffffff)
             return SCAN_BAD;
-        if (q_head(&r->q) == INTERNAL)
+        if (rq_head(&r->q) == INTERNAL)
             return SCAN_HOLD;
-        struct trail_req *req = q_head_req(&r->q);
+        struct trail_req *req = rq_head_req(&r->q);
         if (req)
             note_answer(req, type, p + off, len, off + len + 1 <= n);
         if ((type == 'C' || type == 'E') && r->copy_in)
             r->copy_in = false;   /* the COPY ended (an error ends it early) */
         /* a Sync is answered by ReadyForQuery alone (an error or notice may
          * come first): anything else means the queue is not the warehouse's */
-        if ((q_head(&r->q) & (uint8_t)~POISON) == 'S' && type && strchr("123CDTnsIGHtW", type)) {
+        if ((rq_head(&r->q) & (uint8_t)~POISON) == 'S' && type && strchr("123CDTnsIGHtW", type)) {
             session_log(s, LOG_ERROR, "lost track of the requests in flight: '%c' answers a Sync", type);
             return SCAN_BAD;
         }
         switch (type) {
         case 'G':
-            r->copy_in = q_copy_started(&r->q);
+            r->copy_in = rq_copy_started(&r->q);
             break;
         case 'E':
-            if (q_head(&r->q) & POISON)
+            if (rq_head(&r->q) & POISON)
                 return SCAN_HOLD;
-            if (q_head(&r->q) == 'Q')
+            if (rq_head(&r->q) == 'Q')
                 r->q.head_failed = true;   /* its later statements did not run */
-            pop_after_error(&r->q);
+            rq_pop_after_error(&r->q);
             break;
         case 'Z': {
             if (len != 5)
@@ -746,13 +746,13 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
                 return SCAN_MORE;
             char prev = r->tx_status;
             r->tx_status = (char)p[off + 5];
-            uint8_t head = q_head(&r->q) & (uint8_t)~POISON;
+            uint8_t head = rq_head(&r->q) & (uint8_t)~POISON;
             if (head != 'S' && head != 'Q' && head != 'F') {
                 session_log(s, LOG_ERROR, "lost track of the requests in flight: ReadyForQuery with no Sync or "
                             "Query in flight");
                 return SCAN_BAD;
             }
-            q_pop_outcome(&r->q, !r->q.head_failed);
+            rq_pop_outcome(&r->q, !r->q.head_failed);
             r->q.head_failed = false;
             guard_on_ready_for_query(s, prev, r->tx_status);
             if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
@@ -768,23 +768,23 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
                 note_parameter(s, (const char *)p + off + 5, len - 4);
             break;
         case '1':
-            if (q_head(&r->q) == HIDDEN_PARSE)
+            if (rq_head(&r->q) == HIDDEN_PARSE)
                 return SCAN_HOLD;   /* answers martgate's own Parse: dropped */
-            if (!pop_expected(&r->q, 'P'))
+            if (!rq_pop_expected(&r->q, 'P'))
                 return SCAN_BAD;
             break;
         case '2':
-            if (!pop_expected(&r->q, 'B'))
+            if (!rq_pop_expected(&r->q, 'B'))
                 return SCAN_BAD;
             break;
         case '3':
-            if (q_head(&r->q) == HIDDEN_CLOSE)
+            if (rq_head(&r->q) == HIDDEN_CLOSE)
                 return SCAN_HOLD;
-            if (!pop_expected(&r->q, 'C'))
+            if (!rq_pop_expected(&r->q, 'C'))
                 return SCAN_BAD;
             break;
-        case 'T': case 'n': pop_if(&r->q, 'D'); break;
-        case 'C': case 'I': case 's': pop_if(&r->q, 'E'); break;
+        case 'T': case 'n': rq_pop_if(&r->q, 'D'); break;
+        case 'C': case 'I': case 's': rq_pop_if(&r->q, 'E'); break;
         default: break;
         }
         if (off + len + 1 > n) {
@@ -817,7 +817,7 @@ static void take_internal_answer(session *s, char type, uint32_t len)
         unsigned char z[6];
         evbuffer_copyout(in, z, 6);
         r->tx_status = (char)z[5];
-        q_pop(&r->q);
+        rq_pop(&r->q);
         if (r->learned && s->guard.path_changes == r->learn_mark)
             guard_search_path_learned(s, r->learned, r->tx_status);
         else if (r->learned)
@@ -877,19 +877,19 @@ void relay_server_readable(session *s)
         pgw_peek_header(in, &type, &len);
         if (evbuffer_get_length(in) < (size_t)len + 1)
             break;
-        if (q_head(&r->q) == INTERNAL) {
+        if (rq_head(&r->q) == INTERNAL) {
             take_internal_answer(s, type, len);
             continue;
         }
-        if (q_head(&r->q) == HIDDEN_CLOSE || q_head(&r->q) == HIDDEN_PARSE) {
+        if (rq_head(&r->q) == HIDDEN_CLOSE || rq_head(&r->q) == HIDDEN_PARSE) {
             evbuffer_drain(in, len + 1);   /* its CloseComplete or ParseComplete */
-            q_pop(&r->q);
+            rq_pop(&r->q);
             continue;
         }
         /* an ErrorResponse answering a poison is at the head: swap in ours */
         evbuffer_drain(in, len + 1);
         pgw_error(out, &r->q.poison[r->q.phead]);
-        pop_after_error(&r->q);
+        rq_pop_after_error(&r->q);
     }
     if (s->state == SS_READY && client_may_resume(s) && evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
         r->client_paused = false;

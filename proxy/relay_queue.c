@@ -4,11 +4,26 @@
  */
 #include "proxy/relay_queue.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/audit_trail.h"
 #include "proxy/guard.h"
+
+/* The ring's invariants (checked in the ASan/Debug build): lengths within
+ * capacities, heads inside the rings, one poison error per poisoned request
+ * at most, and the names of requests in flight inside their buffer. */
+static void rq_check(const relay_queue *q)
+{
+    assert(q->len <= q->cap);
+    assert(q->cap == 0 || q->head < q->cap);
+    assert(q->plen <= q->pcap);
+    assert(q->pcap == 0 || q->phead < q->pcap);
+    assert(q->plen <= q->len);
+    assert(q->names_off + q->names_len <= q->names_cap);
+    (void)q;
+}
 
 static bool q_grow(relay_queue *q)
 {
@@ -34,29 +49,30 @@ static bool q_grow(relay_queue *q)
 }
 
 /* Pushes a request; req (may be NULL) is the audit record it completes. */
-bool q_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
+bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
     if (q->len == q->cap && !q_grow(q))
         return false;
     q->kinds[(q->head + q->len) % q->cap] = kind;
     q->reqs[(q->head + q->len) % q->cap] = req;
     q->len++;
+    rq_check(q);
     return true;
 }
 
-bool q_push(relay_queue *q, uint8_t kind)
+bool rq_push(relay_queue *q, uint8_t kind)
 {
-    return q_push_req(q, kind, NULL);
+    return rq_push_req(q, kind, NULL);
 }
 
-struct trail_req *q_head_req(const relay_queue *q)
+struct trail_req *rq_head_req(const relay_queue *q)
 {
     return q->len ? q->reqs[q->head] : NULL;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
+bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
 {
     if (q->plen == q->pcap) {
         size_t ncap = q->pcap ? q->pcap * 2 : 4;
@@ -78,10 +94,10 @@ bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
     slot->hint = dup_or_null(e->hint);
     slot->position = e->position;
     q->plen++;
-    return q_push(q, kind | POISON);
+    return rq_push(q, kind | POISON);
 }
 
-uint8_t q_head(const relay_queue *q) { return q->len ? q->kinds[q->head] : 0; }
+uint8_t rq_head(const relay_queue *q) { return q->len ? q->kinds[q->head] : 0; }
 
 /* ---- the names of Query, Parse and Close requests in flight ---------------- */
 
@@ -114,18 +130,18 @@ static bool names_put(relay_queue *q, const char *bytes, size_t n)
 
 /* One name of the request being pushed (true: kept): a statement ('S') or
  * a cursor ('K'). */
-bool names_note_kind(relay_queue *q, char what, const char *name)
+bool rq_names_note_kind(relay_queue *q, char what, const char *name)
 {
     return names_put(q, &what, 1) && names_put(q, name, strlen(name) + 1);
 }
 
-bool names_note(relay_queue *q, const char *name)
+bool rq_names_note(relay_queue *q, const char *name)
 {
-    return names_note_kind(q, 'S', name);
+    return rq_names_note_kind(q, 'S', name);
 }
 
 /* The end of the names of the request being pushed. */
-bool names_end(relay_queue *q)
+bool rq_names_end(relay_queue *q)
 {
     return names_put(q, "", 1);
 }
@@ -155,7 +171,7 @@ static void names_take(relay_queue *q, bool ok)
  * that COPY_END (it ends this COPY; a Query may hold more than one). Without
  * a COPY_END the client has not ended its data yet: the relay is in COPY
  * mode until it does. */
-bool q_copy_started(relay_queue *q)
+bool rq_copy_started(relay_queue *q)
 {
     size_t w = 1;
     bool ended = false;
@@ -185,7 +201,7 @@ static void free_error(pg_error *e)
 
 /* Pops the head request; ok: it did what it asked (false: it failed, or the
  * warehouse skipped it after an earlier error). */
-void q_pop_outcome(relay_queue *q, bool ok)
+void rq_pop_outcome(relay_queue *q, bool ok)
 {
     if (!q->len)
         return;
@@ -196,6 +212,7 @@ void q_pop_outcome(relay_queue *q, bool ok)
         q->reqs[q->head] = NULL;
     }
     if (q->kinds[q->head] & POISON) {
+        assert(q->plen > 0);   /* every poisoned request has its error */
         free_error(&q->poison[q->phead]);
         q->phead = (q->phead + 1) % q->pcap;
         q->plen--;
@@ -206,9 +223,10 @@ void q_pop_outcome(relay_queue *q, bool ok)
         q->head = (q->head + 1) % q->cap;
         q->len--;
     }
+    rq_check(q);
 }
 
-void q_pop(relay_queue *q) { q_pop_outcome(q, true); }
+void rq_pop(relay_queue *q) { rq_pop_outcome(q, true); }
 
 static bool is_extended(uint8_t kind)
 {
@@ -217,35 +235,35 @@ static bool is_extended(uint8_t kind)
            kind == HIDDEN_PARSE;
 }
 
-void pop_if(relay_queue *q, char expected)
+void rq_pop_if(relay_queue *q, char expected)
 {
-    if (q->len && (q_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
-        q_pop(q);
+    if (q->len && (rq_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
+        rq_pop(q);
 }
 
 /* A ParseComplete, BindComplete or CloseComplete answers the request at the
  * head or nothing: otherwise martgate has lost track of what the warehouse
  * runs, and the session must end (false). */
-bool pop_expected(relay_queue *q, char expected)
+bool rq_pop_expected(relay_queue *q, char expected)
 {
-    if (!q->len || (q_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
+    if (!q->len || (rq_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
         return false;
-    q_pop(q);
+    rq_pop(q);
     return true;
 }
 
 /* After an error the warehouse skips the rest of an extended batch. */
-void pop_after_error(relay_queue *q)
+void rq_pop_after_error(relay_queue *q)
 {
-    while (q->len && is_extended(q_head(q)))
-        q_pop_outcome(q, false);
+    while (q->len && is_extended(rq_head(q)))
+        rq_pop_outcome(q, false);
 }
 
-void q_free(relay_queue *q)
+void rq_free(relay_queue *q)
 {
     while (q->len) {
-        trail_interrupted(q_head_req(q));
-        q_pop(q);
+        trail_interrupted(rq_head_req(q));
+        rq_pop(q);
     }
     free(q->kinds);
     free(q->reqs);

@@ -24,36 +24,36 @@
 #define HIDDEN_PARSE 'p'
 /* Where the client's CopyDone or CopyFail stands among its requests: no
  * answer; it only tells which Syncs the warehouse ignored in COPY (see
- * q_copy_started). Popped once it reaches the head. */
+ * rq_copy_started). Popped once it reaches the head. */
 #define COPY_END 'z'
 
-bool q_push_req(relay_queue *q, uint8_t kind, struct trail_req *req);
-bool q_push(relay_queue *q, uint8_t kind);
+bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req);
+bool rq_push(relay_queue *q, uint8_t kind);
 /* A poison entry of kind: e is the error its answer is replaced with (copied). */
-bool q_push_poison(relay_queue *q, uint8_t kind, const pg_error *e);
-uint8_t q_head(const relay_queue *q);
-struct trail_req *q_head_req(const relay_queue *q);
+bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e);
+uint8_t rq_head(const relay_queue *q);
+struct trail_req *rq_head_req(const relay_queue *q);
 
 /* The names of the request being pushed, before it is: a statement ('S')
- * or cursor ('K') name each, then names_end. false: out of memory. */
-bool names_note_kind(relay_queue *q, char what, const char *name);
-bool names_note(relay_queue *q, const char *name);
-bool names_end(relay_queue *q);
+ * or cursor ('K') name each, then rq_names_end. false: out of memory. */
+bool rq_names_note_kind(relay_queue *q, char what, const char *name);
+bool rq_names_note(relay_queue *q, const char *name);
+bool rq_names_end(relay_queue *q);
 
 /* Pops the head; ok false: it failed or was skipped. COPY_END entries that
  * reach the head go with it. */
-void q_pop_outcome(relay_queue *q, bool ok);
-void q_pop(relay_queue *q);
+void rq_pop_outcome(relay_queue *q, bool ok);
+void rq_pop(relay_queue *q);
 /* Pops the head if it is a request of type expected (poison or not). */
-void pop_if(relay_queue *q, char expected);
+void rq_pop_if(relay_queue *q, char expected);
 /* The same, false when the head is not one (an answer to nothing). */
-bool pop_expected(relay_queue *q, char expected);
+bool rq_pop_expected(relay_queue *q, char expected);
 /* After an error the warehouse skips the rest of an extended batch. */
-void pop_after_error(relay_queue *q);
+void rq_pop_after_error(relay_queue *q);
 /* A CopyInResponse for the head (see relay_queue.c); true: the client has
  * not ended its COPY data yet. */
-bool q_copy_started(relay_queue *q);
+bool rq_copy_started(relay_queue *q);
 /* Every entry popped (audit records marked interrupted) and freed. */
-void q_free(relay_queue *q);
+void rq_free(relay_queue *q);
 
 #endif

@@ -6,6 +6,7 @@
 #include "proxy/session.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <netinet/in.h>
@@ -22,6 +23,21 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/server.h"
+
+/* The only way a session changes state; the transitions are the ones the
+ * state machine of session.h allows (checked in the ASan/Debug build). A
+ * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY, any
+ * live state -> CLOSING -> DEAD, or straight to DEAD when killed. */
+static void session_set_state(session *s, session_state next)
+{
+    session_state from = s->state;
+    (void)from;
+    assert(from != SS_DEAD);
+    assert(next == SS_DEAD || next == SS_CLOSING || (from == SS_STARTUP && next == SS_AUTH) ||
+           (from == SS_AUTH && next == SS_CONNECTING) || (from == SS_CONNECTING && next == SS_READY));
+    assert(from != SS_CLOSING || next == SS_DEAD);
+    s->state = next;
+}
 
 static void on_client_io(conn *c, conn_event what, void *arg);
 static void close_warehouse(session *s);
@@ -185,7 +201,7 @@ void session_kill(session *s)
 {
     if (s->state == SS_DEAD)
         return;
-    s->state = SS_DEAD;
+    session_set_state(s, SS_DEAD);
     close_warehouse(s);
     conn_read(&s->client, false);
     evtimer_del(s->timer);
@@ -196,7 +212,7 @@ void session_close(session *s, const pg_error *err)
 {
     if (s->state == SS_CLOSING || s->state == SS_DEAD)
         return;
-    s->state = SS_CLOSING;
+    session_set_state(s, SS_CLOSING);
     close_warehouse(s);
     conn_read(&s->client, false);
     if (err) {
@@ -416,7 +432,7 @@ static void handle_startup(session *s)
          * (standard_conforming_strings on, client_encoding UTF8) and the
          * policy's settings.deny */
         char why[400];
-        if (!decide_setting_value(s->cfg->policy, n, st->values[i], why, sizeof why)) {
+        if (!decide_setting_value(session_policy(s), n, st->values[i], why, sizeof why)) {
             session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, why);
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused: %s", why);
             return;
@@ -432,7 +448,7 @@ static void handle_startup(session *s)
     if ((st->code & 0xffff) != 0 || nunknown)
         pgw_negotiate_protocol(out, 0, unknown, nunknown);
     pgw_auth_request(out, 3); /* AuthenticationCleartextPassword */
-    s->state = SS_AUTH;
+    session_set_state(s, SS_AUTH);
 }
 
 static void read_startup(session *s)
@@ -600,7 +616,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     pgw_backend_key(out, s->key_pid, s->key_secret);
     pgw_ready_for_query(out, 'I');
     evtimer_del(s->timer);
-    s->state = SS_READY;
+    session_set_state(s, SS_READY);
     server_login_done(s->srv, s);
     char groups[512];
     size_t off = 0;
@@ -675,7 +691,7 @@ static void connect_warehouse(session *s)
     keys[n] = NULL;
     vals[n] = NULL;
     char err[512];
-    s->state = SS_CONNECTING;
+    session_set_state(s, SS_CONNECTING);
     conn_read(&s->client, false);
     s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
     if (!s->be) {
@@ -743,4 +759,14 @@ static void on_server_io(conn *c, conn_event what, void *arg)
         relay_server_readable(s);
     }
     session_flush(s);
+}
+
+const policy_t *session_policy(const session *s)
+{
+    return s->srv->cfg->policy;
+}
+
+const char *session_deny_hint(const session *s)
+{
+    return s->srv->cfg->deny_hint;
 }

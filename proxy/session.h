@@ -87,6 +87,15 @@ void session_flush(session *s);
 /* Asks the warehouse to cancel what this session is running. */
 void session_cancel(session *s);
 
+/* Which configuration a session sees after a reload (docs/architecture.md):
+ * the one it started with, s->cfg, for everything that shaped its connection
+ * (TLS, JWT keys, databases, limits, timeouts); the server's current one for
+ * governance: the policy and the hint of its denials, so that a reload that
+ * narrows access holds from the next statement of every session. Session code
+ * reads governance only through these two. */
+const policy_t *session_policy(const session *s);
+const char *session_deny_hint(const session *s);
+
 void session_log(const session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -23,7 +23,7 @@ static void check_table(const guard_names *t, const bool *present, char names[][
 {
     size_t n = 0;
     for (int i = 0; i < NAMES; i++) {
-        guard_named *e = names_find(t, names[i]);
+        guard_named *e = guard_names_find(t, names[i]);
         if (present[i]) {
             assert_non_null(e);
             assert_string_equal(e->name, names[i]);
@@ -48,11 +48,11 @@ static void test_random_adds_and_drops(void **state)
         seed = seed * 1103515245u + 12345u;
         int i = (int)((seed >> 8) % NAMES);
         if ((seed >> 4) & 1) {
-            guard_named *e = names_add(&t, names[i]);
+            guard_named *e = guard_names_add(&t, names[i]);
             assert_non_null(e);
             present[i] = true;
         } else {
-            names_drop(&t, names[i]);
+            guard_names_drop(&t, names[i]);
             present[i] = false;
         }
         if (step % 997 == 0 || step > 99000)
@@ -60,13 +60,13 @@ static void test_random_adds_and_drops(void **state)
     }
     check_table(&t, present, names);
     /* adding again finds the entry that is there */
-    guard_named *e = names_add(&t, names[7]);
-    assert_ptr_equal(e, names_find(&t, names[7]));
-    names_drop(&t, NULL);
+    guard_named *e = guard_names_add(&t, names[7]);
+    assert_ptr_equal(e, guard_names_find(&t, names[7]));
+    guard_names_drop(&t, NULL);
     memset(present, 0, sizeof present);
     check_table(&t, present, names);
-    names_drop(&t, "never there");
-    names_free(&t);
+    guard_names_drop(&t, "never there");
+    guard_names_free(&t);
 }
 
 static void test_many_long_names(void **state)
@@ -78,27 +78,27 @@ static void test_many_long_names(void **state)
     memset(name, 'p', 200);
     for (int i = 0; i < 20000; i++) {
         snprintf(name + 200, sizeof name - 200, "%d", i);
-        assert_non_null(names_add(&t, name));
+        assert_non_null(guard_names_add(&t, name));
     }
     assert_int_equal(t.n, 20000);
     for (int i = 0; i < 20000; i += 2) {
         snprintf(name + 200, sizeof name - 200, "%d", i);
-        names_drop(&t, name);
+        guard_names_drop(&t, name);
     }
     assert_int_equal(t.n, 10000);
     for (int i = 0; i < 20000; i++) {
         snprintf(name + 200, sizeof name - 200, "%d", i);
-        guard_named *e = names_find(&t, name);
+        guard_named *e = guard_names_find(&t, name);
         if (i % 2)
             assert_non_null(e);
         else
             assert_null(e);
     }
-    assert_null(names_find(&t, ""));
-    assert_non_null(names_add(&t, ""));   /* the unnamed statement or portal */
-    assert_non_null(names_find(&t, ""));
-    names_free(&t);
-    assert_null(names_find(&t, ""));
+    assert_null(guard_names_find(&t, ""));
+    assert_non_null(guard_names_add(&t, ""));   /* the unnamed statement or portal */
+    assert_non_null(guard_names_find(&t, ""));
+    guard_names_free(&t);
+    assert_null(guard_names_find(&t, ""));
 }
 
 int main(void)
