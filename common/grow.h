@@ -8,10 +8,12 @@
 
 #include <stddef.h>
 
-/* Makes *items (of *cap elements of elem bytes) hold at least need
- * elements: doubles from first (or *cap) until it does. 0, or -1 when out of
- * memory or the size would overflow (then *items and *cap are unchanged). */
-int grow_array(void **items, size_t *cap, size_t need, size_t elem, size_t first)
+/* Makes items (an array of *cap elements of elem bytes, or NULL) hold at
+ * least need elements: doubles from first (or *cap) until it does, and
+ * returns the array (items itself when it was large enough), *cap updated.
+ * NULL when out of memory or the size would overflow: items is then still
+ * valid and *cap unchanged. */
+void *grow_array(void *items, size_t *cap, size_t need, size_t elem, size_t first)
     __attribute__((warn_unused_result));
 
 #endif

@@ -21,10 +21,12 @@ bool textbuf_reserve(textbuf *b, size_t more)
         b->oom = true;
         return false;
     }
-    if (grow_array((void **)&b->s, &b->cap, b->len + more + 1, 1, 256) != 0) {
+    char *grown = grow_array(b->s, &b->cap, b->len + more + 1, 1, 256);
+    if (!grown) {
         b->oom = true;
         return false;
     }
+    b->s = grown;
     return true;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "policy/rewrite.h"
 
 typedef enum catalog_shape {
@@ -345,17 +346,13 @@ int rewrite_catalog_substitutions(const analysis *a, const rewrite_catalog_filte
             rewrite_free_substitutions(list, n);
             return -1;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            rewrite_substitution *grown = realloc(list, ncap * sizeof *grown);
-            if (!grown) {
-                snprintf(err, errlen, "out of memory");
-                rewrite_free_substitutions(list, n);
-                return -1;
-            }
-            list = grown;
-            cap = ncap;
+        rewrite_substitution *grown = grow_array(list, &cap, n + 1, sizeof *grown, 4);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory");
+            rewrite_free_substitutions(list, n);
+            return -1;
         }
+        list = grown;
         char *text = NULL;
         if (rewrite_catalog_relation(r->schema, r->name, f, &text, err, errlen) != 0) {
             rewrite_free_substitutions(list, n);

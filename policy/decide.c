@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/grow.h"
 #include "policy/decide_internal.h"
 
 
@@ -372,14 +373,10 @@ void decision_free(decision *d)
 
 static decide_item *add_item(decision *d, decide_item_kind kind, size_t index, size_t stmt)
 {
-    if (d->n_items == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 16;
-        decide_item *n = realloc(d->items, ncap * sizeof *n);
-        if (!n)
-            return NULL;
-        d->items = n;
-        d->cap = ncap;
-    }
+    decide_item *grown = grow_array(d->items, &d->cap, d->n_items + 1, sizeof *grown, 16);
+    if (!grown)
+        return NULL;
+    d->items = grown;
     decide_item *it = &d->items[d->n_items++];
     memset(it, 0, sizeof *it);
     it->kind = kind;

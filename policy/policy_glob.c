@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "policy/policy_internal.h"
 
 bool glob_has_wildcard(const char *text)
@@ -131,16 +132,10 @@ bool glob_covers(const policy_glob *a, const policy_glob *b)
 
 static bool buf_grow(char **buf, size_t *len, size_t *cap, size_t more)
 {
-    if (*len + more + 1 <= *cap)
-        return true;
-    size_t ncap = *cap ? *cap : 256;
-    while (ncap < *len + more + 1)
-        ncap *= 2;
-    char *n = realloc(*buf, ncap);
+    char *n = grow_array(*buf, cap, *len + more + 1, 1, 256);
     if (!n)
         return false;
     *buf = n;
-    *cap = ncap;
     return true;
 }
 

@@ -603,18 +603,27 @@ static int finish(loader *L, const char *source, policy_t **out, policy_messages
     return rc;
 }
 
-int policy_load(const char *path, policy_t **out, policy_messages *msgs, char *err, size_t errlen)
+/* The one setup of both entry points: an empty loader with a policy to fill.
+ * -1 (err filled) when out of memory. */
+static int loader_start(loader *L, policy_t **out, policy_messages *msgs, char *err, size_t errlen)
 {
-    loader L;
-    memset(&L, 0, sizeof L);
+    memset(L, 0, sizeof *L);
     if (msgs)
         memset(msgs, 0, sizeof *msgs);
     *out = NULL;
-    L.p = calloc(1, sizeof *L.p);
-    if (!L.p) {
+    L->p = calloc(1, sizeof *L->p);
+    if (!L->p) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    return 0;
+}
+
+int policy_load(const char *path, policy_t **out, policy_messages *msgs, char *err, size_t errlen)
+{
+    loader L;
+    if (loader_start(&L, out, msgs, err, errlen) != 0)
+        return -1;
     struct stat st;
     if (stat(path, &st) != 0) {
         char line[1200];
@@ -637,15 +646,8 @@ int policy_load_text(const char *name, const char *text, size_t len, policy_t **
                      char *err, size_t errlen)
 {
     loader L;
-    memset(&L, 0, sizeof L);
-    if (msgs)
-        memset(msgs, 0, sizeof *msgs);
-    *out = NULL;
-    L.p = calloc(1, sizeof *L.p);
-    if (!L.p) {
-        snprintf(err, errlen, "out of memory");
+    if (loader_start(&L, out, msgs, err, errlen) != 0)
         return -1;
-    }
     char e[1400];
     if (len > POLICY_MAX_FILE_BYTES) {
         char line[1200];

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "policy/analyze_internal.h"
 
 /* Token codes the scanner API fixes (parser/gram.h of PostgreSQL 15). */
@@ -169,16 +170,12 @@ static bool keep_token(void *arg, const sql_lexeme *l)
         job->stop_at = l->location;
         return false;
     }
-    if (job->n == job->cap) {
-        size_t ncap = job->cap ? job->cap * 2 : 64;
-        sql_token *grown = realloc(job->tokens, ncap * sizeof *grown);
-        if (!grown) {
-            job->out_of_memory = true;
-            return false;
-        }
-        job->tokens = grown;
-        job->cap = ncap;
+    sql_token *grown = grow_array(job->tokens, &job->cap, job->n + 1, sizeof *grown, 64);
+    if (!grown) {
+        job->out_of_memory = true;
+        return false;
     }
+    job->tokens = grown;
     sql_token *t = &job->tokens[job->n++];
     memset(t, 0, sizeof *t);
     t->start = l->location;

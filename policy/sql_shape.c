@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "policy/analyze_internal.h"
+#include "common/grow.h"
 #include "common/text_hash.h"
 
 typedef struct {
@@ -70,16 +71,12 @@ static bool shape_token(void *arg, const sql_lexeme *t)
     char type = const_type(t->kind);
     if (!type)
         return true;
-    if (job->n == job->cap) {
-        size_t ncap = job->cap ? job->cap * 2 : 16;
-        shape_const *grown = realloc(job->consts, ncap * sizeof *grown);
-        if (!grown) {
-            job->out_of_memory = true;
-            return false;
-        }
-        job->consts = grown;
-        job->cap = ncap;
+    shape_const *grown = grow_array(job->consts, &job->cap, job->n + 1, sizeof *grown, 16);
+    if (!grown) {
+        job->out_of_memory = true;
+        return false;
     }
+    job->consts = grown;
     job->consts[job->n++] = (shape_const){.start = t->location, .end = -1, .type = type};
     return true;
 }

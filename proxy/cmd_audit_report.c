@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "proxy/cmd_audit_internal.h"
 
 /* --------------------------------------------------------------- table -- */
@@ -116,14 +117,10 @@ void cmd_audit_table_flush(out_table *t, FILE *out)
 
 int cmd_audit_table_add(out_table *t, json_t *rec)
 {
-    if (t->nrows == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        char **c = realloc(t->cells, cap * NCOLS * sizeof *c);
-        if (!c)
-            return -1;
-        t->cells = c;
-        t->cap = cap;
-    }
+    char **cells = grow_array(t->cells, &t->cap, t->nrows + 1, NCOLS * sizeof *cells, 256);   /* rows of NCOLS cells */
+    if (!cells)
+        return -1;
+    t->cells = cells;
     char sbuf[32], ubuf[512];
     const char *user = cmd_audit_str_field(rec, "user"), *eu = cmd_audit_str_field(rec, "end_user");
     if (eu) {

@@ -65,8 +65,10 @@ guard_named *guard_names_add(guard_names *t, const char *name)
     if (e)
         return e;
     assert(t->n <= t->cap && t->n * 2 <= t->nslots + 1);
-    if (t->n == t->cap && grow_array((void **)&t->v, &t->cap, t->n + 1, sizeof *t->v, 4) != 0)
+    guard_named *v = grow_array(t->v, &t->cap, t->n + 1, sizeof *t->v, 4);
+    if (!v)
         return NULL;
+    t->v = v;
     if ((t->n + 1) * 2 > t->nslots && !rebuild(t, t->nslots ? t->nslots * 2 : 8))
         return NULL;
     char *copy = strdup(name);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "proxy/audit_trail.h"
 #include "proxy/guard.h"
 
@@ -112,16 +113,10 @@ static bool names_put(relay_queue *q, const char *bytes, size_t n)
         if (q->names_off)
             memmove(q->names, q->names + q->names_off, q->names_len);
         q->names_off = 0;
-        if (q->names_len + n > q->names_cap) {
-            size_t cap = q->names_cap ? q->names_cap : 64;
-            while (cap < q->names_len + n)
-                cap *= 2;
-            char *b = realloc(q->names, cap);
-            if (!b)
-                return false;
-            q->names = b;
-            q->names_cap = cap;
-        }
+        char *b = grow_array(q->names, &q->names_cap, q->names_len + n, 1, 64);
+        if (!b)
+            return false;
+        q->names = b;
     }
     memcpy(q->names + q->names_off + q->names_len, bytes, n);
     q->names_len += n;
