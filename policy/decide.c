@@ -675,28 +675,12 @@ static int fail(decision *out, char *err, size_t errlen, const char *msg)
     return -1;
 }
 
-#define ADD(kind, idx, stmt)                                          \
-    ({                                                                \
-        decide_item *it_ = add_item(out, kind, idx, stmt);            \
-        if (!it_) {                                                   \
-            subj_free(&s);                                            \
-            return fail(out, err, errlen, "out of memory");           \
-        }                                                             \
-        it_;                                                          \
-    })
-
-int decide(const policy_t *p, const decide_request *req, decision *out, char *err, size_t errlen)
+/* One item per fact of the analysis (statements, flags, relations, schemas,
+ * functions, settings, roles), each with its verdict. -1 when out of memory. */
+static int decide_items(const policy_t *p, const decide_request *req, subj *s, bool fullcat, decision *out,
+                        bool *any_filtered_catalog)
 {
-    decision_reset(out);
-    out->policy = p;
-    out->who = req->who;
-    out->facts = req->facts;
     const analysis *a = req->facts;
-    subj s;
-    if (subj_init(&s, p, req->who) < 0)
-        return fail(out, err, errlen, "out of memory");
-    bool fullcat = full_catalog(p, &s);
-
     /* statements */
     for (size_t i = 0; i < a->n_stmts; i++) {
         const analysis_stmt *st = &a->stmts[i];
@@ -710,7 +694,9 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
         else if (st->execute_name && !(req->prepared && req->prepared(req->prepared_ctx, st->execute_name)))
             why = W_STMT_EXECUTE;
         if (why) {
-            decide_item *it = ADD(DECIDE_ITEM_STATEMENT, i, i);
+            decide_item *it = add_item(out, DECIDE_ITEM_STATEMENT, i, i);
+            if (!it)
+                return -1;
             it->verdict = DECIDE_DENY;
             it->why = why;
             it->name = st->tag ? st->tag : "?";
@@ -721,42 +707,53 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
         const analysis_flag *f = &a->flags[i];
         if (f->kind == ANALYZE_FLAG_EXECUTE && f->stmt_index < a->n_stmts && a->stmts[f->stmt_index].execute_name)
             continue;
-        decide_item *it = ADD(DECIDE_ITEM_FLAG, i, f->stmt_index);
+        decide_item *it = add_item(out, DECIDE_ITEM_FLAG, i, f->stmt_index);
+        if (!it)
+            return -1;
         it->verdict = DECIDE_DENY;
         it->why = W_FLAG;
         it->name = analyze_flag_kind_name(f->kind);
         it->ref[0] = f;
     }
     /* relations */
-    bool any_filtered_catalog = false;
     for (size_t i = 0; i < a->n_relations; i++) {
-        decide_item *it = ADD(DECIDE_ITEM_RELATION, i, a->relations[i].stmt_index);
-        decide_relation(p, &s, a, i, fullcat, it);
+        decide_item *it = add_item(out, DECIDE_ITEM_RELATION, i, a->relations[i].stmt_index);
+        if (!it)
+            return -1;
+        decide_relation(p, s, a, i, fullcat, it);
         if (it->verdict == DECIDE_REWRITE && it->why == W_CATALOG_FILTERED)
-            any_filtered_catalog = true;
+            *any_filtered_catalog = true;
     }
     /* schemas as DDL objects */
     for (size_t i = 0; i < a->n_schemas; i++) {
-        decide_item *it = ADD(DECIDE_ITEM_SCHEMA, i, a->schemas[i].stmt_index);
+        decide_item *it = add_item(out, DECIDE_ITEM_SCHEMA, i, a->schemas[i].stmt_index);
+        if (!it)
+            return -1;
         it->name = a->schemas[i].name;
         it->access = a->schemas[i].access;
         int why;
-        const policy_rule *r = schema_write_rule(p, &s, a->schemas[i].name, &why);
+        const policy_rule *r = schema_write_rule(p, s, a->schemas[i].name, &why);
         it->why = why;
         it->ref[0] = r;
         it->rule_id = r ? r->id : NULL;
         it->verdict = why == W_SCHEMA_WRITE_RULE ? DECIDE_ALLOW : DECIDE_DENY;
     }
     for (size_t i = 0; i < a->n_functions; i++) {
-        decide_item *it = ADD(DECIDE_ITEM_FUNCTION, i, a->functions[i].stmt_index);
-        decide_function(p, &s, a, &a->functions[i], it);
+        decide_item *it = add_item(out, DECIDE_ITEM_FUNCTION, i, a->functions[i].stmt_index);
+        if (!it)
+            return -1;
+        decide_function(p, s, a, &a->functions[i], it);
     }
     for (size_t i = 0; i < a->n_settings; i++) {
-        decide_item *it = ADD(DECIDE_ITEM_SETTING, i, a->settings[i].stmt_index);
-        decide_setting(p, &s, &a->settings[i], it);
+        decide_item *it = add_item(out, DECIDE_ITEM_SETTING, i, a->settings[i].stmt_index);
+        if (!it)
+            return -1;
+        decide_setting(p, s, &a->settings[i], it);
     }
     for (size_t i = 0; i < a->n_roles; i++) {
-        decide_item *it = ADD(DECIDE_ITEM_ROLE, i, a->roles[i].stmt_index);
+        decide_item *it = add_item(out, DECIDE_ITEM_ROLE, i, a->roles[i].stmt_index);
+        if (!it)
+            return -1;
         it->verdict = DECIDE_DENY;
         it->why = W_ROLE;
         bool sa = a->roles[i].action == ANALYZE_ROLE_SET_SESSION_AUTH ||
@@ -774,104 +771,104 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
         }
     }
 
-    /* the verdict */
-    size_t first_deny = DECIDE_NONE, first_rewrite = DECIDE_NONE;
-    for (size_t i = 0; i < out->n_items; i++) {
-        if (out->items[i].verdict == DECIDE_DENY && first_deny == DECIDE_NONE)
-            first_deny = i;
-        if (out->items[i].verdict == DECIDE_REWRITE && first_rewrite == DECIDE_NONE)
-            first_rewrite = i;
-    }
+    return 0;
+}
+
+/* Everything allowed and some relation filtered, masked or a catalog
+ * filtered: builds the substitutions and the rewritten text. A relation or
+ * rewrite that cannot be built denies (*first_deny set). -1 (err filled) when
+ * out of memory. */
+static int decide_rewrite(const policy_t *p, const decide_request *req, subj *s, decision *out,
+                          bool any_filtered_catalog, size_t first_rewrite, size_t *first_deny, char *err,
+                          size_t errlen)
+{
+    const analysis *a = req->facts;
     int rc = 0;
-    if (first_deny == DECIDE_NONE && first_rewrite != DECIDE_NONE) {
-        /* build the substitutions */
-        size_t cap = out->n_items + 1, n = 0;
-        rewrite_substitution *subs = calloc(cap, sizeof *subs);
-        if (!subs) {
-            subj_free(&s);
-            return fail(out, err, errlen, "out of memory");
-        }
-        for (size_t i = 0; i < out->n_items && rc == 0; i++) {
-            decide_item *it = &out->items[i];
-            if (it->kind != DECIDE_ITEM_RELATION || it->verdict != DECIDE_REWRITE || it->why != W_RULE_READ_FILTERED)
-                continue;
-            const analysis_relation *rel = &a->relations[it->index];
-            char *repl = NULL;
-            int b = build_masked(req, &s, it->ref[0], it->schema, rel->name, rel->only, it, &repl);
-            if (b < 0) {
-                rc = -1;
-                snprintf(err, errlen, "out of memory");
-            } else if (b > 0) {
-                it->verdict = DECIDE_DENY;
-                if (first_deny == DECIDE_NONE)
-                    first_deny = i;
-            } else {
-                subs[n].relation = it->index;
-                subs[n].replacement = repl;
-                n++;
-            }
-        }
-        rewrite_substitution *csubs = NULL;
-        int nc = 0;
-        if (rc == 0 && first_deny == DECIDE_NONE && any_filtered_catalog) {
-            decide_visibility vis = {p, req->who};
-            char rerr[512];
-            rewrite_catalog_filter cf = {decide_catalog_visible, decide_catalog_column_hidden, &vis};
-            nc = rewrite_catalog_substitutions(a, &cf, &csubs, rerr, sizeof rerr);
-            if (nc < 0) {
-                for (size_t i = 0; i < out->n_items; i++)
-                    if (out->items[i].why == W_CATALOG_FILTERED) {
-                        out->items[i].verdict = DECIDE_DENY;
-                        out->items[i].why = W_REWRITE_FAILED;
-                        out->items[i].note = strdup(rerr);
-                        first_deny = i;
-                        break;
-                    }
-                nc = 0;
-            }
-        }
-        if (rc == 0 && first_deny == DECIDE_NONE) {
-            rewrite_substitution *all = subs;
-            if (nc > 0) {
-                all = realloc(subs, (n + (size_t)nc) * sizeof *all);
-                if (!all) {
-                    rc = -1;
-                    snprintf(err, errlen, "out of memory");
-                    all = subs;
-                } else {
-                    subs = all;
-                    memcpy(all + n, csubs, (size_t)nc * sizeof *all);
-                }
-            }
-            if (rc == 0) {
-                char rerr[512];
-                if (rewrite_apply(req->sql, a, all, n + (size_t)nc, &out->rewritten_sql, rerr, sizeof rerr) != 0) {
-                    decide_item *it = &out->items[first_rewrite];
-                    it->verdict = DECIDE_DENY;
-                    it->why = W_REWRITE_FAILED;
-                    it->note = strdup(rerr);
-                    first_deny = first_rewrite;
-                }
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            free((char *)subs[i].replacement);
-        free(subs);
-        if (csubs) {
-            for (int i = 0; i < nc; i++)
-                free((char *)csubs[i].replacement);
-            free(csubs);
-        }
-    }
-    subj_free(&s);
-    if (rc < 0) {
-        free(out->rewritten_sql);
-        out->rewritten_sql = NULL;
-        out->verdict = DECIDE_DENY;
-        snprintf(out->reason, sizeof out->reason, "internal error: %s", err);
-        out->reason_done = true;
+    /* build the substitutions */
+    size_t cap = out->n_items + 1, n = 0;
+    rewrite_substitution *subs = calloc(cap, sizeof *subs);
+    if (!subs) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
+    for (size_t i = 0; i < out->n_items && rc == 0; i++) {
+        decide_item *it = &out->items[i];
+        if (it->kind != DECIDE_ITEM_RELATION || it->verdict != DECIDE_REWRITE || it->why != W_RULE_READ_FILTERED)
+            continue;
+        const analysis_relation *rel = &a->relations[it->index];
+        char *repl = NULL;
+        int b = build_masked(req, s, it->ref[0], it->schema, rel->name, rel->only, it, &repl);
+        if (b < 0) {
+            rc = -1;
+            snprintf(err, errlen, "out of memory");
+        } else if (b > 0) {
+            it->verdict = DECIDE_DENY;
+            if (*first_deny == DECIDE_NONE)
+                *first_deny = i;
+        } else {
+            subs[n].relation = it->index;
+            subs[n].replacement = repl;
+            n++;
+        }
+    }
+    rewrite_substitution *csubs = NULL;
+    int nc = 0;
+    if (rc == 0 && *first_deny == DECIDE_NONE && any_filtered_catalog) {
+        decide_visibility vis = {p, req->who};
+        char rerr[512];
+        rewrite_catalog_filter cf = {decide_catalog_visible, decide_catalog_column_hidden, &vis};
+        nc = rewrite_catalog_substitutions(a, &cf, &csubs, rerr, sizeof rerr);
+        if (nc < 0) {
+            for (size_t i = 0; i < out->n_items; i++)
+                if (out->items[i].why == W_CATALOG_FILTERED) {
+                    out->items[i].verdict = DECIDE_DENY;
+                    out->items[i].why = W_REWRITE_FAILED;
+                    out->items[i].note = strdup(rerr);
+                    *first_deny = i;
+                    break;
+                }
+            nc = 0;
+        }
+    }
+    if (rc == 0 && *first_deny == DECIDE_NONE) {
+        rewrite_substitution *all = subs;
+        if (nc > 0) {
+            all = realloc(subs, (n + (size_t)nc) * sizeof *all);
+            if (!all) {
+                rc = -1;
+                snprintf(err, errlen, "out of memory");
+                all = subs;
+            } else {
+                subs = all;
+                memcpy(all + n, csubs, (size_t)nc * sizeof *all);
+            }
+        }
+        if (rc == 0) {
+            char rerr[512];
+            if (rewrite_apply(req->sql, a, all, n + (size_t)nc, &out->rewritten_sql, rerr, sizeof rerr) != 0) {
+                decide_item *it = &out->items[first_rewrite];
+                it->verdict = DECIDE_DENY;
+                it->why = W_REWRITE_FAILED;
+                it->note = strdup(rerr);
+                *first_deny = first_rewrite;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free((char *)subs[i].replacement);
+    free(subs);
+    if (csubs) {
+        for (int i = 0; i < nc; i++)
+            free((char *)csubs[i].replacement);
+        free(csubs);
+    }
+    return rc;
+}
+
+/* The decision's verdict from its items: the first denial, else the first
+ * rewrite, else allowed (deciding: the first relation). */
+static void settle_verdict(decision *out, size_t first_deny, size_t first_rewrite)
+{
     if (first_deny != DECIDE_NONE) {
         free(out->rewritten_sql);
         out->rewritten_sql = NULL;
@@ -890,6 +887,42 @@ int decide(const policy_t *p, const decide_request *req, decision *out, char *er
             }
     }
     out->rule_id = out->deciding != DECIDE_NONE ? out->items[out->deciding].rule_id : NULL;
+}
+
+int decide(const policy_t *p, const decide_request *req, decision *out, char *err, size_t errlen)
+{
+    decision_reset(out);
+    out->policy = p;
+    out->who = req->who;
+    out->facts = req->facts;
+    subj s;
+    if (subj_init(&s, p, req->who) < 0)
+        return fail(out, err, errlen, "out of memory");
+    bool any_filtered_catalog = false;
+    if (decide_items(p, req, &s, full_catalog(p, &s), out, &any_filtered_catalog) != 0) {
+        subj_free(&s);
+        return fail(out, err, errlen, "out of memory");
+    }
+    size_t first_deny = DECIDE_NONE, first_rewrite = DECIDE_NONE;
+    for (size_t i = 0; i < out->n_items; i++) {
+        if (out->items[i].verdict == DECIDE_DENY && first_deny == DECIDE_NONE)
+            first_deny = i;
+        if (out->items[i].verdict == DECIDE_REWRITE && first_rewrite == DECIDE_NONE)
+            first_rewrite = i;
+    }
+    int rc = 0;
+    if (first_deny == DECIDE_NONE && first_rewrite != DECIDE_NONE)
+        rc = decide_rewrite(p, req, &s, out, any_filtered_catalog, first_rewrite, &first_deny, err, errlen);
+    subj_free(&s);
+    if (rc < 0) {
+        free(out->rewritten_sql);
+        out->rewritten_sql = NULL;
+        out->verdict = DECIDE_DENY;
+        snprintf(out->reason, sizeof out->reason, "internal error: %s", err);
+        out->reason_done = true;
+        return -1;
+    }
+    settle_verdict(out, first_deny, first_rewrite);
     return 0;
 }
 
