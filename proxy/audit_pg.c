@@ -225,171 +225,206 @@ static void persist_remaining(audit_pg *p, pg_line *inflight, size_t ninflight, 
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The sink thread's own state between turns of its loop. */
+typedef struct {
+    int backoff;                 /* ms before the next connection attempt after a failure */
+    int64_t next_connect;
+    bool stop_failed, was_connected;
+    pg_line *inflight;           /* the batch being inserted, oldest first */
+    size_t ninflight;
+    bool from_spool;             /* inflight was read from the spool (it is still there) */
+    off_t spool_end;             /* where the batch in flight ends in the spool */
+    size_t spool_consumed;       /* spool lines the batch in flight covers */
+} sink_state;
+
+static void sink_backoff(sink_state *t)
+{
+    t->next_connect = clock_mono_ms() + t->backoff;
+    t->backoff = t->backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : t->backoff * 2;
+}
+
+/* Not connected and due: connects, or logs why not and backs off. */
+static void sink_connect(audit_pg *p, sink_state *t)
+{
+    char why[1024];
+    if (pg_connect(p, why, sizeof why) != 0) {
+        pthread_mutex_lock(&p->mu);
+        size_t waiting = t->ninflight + p->mem_count + (size_t)p->spool_lines;
+        audit_spool_memory_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        if (p->stopping)
+            t->stop_failed = true;
+        else
+            log_msg(t->was_connected || t->backoff == PG_BACKOFF_MIN_MS ? LOG_ERROR : LOG_WARNING,
+                    "audit warehouse: %s; %zu records wait in %s; retrying in %d s", why, waiting,
+                    p->cfg.spool_path, t->backoff / 1000);
+        t->was_connected = false;
+        sink_backoff(t);
+        return;
+    }
+    log_msg(LOG_INFO, "audit warehouse: connected; writing to %s", audit_store_table(p->store));
+    t->was_connected = true;
+}
+
+/* Called with the lock held and nothing in flight; returns with it
+ * released. True when a batch is now in flight (the spool first, then
+ * memory once a batch is full, stopping or old enough); false when there was
+ * none and the thread waited. */
+static bool sink_take_batch(audit_pg *p, sink_state *t, int64_t now)
+{
+    if (p->spool_size > p->spool_read_off) {
+        off_t from = p->spool_read_off, size = p->spool_size;
+        pthread_mutex_unlock(&p->mu);
+        t->inflight = audit_spool_read_batch(p, from, size, &t->spool_end, &t->ninflight, &t->spool_consumed);
+        t->from_spool = true;
+        pthread_mutex_lock(&p->mu);
+        if (!t->ninflight) {
+            /* nothing usable (skipped lines, or a read error): move past what was consumed */
+            if (t->spool_end > p->spool_read_off) {
+                p->spool_read_off = t->spool_end;
+                p->spool_lines = p->spool_lines >= t->spool_consumed ? p->spool_lines - t->spool_consumed : 0;
+            } else {
+                log_msg(LOG_ERROR, "audit warehouse: cannot read the spool %s; retrying in 1 s", p->cfg.spool_path);
+                struct timespec until = clock_deadline_in(1000);
+                pthread_cond_timedwait(&p->cv, &p->mu, &until);
+            }
+            pthread_mutex_unlock(&p->mu);
+            return false;
+        }
+        p->inflight_count = t->ninflight;
+        pthread_mutex_unlock(&p->mu);
+        return true;
+    }
+    if (p->mem_count && (p->mem_count >= (size_t)p->cfg.batch_size || p->stopping ||
+                         now - p->mem_first_ms >= p->cfg.flush_interval_ms)) {
+        pg_line *last = p->mem_head;
+        size_t n = 1, bytes = last->len;
+        while (last->next && n < (size_t)p->cfg.batch_size && bytes < PG_BATCH_MAX_BYTES) {
+            last = last->next;
+            bytes += last->len;
+            n++;
+        }
+        t->inflight = p->mem_head;
+        p->mem_head = last->next;
+        if (!p->mem_head)
+            p->mem_tail = NULL;
+        else
+            p->mem_first_ms = now;   /* close enough: the rest arrived after */
+        last->next = NULL;
+        p->mem_count -= n;
+        p->mem_bytes -= bytes;
+        t->ninflight = n;
+        t->from_spool = false;
+        p->inflight_count = n;
+        pthread_mutex_unlock(&p->mu);
+        return true;
+    }
+    if (p->mem_count) {
+        struct timespec until = clock_deadline_in(p->mem_first_ms + p->cfg.flush_interval_ms - now);
+        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+    } else {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return false;
+}
+
+static void sink_drop_inflight(audit_pg *p, sink_state *t)
+{
+    audit_pg_lines_free(t->inflight);
+    t->inflight = NULL;
+    t->ninflight = 0;
+    p->inflight_count = 0;
+}
+
+/* The batch in flight is in the warehouse: forget it (and its spool lines). */
+static void sink_inserted(audit_pg *p, sink_state *t)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stats.inserted += t->ninflight;
+    if (t->from_spool) {
+        p->spool_read_off = t->spool_end;
+        p->spool_lines = p->spool_lines >= t->spool_consumed ? p->spool_lines - t->spool_consumed : 0;
+        if (p->spool_read_off >= p->spool_size) {
+            if (ftruncate(p->spool_fd, 0) == 0) {
+                p->spool_size = p->spool_read_off = 0;
+                p->spool_lines = 0;
+            }
+        }
+    }
+    sink_drop_inflight(p, t);
+    pthread_mutex_unlock(&p->mu);
+    t->backoff = PG_BACKOFF_MIN_MS;
+}
+
+/* The insert failed: the batch goes back to the spool (it opens it: the
+ * oldest records), the connection is dropped and retried later. */
+static void sink_insert_failed(audit_pg *p, sink_state *t, const char *why)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t waiting = t->ninflight + p->mem_count + (size_t)p->spool_lines;
+    if (t->from_spool) {
+        /* still in the spool from the read offset: read again later */
+        sink_drop_inflight(p, t);
+    } else if (p->spool_size == p->spool_read_off) {
+        /* the oldest records: they open the spool, memory follows */
+        if (audit_spool_lines_locked(p, t->inflight, t->ninflight) != 0)
+            audit_spool_failed_locked(p, t->ninflight, errno);
+        else
+            sink_drop_inflight(p, t);
+    }
+    audit_spool_memory_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    log_msg(LOG_ERROR, "audit warehouse: insert into %s failed: %s; %zu records wait (spool %s); "
+                       "reconnecting in %d s", audit_store_table(p->store), why, waiting, p->cfg.spool_path,
+            t->backoff / 1000);
+    pg_disconnect(p);
+    if (p->stopping)
+        t->stop_failed = true;
+    sink_backoff(t);
+}
+
 static void *pg_main(void *arg)
 {
     audit_pg *p = arg;
-    int backoff = PG_BACKOFF_MIN_MS;
-    int64_t next_connect = 0;
-    bool stop_failed = false, was_connected = false;
-    pg_line *inflight = NULL;
-    size_t ninflight = 0;
-    bool from_spool = false;
-    off_t spool_end = 0;
-    size_t spool_consumed = 0;   /* spool lines the batch in flight covers */
+    sink_state t = {.backoff = PG_BACKOFF_MIN_MS};
     char why[1024];
 
     for (;;) {
         pthread_mutex_lock(&p->mu);
         int64_t now = clock_mono_ms();
-        bool pending = ninflight || p->mem_count || p->spool_size > p->spool_read_off;
-        if (p->stopping && (!pending || stop_failed || now >= p->stop_deadline_ms)) {
+        bool pending = t.ninflight || p->mem_count || p->spool_size > p->spool_read_off;
+        if (p->stopping && (!pending || t.stop_failed || now >= p->stop_deadline_ms)) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        if (!p->store && !p->stopping && now < next_connect) {
+        if (!p->store && !p->stopping && now < t.next_connect) {
             /* down: keep memory small, wait for the next attempt */
             audit_spool_memory_locked(p);
-            struct timespec until = clock_deadline_in(next_connect - now);
+            struct timespec until = clock_deadline_in(t.next_connect - now);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             pthread_mutex_unlock(&p->mu);
             continue;
         }
         if (!p->store) {
             pthread_mutex_unlock(&p->mu);
-            if (pg_connect(p, why, sizeof why) != 0) {
-                pthread_mutex_lock(&p->mu);
-                size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
-                audit_spool_memory_locked(p);
-                pthread_mutex_unlock(&p->mu);
-                if (p->stopping)
-                    stop_failed = true;
-                else
-                    log_msg(was_connected || backoff == PG_BACKOFF_MIN_MS ? LOG_ERROR : LOG_WARNING,
-                            "audit warehouse: %s; %zu records wait in %s; retrying in %d s", why, waiting,
-                            p->cfg.spool_path, backoff / 1000);
-                was_connected = false;
-                next_connect = clock_mono_ms() + backoff;
-                backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
-                continue;
-            }
-            log_msg(LOG_INFO, "audit warehouse: connected; writing to %s", audit_store_table(p->store));
-            was_connected = true;
+            sink_connect(p, &t);
             continue;
         }
-        if (!ninflight) {
-            if (p->spool_size > p->spool_read_off) {
-                off_t from = p->spool_read_off, size = p->spool_size;
-                pthread_mutex_unlock(&p->mu);
-                inflight = audit_spool_read_batch(p, from, size, &spool_end, &ninflight, &spool_consumed);
-                from_spool = true;
-                if (!ninflight) {
-                    /* nothing usable (skipped lines, or a read error): move past what was consumed */
-                    pthread_mutex_lock(&p->mu);
-                    if (spool_end > p->spool_read_off) {
-                        p->spool_read_off = spool_end;
-                        p->spool_lines = p->spool_lines >= spool_consumed ? p->spool_lines - spool_consumed : 0;
-                    } else {
-                        log_msg(LOG_ERROR, "audit warehouse: cannot read the spool %s; retrying in 1 s",
-                                p->cfg.spool_path);
-                        struct timespec until = clock_deadline_in(1000);
-                        pthread_cond_timedwait(&p->cv, &p->mu, &until);
-                    }
-                    pthread_mutex_unlock(&p->mu);
-                    continue;
-                }
-                pthread_mutex_lock(&p->mu);
-                p->inflight_count = ninflight;
-                pthread_mutex_unlock(&p->mu);
-            } else if (p->mem_count &&
-                       (p->mem_count >= (size_t)p->cfg.batch_size || p->stopping ||
-                        now - p->mem_first_ms >= p->cfg.flush_interval_ms)) {
-                pg_line *last = p->mem_head;
-                size_t n = 1, bytes = last->len;
-                while (last->next && n < (size_t)p->cfg.batch_size && bytes < PG_BATCH_MAX_BYTES) {
-                    last = last->next;
-                    bytes += last->len;
-                    n++;
-                }
-                inflight = p->mem_head;
-                p->mem_head = last->next;
-                if (!p->mem_head)
-                    p->mem_tail = NULL;
-                else
-                    p->mem_first_ms = now;   /* close enough: the rest arrived after */
-                last->next = NULL;
-                p->mem_count -= n;
-                p->mem_bytes -= bytes;
-                ninflight = n;
-                from_spool = false;
-                p->inflight_count = n;
-                pthread_mutex_unlock(&p->mu);
-            } else {
-                if (p->mem_count) {
-                    struct timespec until = clock_deadline_in(p->mem_first_ms + p->cfg.flush_interval_ms - now);
-                    pthread_cond_timedwait(&p->cv, &p->mu, &until);
-                } else {
-                    pthread_cond_wait(&p->cv, &p->mu);
-                }
-                pthread_mutex_unlock(&p->mu);
+        if (!t.ninflight) {
+            if (!sink_take_batch(p, &t, now))
                 continue;
-            }
         } else {
             pthread_mutex_unlock(&p->mu);
         }
-
-        if (insert_batch(p, inflight, ninflight, why, sizeof why) == 0) {
-            pthread_mutex_lock(&p->mu);
-            p->stats.inserted += ninflight;
-            if (from_spool) {
-                p->spool_read_off = spool_end;
-                p->spool_lines = p->spool_lines >= spool_consumed ? p->spool_lines - spool_consumed : 0;
-                if (p->spool_read_off >= p->spool_size) {
-                    if (ftruncate(p->spool_fd, 0) == 0) {
-                        p->spool_size = p->spool_read_off = 0;
-                        p->spool_lines = 0;
-                    }
-                }
-            }
-            p->inflight_count = 0;
-            pthread_mutex_unlock(&p->mu);
-            audit_pg_lines_free(inflight);
-            inflight = NULL;
-            ninflight = 0;
-            backoff = PG_BACKOFF_MIN_MS;
-        } else {
-            pthread_mutex_lock(&p->mu);
-            size_t waiting = ninflight + p->mem_count + (size_t)p->spool_lines;
-            if (from_spool) {
-                /* still in the spool from the read offset: read again later */
-                audit_pg_lines_free(inflight);
-                inflight = NULL;
-                ninflight = 0;
-                p->inflight_count = 0;
-            } else if (p->spool_size == p->spool_read_off) {
-                /* the oldest records: they open the spool, memory follows */
-                if (audit_spool_lines_locked(p, inflight, ninflight) != 0) {
-                    audit_spool_failed_locked(p, ninflight, errno);
-                } else {
-                    audit_pg_lines_free(inflight);
-                    inflight = NULL;
-                    ninflight = 0;
-                    p->inflight_count = 0;
-                }
-            }
-            audit_spool_memory_locked(p);
-            pthread_mutex_unlock(&p->mu);
-            log_msg(LOG_ERROR, "audit warehouse: insert into %s failed: %s; %zu records wait (spool %s); "
-                               "reconnecting in %d s", audit_store_table(p->store), why, waiting, p->cfg.spool_path, backoff / 1000);
-            pg_disconnect(p);
-            if (p->stopping)
-                stop_failed = true;
-            next_connect = clock_mono_ms() + backoff;
-            backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
-        }
+        if (insert_batch(p, t.inflight, t.ninflight, why, sizeof why) == 0)
+            sink_inserted(p, &t);
+        else
+            sink_insert_failed(p, &t, why);
     }
     pg_disconnect(p);
-    persist_remaining(p, inflight, ninflight, from_spool);
-    audit_pg_lines_free(inflight);
+    persist_remaining(p, t.inflight, t.ninflight, t.from_spool);
+    audit_pg_lines_free(t.inflight);
     pthread_mutex_lock(&p->mu);
     p->inflight_count = 0;
     p->done = true;
