@@ -544,10 +544,106 @@ static void usage(FILE *f)
             "a file could not be read, 2 on a usage error.\n");
 }
 
-int cmd_audit_main(int argc, char **argv)
+enum { OPT_USER = 256, OPT_GROUP, OPT_DECISION, OPT_DATASET, OPT_RELATION, OPT_SESSION, OPT_EVENT, OPT_SINCE, OPT_UNTIL,
+       OPT_JSON, OPT_SUMMARY, OPT_TOP, OPT_FOLLOW, OPT_LIMIT, OPT_MAXLINE };
+
+/* The option statuses below: 0 goes on, -1 after --help (or out of memory
+ * from strlist_add, which parse_audit_options tells apart), 2 a usage error. */
+
+/* --decision: allow, rewrite or deny. */
+static int add_decision(audit_filter *f, const char *arg)
 {
-    enum { OPT_USER = 256, OPT_GROUP, OPT_DECISION, OPT_DATASET, OPT_RELATION, OPT_SESSION, OPT_EVENT, OPT_SINCE, OPT_UNTIL,
-           OPT_JSON, OPT_SUMMARY, OPT_TOP, OPT_FOLLOW, OPT_LIMIT, OPT_MAXLINE };
+    if (strcmp(arg, "allow") && strcmp(arg, "rewrite") && strcmp(arg, "deny")) {
+        fprintf(stderr, "martgate audit: --decision '%s': use allow, rewrite or deny\n", arg);
+        return 2;
+    }
+    return strlist_add(&f->decisions, arg);
+}
+
+/* --event: one of the four record events. */
+static int add_event(audit_filter *f, const char *arg)
+{
+    if (strcmp(arg, "session_start") && strcmp(arg, "login_failed") && strcmp(arg, "statement") &&
+        strcmp(arg, "session_end")) {
+        fprintf(stderr, "martgate audit: --event '%s': use session_start, login_failed, statement or "
+                        "session_end\n", arg);
+        return 2;
+    }
+    return strlist_add(&f->events, arg);
+}
+
+/* --since or --until (a bare date in --until includes that whole day). */
+static int set_time_bound(audit_filter *f, int o, const char *arg)
+{
+    int64_t t;
+    if (!parse_time(arg, o == OPT_UNTIL, &t)) {
+        fprintf(stderr, "martgate audit: --%s '%s': use RFC 3339 (2024-05-01T08:00:00Z) or YYYY-MM-DD\n",
+                o == OPT_SINCE ? "since" : "until", arg);
+        return 2;
+    }
+    if (o == OPT_SINCE) {
+        f->has_since = true;
+        f->since_us = t;
+    } else {
+        f->has_until = true;
+        f->until_us = t;
+    }
+    return 0;
+}
+
+/* --top, --limit or --max-line-bytes, each with its own range. */
+static int set_number(audit_filter *f, int o, const char *arg)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || *end || end == arg || v < (o == OPT_LIMIT ? 0 : 1) ||
+        v > (o == OPT_MAXLINE ? (1LL << 30) : 1000000000LL)) {
+        fprintf(stderr, "martgate audit: --%s '%s' is not a valid number\n",
+                o == OPT_TOP ? "top" : o == OPT_LIMIT ? "limit" : "max-line-bytes", arg);
+        return 2;
+    }
+    if (o == OPT_TOP)
+        f->top = (int)v;
+    else if (o == OPT_LIMIT)
+        f->limit = v;
+    else
+        f->max_line = (size_t)v;
+    return 0;
+}
+
+/* Applies one option from getopt_long to f. */
+static int apply_audit_option(audit_filter *f, int o)
+{
+    switch (o) {
+    case OPT_USER: return strlist_add(&f->users, optarg);
+    case OPT_GROUP: return strlist_add(&f->groups, optarg);
+    case OPT_DATASET: return strlist_add(&f->datasets, optarg);
+    case OPT_RELATION: return strlist_add(&f->relations, optarg);
+    case OPT_SESSION: return strlist_add(&f->sessions, optarg);
+    case OPT_DECISION: return add_decision(f, optarg);
+    case OPT_EVENT: return add_event(f, optarg);
+    case OPT_SINCE:
+    case OPT_UNTIL: return set_time_bound(f, o, optarg);
+    case OPT_JSON: f->json = true; return 0;
+    case OPT_SUMMARY: f->summary = true; return 0;
+    case OPT_FOLLOW: f->follow = true; return 0;
+    case OPT_TOP:
+    case OPT_LIMIT:
+    case OPT_MAXLINE: return set_number(f, o, optarg);
+    case 'h':
+        usage(stdout);
+        return -1;
+    default:
+        usage(stderr);
+        return 2;
+    }
+}
+
+/* Fills f from argv and sets *first_file to the first FILE argument.
+ * 0 goes on, -1 after --help, 1 when out of memory, 2 on a usage error. */
+static int parse_audit_options(int argc, char **argv, audit_filter *f, int *first_file)
+{
     static const struct option opts[] = {
         {"user", required_argument, NULL, OPT_USER},         {"group", required_argument, NULL, OPT_GROUP},
         {"decision", required_argument, NULL, OPT_DECISION}, {"dataset", required_argument, NULL, OPT_DATASET},
@@ -558,150 +654,118 @@ int cmd_audit_main(int argc, char **argv)
         {"follow", no_argument, NULL, OPT_FOLLOW},           {"limit", required_argument, NULL, OPT_LIMIT},
         {"max-line-bytes", required_argument, NULL, OPT_MAXLINE}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    audit_filter f = {.top = 10, .max_line = CLI_DEFAULT_MAX_LINE};
     int status = 0, o;
     optind = 1;
     opterr = 1;
     while (status == 0 && (o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end;
-        long long v;
-        switch (o) {
-        case OPT_USER: status = strlist_add(&f.users, optarg); break;
-        case OPT_GROUP: status = strlist_add(&f.groups, optarg); break;
-        case OPT_DATASET: status = strlist_add(&f.datasets, optarg); break;
-        case OPT_RELATION: status = strlist_add(&f.relations, optarg); break;
-        case OPT_SESSION: status = strlist_add(&f.sessions, optarg); break;
-        case OPT_DECISION:
-            if (strcmp(optarg, "allow") && strcmp(optarg, "rewrite") && strcmp(optarg, "deny")) {
-                fprintf(stderr, "martgate audit: --decision '%s': use allow, rewrite or deny\n", optarg);
-                status = 2;
-            } else {
-                status = strlist_add(&f.decisions, optarg);
-            }
-            break;
-        case OPT_EVENT:
-            if (strcmp(optarg, "session_start") && strcmp(optarg, "login_failed") && strcmp(optarg, "statement") &&
-                strcmp(optarg, "session_end")) {
-                fprintf(stderr, "martgate audit: --event '%s': use session_start, login_failed, statement or "
-                                "session_end\n", optarg);
-                status = 2;
-            } else {
-                status = strlist_add(&f.events, optarg);
-            }
-            break;
-        case OPT_SINCE:
-        case OPT_UNTIL: {
-            int64_t t;
-            if (!parse_time(optarg, o == OPT_UNTIL, &t)) {
-                fprintf(stderr, "martgate audit: --%s '%s': use RFC 3339 (2024-05-01T08:00:00Z) or YYYY-MM-DD\n",
-                        o == OPT_SINCE ? "since" : "until", optarg);
-                status = 2;
-            } else if (o == OPT_SINCE) {
-                f.has_since = true;
-                f.since_us = t;
-            } else {
-                f.has_until = true;
-                f.until_us = t;
-            }
-            break;
-        }
-        case OPT_JSON: f.json = true; break;
-        case OPT_SUMMARY: f.summary = true; break;
-        case OPT_FOLLOW: f.follow = true; break;
-        case OPT_TOP:
-        case OPT_LIMIT:
-        case OPT_MAXLINE:
-            errno = 0;
-            v = strtoll(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < (o == OPT_LIMIT ? 0 : 1) ||
-                v > (o == OPT_MAXLINE ? (1LL << 30) : 1000000000LL)) {
-                fprintf(stderr, "martgate audit: --%s '%s' is not a valid number\n",
-                        o == OPT_TOP ? "top" : o == OPT_LIMIT ? "limit" : "max-line-bytes", optarg);
-                status = 2;
-            } else if (o == OPT_TOP) {
-                f.top = (int)v;
-            } else if (o == OPT_LIMIT) {
-                f.limit = v;
-            } else {
-                f.max_line = (size_t)v;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            status = -1;
-            break;
-        default:
-            usage(stderr);
-            status = 2;
-            break;
-        }
+        status = apply_audit_option(f, o);
         if (status == -1 && o != 'h') {
             fprintf(stderr, "martgate audit: out of memory\n");
             status = 1;
         }
     }
-    if (status == 0 && f.follow && (f.summary || argc - optind != 1)) {
+    *first_file = optind;
+    if (status == 0 && f->follow && (f->summary || argc - optind != 1)) {
         fprintf(stderr, "martgate audit: --follow takes exactly one FILE and no --summary\n");
         status = 2;
     }
-    if (status == 0 && f.has_since && f.has_until && f.until_us <= f.since_us) {
+    if (status == 0 && f->has_since && f->has_until && f->until_us <= f->since_us) {
         fprintf(stderr, "martgate audit: --until is not after --since: nothing can match\n");
         status = 2;
     }
-    run_state st = {.f = &f, .out = stdout};
-    if (status == 0 && f.summary) {
-        st.sum.events = json_object();
-        st.sum.udd = json_object();
-        st.sum.denied = json_object();
+    return status;
+}
+
+/* Reads stdin to its end; 0, or 1 when it could not be read. */
+static int read_stdin(run_state *st)
+{
+    line_reader r;
+    char why[512];
+    if (reader_open(&r, NULL, why, sizeof why) != 0) {
+        fprintf(stderr, "martgate audit: %s\n", why);
+        return 1;
     }
-    if (status == 0) {
-        if (f.follow) {
-            status = follow(&st, argv[optind]);
-        } else if (optind == argc) {
-            line_reader r;
-            char why[512];
-            if (reader_open(&r, NULL, why, sizeof why) != 0) {
-                fprintf(stderr, "martgate audit: %s\n", why);
-                status = 1;
-            } else {
-                status = read_all(&st, &r) == 1 ? 1 : 0;
-                reader_close(&r);
-            }
-        } else {
-            for (int i = optind; i < argc; i++) {
-                line_reader r;
-                char why[512];
-                if (reader_open(&r, argv[i], why, sizeof why) != 0) {
-                    fprintf(stderr, "martgate audit: %s\n", why);
-                    status = 1;
-                    continue;
-                }
-                int rc = read_all(&st, &r);
-                reader_close(&r);
-                if (rc == 1)
-                    status = 1;
-                if (rc == 2)
-                    break;
-            }
+    int status = read_all(st, &r) == 1 ? 1 : 0;
+    reader_close(&r);
+    return status;
+}
+
+/* Reads the files in order until --limit is reached; 0, or 1 when one could not be read. */
+static int read_files(run_state *st, char **files, int n)
+{
+    int status = 0;
+    for (int i = 0; i < n; i++) {
+        line_reader r;
+        char why[512];
+        if (reader_open(&r, files[i], why, sizeof why) != 0) {
+            fprintf(stderr, "martgate audit: %s\n", why);
+            status = 1;
+            continue;
         }
-        if (f.summary)
-            cmd_audit_print_summary(&st.sum, f.top, f.json, st.out);
-        flush_output(&st);
-        if (st.bad_lines)
-            fprintf(stderr, "martgate audit: %llu bad lines skipped\n", st.bad_lines);
+        int rc = read_all(st, &r);
+        reader_close(&r);
+        if (rc == 1)
+            status = 1;
+        if (rc == 2)
+            break;
+    }
+    return status;
+}
+
+/* Reads the inputs: the one FILE with --follow, stdin without FILE, or every FILE. */
+static int read_inputs(run_state *st, char **files, int n)
+{
+    if (st->f->follow)
+        return follow(st, files[0]);
+    if (n == 0)
+        return read_stdin(st);
+    return read_files(st, files, n);
+}
+
+/* Prints the summary (with --summary), the rest of the table, and how many bad lines were skipped. */
+static void print_results(run_state *st)
+{
+    if (st->f->summary)
+        cmd_audit_print_summary(&st->sum, st->f->top, st->f->json, st->out);
+    flush_output(st);
+    if (st->bad_lines)
+        fprintf(stderr, "martgate audit: %llu bad lines skipped\n", st->bad_lines);
+}
+
+/* Frees the counts, the table and the filter's lists. */
+static void free_audit_run(run_state *st, audit_filter *f)
+{
+    json_decref(st->sum.events);
+    json_decref(st->sum.udd);
+    json_decref(st->sum.denied);
+    free(st->table.cells);
+    free(f->users.v);
+    free(f->groups.v);
+    free(f->decisions.v);
+    free(f->datasets.v);
+    free(f->relations.v);
+    free(f->sessions.v);
+    free(f->events.v);
+}
+
+/* `martgate audit`: parse the options, read and filter the inputs, print the records or the summary. */
+int cmd_audit_main(int argc, char **argv)
+{
+    audit_filter f = {.top = 10, .max_line = CLI_DEFAULT_MAX_LINE};
+    run_state st = {.f = &f, .out = stdout};
+    int first_file;
+    int status = parse_audit_options(argc, argv, &f, &first_file);
+    if (status == 0) {
+        if (f.summary) {
+            st.sum.events = json_object();
+            st.sum.udd = json_object();
+            st.sum.denied = json_object();
+        }
+        status = read_inputs(&st, argv + first_file, argc - first_file);
+        print_results(&st);
     }
     if (status == -1)
         status = 0;
-    json_decref(st.sum.events);
-    json_decref(st.sum.udd);
-    json_decref(st.sum.denied);
-    free(st.table.cells);
-    free(f.users.v);
-    free(f.groups.v);
-    free(f.decisions.v);
-    free(f.datasets.v);
-    free(f.relations.v);
-    free(f.sessions.v);
-    free(f.events.v);
+    free_audit_run(&st, &f);
     return status;
 }

@@ -112,186 +112,268 @@ static const char *access_text(unsigned a)
     return a & ANALYZE_ACCESS_WRITE ? "write" : "read";
 }
 
-static int cmd_explain(int argc, char **argv)
+/* What `policy explain` was asked: the policy, the principal and one SQL text. */
+typedef struct {
+    const char *policy_path, *user, *groups, *search_path, *database, *columns_path, *sql;
+    json_t *claims;              /* from --claim; owned */
+} explain_options;
+
+/* parse_explain_options' result when the command goes on. */
+#define EXPLAIN_GO_ON (-1)
+
+/* Prints a usage error for explain and returns its exit status. */
+static int explain_usage_error(const char *message, const char *arg)
 {
-    const char *policy_path = NULL, *user = NULL, *groups = NULL, *search_path = NULL, *database = NULL,
-               *columns_path = NULL, *sql = NULL;
-    json_t *claims = json_object();
-    int rc = 2;
+    fputs("martgate policy explain: ", stderr);
+    fprintf(stderr, message, arg);
+    fputc('\n', stderr);
+    return usage(stderr, 2);
+}
+
+/* The field of o that an option taking a value fills, or NULL for other arguments. */
+static const char **explain_value_target(explain_options *o, const char *a)
+{
+    if (strcmp(a, "--policy") == 0)
+        return &o->policy_path;
+    if (strcmp(a, "--user") == 0)
+        return &o->user;
+    if (strcmp(a, "--groups") == 0)
+        return &o->groups;
+    if (strcmp(a, "--search-path") == 0)
+        return &o->search_path;
+    if (strcmp(a, "--database") == 0)
+        return &o->database;
+    if (strcmp(a, "--columns-from") == 0)
+        return &o->columns_path;
+    return NULL;
+}
+
+/* Adds one --claim NAME=VALUE to claims; false when kv is not NAME=VALUE. */
+static bool add_explain_claim(json_t *claims, const char *kv)
+{
+    const char *eq = kv ? strchr(kv, '=') : NULL;
+    if (!eq || eq == kv)
+        return false;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - kv), kv);
+    /* a JSON array/object/number/boolean value is taken as such, anything else as a string */
+    json_t *val = NULL;
+    if (strchr("[{-0123456789tf", eq[1]) && eq[1])
+        val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    json_object_set_new(claims, name, val ? val : json_string(eq + 1));
+    return true;
+}
+
+/* Fills o from argv; EXPLAIN_GO_ON, or the exit status after --help or a usage error. */
+static int parse_explain_options(int argc, char **argv, explain_options *o)
+{
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        const char **target = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            json_decref(claims);
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return usage(stdout, 0);
-        }
-        if (strcmp(a, "--policy") == 0)
-            target = &policy_path;
-        else if (strcmp(a, "--user") == 0)
-            target = &user;
-        else if (strcmp(a, "--groups") == 0)
-            target = &groups;
-        else if (strcmp(a, "--search-path") == 0)
-            target = &search_path;
-        else if (strcmp(a, "--database") == 0)
-            target = &database;
-        else if (strcmp(a, "--columns-from") == 0)
-            target = &columns_path;
+        const char **target = explain_value_target(o, a);
         if (target) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "martgate policy explain: %s needs a value\n", a);
-                json_decref(claims);
-                return usage(stderr, 2);
-            }
+            if (i + 1 >= argc)
+                return explain_usage_error("%s needs a value", a);
             *target = argv[++i];
             continue;
         }
         if (strcmp(a, "--claim") == 0) {
-            const char *kv = i + 1 < argc ? argv[++i] : NULL;
-            const char *eq = kv ? strchr(kv, '=') : NULL;
-            if (!eq || eq == kv) {
-                fprintf(stderr, "martgate policy explain: --claim needs NAME=VALUE\n");
-                json_decref(claims);
-                return usage(stderr, 2);
-            }
-            char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(eq - kv), kv);
-            /* a JSON array/object/number/boolean value is taken as such, anything else as a string */
-            json_t *val = NULL;
-            if (strchr("[{-0123456789tf", eq[1]) && eq[1])
-                val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-            json_object_set_new(claims, name, val ? val : json_string(eq + 1));
+            if (!add_explain_claim(o->claims, i + 1 < argc ? argv[++i] : NULL))
+                return explain_usage_error("%s", "--claim needs NAME=VALUE");
             continue;
         }
-        if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "martgate policy explain: unknown option %s\n", a);
-            json_decref(claims);
-            return usage(stderr, 2);
-        }
-        if (sql) {
-            fprintf(stderr, "martgate policy explain: one SQL text only (quote it)\n");
-            json_decref(claims);
-            return usage(stderr, 2);
-        }
-        sql = a;
+        if (a[0] == '-' && a[1])
+            return explain_usage_error("unknown option %s", a);
+        if (o->sql)
+            return explain_usage_error("%s", "one SQL text only (quote it)");
+        o->sql = a;
     }
-    if (!policy_path || !user || !sql) {
-        fprintf(stderr, "martgate policy explain: --policy, --user and SQL are required\n");
-        json_decref(claims);
-        return usage(stderr, 2);
-    }
-    policy_t *p = NULL;
-    json_doc *cols = NULL;
-    char *gcopy = NULL, *spcopy = NULL;
-    char **glist = NULL, **splist = NULL;
-    const char **start = NULL;
-    analysis *an = NULL;
-    decision d;
-    decision_init(&d);
-    rc = 1;
-    if (load_policy(policy_path, &p, true) != 0)
-        goto out;
+    if (!o->policy_path || !o->user || !o->sql)
+        return explain_usage_error("%s", "--policy, --user and SQL are required");
+    return EXPLAIN_GO_ON;
+}
+
+/* What explain works from: the policy, the catalog stand-in, the principal
+ * and the search_path; it owns the lists it splits. */
+typedef struct {
+    policy_t *p;
+    json_doc *cols;              /* --columns-from, or NULL */
+    char *gcopy, *spcopy;
+    char **glist, **splist;
+    const char **start;          /* the policy's starting search_path */
+    const char *const *path;     /* the search_path shown: splist or start */
+    size_t nsp;
+    decide_principal who;
+    analyze_context actx;
+} explain_inputs;
+
+/* Loads the --columns-from file, which must hold a JSON object; 0, or -1 with the error printed. */
+static int load_explain_columns(const char *path, json_doc **cols)
+{
     char err[2048];
-    if (columns_path) {
-        cols = json_doc_load(columns_path, POLICY_CASES_MAX_BYTES, err, sizeof err);
-        if (!cols) {
-            fprintf(stderr, "error: %s\n", err);
-            goto out;
-        }
-        if (!json_is_object(json_doc_root(cols))) {
-            json_doc_error(cols, json_doc_root(cols), err, sizeof err, "(top level)",
-                           "must be an object: \"schema.table\" -> [columns]");
-            fprintf(stderr, "error: %s\n", err);
-            goto out;
-        }
+    *cols = json_doc_load(path, POLICY_CASES_MAX_BYTES, err, sizeof err);
+    if (!*cols) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
     }
-    size_t ng = 0, nsp = 0;
-    if (groups && !(glist = split_list(groups, &ng, &gcopy)))
-        goto oom;
-    decide_principal who = {user, (const char *const *)glist, ng, claims};
-    if (search_path) {
-        if (!(splist = split_list(search_path, &nsp, &spcopy)))
-            goto oom;
+    if (!json_is_object(json_doc_root(*cols))) {
+        json_doc_error(*cols, json_doc_root(*cols), err, sizeof err, "(top level)",
+                       "must be an object: \"schema.table\" -> [columns]");
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the principal and the search_path the SQL is analyzed with; false when out of memory. */
+static bool explain_principal(const explain_options *o, explain_inputs *in)
+{
+    size_t ng = 0;
+    if (o->groups && !(in->glist = split_list(o->groups, &ng, &in->gcopy)))
+        return false;
+    in->who = (decide_principal){o->user, (const char *const *)in->glist, ng, o->claims};
+    if (o->search_path) {
+        if (!(in->splist = split_list(o->search_path, &in->nsp, &in->spcopy)))
+            return false;
+        in->path = (const char *const *)in->splist;
     } else {
-        if (decide_search_path(p, &who, &start, &nsp) < 0)
-            goto oom;
+        if (decide_search_path(in->p, &in->who, &in->start, &in->nsp) < 0)
+            return false;
+        in->path = in->start;
     }
     static const char *const empty_path[] = {""};
-    analyze_context actx = {.database = database,
-                            .search_path = search_path ? (const char *const *)splist : start,
-                            .n_search_path = nsp};
-    if (nsp == 0) {
-        actx.search_path = empty_path;
-        actx.n_search_path = 1;
+    in->actx = (analyze_context){.database = o->database, .search_path = in->path, .n_search_path = in->nsp};
+    if (in->nsp == 0) {
+        in->actx.search_path = empty_path;
+        in->actx.n_search_path = 1;
     }
+    return true;
+}
+
+/* Loads the policy, the columns and the principal; 0, or 1 with the error printed. */
+static int load_explain_inputs(const explain_options *o, explain_inputs *in)
+{
+    memset(in, 0, sizeof *in);
+    if (load_policy(o->policy_path, &in->p, true) != 0)
+        return 1;
+    if (o->columns_path && load_explain_columns(o->columns_path, &in->cols) != 0)
+        return 1;
+    if (!explain_principal(o, in)) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* Frees what load_explain_inputs made. */
+static void free_explain_inputs(explain_inputs *in)
+{
+    free(in->start);
+    free(in->glist);
+    free(in->gcopy);
+    free(in->splist);
+    free(in->spcopy);
+    json_doc_free(in->cols);
+    policy_unref(in->p);
+}
+
+/* Prints who asks: the effective groups, the search_path and the catalog visibility. */
+static void print_explain_principal(const explain_inputs *in)
+{
     const char *eff[256];
-    size_t neff = decide_effective_groups(p, &who, eff, 256);
-    printf("principal: %s; groups: ", user);
+    size_t neff = decide_effective_groups(in->p, &in->who, eff, 256);
+    printf("principal: %s; groups: ", in->who.user);
     for (size_t i = 0; i < neff && i < 256; i++)
         printf("%s%s", i ? ", " : "", eff[i]);
     printf("%s\nsearch_path: ", neff ? "" : "(none)");
-    for (size_t i = 0; i < nsp; i++)
-        printf("%s%s", i ? ", " : "", search_path ? splist[i] : start[i]);
-    printf("%s\n", nsp ? "" : "(empty)");
-    printf("catalog visibility: %s\n", decide_full_catalog(p, &who) ? "full" : "filtered to what the principal may read");
+    for (size_t i = 0; i < in->nsp; i++)
+        printf("%s%s", i ? ", " : "", in->path[i]);
+    printf("%s\n", in->nsp ? "" : "(empty)");
+    printf("catalog visibility: %s\n",
+           decide_full_catalog(in->p, &in->who) ? "full" : "filtered to what the principal may read");
+}
+
+/* The word explain prints for a decision item's kind. */
+static const char *item_kind_text(decide_item_kind kind)
+{
+    return kind == DECIDE_ITEM_RELATION ? "relation"
+         : kind == DECIDE_ITEM_FUNCTION ? "function"
+         : kind == DECIDE_ITEM_SETTING  ? "setting"
+         : kind == DECIDE_ITEM_SCHEMA   ? "schema"
+         : kind == DECIDE_ITEM_ROLE     ? "role"
+         : kind == DECIDE_ITEM_FLAG     ? "flag"
+                                        : "statement";
+}
+
+/* Prints every statement and, under it, each item decided with its rule and reason. */
+static void print_explain_items(const analysis *an, const decision *d)
+{
+    for (size_t s = 0; s < an->n_stmts; s++) {
+        const analysis_stmt *st = &an->stmts[s];
+        printf("statement %zu: %s (%s)\n", s + 1, st->tag ? st->tag : "?", analyze_stmt_kind_name(st->kind));
+        for (size_t i = 0; i < d->n_items; i++) {
+            const decide_item *it = &d->items[i];
+            if (it->stmt_index != s)
+                continue;
+            char label[400], why[1024];
+            decide_item_label(it, label, sizeof label);
+            decide_item_reason(d, i, why, sizeof why);
+            bool rel = it->kind == DECIDE_ITEM_RELATION;
+            printf("  %-8s %s%s%s%s: %s [%s]\n    %s\n", item_kind_text(it->kind), label, rel ? " (" : "",
+                   rel ? access_text(it->access) : "", rel ? ")" : "", decide_verdict_name(it->verdict),
+                   it->rule_id ? it->rule_id : "-", why);
+        }
+    }
+}
+
+/* Analyzes and decides the SQL and prints the decision; 0, or 1 when the SQL does not parse. */
+static int explain_decision(const explain_options *o, explain_inputs *in)
+{
+    analysis *an = NULL;
     analyze_error aerr;
-    if (analyze_sql(sql, &actx, &an, &aerr) != 0) {
+    if (analyze_sql(o->sql, &in->actx, &an, &aerr) != 0) {
         printf("decision: deny\nreason: the SQL does not parse: %s (SQLSTATE %s)\n", aerr.message, aerr.sqlstate);
-        goto out;
+        analysis_free(an);
+        return 1;
     }
-    decide_request req = {.sql = sql, .facts = an, .who = &who};
-    if (cols) {
+    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who};
+    if (in->cols) {
         req.columns = policy_cases_columns;
-        req.columns_ctx = json_doc_root(cols);
+        req.columns_ctx = json_doc_root(in->cols);
     }
+    decision d;
+    decision_init(&d);
     char derr[512] = "";
-    decide(p, &req, &d, derr, sizeof derr);
+    decide(in->p, &req, &d, derr, sizeof derr);
     printf("decision: %s\n", decide_verdict_name(d.verdict));
     printf("rule: %s\n", d.rule_id ? d.rule_id : "(none: built-in or default)");
     printf("reason: %s\n", decision_reason(&d));
     if (*derr)
         printf("error: %s\n", derr);
-    for (size_t s = 0; s < an->n_stmts; s++) {
-        const analysis_stmt *st = &an->stmts[s];
-        printf("statement %zu: %s (%s)\n", s + 1, st->tag ? st->tag : "?", analyze_stmt_kind_name(st->kind));
-        for (size_t i = 0; i < d.n_items; i++) {
-            const decide_item *it = &d.items[i];
-            if (it->stmt_index != s)
-                continue;
-            char label[400], why[1024];
-            decide_item_label(it, label, sizeof label);
-            decide_item_reason(&d, i, why, sizeof why);
-            const char *kind = it->kind == DECIDE_ITEM_RELATION ? "relation"
-                             : it->kind == DECIDE_ITEM_FUNCTION ? "function"
-                             : it->kind == DECIDE_ITEM_SETTING  ? "setting"
-                             : it->kind == DECIDE_ITEM_SCHEMA   ? "schema"
-                             : it->kind == DECIDE_ITEM_ROLE     ? "role"
-                             : it->kind == DECIDE_ITEM_FLAG     ? "flag"
-                                                                : "statement";
-            printf("  %-8s %s%s%s%s: %s [%s]\n    %s\n", kind, label, it->kind == DECIDE_ITEM_RELATION ? " (" : "",
-                   it->kind == DECIDE_ITEM_RELATION ? access_text(it->access) : "",
-                   it->kind == DECIDE_ITEM_RELATION ? ")" : "", decide_verdict_name(it->verdict),
-                   it->rule_id ? it->rule_id : "-", why);
-        }
-    }
+    print_explain_items(an, &d);
     if (d.verdict == DECIDE_REWRITE && d.rewritten_sql)
         printf("rewritten SQL:\n%s\n", d.rewritten_sql);
-    rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "error: out of memory\n");
-    rc = 1;
-out:
     decision_free(&d);
     analysis_free(an);
-    free(start);
-    free(glist);
-    free(gcopy);
-    free(splist);
-    free(spcopy);
-    json_doc_free(cols);
-    json_decref(claims);
-    policy_unref(p);
+    return 0;
+}
+
+/* `policy explain`: parse the options, load the policy and the principal, decide the SQL, print. */
+static int cmd_explain(int argc, char **argv)
+{
+    explain_options o = {.claims = json_object()};
+    int rc = parse_explain_options(argc, argv, &o);
+    if (rc == EXPLAIN_GO_ON) {
+        explain_inputs in;
+        rc = load_explain_inputs(&o, &in);
+        if (rc == 0) {
+            print_explain_principal(&in);
+            rc = explain_decision(&o, &in);
+        }
+        free_explain_inputs(&in);
+    }
+    json_decref(o.claims);
     return rc;
 }
 

@@ -353,7 +353,159 @@ enum {
     OPT_AUD, OPT_KID, OPT_NBF, OPT_IAT, OPT_NO_EXP, OPT_HELP
 };
 
-int cmd_token_main(int argc, char **argv)
+/* The token step functions' result when the command goes on. */
+#define TOKEN_GO_ON (-1)
+
+/* What `martgate token` was asked, and what it holds until it exits. */
+typedef struct {
+    jwt_mint_opts mint;
+    const char *key_path;
+    char *groups_arg;            /* --groups as given; split in place */
+    const char **groups;         /* the pieces of groups_arg */
+    const char **auds;           /* argc + 1 slots, for every --aud */
+    size_t naud;
+    json_t *extra;               /* the --claim claims */
+    unsigned char *key;          /* read from key_path */
+    size_t key_len;
+    char *token;                 /* the signed JWT */
+} token_request;
+
+/* Sets the defaults and makes room for the claims and audiences; TOKEN_GO_ON or 1 when out of memory. */
+static int token_request_init(token_request *t, int argc)
+{
+    memset(t, 0, sizeof *t);
+    t->mint.alg = "HS256";
+    t->mint.ttl = 3600;
+    t->extra = json_object();
+    if (!t->extra || !(t->auds = calloc((size_t)argc + 1, sizeof *t->auds))) {
+        fprintf(stderr, "martgate token: out of memory\n");
+        return 1;
+    }
+    return TOKEN_GO_ON;
+}
+
+/* Frees what the request holds. */
+static void token_request_free(token_request *t)
+{
+    free(t->token);
+    if (t->key)
+        jwt_mint_key_free(t->key, t->key_len);
+    free(t->groups);
+    free(t->auds);
+    json_decref(t->extra);
+}
+
+/* Parses a duration option into *out (setting *given first, when not NULL); TOKEN_GO_ON or a usage error. */
+static int parse_offset_option(const char *arg, long long *out, bool *given, const char *bad)
+{
+    if (given)
+        *given = true;
+    if (parse_duration(arg, out) != 0)
+        return usage_error(bad, arg);
+    return TOKEN_GO_ON;
+}
+
+/* Adds one --claim NAME=VALUE (arg is modified) to extra; TOKEN_GO_ON or a usage error. */
+static int add_extra_claim(json_t *extra, char *arg)
+{
+    static const char *const reserved[] = {"sub", "exp", "iat", "nbf", "iss", "aud", NULL};
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return usage_error("bad --claim '%s' (use NAME=VALUE)", arg);
+    *eq = 0;
+    for (const char *const *r = reserved; *r; r++)
+        if (strcmp(*r, arg) == 0)
+            return usage_error("--claim cannot set '%s'; use its own option", arg);
+    if (json_object_get(extra, arg))
+        return usage_error("--claim '%s' is given twice", arg);
+    json_t *val = json_string(eq + 1);
+    if (!val || json_object_set_new(extra, arg, val) != 0)
+        return usage_error("--claim '%s' is not valid UTF-8", arg);
+    return TOKEN_GO_ON;
+}
+
+/* Applies one option from getopt_long; TOKEN_GO_ON, or the exit status after --help or a usage error. */
+static int apply_token_option(int c, char **argv, token_request *t)
+{
+    jwt_mint_opts *o = &t->mint;
+    switch (c) {
+    case OPT_KEY:
+        t->key_path = optarg;
+        break;
+    case OPT_ALG:
+        o->alg = optarg;
+        break;
+    case OPT_SUB:
+        o->sub = optarg;
+        break;
+    case OPT_GROUPS:
+        t->groups_arg = optarg;
+        break;
+    case OPT_GROUPS_CLAIM:
+        o->groups_claim = optarg;
+        break;
+    case OPT_TTL:
+        return parse_offset_option(optarg, &o->ttl, NULL,
+                                   "bad --ttl '%s' (use e.g. 3600, 45s, 30m, 1h, 2d, -60)");
+    case OPT_NBF:
+        return parse_offset_option(optarg, &o->nbf_offset, &o->set_nbf,
+                                   "bad --nbf '%s' (seconds from now, e.g. 120 or -5m)");
+    case OPT_IAT:
+        return parse_offset_option(optarg, &o->iat_offset, &o->set_iat,
+                                   "bad --iat '%s' (seconds from now, e.g. -600)");
+    case OPT_CLAIM:
+        return add_extra_claim(t->extra, optarg);
+    case OPT_ISS:
+        o->iss = optarg;
+        break;
+    case OPT_AUD:
+        t->auds[t->naud++] = optarg;
+        break;
+    case OPT_KID:
+        o->kid = optarg;
+        break;
+    case OPT_NO_EXP:
+        o->no_exp = true;
+        break;
+    case 'h':
+    case OPT_HELP:
+        fputs(usage_text, stdout);
+        return 0;
+    case ':':
+        return usage_error("option '%s' needs a value", argv[optind - 1]);
+    default:
+        return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    return TOKEN_GO_ON;
+}
+
+/* Checks what the options left together, splits --groups and hands the lists to the mint options;
+ * TOKEN_GO_ON or a usage error. */
+static int finish_token_options(int argc, char **argv, token_request *t)
+{
+    jwt_mint_opts *o = &t->mint;
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!t->key_path)
+        return usage_error("%s", "--key is required");
+    if (!o->sub || !*o->sub)
+        return usage_error("%s", "--sub is required");
+    if (jwk_alg_parse(o->alg) == JWT_ALG_INVAL)
+        return usage_error("unsupported --alg '%s'", o->alg);
+    if (t->groups_arg) {
+        if (split_groups(t->groups_arg, &t->groups, &o->ngroups) != 0)
+            return usage_error("bad --groups '%s' (comma-separated names, none empty)", t->groups_arg);
+        o->with_groups = true;
+        o->groups = t->groups;
+    }
+    o->aud = t->auds;
+    o->naud = t->naud;
+    o->extra = t->extra;
+    return TOKEN_GO_ON;
+}
+
+/* Fills t from argv; TOKEN_GO_ON, or the exit status after --help or a usage error. */
+static int parse_token_options(int argc, char **argv, token_request *t)
 {
     static const struct option longopts[] = {
         {"key", required_argument, NULL, OPT_KEY},
@@ -372,164 +524,66 @@ int cmd_token_main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    static const char *const reserved[] = {"sub", "exp", "iat", "nbf", "iss", "aud", NULL};
-    jwt_mint_opts o = {.alg = "HS256", .ttl = 3600};
-    const char *key_path = NULL;
-    char *groups_arg = NULL;
-    const char **auds = NULL, **groups = NULL;
-    size_t naud = 0;
-    json_t *extra = json_object();
-    int status = 2;
-    unsigned char *key = NULL;
-    size_t key_len = 0;
-    char *token = NULL;
-    if (!extra || !(auds = calloc((size_t)argc + 1, sizeof *auds))) {
-        fprintf(stderr, "martgate token: out of memory\n");
-        status = 1;
-        goto done;
-    }
-
     optind = 1;
     opterr = 0;
     for (;;) {
         int c = getopt_long(argc, argv, ":h", longopts, NULL);
         if (c == -1)
             break;
-        switch (c) {
-        case OPT_KEY:
-            key_path = optarg;
-            break;
-        case OPT_ALG:
-            o.alg = optarg;
-            break;
-        case OPT_SUB:
-            o.sub = optarg;
-            break;
-        case OPT_GROUPS:
-            groups_arg = optarg;
-            break;
-        case OPT_GROUPS_CLAIM:
-            o.groups_claim = optarg;
-            break;
-        case OPT_TTL:
-            if (parse_duration(optarg, &o.ttl) != 0) {
-                status = usage_error("bad --ttl '%s' (use e.g. 3600, 45s, 30m, 1h, 2d, -60)", optarg);
-                goto done;
-            }
-            break;
-        case OPT_NBF:
-            o.set_nbf = true;
-            if (parse_duration(optarg, &o.nbf_offset) != 0) {
-                status = usage_error("bad --nbf '%s' (seconds from now, e.g. 120 or -5m)", optarg);
-                goto done;
-            }
-            break;
-        case OPT_IAT:
-            o.set_iat = true;
-            if (parse_duration(optarg, &o.iat_offset) != 0) {
-                status = usage_error("bad --iat '%s' (seconds from now, e.g. -600)", optarg);
-                goto done;
-            }
-            break;
-        case OPT_CLAIM: {
-            char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
-                status = usage_error("bad --claim '%s' (use NAME=VALUE)", optarg);
-                goto done;
-            }
-            *eq = 0;
-            for (const char *const *r = reserved; *r; r++)
-                if (strcmp(*r, optarg) == 0) {
-                    status = usage_error("--claim cannot set '%s'; use its own option", optarg);
-                    goto done;
-                }
-            if (json_object_get(extra, optarg)) {
-                status = usage_error("--claim '%s' is given twice", optarg);
-                goto done;
-            }
-            json_t *val = json_string(eq + 1);
-            if (!val || json_object_set_new(extra, optarg, val) != 0) {
-                status = usage_error("--claim '%s' is not valid UTF-8", optarg);
-                goto done;
-            }
-            break;
-        }
-        case OPT_ISS:
-            o.iss = optarg;
-            break;
-        case OPT_AUD:
-            auds[naud++] = optarg;
-            break;
-        case OPT_KID:
-            o.kid = optarg;
-            break;
-        case OPT_NO_EXP:
-            o.no_exp = true;
-            break;
-        case 'h':
-        case OPT_HELP:
-            fputs(usage_text, stdout);
-            status = 0;
-            goto done;
-        case ':':
-            status = usage_error("option '%s' needs a value", argv[optind - 1]);
-            goto done;
-        default:
-            status = usage_error("unknown option '%s'", argv[optind - 1]);
-            goto done;
-        }
+        int status = apply_token_option(c, argv, t);
+        if (status != TOKEN_GO_ON)
+            return status;
     }
-    if (optind < argc) {
-        status = usage_error("unexpected argument '%s'", argv[optind]);
-        goto done;
-    }
-    if (!key_path) {
-        status = usage_error("%s", "--key is required");
-        goto done;
-    }
-    if (!o.sub || !*o.sub) {
-        status = usage_error("%s", "--sub is required");
-        goto done;
-    }
-    if (jwk_alg_parse(o.alg) == JWT_ALG_INVAL) {
-        status = usage_error("unsupported --alg '%s'", o.alg);
-        goto done;
-    }
-    if (groups_arg) {
-        if (split_groups(groups_arg, &groups, &o.ngroups) != 0) {
-            status = usage_error("bad --groups '%s' (comma-separated names, none empty)", groups_arg);
-            goto done;
-        }
-        o.with_groups = true;
-        o.groups = groups;
-    }
-    o.aud = auds;
-    o.naud = naud;
-    o.extra = extra;
+    return finish_token_options(argc, argv, t);
+}
 
+/* Reads the signing key from --key; TOKEN_GO_ON or 1 with the error printed. */
+static int load_token_key(token_request *t)
+{
     char err[512];
-    status = 1;
-    if (jwt_mint_load_key(key_path, o.alg, &key, &key_len, err, sizeof err) != 0) {
+    if (jwt_mint_load_key(t->key_path, t->mint.alg, &t->key, &t->key_len, err, sizeof err) != 0) {
         fprintf(stderr, "martgate token: --key: %s\n", err);
-        goto done;
+        return 1;
     }
-    o.key = key;
-    o.key_len = key_len;
-    if (jwt_mint(&o, time(NULL), &token, err, sizeof err) != 0) {
+    t->mint.key = t->key;
+    t->mint.key_len = t->key_len;
+    return TOKEN_GO_ON;
+}
+
+/* Signs the token, valid from now; TOKEN_GO_ON or 1 with the error printed. */
+static int mint_token(token_request *t)
+{
+    char err[512];
+    if (jwt_mint(&t->mint, time(NULL), &t->token, err, sizeof err) != 0) {
         fprintf(stderr, "martgate token: %s\n", err);
-        goto done;
+        return 1;
     }
+    return TOKEN_GO_ON;
+}
+
+/* Prints the token and a newline; 0, or 1 when stdout cannot take it. */
+static int print_token(const char *token)
+{
     if (printf("%s\n", token) < 0 || fflush(stdout) != 0) {
         fprintf(stderr, "martgate token: cannot write the token: %s\n", strerror(errno));
-        goto done;
+        return 1;
     }
-    status = 0;
-done:
-    free(token);
-    if (key)
-        jwt_mint_key_free(key, key_len);
-    free(groups);
-    free(auds);
-    json_decref(extra);
+    return 0;
+}
+
+/* `martgate token`: parse the options, read the key, sign the token, print it. */
+int cmd_token_main(int argc, char **argv)
+{
+    token_request t;
+    int status = token_request_init(&t, argc);
+    if (status == TOKEN_GO_ON)
+        status = parse_token_options(argc, argv, &t);
+    if (status == TOKEN_GO_ON)
+        status = load_token_key(&t);
+    if (status == TOKEN_GO_ON)
+        status = mint_token(&t);
+    if (status == TOKEN_GO_ON)
+        status = print_token(t.token);
+    token_request_free(&t);
     return status;
 }
