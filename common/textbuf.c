@@ -11,11 +11,11 @@
 
 #include "common/grow.h"
 
-bool textbuf_reserve(textbuf *b, size_t more)
+bool textbuf_reserve_slow(textbuf *b, size_t more)
 {
     if (b->oom)
         return false;
-    if (more < b->cap - b->len)   /* len < cap always holds: room for the NUL */
+    if (more < b->cap - b->len)
         return true;
     if (b->fixed || more > (size_t)-1 / 2 - b->len) {
         b->oom = true;

@@ -27,8 +27,15 @@ static inline textbuf textbuf_fixed(char *storage, size_t size)
     return b;
 }
 
-/* Room for `more` bytes and the NUL; false (and oom set) when there is none. */
-bool textbuf_reserve(textbuf *b, size_t more) __attribute__((warn_unused_result));
+bool textbuf_reserve_slow(textbuf *b, size_t more) __attribute__((warn_unused_result));
+/* Room for `more` bytes and the NUL; false (and oom set) when there is none.
+ * Inline: the JSON writer asks before every value of every audit record. */
+static inline __attribute__((warn_unused_result)) bool textbuf_reserve(textbuf *b, size_t more)
+{
+    if (!b->oom && more < b->cap - b->len)   /* len < cap always holds: room for the NUL */
+        return true;
+    return textbuf_reserve_slow(b, more);
+}
 void textbuf_addn(textbuf *b, const void *data, size_t n);
 void textbuf_add(textbuf *b, const char *s);
 void textbuf_addc(textbuf *b, char c);
