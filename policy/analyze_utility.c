@@ -385,12 +385,20 @@ static void discard(walk_state *st, DiscardStmt *d)
     }
 }
 
-bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag)
+/* ---- the statement families walk_utility dispatches to ---------------- */
+
+/*
+ * Each family helper below handles the statement kinds of one family: it
+ * sets *kind and *tag and returns true for a node it knows, and returns
+ * false, touching nothing, for any other node. walk_utility has already set
+ * *kind to ANALYZE_STMT_DDL, which the DDL families keep.
+ */
+
+/* Handles the statements that read or write table data: COPY, TRUNCATE, REFRESH. */
+static bool walk_data_utility(walk_state *st, Node *n, analyze_stmt_kind *kind,
+                              const char **tag)
 {
-    analysis_stmt *cur = walk_current_stmt(st);
-    *kind = ANALYZE_STMT_DDL;
     switch (nodeTag(n)) {
-    /* -- reads and writes of data -- */
     case T_CopyStmt:
         *tag = "COPY";
         *kind = walk_copy(st, (CopyStmt *)n);
@@ -409,6 +417,16 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         walk_add_rangevar(st, ((RefreshMatViewStmt *)n)->relation, ANALYZE_ACCESS_WRITE,
                           ANALYZE_USE_UTILITY, false);
         return true;
+    default:
+        return false;
+    }
+}
+
+/* Handles EXPLAIN and the prepared statements: PREPARE, EXECUTE, DEALLOCATE. */
+static bool walk_explain_or_prepared(walk_state *st, analysis_stmt *cur, Node *n,
+                                     analyze_stmt_kind *kind, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_ExplainStmt: {
         ExplainStmt *e = (ExplainStmt *)n;
         *tag = "EXPLAIN";
@@ -448,6 +466,16 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         cur->deallocate_all = d->name == NULL;
         return true;
     }
+    default:
+        return false;
+    }
+}
+
+/* Handles the cursor statements: DECLARE CURSOR, FETCH/MOVE, CLOSE. */
+static bool walk_cursor(walk_state *st, analysis_stmt *cur, Node *n, analyze_stmt_kind *kind,
+                        const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_DeclareCursorStmt: {
         DeclareCursorStmt *d = (DeclareCursorStmt *)n;
         *tag = "DECLARE CURSOR";
@@ -467,8 +495,16 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         *kind = ANALYZE_STMT_UTILITY;
         cur->cursor_name = builder_strdup(st->b, ((ClosePortalStmt *)n)->portalname);
         return true;
+    default:
+        return false;
+    }
+}
 
-    /* -- session and transaction -- */
+/* Handles transaction control and the session statements SHOW and DISCARD. */
+static bool walk_session_utility(walk_state *st, Node *n, analyze_stmt_kind *kind,
+                                 const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_TransactionStmt:
         *tag = transaction_tag(((TransactionStmt *)n)->kind);
         *kind = ANALYZE_STMT_TRANSACTION;
@@ -486,8 +522,31 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         *kind = ANALYZE_STMT_SESSION;
         discard(st, (DiscardStmt *)n);
         return true;
+    default:
+        return false;
+    }
+}
 
-    /* -- maintenance -- */
+/* Records the tables of a VACUUM or ANALYZE; with none named it touches them all. */
+static void walk_vacuum(walk_state *st, VacuumStmt *v)
+{
+    if (!v->rels)
+        incomplete(st);
+    ListCell *lc;
+    foreach (lc, v->rels) {
+        VacuumRelation *vr = lfirst(lc);
+        if (IsA(vr, VacuumRelation) && vr->relation)
+            walk_add_rangevar(st, vr->relation, ANALYZE_ACCESS_WRITE, ANALYZE_USE_UTILITY,
+                              false);
+        else
+            incomplete(st);
+    }
+}
+
+/* Handles the maintenance statements: LOCK, VACUUM/ANALYZE, CLUSTER, REINDEX, CHECKPOINT. */
+static bool walk_maintenance(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_LockStmt: {
         LockStmt *l = (LockStmt *)n;
         *tag = "LOCK TABLE";
@@ -504,17 +563,7 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         VacuumStmt *v = (VacuumStmt *)n;
         *tag = v->is_vacuumcmd ? "VACUUM" : "ANALYZE";
         *kind = ANALYZE_STMT_UTILITY;
-        if (!v->rels)
-            incomplete(st);
-        ListCell *lc;
-        foreach (lc, v->rels) {
-            VacuumRelation *vr = lfirst(lc);
-            if (IsA(vr, VacuumRelation) && vr->relation)
-                walk_add_rangevar(st, vr->relation, ANALYZE_ACCESS_WRITE, ANALYZE_USE_UTILITY,
-                                  false);
-            else
-                incomplete(st);
-        }
+        walk_vacuum(st, v);
         return true;
     }
     case T_ClusterStmt: {
@@ -544,8 +593,15 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         *kind = ANALYZE_STMT_UTILITY;
         incomplete(st);
         return true;
+    default:
+        return false;
+    }
+}
 
-    /* -- DDL with modelled objects -- */
+/* Handles the DDL with its own walker: tables, DROP, COMMENT, GRANT/REVOKE, renames. */
+static bool walk_object_ddl(walk_state *st, Node *n, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_CreateStmt:
         *tag = "CREATE TABLE";
         walk_create_table(st, (CreateStmt *)n);
@@ -575,6 +631,31 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         *tag = "ALTER";
         walk_rename(st, (RenameStmt *)n);
         return true;
+    default:
+        return false;
+    }
+}
+
+/* Records CREATE TABLE AS / CREATE MATERIALIZED VIEW: the new table and its query. */
+static void walk_create_table_as(walk_state *st, analysis_stmt *cur, CreateTableAsStmt *c)
+{
+    if (c->into)
+        walk_add_rangevar(st, c->into->rel, ANALYZE_ACCESS_WRITE, ANALYZE_USE_TARGET, true);
+    if (c->query && IsA(c->query, ExecuteStmt)) {
+        ExecuteStmt *e = (ExecuteStmt *)c->query;
+        cur->execute_name = builder_strdup(st->b, e->name);
+        walk_expr(st, (Node *)e->params);
+        walk_flag(st, ANALYZE_FLAG_EXECUTE,
+                  "CREATE TABLE AS EXECUTE runs a prepared statement", e->name, -1);
+    } else {
+        walk_inner(st, c->query);
+    }
+}
+
+/* Handles the DDL that creates or alters a relation other than a plain table. */
+static bool walk_relation_ddl(walk_state *st, analysis_stmt *cur, Node *n, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_IndexStmt: {
         IndexStmt *i = (IndexStmt *)n;
         *tag = "CREATE INDEX";
@@ -594,17 +675,7 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
     case T_CreateTableAsStmt: {
         CreateTableAsStmt *c = (CreateTableAsStmt *)n;
         *tag = c->objtype == OBJECT_MATVIEW ? "CREATE MATERIALIZED VIEW" : "CREATE TABLE AS";
-        if (c->into)
-            walk_add_rangevar(st, c->into->rel, ANALYZE_ACCESS_WRITE, ANALYZE_USE_TARGET, true);
-        if (c->query && IsA(c->query, ExecuteStmt)) {
-            ExecuteStmt *e = (ExecuteStmt *)c->query;
-            cur->execute_name = builder_strdup(st->b, e->name);
-            walk_expr(st, (Node *)e->params);
-            walk_flag(st, ANALYZE_FLAG_EXECUTE,
-                      "CREATE TABLE AS EXECUTE runs a prepared statement", e->name, -1);
-        } else {
-            walk_inner(st, c->query);
-        }
+        walk_create_table_as(st, cur, c);
         return true;
     }
     case T_CreateSeqStmt:
@@ -617,6 +688,37 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         walk_add_rangevar(st, ((AlterSeqStmt *)n)->sequence, ANALYZE_ACCESS_WRITE,
                           ANALYZE_USE_DDL, false);
         return true;
+    case T_CompositeTypeStmt:
+        *tag = "CREATE TYPE";
+        walk_add_rangevar(st, ((CompositeTypeStmt *)n)->typevar, ANALYZE_ACCESS_WRITE,
+                          ANALYZE_USE_DDL, true);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Records the tables and expressions of a CREATE STATISTICS. */
+static void walk_create_stats(walk_state *st, CreateStatsStmt *s)
+{
+    ListCell *lc;
+    foreach (lc, s->relations) {
+        if (IsA(lfirst(lc), RangeVar))
+            walk_add_rangevar(st, lfirst(lc), ANALYZE_ACCESS_WRITE, ANALYZE_USE_DDL, false);
+        else
+            incomplete(st);
+    }
+    foreach (lc, s->exprs) {
+        StatsElem *e = lfirst(lc);
+        if (IsA(e, StatsElem))
+            walk_expr(st, e->expr);
+    }
+}
+
+/* Handles the DDL that hangs triggers, rules, policies or statistics on a table. */
+static bool walk_table_attachment_ddl(walk_state *st, Node *n, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_CreateTrigStmt: {
         CreateTrigStmt *t = (CreateTrigStmt *)n;
         *tag = "CREATE TRIGGER";
@@ -656,28 +758,19 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         walk_expr(st, p->with_check);
         return true;
     }
-    case T_CreateStatsStmt: {
-        CreateStatsStmt *s = (CreateStatsStmt *)n;
+    case T_CreateStatsStmt:
         *tag = "CREATE STATISTICS";
-        ListCell *lc;
-        foreach (lc, s->relations) {
-            if (IsA(lfirst(lc), RangeVar))
-                walk_add_rangevar(st, lfirst(lc), ANALYZE_ACCESS_WRITE, ANALYZE_USE_DDL, false);
-            else
-                incomplete(st);
-        }
-        foreach (lc, s->exprs) {
-            StatsElem *e = lfirst(lc);
-            if (IsA(e, StatsElem))
-                walk_expr(st, e->expr);
-        }
+        walk_create_stats(st, (CreateStatsStmt *)n);
         return true;
+    default:
+        return false;
     }
-    case T_CompositeTypeStmt:
-        *tag = "CREATE TYPE";
-        walk_add_rangevar(st, ((CompositeTypeStmt *)n)->typevar, ANALYZE_ACCESS_WRITE,
-                          ANALYZE_USE_DDL, true);
-        return true;
+}
+
+/* Handles the DDL about schemas and owners: SET SCHEMA, OWNER TO, CREATE/IMPORT SCHEMA. */
+static bool walk_schema_ddl(walk_state *st, Node *n, const char **tag)
+{
+    switch (nodeTag(n)) {
     case T_AlterObjectSchemaStmt: {
         AlterObjectSchemaStmt *a = (AlterObjectSchemaStmt *)n;
         *tag = "ALTER SET SCHEMA";
@@ -711,39 +804,55 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         walk_add_schema(st, ((ImportForeignSchemaStmt *)n)->local_schema);
         incomplete(st);
         return true;
+    default:
+        return false;
+    }
+}
 
-    /* -- what no policy can see through -- */
-    case T_DoStmt: {
+/* Flags a DO block, naming its language (plpgsql unless it says otherwise). */
+static void walk_do(walk_state *st, DoStmt *stmt)
+{
+    const char *language = "plpgsql";
+    ListCell *lc;
+    foreach (lc, stmt->args) {
+        DefElem *d = lfirst(lc);
+        if (IsA(d, DefElem) && !strcmp(d->defname, "language") && d->arg &&
+            IsA(d->arg, String))
+            language = strVal(d->arg);
+    }
+    walk_flag(st, ANALYZE_FLAG_DO, "DO runs procedural code the analyser cannot see into",
+              language, -1);
+}
+
+/* Walks the arguments of a CALL and flags the procedure it runs. */
+static void walk_call(walk_state *st, CallStmt *c)
+{
+    const char *name = NULL;
+    if (c->funccall) {
+        st->in_call = true;
+        walk_expr(st, (Node *)c->funccall);
+        st->in_call = false;
+        if (c->funccall->funcname)
+            name = strVal(llast(c->funccall->funcname));
+    }
+    walk_flag(st, ANALYZE_FLAG_CALL, "CALL runs a procedure the analyser cannot see into",
+              name, -1);
+}
+
+/* Handles the statements that run or install code no policy can see into. */
+static bool walk_opaque_code(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag)
+{
+    switch (nodeTag(n)) {
+    case T_DoStmt:
         *tag = "DO";
         *kind = ANALYZE_STMT_UTILITY;
-        const char *language = "plpgsql";
-        ListCell *lc;
-        foreach (lc, ((DoStmt *)n)->args) {
-            DefElem *d = lfirst(lc);
-            if (IsA(d, DefElem) && !strcmp(d->defname, "language") && d->arg &&
-                IsA(d->arg, String))
-                language = strVal(d->arg);
-        }
-        walk_flag(st, ANALYZE_FLAG_DO, "DO runs procedural code the analyser cannot see into",
-                  language, -1);
+        walk_do(st, (DoStmt *)n);
         return true;
-    }
-    case T_CallStmt: {
-        CallStmt *c = (CallStmt *)n;
+    case T_CallStmt:
         *tag = "CALL";
         *kind = ANALYZE_STMT_UTILITY;
-        const char *name = NULL;
-        if (c->funccall) {
-            st->in_call = true;
-            walk_expr(st, (Node *)c->funccall);
-            st->in_call = false;
-            if (c->funccall->funcname)
-                name = strVal(llast(c->funccall->funcname));
-        }
-        walk_flag(st, ANALYZE_FLAG_CALL, "CALL runs a procedure the analyser cannot see into",
-                  name, -1);
+        walk_call(st, (CallStmt *)n);
         return true;
-    }
     case T_CreateFunctionStmt: {
         CreateFunctionStmt *f = (CreateFunctionStmt *)n;
         *tag = f->is_procedure ? "CREATE PROCEDURE" : "CREATE FUNCTION";
@@ -753,38 +862,12 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
                   f->funcname ? strVal(llast(f->funcname)) : NULL, -1);
         return true;
     }
-    case T_ListenStmt:
-        *tag = "LISTEN";
-        *kind = ANALYZE_STMT_UTILITY;
-        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "LISTEN subscribes to server notifications",
-                  ((ListenStmt *)n)->conditionname, -1);
-        return true;
-    case T_UnlistenStmt:
-        *tag = "UNLISTEN";
-        *kind = ANALYZE_STMT_UTILITY;
-        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "UNLISTEN changes notification subscriptions",
-                  ((UnlistenStmt *)n)->conditionname, -1);
-        return true;
-    case T_NotifyStmt:
-        *tag = "NOTIFY";
-        *kind = ANALYZE_STMT_UTILITY;
-        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "NOTIFY sends a message to other sessions",
-                  ((NotifyStmt *)n)->conditionname, -1);
-        return true;
     case T_LoadStmt:
         *tag = "LOAD";
         *kind = ANALYZE_STMT_UTILITY;
         walk_flag(st, ANALYZE_FLAG_LOAD, "LOAD loads a shared library into the server",
                   ((LoadStmt *)n)->filename, -1);
         return true;
-    case T_AlterSystemStmt: {
-        AlterSystemStmt *a = (AlterSystemStmt *)n;
-        *tag = "ALTER SYSTEM";
-        incomplete(st);
-        walk_flag(st, ANALYZE_FLAG_ALTER_SYSTEM, "ALTER SYSTEM changes the server configuration",
-                  a->setstmt ? a->setstmt->name : NULL, -1);
-        return true;
-    }
     case T_CreateExtensionStmt:
         *tag = "CREATE EXTENSION";
         incomplete(st);
@@ -803,6 +886,51 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         walk_flag(st, ANALYZE_FLAG_CREATE_EXTENSION, "an extension installs code in the server",
                   ((AlterExtensionContentsStmt *)n)->extname, -1);
         return true;
+    default:
+        return false;
+    }
+}
+
+/* Handles LISTEN, UNLISTEN and NOTIFY, which talk to other sessions. */
+static bool walk_listen_notify(walk_state *st, Node *n, analyze_stmt_kind *kind,
+                               const char **tag)
+{
+    switch (nodeTag(n)) {
+    case T_ListenStmt:
+        *tag = "LISTEN";
+        *kind = ANALYZE_STMT_UTILITY;
+        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "LISTEN subscribes to server notifications",
+                  ((ListenStmt *)n)->conditionname, -1);
+        return true;
+    case T_UnlistenStmt:
+        *tag = "UNLISTEN";
+        *kind = ANALYZE_STMT_UTILITY;
+        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "UNLISTEN changes notification subscriptions",
+                  ((UnlistenStmt *)n)->conditionname, -1);
+        return true;
+    case T_NotifyStmt:
+        *tag = "NOTIFY";
+        *kind = ANALYZE_STMT_UTILITY;
+        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "NOTIFY sends a message to other sessions",
+                  ((NotifyStmt *)n)->conditionname, -1);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Handles ALTER SYSTEM and ALTER ROLE/DATABASE ... SET: settings of later sessions. */
+static bool walk_persistent_settings(walk_state *st, Node *n, const char **tag)
+{
+    switch (nodeTag(n)) {
+    case T_AlterSystemStmt: {
+        AlterSystemStmt *a = (AlterSystemStmt *)n;
+        *tag = "ALTER SYSTEM";
+        incomplete(st);
+        walk_flag(st, ANALYZE_FLAG_ALTER_SYSTEM, "ALTER SYSTEM changes the server configuration",
+                  a->setstmt ? a->setstmt->name : NULL, -1);
+        return true;
+    }
     case T_AlterRoleSetStmt: {
         AlterRoleSetStmt *a = (AlterRoleSetStmt *)n;
         *tag = "ALTER ROLE";
@@ -822,8 +950,13 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         return true;
     }
     default:
-        break;
+        return false;
     }
+}
+
+/* Handles the DDL listed in unmodelled[]: named, marked as touching unknown objects. */
+static bool walk_unmodelled(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag)
+{
     for (size_t i = 0; i < sizeof unmodelled / sizeof unmodelled[0]; i++) {
         if (nodeTag(n) == unmodelled[i].tag) {
             *tag = unmodelled[i].name;
@@ -833,4 +966,28 @@ bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char *
         }
     }
     return false;
+}
+
+/*
+ * The facts of a utility statement: each family helper in turn, until one
+ * knows the node. A node none of them knows returns false, and the caller
+ * flags it, so an unknown statement is denied.
+ */
+bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag)
+{
+    analysis_stmt *cur = walk_current_stmt(st);
+    *kind = ANALYZE_STMT_DDL;
+    return walk_data_utility(st, n, kind, tag) ||
+           walk_explain_or_prepared(st, cur, n, kind, tag) ||
+           walk_cursor(st, cur, n, kind, tag) ||
+           walk_session_utility(st, n, kind, tag) ||
+           walk_maintenance(st, n, kind, tag) ||
+           walk_object_ddl(st, n, tag) ||
+           walk_relation_ddl(st, cur, n, tag) ||
+           walk_table_attachment_ddl(st, n, tag) ||
+           walk_schema_ddl(st, n, tag) ||
+           walk_opaque_code(st, n, kind, tag) ||
+           walk_listen_notify(st, n, kind, tag) ||
+           walk_persistent_settings(st, n, tag) ||
+           walk_unmodelled(st, n, kind, tag);
 }
