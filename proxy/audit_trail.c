@@ -125,8 +125,7 @@ static trail_tmpl *tmpl_ref(trail_tmpl *t)
     return t;
 }
 
-trail_tmpl *trail_tmpl_ref(trail_tmpl *t) { return tmpl_ref(t); }
-void trail_tmpl_release(trail_tmpl *t) { tmpl_unref(t); }
+const guard_tmpl_ops trail_tmpl_ops = {.ref = tmpl_ref, .release = tmpl_unref};
 
 /* Makes t the template of a guard entry (a reference is taken). */
 static void entry_template(guard_named *e, trail_tmpl *t)
@@ -397,7 +396,7 @@ static trail_req *place(session *s, char kind, const char *stmt_name, trail_tmpl
         return NULL;
     }
     if (kind == 'P') {
-        entry_template(guard_statement(s, stmt_name ? stmt_name : ""), t);
+        entry_template(guard_names_find(&s->guard.statements, stmt_name ? stmt_name : ""), t);
         tmpl_unref(t);
         return NULL;
     }
@@ -457,9 +456,9 @@ trail_req *trail_decided(session *s, char kind, const char *stmt_name, const cha
             /* what a PREPARE or DECLARE keeps runs later: at each EXECUTE or
              * Bind of the statement, each FETCH or Execute of the cursor */
             if (st && st->prepare_name)
-                entry_template(guard_statement(s, st->prepare_name), t);
+                entry_template(guard_names_find(&s->guard.statements, st->prepare_name), t);
             else if (st && st->cursor_name && st->tag && !strcmp(st->tag, "DECLARE CURSOR"))
-                entry_template(guard_cursor(s, st->cursor_name), t);
+                entry_template(guard_names_find(&s->guard.cursors, st->cursor_name), t);
             r->recs[i].t = t;
         } else {
             session_log(s, LOG_ERROR, "audit: out of memory recording a statement");
@@ -484,9 +483,9 @@ trail_req *trail_execute(session *s, const char *portal)
     if (!audit_enabled(log_of(s)))
         return NULL;
     /* a portal of a Bind, or a cursor DECLAREd in SQL */
-    guard_named *p = guard_portal(s, portal);
+    guard_named *p = guard_names_find(&s->guard.portals, portal);
     if (!p || !p->tmpl)
-        p = guard_cursor(s, portal);
+        p = guard_names_find(&s->guard.cursors, portal);
     if (!p || !p->tmpl)
         return NULL;
     trail_req *r = req_new(1);

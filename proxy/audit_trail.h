@@ -53,10 +53,11 @@ void trail_refused(struct session *s, const char *sql, const char *sqlstate, con
  * with the template of what it runs; NULL when nothing is known of it. */
 trail_req *trail_execute(struct session *s, const char *portal);
 
-/* Templates are kept in the guard's entries (proxy/guard.h), by reference. */
+/* Templates are kept in the guard's entries (proxy/guard.h), by reference:
+ * the guard takes and drops references through these operations (the
+ * session hands them to guard_init) and never calls the trail itself. */
 typedef struct trail_tmpl trail_tmpl;
-trail_tmpl *trail_tmpl_ref(trail_tmpl *t);   /* NULL-safe */
-void trail_tmpl_release(trail_tmpl *t);      /* NULL-safe */
+extern const guard_tmpl_ops trail_tmpl_ops;
 
 /* The warehouse's answers: CommandComplete ('C' with its tag), empty query
  * ('I'), PortalSuspended ('s'), ErrorResponse ('E' with its SQLSTATE). */

@@ -3,115 +3,23 @@
  */
 #include "proxy/guard.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/decide_memo.h"
-#include "proxy/audit_trail.h"
+#include "common/grow.h"
 #include "common/log.h"
-#include "proxy/server.h"
-#include "proxy/relay.h"
-#include "proxy/session.h"
+#include "policy/decide_memo.h"
 
-/* ---- schema lists ---------------------------------------------------------- */
-
-void schema_list_clear(schema_list *l)
+static void guard_log(const session_guard *g, log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void guard_log(const session_guard *g, log_level level, const char *fmt, ...)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-static bool list_has(const schema_list *l, const char *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return true;
-    return false;
-}
-
-int schema_list_add(schema_list *l, const char *s)
-{
-    if (list_has(l, s))
-        return 0;
-    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    l->v = v;
-    if (!(l->v[l->n] = strdup(s)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-int schema_list_set(schema_list *l, const char *const *v, size_t n)
-{
-    schema_list_clear(l);
-    for (size_t i = 0; i < n; i++)
-        if (schema_list_add(l, v[i]) != 0)
-            return -1;
-    return 0;
-}
-
-int schema_list_copy(schema_list *dst, const schema_list *src)
-{
-    return schema_list_set(dst, (const char *const *)src->v, src->n);
-}
-
-static __attribute__((warn_unused_result)) int list_union(schema_list *dst, const schema_list *src)
-{
-    for (size_t i = 0; i < src->n; i++)
-        if (schema_list_add(dst, src->v[i]) != 0)
-            return -1;
-    return 0;
-}
-
-/* Splits a search_path value as SHOW prints it: identifiers separated by
- * commas, double-quoted ones with "" for a quote. */
-int guard_parse_search_path(const char *text, schema_list *out)
-{
-    schema_list_clear(out);
-    const char *p = text;
-    char buf[256];
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        size_t n = 0;
-        if (*p == '"') {
-            p++;
-            while (*p && !(*p == '"' && p[1] != '"')) {
-                if (*p == '"')
-                    p++;
-                if (n + 1 >= sizeof buf)
-                    return -1;
-                buf[n++] = *p++;
-            }
-            if (*p != '"')
-                return -1;
-            p++;
-        } else {
-            while (*p && *p != ',' && *p != ' ') {
-                if (n + 1 >= sizeof buf)
-                    return -1;
-                buf[n++] = *p++;
-            }
-        }
-        buf[n] = 0;
-        if (n && schema_list_add(out, buf) != 0)
-            return -1;
-        while (*p == ' ')
-            p++;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, g->log_prefix, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- what a statement does to search_path ---------------------------------- */
@@ -160,32 +68,31 @@ static int effect_copy(path_effect *dst, const path_effect *src)
 }
 
 /* Out of memory while following search_path: names would resolve against a
- * path martgate does not know, so the session ends (fail closed). */
-static void path_lost(struct session *s)
+ * path martgate does not know, so the session ends (fail closed; the relay
+ * reads g->lost after every call). */
+static void path_lost(session_guard *g)
 {
-    pg_error err = {.severity = "FATAL", .sqlstate = SQLSTATE_OUT_OF_MEMORY,
-                    .message = "out of memory while following search_path; the session is ended"};
-    session_log(s, LOG_ERROR, "%s", err.message);
-    session_close(s, &err);
+    if (!g->lost)
+        guard_log(g, LOG_ERROR, "out of memory while following search_path; the session is ended");
+    g->lost = "out of memory while following search_path; the session is ended";
 }
 
 /* The statement runs now: the tracked value widens to everything it may
  * be, and the relay learns the real one once the statement has run. */
-static void effect_apply(struct session *s, const path_effect *e)
+static void effect_apply(session_guard *g, const path_effect *e)
 {
     if (!e->changes)
         return;
-    session_guard *g = &s->guard;
-    if (e->incomplete || list_union(&g->effective_path, &e->schemas) != 0 ||
-        (e->to_startup && list_union(&g->effective_path, &g->startup_path) != 0)) {
+    if (e->incomplete || schema_list_union(&g->effective_path, &e->schemas) != 0 ||
+        (e->to_startup && schema_list_union(&g->effective_path, &g->startup_path) != 0)) {
         /* a search_path martgate cannot follow would resolve names it did
          * not decide: fail closed */
-        path_lost(s);
+        path_lost(g);
         return;
     }
     g->tx_path_changed = true;
     g->path_changes++;
-    relay_learn_search_path(s);
+    g->learn_wanted = true;   /* after the statement has run (guard_wants_search_path) */
 }
 
 /* ---- prepared statements and portals by name -------------------------------- */
@@ -221,32 +128,31 @@ static size_t path_key(const session_guard *g, char *buf, size_t cap)
 }
 
 /* Records the epoch of now in e. */
-static void epoch_now(const struct session *s, guard_epoch *e)
+static void epoch_now(const session_guard *g, const policy_t *p, guard_epoch *e)
 {
-    const policy_t *p = session_policy(s);
     char key[2048];
-    size_t n = path_key(&s->guard, key, sizeof key);
+    size_t n = path_key(g, key, sizeof key);
     free(e->path);
     e->policy = p ? policy_serial(p) : 0;
-    e->who = s->guard.who_serial;
+    e->who = g->who_serial;
     e->path = n ? malloc(n) : NULL;
     e->path_len = e->path ? n : 0;
     if (e->path)
         memcpy(e->path, key, n);
 }
 
-static bool epoch_is_now(const struct session *s, const guard_epoch *e)
+static bool epoch_is_now(const session_guard *g, const policy_t *p, const guard_epoch *e)
 {
-    const policy_t *p = session_policy(s);
-    if (!e->path || e->policy != (p ? policy_serial(p) : 0) || e->who != s->guard.who_serial)
+    if (!e->path || e->policy != (p ? policy_serial(p) : 0) || e->who != g->who_serial)
         return false;
     char key[2048];
-    size_t n = path_key(&s->guard, key, sizeof key);
+    size_t n = path_key(g, key, sizeof key);
     return n && n == e->path_len && memcmp(key, e->path, n) == 0;
 }
 
 /* Keeps the text an entry of table t was decided on (n bytes) and the epoch. */
-static void entry_decided(const struct session *s, guard_names *t, guard_named *e, const char *text, size_t n)
+static void entry_decided(const session_guard *g, const policy_t *pol, guard_names *t, guard_named *e,
+                          const char *text, size_t n)
 {
     if (!e)
         return;
@@ -256,7 +162,7 @@ static void entry_decided(const struct session *s, guard_names *t, guard_named *
     e->text = copy;   /* NULL out of memory: guard_stale then always asks again */
     e->text_len = copy ? n : 0;
     t->text_bytes += e->text_len;
-    epoch_now(s, &e->epoch);
+    epoch_now(g, pol, &e->epoch);
 }
 
 bool guard_full(const session_guard *g, size_t n, size_t bytes)
@@ -270,22 +176,22 @@ bool guard_has_statement(const session_guard *g, const char *name)
     return guard_names_find(&g->statements, name) != NULL;
 }
 
-guard_named *guard_stale(struct session *s, bool cursor, const char *name)
+guard_named *guard_stale(session_guard *g, const policy_t *pol, bool cursor, const char *name)
 {
-    guard_named *n = guard_names_find(cursor ? &s->guard.cursors : &s->guard.statements, name);
-    if (!n || (n->text && !n->unsure && !n->indirect && epoch_is_now(s, &n->epoch)))
+    guard_named *n = guard_names_find(cursor ? &g->cursors : &g->statements, name);
+    if (!n || (n->text && !n->unsure && !n->indirect && epoch_is_now(g, pol, &n->epoch)))
         return NULL;
     return n;
 }
 
-void guard_refresh(struct session *s, guard_named *n)
+void guard_refresh(session_guard *g, const policy_t *pol, guard_named *n)
 {
-    epoch_now(s, &n->epoch);
+    epoch_now(g, pol, &n->epoch);
 }
 
-void guard_principal_changed(struct session *s)
+void guard_principal_changed(session_guard *g)
 {
-    s->guard.who_serial++;
+    g->who_serial++;
 }
 
 static void *dup_bytes(const void *p, size_t n)
@@ -356,16 +262,15 @@ static bool runs_another(const analysis *a)
     return false;
 }
 
-static void statement_prepared(struct session *s, const char *name, const path_effect *e, const char *text,
-                               size_t n, const guard_parse *parse, bool indirect)
+static void statement_prepared(session_guard *g, const policy_t *pol, const char *name, const path_effect *e,
+                               const char *text, size_t n, const guard_parse *parse, bool indirect)
 {
-    session_guard *g = &s->guard;
     guard_named *old = guard_names_find(&g->statements, name);
     bool was_known = old && *name && old->text && !old->unsure;
     path_effect both = {0};
     if (was_known) {
         /* whichever runs, the guard expects the effects of both */
-        if (effect_copy(&both, &old->effect) != 0 || list_union(&both.schemas, &e->schemas) != 0)
+        if (effect_copy(&both, &old->effect) != 0 || schema_list_union(&both.schemas, &e->schemas) != 0)
             both.incomplete = true;
         both.changes = both.changes || e->changes;
         both.to_startup = both.to_startup || e->to_startup;
@@ -376,7 +281,7 @@ static void statement_prepared(struct session *s, const char *name, const path_e
     effect_clear(&both);
     if (!ne)
         return;
-    entry_decided(s, &g->statements, ne, text, n);
+    entry_decided(g, pol, &g->statements, ne, text, n);
     ne->protocol = parse != NULL;
     ne->indirect = indirect;
     ne->unsure = was_known || (old == ne && ne->unsure && !parse);
@@ -384,9 +289,9 @@ static void statement_prepared(struct session *s, const char *name, const path_e
                parse ? parse->types_len : 0);
 }
 
-void guard_outcome_failed(struct session *s, char what, const char *name)
+void guard_outcome_failed(session_guard *g, char what, const char *name)
 {
-    guard_names *t = what == 'K' ? &s->guard.cursors : &s->guard.statements;
+    guard_names *t = what == 'K' ? &g->cursors : &g->statements;
     guard_named *e = guard_names_find(t, name);
     if (!e && *name)
         e = guard_names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
@@ -396,17 +301,17 @@ void guard_outcome_failed(struct session *s, char what, const char *name)
      * EXECUTE of it denied */
 }
 
-bool guard_parse_needs_close(struct session *s, const char *name)
+bool guard_parse_needs_close(const session_guard *g, const char *name)
 {
-    const guard_named *e = *name ? guard_names_find(&s->guard.statements, name) : NULL;
+    const guard_named *e = *name ? guard_names_find(&g->statements, name) : NULL;
     return e && e->unsure;
 }
 
-void guard_reprepared(struct session *s, guard_named *e, const char *forwarded)
+void guard_reprepared(session_guard *g, const policy_t *pol, guard_named *e, const char *forwarded)
 {
     e->unsure = false;
-    entry_held(&s->guard.statements, e, forwarded, e->types, e->types_len);
-    epoch_now(s, &e->epoch);
+    entry_held(&g->statements, e, forwarded, e->types, e->types_len);
+    epoch_now(g, pol, &e->epoch);
 }
 
 /* ---- the effects of allowed statements ------------------------------------- */
@@ -431,44 +336,62 @@ static const char *stmt_text(const analysis *a, size_t i, const char *sql, size_
     return sql;
 }
 
+/* Keeps what='S' or 'K' and name in g->touched for the relay (see guard.h). */
+static void note_touched(session_guard *g, char what, const char *name)
+{
+    size_t n = strlen(name) + 2;
+    if (g->touched_len + n > g->touched_cap) {
+        char *t = grow_array(g->touched, &g->touched_cap, g->touched_len + n, 1, 256);
+        if (!t) {
+            /* the guard could not learn of the request's failure */
+            if (!g->lost)
+                guard_log(g, LOG_ERROR, "out of memory following prepared statement names; the session is ended");
+            g->lost = "out of memory while following prepared statement names; the session is ended";
+            return;
+        }
+        g->touched = t;
+    }
+    g->touched[g->touched_len] = what;
+    memcpy(g->touched + g->touched_len + 1, name, n - 1);
+    g->touched_len += n;
+}
+
 /* Statement `name` (every one when NULL) is dropped by a statement of a
  * Query: if the Query fails before it, the warehouse keeps it (see
  * guard_outcome_failed). */
-static void statements_dropped(struct session *s, const char *name)
+static void statements_dropped(session_guard *g, const char *name)
 {
-    session_guard *g = &s->guard;
     if (name) {
-        relay_note_touched(s, 'S', name);
+        note_touched(g, 'S', name);
     } else {
         for (size_t i = 0; i < g->statements.n; i++)
-            relay_note_touched(s, 'S', g->statements.v[i].name);
+            note_touched(g, 'S', g->statements.v[i].name);
     }
     guard_names_drop(&g->statements, name);
 }
 
 /* The same for cursor `name` (every one when NULL): CLOSE, DISCARD ALL. */
-static void cursors_dropped(struct session *s, const char *name)
+static void cursors_dropped(session_guard *g, const char *name)
 {
-    guard_names *t = &s->guard.cursors;
+    guard_names *t = &g->cursors;
     if (name && guard_names_find(t, name)) {
-        relay_note_touched(s, 'K', name);
+        note_touched(g, 'K', name);
     } else if (!name) {
         for (size_t i = 0; i < t->n; i++)
-            relay_note_touched(s, 'K', t->v[i].name);
+            note_touched(g, 'K', t->v[i].name);
     }
     guard_names_drop(t, name);
 }
 
-void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
-                             const char *sql, const guard_parse *parse)
+void guard_statement_allowed(session_guard *g, const policy_t *pol, const analysis *a, char kind,
+                             const char *stmt_name, const char *sql, const guard_parse *parse)
 {
-    session_guard *g = &s->guard;
     if (kind == 'P') {
         /* a Parse runs nothing: its statement runs at each Execute */
         path_effect e = {0};
         if (a)
             effect_of(a, DECIDE_NONE, &e);
-        statement_prepared(s, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse, runs_another(a));
+        statement_prepared(g, pol, stmt_name ? stmt_name : "", &e, sql, strlen(sql), parse, runs_another(a));
         effect_clear(&e);
         /* a PREPARE, DEALLOCATE, DECLARE, CLOSE or DISCARD prepared this
          * way does what it does by name when a portal of it runs
@@ -489,22 +412,22 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             /* PREPARE runs nothing either: EXECUTE runs what it prepared */
             path_effect e = {0};
             effect_of(a, i, &e);
-            statement_prepared(s, st->prepare_name, &e, text, tlen, NULL, false);
-            relay_note_touched(s, 'S', st->prepare_name);
+            statement_prepared(g, pol, st->prepare_name, &e, text, tlen, NULL, false);
+            note_touched(g, 'S', st->prepare_name);
             effect_clear(&e);
             continue;
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
             guard_named *c = names_put(&g->cursors, st->cursor_name, &none);
-            entry_decided(s, &g->cursors, c, text, tlen);
+            entry_decided(g, pol, &g->cursors, c, text, tlen);
             if (c)
                 c->unsure = false;   /* unless the DECLARE fails */
-            relay_note_touched(s, 'K', st->cursor_name);
+            note_touched(g, 'K', st->cursor_name);
         } else if (st->cursor_name && !strcmp(st->tag, "CLOSE CURSOR")) {
-            cursors_dropped(s, st->cursor_name);
+            cursors_dropped(g, st->cursor_name);
         } else if (!st->cursor_name && st->tag && !strcmp(st->tag, "CLOSE CURSOR")) {
-            cursors_dropped(s, NULL);   /* CLOSE ALL */
+            cursors_dropped(g, NULL);   /* CLOSE ALL */
         }
         effect_of(a, i, &now);
         if (st->execute_name) {
@@ -513,19 +436,19 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
                 now.changes = true;
                 now.to_startup = now.to_startup || p->effect.to_startup;
                 now.incomplete = now.incomplete || p->effect.incomplete;
-                if (list_union(&now.schemas, &p->effect.schemas) != 0)
+                if (schema_list_union(&now.schemas, &p->effect.schemas) != 0)
                     now.incomplete = true;
             }
         }
         if (st->kind == ANALYZE_STMT_TRANSACTION && g->tx_path_changed && is_tx_end(st->tag)) {
             now.changes = true;
-            if (list_union(&g->effective_path, &g->committed_path) != 0)
+            if (schema_list_union(&g->effective_path, &g->committed_path) != 0)
                 now.incomplete = true;
         }
         if (st->deallocate_all)
-            statements_dropped(s, NULL);
+            statements_dropped(g, NULL);
         else if (st->deallocate_name)
-            statements_dropped(s, st->deallocate_name);
+            statements_dropped(g, st->deallocate_name);
     }
     for (size_t i = 0; i < a->n_settings; i++) {
         if (a->settings[i].action != ANALYZE_SET_DISCARD || !a->settings[i].name ||
@@ -533,30 +456,29 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
             continue;
         /* DISCARD ALL drops every prepared statement and portal, and ends an
          * impersonation, as it resets the role on a server */
-        statements_dropped(s, NULL);
-        cursors_dropped(s, NULL);
+        statements_dropped(g, NULL);
+        cursors_dropped(g, NULL);
         guard_names_drop(&g->portals, NULL);
         if (g->imp_role) {
-            session_log(s, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
+            guard_log(g, LOG_INFO, "impersonation of role %s ends (DISCARD ALL)", g->imp_role);
             free(g->imp_role);
             g->imp_role = NULL;
             g->who = g->login_who;
-            guard_principal_changed(s);
+            guard_principal_changed(g);
         }
     }
-    effect_apply(s, &now);
+    effect_apply(g, &now);
     effect_clear(&now);
 }
 
-void guard_on_query_message(struct session *s)
+void guard_on_query_message(session_guard *g)
 {
-    guard_names_drop(&s->guard.statements, "");
-    guard_names_drop(&s->guard.portals, "");
+    guard_names_drop(&g->statements, "");
+    guard_names_drop(&g->portals, "");
 }
 
-void guard_on_bind(struct session *s, const char *portal, const char *stmt)
+void guard_on_bind(session_guard *g, const policy_t *pol, const char *portal, const char *stmt)
 {
-    session_guard *g = &s->guard;
     guard_named *p = guard_names_find(&g->portals, portal);
     if (p && *portal)
         return;   /* a named portal that exists stays: the server refuses the Bind */
@@ -565,9 +487,11 @@ void guard_on_bind(struct session *s, const char *portal, const char *stmt)
     p = names_put(&g->portals, portal, st ? &st->effect : &none);
     st = guard_names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
     if (p) {
-        trail_tmpl_release(p->tmpl);
-        p->tmpl = st ? trail_tmpl_ref(st->tmpl) : NULL;
-        const policy_t *pol = session_policy(s);
+        if (g->tmpl_ops) {
+            if (p->tmpl)
+                g->tmpl_ops->release(p->tmpl);
+            p->tmpl = st && st->tmpl ? g->tmpl_ops->ref(st->tmpl) : NULL;
+        }
         p->bound_policy = pol ? policy_serial(pol) : 0;
         p->bound_who = g->who_serial;
         /* what it does by name when it runs: decided again then */
@@ -580,49 +504,47 @@ void guard_on_bind(struct session *s, const char *portal, const char *stmt)
     }
 }
 
-bool guard_portal_current(struct session *s, const guard_named *p)
+bool guard_portal_current(const session_guard *g, const policy_t *pol, const guard_named *p)
 {
-    const policy_t *pol = session_policy(s);
-    return !p || (p->bound_policy == (pol ? policy_serial(pol) : 0) && p->bound_who == s->guard.who_serial);
+    return !p || (p->bound_policy == (pol ? policy_serial(pol) : 0) && p->bound_who == g->who_serial);
 }
 
-void guard_on_execute(struct session *s, const char *portal)
+void guard_on_execute(session_guard *g, const char *portal)
 {
-    const guard_named *p = guard_names_find(&s->guard.portals, portal);
+    const guard_named *p = guard_names_find(&g->portals, portal);
     if (p)
-        effect_apply(s, &p->effect);
+        effect_apply(g, &p->effect);
 }
 
-void guard_on_close(struct session *s, char what, const char *name)
+void guard_on_close(session_guard *g, char what, const char *name)
 {
-    guard_names_drop(what == 'S' ? &s->guard.statements : &s->guard.portals, name);
+    guard_names_drop(what == 'S' ? &g->statements : &g->portals, name);
     if (what != 'S')
-        guard_names_drop(&s->guard.cursors, name);   /* a cursor is a portal too */
+        guard_names_drop(&g->cursors, name);   /* a cursor is a portal too */
 }
 
-guard_named *guard_statement(struct session *s, const char *name)
+guard_named *guard_statement(const session_guard *g, const char *name)
 {
-    return guard_names_find(&s->guard.statements, name);
+    return guard_names_find(&g->statements, name);
 }
 
-guard_named *guard_cursor(struct session *s, const char *name)
+guard_named *guard_cursor(const session_guard *g, const char *name)
 {
-    return guard_names_find(&s->guard.cursors, name);
+    return guard_names_find(&g->cursors, name);
 }
 
-guard_named *guard_portal(struct session *s, const char *name)
+guard_named *guard_portal(const session_guard *g, const char *name)
 {
-    return guard_names_find(&s->guard.portals, name);
+    return guard_names_find(&g->portals, name);
 }
 
 /* ---- what the warehouse tells ---------------------------------------------- */
 
-void guard_search_path_learned(struct session *s, const char *value, char tx_status)
+static void search_path_learned(session_guard *g, const char *value, char tx_status)
 {
-    session_guard *g = &s->guard;
     schema_list l = {0};
-    if (guard_parse_search_path(value, &l) != 0) {
-        session_log(s, LOG_WARNING, "cannot parse search_path \"%s\"; keeping the wider value", value);
+    if (schema_list_parse_search_path(value, &l) != 0) {
+        guard_log(g, LOG_WARNING, "cannot parse search_path \"%s\"; keeping the wider value", value);
         schema_list_clear(&l);
         return;
     }
@@ -631,33 +553,107 @@ void guard_search_path_learned(struct session *s, const char *value, char tx_sta
     if (tx_status == 'I') {
         if (schema_list_copy(&g->committed_path, &g->effective_path) != 0) {
             /* a ROLLBACK would restore a path martgate does not know */
-            path_lost(s);
+            path_lost(g);
             return;
         }
         g->tx_path_changed = false;
     }
 }
 
-void guard_on_ready_for_query(struct session *s, char previous, char status)
+bool guard_wants_search_path(const session_guard *g)
 {
-    session_guard *g = &s->guard;
+    return g->learn_wanted && !g->lost;
+}
+
+void guard_search_path_asked(session_guard *g)
+{
+    /* asked once the statement that changed it has run, never before it
+     * (it would learn the old value) */
+    g->learn_wanted = false;
+    g->learn_mark = g->path_changes;
+}
+
+void guard_search_path_answer(session_guard *g, const char *value, char tx_status)
+{
+    if (value && g->path_changes == g->learn_mark)
+        search_path_learned(g, value, tx_status);
+    else if (value)
+        g->learn_wanted = true;   /* something changed it since the question: ask again */
+    else
+        guard_log(g, LOG_DEBUG, "SHOW search_path gave no answer; keeping the wider value");
+}
+
+void guard_on_ready_for_query(session_guard *g, char previous, char status)
+{
     if (status == 'I' && g->portals.n)
         guard_names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
     if (!g->ready)
         return;
     /* a transaction that changed search_path ended: it may have undone the change */
     if (g->tx_path_changed && previous != 'I' && status == 'I') {
-        if (list_union(&g->effective_path, &g->committed_path) != 0) {
-            path_lost(s);
+        if (schema_list_union(&g->effective_path, &g->committed_path) != 0) {
+            path_lost(g);
             return;
         }
         g->path_changes++;
-        relay_learn_search_path(s);
+        g->learn_wanted = true;   /* after the statement has run (guard_wants_search_path) */
     }
+}
+
+void guard_init(session_guard *g, const char *log_prefix, const guard_tmpl_ops *tmpl_ops)
+{
+    memset(g, 0, sizeof *g);
+    g->log_prefix = log_prefix;
+    g->tmpl_ops = tmpl_ops;
+    g->statements.tmpl_ops = g->cursors.tmpl_ops = g->portals.tmpl_ops = tmpl_ops;
+}
+
+int guard_login(session_guard *g, const policy_t *p, const decide_principal *who, const char *asked,
+                char **search_path_text, char *err, size_t errlen)
+{
+    *search_path_text = NULL;
+    if (!p)
+        return 0;
+    g->who = *who;
+    g->login_who = g->who;
+    decision_init(&g->dec);
+    if (asked) {
+        /* the client's own (pgjdbc currentSchema): every schema must be readable */
+        if (schema_list_parse_search_path(asked, &g->startup_path) != 0) {
+            snprintf(err, errlen, "invalid search_path in the startup packet");
+            return -1;
+        }
+        for (size_t i = 0; i < g->startup_path.n; i++)
+            if (!decide_schema_readable(p, &g->who, g->startup_path.v[i])) {
+                snprintf(err, errlen, "search_path schema \"%s\" is not readable under martgate's policy",
+                         g->startup_path.v[i]);
+                return -1;
+            }
+        *search_path_text = strdup(asked);
+    } else {
+        const char **schemas = NULL;
+        size_t n = 0;
+        if (decide_search_path(p, &g->who, &schemas, &n) != 0 ||
+            schema_list_set(&g->startup_path, schemas, n) != 0) {
+            free(schemas);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        free(schemas);
+        *search_path_text = decide_search_path_text(p, &g->who);
+    }
+    if (!*search_path_text || schema_list_copy(&g->committed_path, &g->startup_path) != 0 ||
+        schema_list_copy(&g->effective_path, &g->startup_path) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    g->ready = true;
+    return 0;
 }
 
 void guard_free(session_guard *g)
 {
+    free(g->touched);
     schema_list_clear(&g->startup_path);
     schema_list_clear(&g->committed_path);
     schema_list_clear(&g->effective_path);

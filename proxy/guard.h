@@ -14,6 +14,14 @@
  * decided: a PREPARE, or a Parse, runs at each EXECUTE or protocol Execute,
  * so the guard keeps what each prepared statement (by name, the unnamed one
  * too) and each portal bound from one would do, and applies it when it runs.
+ *
+ * The guard is told what the relay forwards and what the warehouse answers,
+ * and never calls back: what it needs done it leaves in its state for the
+ * caller (proxy/relay) to carry out after each call: ask the warehouse for
+ * search_path (guard_wants_search_path), keep the names a statement touches
+ * with its request (session_guard.touched), end the session when the guard
+ * can no longer follow it (session_guard.lost). It knows the session only
+ * through session_guard and the policy a call is made under.
  */
 #ifndef MARTGATE_GUARD_H
 #define MARTGATE_GUARD_H
@@ -24,23 +32,7 @@
 
 #include "policy/analyze.h"
 #include "policy/decide.h"
-
-struct session;
-
-/* A list of schema names (owned strings), without duplicates. */
-typedef struct {
-    char **v;
-    size_t n;
-} schema_list;
-
-void schema_list_clear(schema_list *l);
-int schema_list_add(schema_list *l, const char *s) __attribute__((warn_unused_result));
-int schema_list_set(schema_list *l, const char *const *v, size_t n)
-    __attribute__((warn_unused_result));
-int schema_list_copy(schema_list *dst, const schema_list *src) __attribute__((warn_unused_result));
-/* Splits a search_path value as SHOW prints it; 0 or -1 when malformed. */
-int guard_parse_search_path(const char *text, schema_list *out)
-    __attribute__((warn_unused_result));
+#include "proxy/schema_list.h"
 
 /* What running a statement may do to search_path. */
 typedef struct {
@@ -63,6 +55,15 @@ typedef struct {
 } guard_epoch;
 
 struct trail_tmpl;
+
+/* The audit trail's templates, kept in the entries below by reference: the
+ * guard shares and drops references through these (the session sets them;
+ * proxy/audit_trail's trail_tmpl_ref and trail_tmpl_release) and never
+ * looks inside. */
+typedef struct {
+    struct trail_tmpl *(*ref)(struct trail_tmpl *t);
+    void (*release)(struct trail_tmpl *t);
+} guard_tmpl_ops;
 
 /* A prepared statement, cursor or portal of the session: its effect on
  * search_path and the audit template of what it runs (proxy/audit_trail;
@@ -96,6 +97,7 @@ typedef struct {
     uint32_t *slots;
     size_t nslots;
     size_t text_bytes;       /* of the texts kept */
+    const guard_tmpl_ops *tmpl_ops; /* NULL: entries hold no template */
 } guard_names;
 
 guard_named *guard_names_find(const guard_names *t, const char *name);
@@ -133,9 +135,39 @@ typedef struct {
     uint64_t memo_first;             /* until there is one: the hash of the last shape it could keep */
     double catalog_since;            /* WAIT: the snapshot must be newer than this */
     bool catalog_missing;
+
+    const char *log_prefix;          /* the session's, for the guard's log lines */
+    const guard_tmpl_ops *tmpl_ops;
+    /* What the caller carries out after a call (see the top of this file). */
+    bool learn_wanted;               /* ask the warehouse for search_path once idle */
+    uint32_t learn_mark;             /* path_changes when it was asked */
+    /* The statement and cursor names the statements just allowed prepare,
+     * deallocate, declare or close, each 'S' or 'K', the name, NUL; the
+     * relay keeps them with the request (proxy/relay_queue) and tells
+     * guard_outcome_failed of each if the request fails, then empties this
+     * (touched_len = 0). */
+    char *touched;
+    size_t touched_len, touched_cap;
+    /* Set when the guard can no longer follow the session (out of memory):
+     * names would resolve against what it does not know, so the session
+     * ends (FATAL, SQLSTATE 53200) with this message. Never cleared. */
+    const char *lost;
 } session_guard;
 
+/* Before anything else: the session's log prefix (kept by reference) and
+ * template operations (NULL: no audit templates). */
+void guard_init(session_guard *g, const char *log_prefix, const guard_tmpl_ops *tmpl_ops);
 void guard_free(session_guard *g);
+
+/* Login: fills the principal (who; its strings must outlive the session)
+ * and the starting search_path under policy p: the client's own (asked,
+ * from the startup packet; every schema of it must be readable) or the
+ * policy's. Returns 0, or -1 with a message for the client.
+ * *search_path_text (malloc'ed) is what the warehouse session starts with,
+ * as SET syntax; NULL when no policy is loaded (then the guard is not
+ * ready and nothing is decided). */
+int guard_login(session_guard *g, const policy_t *p, const decide_principal *who, const char *asked,
+                char **search_path_text, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Does the session have prepared statement `name` (EXECUTE is decided by it)? */
 bool guard_has_statement(const session_guard *g, const char *name);
@@ -148,9 +180,9 @@ bool guard_full(const session_guard *g, size_t n, size_t bytes);
  * in another epoch than now, is unsure, or runs another prepared statement
  * or cursor (which may be stale): it must be decided again before it runs.
  * NULL when it is current or unknown. */
-guard_named *guard_stale(struct session *s, bool cursor, const char *name);
+guard_named *guard_stale(session_guard *g, const policy_t *pol, bool cursor, const char *name);
 /* It was decided again and may run: it is current now. */
-void guard_refresh(struct session *s, guard_named *n);
+void guard_refresh(session_guard *g, const policy_t *pol, guard_named *n);
 
 /* A Parse message being decided: what the warehouse is given besides the
  * statement's name and the client's text. */
@@ -165,8 +197,8 @@ typedef struct {
  * transaction ends, DISCARD ALL), and the prepared statements and cursors
  * it creates, runs or drops. a == NULL: a statement with none of these
  * (one the decision memo allowed). */
-void guard_statement_allowed(struct session *s, const analysis *a, char kind, const char *stmt_name,
-                             const char *sql, const guard_parse *parse);
+void guard_statement_allowed(session_guard *g, const policy_t *pol, const analysis *a, char kind,
+                             const char *stmt_name, const char *sql, const guard_parse *parse);
 
 /* The guard follows Parse and Close at once, as the relay forwards them; the
  * warehouse may then fail one, or skip it after an earlier error of its
@@ -176,40 +208,49 @@ void guard_statement_allowed(struct session *s, const analysis *a, char kind, co
  * something the guard dropped: the name is marked unsure (kept with no text
  * when the guard had dropped it). An unsure statement is prepared again
  * before a Bind of it runs, or refused; an unsure cursor is refused. */
-void guard_outcome_failed(struct session *s, char what, const char *name);
+void guard_outcome_failed(session_guard *g, char what, const char *name);
 /* Must the warehouse's statement `name` be closed before a Parse of that
  * name goes on (the name is unsure)? */
-bool guard_parse_needs_close(struct session *s, const char *name);
+bool guard_parse_needs_close(const session_guard *g, const char *name);
 /* Prepared statement e was decided again before a Bind and is prepared
  * again under its name (martgate's Close and Parse go first) with the text
  * forwarded now (NULL: its own). */
-void guard_reprepared(struct session *s, guard_named *e, const char *forwarded);
+void guard_reprepared(session_guard *g, const policy_t *pol, guard_named *e, const char *forwarded);
 /* The principal changed (impersonation): decisions made before are stale. */
-void guard_principal_changed(struct session *s);
+void guard_principal_changed(session_guard *g);
 
 /* The extended protocol, as the relay forwards it. A Query message destroys
  * the unnamed statement and portal; Bind ties a portal to a statement (and
  * to its audit template); Execute runs a portal; Close ('S' or 'P') drops
  * one. */
-void guard_on_query_message(struct session *s);
-void guard_on_bind(struct session *s, const char *portal, const char *stmt);
-void guard_on_execute(struct session *s, const char *portal);
+void guard_on_query_message(session_guard *g);
+void guard_on_bind(session_guard *g, const policy_t *pol, const char *portal, const char *stmt);
+void guard_on_execute(session_guard *g, const char *portal);
 /* Was portal p (guard_portal; NULL: unknown to the guard) bound under the
  * policy and principal of now? A portal bound before a reload or an
  * impersonation change may not run on. */
-bool guard_portal_current(struct session *s, const guard_named *p);
-void guard_on_close(struct session *s, char what, const char *name);
+bool guard_portal_current(const session_guard *g, const policy_t *pol, const guard_named *p);
+void guard_on_close(session_guard *g, char what, const char *name);
 
 /* The entries the audit trail keeps its templates in: the prepared statement
  * `name` (cursor: the cursor, portal: the portal), NULL when unknown. */
-guard_named *guard_statement(struct session *s, const char *name);
-guard_named *guard_cursor(struct session *s, const char *name);
-guard_named *guard_portal(struct session *s, const char *name);
+guard_named *guard_statement(const session_guard *g, const char *name);
+guard_named *guard_cursor(const session_guard *g, const char *name);
+guard_named *guard_portal(const session_guard *g, const char *name);
 
 /* Every ReadyForQuery: a transaction end may undo a search_path change, and
  * outside a transaction no portal is left (but WITH HOLD cursors). */
-void guard_on_ready_for_query(struct session *s, char previous, char status);
-/* The answer to martgate's own SHOW search_path. */
-void guard_search_path_learned(struct session *s, const char *value, char tx_status);
+void guard_on_ready_for_query(session_guard *g, char previous, char status);
+/* The round trip that learns the real search_path after a change: the
+ * relay sends GUARD_SEARCH_PATH_QUERY (its answers go to martgate only)
+ * when the guard wants it and nothing is in flight, says it did
+ * (guard_search_path_asked), and hands over the value of its one row, or
+ * NULL when there was none, at its ReadyForQuery (status tx_status). An
+ * answer to a question asked before a later change is not taken: the guard
+ * wants another. */
+#define GUARD_SEARCH_PATH_QUERY "SHOW search_path"
+bool guard_wants_search_path(const session_guard *g);
+void guard_search_path_asked(session_guard *g);
+void guard_search_path_answer(session_guard *g, const char *value, char tx_status);
 
 #endif

@@ -12,7 +12,6 @@
 
 #include "common/grow.h"
 #include "common/text_hash.h"
-#include "proxy/audit_trail.h"
 
 static size_t home(const guard_names *t, const char *name)
 {
@@ -93,7 +92,10 @@ static void entry_free(guard_names *t, guard_named *e)
     t->text_bytes -= e->text_len + e->held_len + e->types_len;
     free(e->epoch.path);
     schema_list_clear(&e->effect.schemas);
-    trail_tmpl_release(e->tmpl);
+    if (e->tmpl) {
+        assert(t->tmpl_ops);   /* a template came through the guard's operations */
+        t->tmpl_ops->release(e->tmpl);
+    }
 }
 
 void guard_names_drop(guard_names *t, const char *name)

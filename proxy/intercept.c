@@ -42,60 +42,6 @@ static bool guard_prepared(void *ctx, const char *name)
     return guard_has_statement(&s->guard, name);
 }
 
-/* ---- login ---------------------------------------------------------------- */
-
-int guard_login(session *s, char **search_path_text, char *err, size_t errlen)
-{
-    session_guard *g = &s->guard;
-    *search_path_text = NULL;
-    const policy_t *p = session_policy(s);
-    if (!p)
-        return 0;
-    g->who.user = s->ident.user ? s->ident.user : s->user;
-    g->who.groups = (const char *const *)s->ident.groups;
-    g->who.n_groups = s->ident.ngroups;
-    g->who.claims = s->ident.claims;
-    g->login_who = g->who;
-    decision_init(&g->dec);
-    const char *asked = pgw_startup_get(&s->startup, "search_path");
-    if (asked) {
-        /* the client's own (pgjdbc currentSchema): every schema must be readable */
-        if (guard_parse_search_path(asked, &g->startup_path) != 0) {
-            snprintf(err, errlen, "invalid search_path in the startup packet");
-            return -1;
-        }
-        for (size_t i = 0; i < g->startup_path.n; i++)
-            if (!decide_schema_readable(p, &g->who, g->startup_path.v[i])) {
-                snprintf(err, errlen, "search_path schema \"%s\" is not readable under martgate's policy",
-                         g->startup_path.v[i]);
-                return -1;
-            }
-        *search_path_text = strdup(asked);
-    } else {
-        const char **schemas = NULL;
-        size_t n = 0;
-        if (decide_search_path(p, &g->who, &schemas, &n) != 0 ||
-            schema_list_set(&g->startup_path, schemas, n) != 0) {
-            free(schemas);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        free(schemas);
-        *search_path_text = decide_search_path_text(p, &g->who);
-        if (!*search_path_text) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-    }
-    if (schema_list_copy(&g->committed_path, &g->startup_path) != 0 ||
-        schema_list_copy(&g->effective_path, &g->startup_path) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    g->ready = true;
-    return 0;
-}
-
 /* ---- the decision ------------------------------------------------------------ */
 
 static void deny(intercept_result *out, const char *sqlstate, const char *hint, int position,
@@ -154,7 +100,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
         free(g->imp_role);
         g->imp_role = NULL;
         g->who = g->login_who;
-        guard_principal_changed(s);
+        guard_principal_changed(g);
         /* the same command tag as the client's own statement */
         if (a->stmts[0].tag && !strcmp(a->stmts[0].tag, "RESET"))
             snprintf(sql, sizeof sql, "RESET martgate.impersonating");
@@ -187,7 +133,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
         g->who.groups = groups;
         g->who.n_groups = n;
         g->who.claims = NULL;
-        guard_principal_changed(s);
+        guard_principal_changed(g);
         session_log(s, LOG_INFO, "impersonating role %s", g->imp_role);
     } else {
         return false;   /* SESSION AUTHORIZATION and the rest: decide denies */
@@ -197,7 +143,7 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     /* a Parse of it is a statement of the new principal's (for the guard) */
     if (parse)
         parse->forwarded = out->text;
-    guard_statement_allowed(s, NULL, kind, stmt_name, text, parse);
+    guard_statement_allowed(&s->guard, p, NULL, kind, stmt_name, text, parse);
     /* audited as the client's statement (for a Parse: its Executes) */
     s->pending_req = trail_decided(s, kind, stmt_name, text, a, NULL, false, false, NULL, NULL, NULL, 0);
     return true;
@@ -242,7 +188,7 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
 {
     const policy_t *p = session_policy(s);
     if (!p) {
-        guard_refresh(s, e);
+        guard_refresh(&s->guard, p, e);
         return RECHECK_RUN;
     }
     if (!e->text) {
@@ -285,10 +231,10 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
     } else if (d.verdict == DECIDE_DENY) {
         snprintf(why, len, "%s", decision_reason(&d));
     } else if (!e->unsure && !strcmp(now, e->held ? e->held : e->text)) {
-        guard_refresh(s, e);
+        guard_refresh(&s->guard, p, e);
         r = RECHECK_RUN;
     } else if (stmt_name && e->protocol) {
-        guard_reprepared(s, e, rewrite ? now : NULL);
+        guard_reprepared(&s->guard, p, e, rewrite ? now : NULL);
         r = RECHECK_REPREPARE;
     } else if (e->unsure) {
         snprintf(why, len, "a PREPARE or DEALLOCATE of it failed, so martgate cannot tell which statement "
@@ -322,7 +268,7 @@ static void too_many_kept(session *s, const char *sql, intercept_result *out)
 static recheck_result still_allowed(session *s, bool cursor, const char *name, bool protocol, const char *audit_text,
                                     char *why, size_t len)
 {
-    guard_named *e = guard_stale(s, cursor, name);
+    guard_named *e = guard_stale(&s->guard, session_policy(s), cursor, name);
     char reason[600];
     if (!e)
         return RECHECK_RUN;
@@ -357,7 +303,7 @@ intercept_bind_result intercept_bind(session *s, const char *portal, const char 
                                      char *why, size_t len)
 {
     if (s->guard.ready) {
-        const guard_named *e = guard_statement(s, stmt);
+        const guard_named *e = guard_statement(&s->guard, stmt);
         if (!e || (!e->text && e->unsure)) {
             /* the warehouse answers the same, unless it kept what the
              * guard saw closed (a Close or DEALLOCATE that failed) */
@@ -378,7 +324,7 @@ intercept_bind_result intercept_bind(session *s, const char *portal, const char 
             break;
         }
     }
-    guard_on_bind(s, portal, stmt);
+    guard_on_bind(&s->guard, session_policy(s), portal, stmt);
     return INTERCEPT_BIND_GO;
 }
 
@@ -388,8 +334,8 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
         /* a portal may be a cursor DECLAREd earlier */
         if (*portal && still_allowed(s, true, portal, false, NULL, why, len) != RECHECK_RUN)
             return false;
-        guard_named *p = guard_portal(s, portal);   /* one lookup for both checks */
-        if (!guard_portal_current(s, p)) {
+        guard_named *p = guard_portal(&s->guard, portal);   /* one lookup for both checks */
+        if (!guard_portal_current(&s->guard, session_policy(s), p)) {
             snprintf(why, len, "permission denied by policy: portal \"%s\" was bound under another policy or "
                      "principal; bind it again", portal);
             session_log(s, LOG_INFO, "denied: %s", why);
@@ -405,12 +351,12 @@ bool intercept_execute(session *s, const char *portal, char *why, size_t len)
             analysis *a = NULL;
             analyze_error aerr;
             if (text && analyze_sql(text, &ctx, &a, &aerr) == 0)
-                guard_statement_allowed(s, a, 'Q', NULL, text, NULL);
+                guard_statement_allowed(&s->guard, session_policy(s), a, 'Q', NULL, text, NULL);
             analysis_free(a);
             free(text);
         }
     }
-    guard_on_execute(s, portal);
+    guard_on_execute(&s->guard, portal);
     return true;
 }
 
@@ -472,10 +418,10 @@ static bool memo_may_start(session *s, const policy_t *p, const analyze_shape *s
 }
 
 /* Allowed as written, as the memo says: no statement of it changes state. */
-static void allowed_by_memo(session *s, char kind, const char *stmt_name, const char *sql, const guard_parse *parse,
-                            const decide_memo_hit *hit)
+static void allowed_by_memo(session *s, const policy_t *p, char kind, const char *stmt_name, const char *sql,
+                            const guard_parse *parse, const decide_memo_hit *hit)
 {
-    guard_statement_allowed(s, NULL, kind, stmt_name, sql, parse);
+    guard_statement_allowed(&s->guard, p, NULL, kind, stmt_name, sql, parse);
     s->pending_req = trail_allowed(s, kind, stmt_name, sql, hit->note, hit->normalized, hit->normalized_len);
 }
 
@@ -500,7 +446,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     const policy_t *p = session_policy(s);
     if (!p) {
         /* no policy configured: martgate is a plain authenticating proxy */
-        guard_statement_allowed(s, NULL, kind, stmt_name, sql, parse);
+        guard_statement_allowed(&s->guard, p, NULL, kind, stmt_name, sql, parse);
         s->pending_req = trail_decided(s, kind, stmt_name, sql, NULL, NULL, false, false, NULL, NULL, NULL, 0);
         return;
     }
@@ -523,14 +469,14 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     bool memo = !g->memo || memo_enter_state(s, p);
     decide_memo_hit hit;
     if (memo && g->memo && decide_memo_find_text(g->memo, sql, len, &hit)) {
-        allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
+        allowed_by_memo(s, p, kind, stmt_name, sql, parse, &hit);
         return;
     }
     analyze_shape shape;
     bool shaped = analyze_shape_of(sql, &shape, NULL) == 0;
     memo = memo && shaped && shape.decidable;
     if (memo && g->memo && decide_memo_find(g->memo, &shape, sql, len, &hit))
-        allowed_by_memo(s, kind, stmt_name, sql, parse, &hit);
+        allowed_by_memo(s, p, kind, stmt_name, sql, parse, &hit);
     else
         decide_statement(s, p, kind, stmt_name, sql, parse, memo ? &shape : NULL, shaped ? &shape : NULL, out);
     if (shaped)
@@ -642,7 +588,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         if (out->verdict != INTERCEPT_DENY) {
             if (parse)
                 parse->forwarded = out->text;
-            guard_statement_allowed(s, a, kind, stmt_name, sql, parse);
+            guard_statement_allowed(&s->guard, p, a, kind, stmt_name, sql, parse);
         }
     }
     if (out->verdict != INTERCEPT_WAIT) {

@@ -61,10 +61,4 @@ intercept_bind_result intercept_bind(struct session *s, const char *portal, cons
                                      char *why, size_t len);
 bool intercept_execute(struct session *s, const char *portal, char *why, size_t len);
 
-/* Login: fills the principal and the starting search_path. Returns 0, or -1
- * with a message for the client (e.g. a startup search_path the principal
- * may not use). *search_path_text (malloc'ed) is what the warehouse session
- * starts with, as SET syntax; NULL when no policy is loaded. */
-int guard_login(struct session *s, char **search_path_text, char *err, size_t errlen);
-
 #endif

@@ -27,10 +27,45 @@
  * error at exactly the place of the statement it stands for. */
 #define POISON_SQL "martgate: statement denied"
 
-void relay_note_touched(session *s, char what, const char *name)
+/* The relay queue's hooks: a request's audit records are complete; a
+ * request that named a statement or cursor failed (the guard learns). */
+static void request_done(void *ctx, struct trail_req *req, bool interrupted)
 {
-    if (!rq_names_note_kind(&s->relay.q, what, name))
-        s->relay.q.names_lost = true;   /* the relay ends the session */
+    session *s = ctx;
+    if (interrupted)
+        trail_interrupted(req);
+    trail_finish(s, req);
+}
+
+static void request_unsure(void *ctx, char what, const char *name)
+{
+    session *s = ctx;
+    guard_outcome_failed(&s->guard, what, name);
+}
+
+/* The names the statements the guard was just told of touch go with the
+ * request being pushed (relay_queue), so that the guard learns if it fails. */
+static void take_touched(session *s)
+{
+    session_guard *g = &s->guard;
+    for (size_t off = 0; off < g->touched_len;) {
+        const char *rec = g->touched + off;
+        if (!rq_names_note_kind(&s->relay.q, rec[0], rec + 1))
+            s->relay.q.names_lost = true;   /* the relay ends the session */
+        off += strlen(rec) + 1;
+    }
+    g->touched_len = 0;
+}
+
+/* The guard lost track of the session (guard.h): it ends, before anything
+ * more of it reaches the warehouse. Returns false then. */
+static bool guard_following(session *s)
+{
+    if (!s->guard.lost)
+        return true;
+    pg_error err = {.severity = "FATAL", .sqlstate = SQLSTATE_OUT_OF_MEMORY, .message = s->guard.lost};
+    session_close(s, &err);
+    return false;
 }
 
 void relay_free(relay_state *r)
@@ -45,22 +80,12 @@ bool relay_idle(const session *s)
     return s->relay.q.len == 0 && s->relay.tx_status == 'I';
 }
 
+/* The guard wants the session's real search_path (guard.h): asked once the
+ * statement that changed it has run and nothing else is in flight. */
 static void inject_learn(session *s)
 {
-    relay_state *r = &s->relay;
-    if (pgw_query(s->server.out, "SHOW search_path") == 0 && rq_push(&r->q, INTERNAL)) {
-        r->learn_pending = false;
-        r->learn_mark = s->guard.path_changes;
-    }
-}
-
-void relay_learn_search_path(session *s)
-{
-    /* asked while the statement that changes it is decided or forwarded:
-     * the question goes out once that statement's ReadyForQuery is in and
-     * nothing else is in flight, never before it (it would learn the old
-     * value) */
-    s->relay.learn_pending = true;
+    if (pgw_query(s->server.out, GUARD_SEARCH_PATH_QUERY) == 0 && rq_push(&s->relay.q, INTERNAL))
+        guard_search_path_asked(&s->guard);
 }
 
 /* ---- backpressure ---------------------------------------------------------- */
@@ -107,7 +132,7 @@ void relay_server_drained(session *s)
 
 void relay_start(session *s)
 {
-    s->relay.q.owner = s;
+    s->relay.q.hooks = (rq_hooks){.done = request_done, .unsure = request_unsure, .ctx = s};
     conn_read(&s->server, true);
     conn_read(&s->client, true);
     /* the client may have pipelined queries behind its password */
@@ -147,7 +172,7 @@ static bool hidden_close(session *s, const char *name)
 static bool reprepare(session *s, const char *name)
 {
     relay_queue *q = &s->relay.q;
-    const guard_named *e = guard_statement(s, name);
+    const guard_named *e = guard_statement(&s->guard, name);
     if (!e || !e->text)
         return false;
     session_log(s, LOG_DEBUG, "preparing statement \"%s\" again before its Bind", name);
@@ -272,9 +297,18 @@ static bool handle_statement(session *s, char type, uint32_t len)
     relay_queue *q = &s->relay.q;
     size_t names_mark = q->names_len;
     /* a name the warehouse may hold unseen is closed before a Parse of it */
-    bool close_first = type == 'P' && guard_parse_needs_close(s, name);
+    bool close_first = type == 'P' && guard_parse_needs_close(&s->guard, name);
     intercept_result res;
     intercept_statement(s, type, name, sql, (const unsigned char *)body + pos, rest, &res);
+    take_touched(s);
+    if (s->guard.lost) {
+        intercept_result_clear(&res);
+        if (s->pending_req) {   /* it never reached the warehouse: recorded as skipped */
+            trail_finish(s, s->pending_req);
+            s->pending_req = NULL;
+        }
+        return guard_following(s);   /* false: the session ends */
+    }
     if (res.verdict != INTERCEPT_ALLOW && res.verdict != INTERCEPT_REPLACE)
         q->names_len = names_mark;   /* nothing of it runs */
     bool ok = !q->names_lost;
@@ -283,7 +317,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     if (ok && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
         ok = (type != 'P' || rq_names_note(q, name)) && rq_names_end(q);
     if (type == 'Q' && res.verdict != INTERCEPT_WAIT && res.verdict != INTERCEPT_WAIT_AUDIT)
-        guard_on_query_message(s);   /* the Query (or its poison) ends the unnamed statement and portal */
+        guard_on_query_message(&s->guard);   /* the Query (or its poison) ends the unnamed statement and portal */
     switch (res.verdict) {
     case INTERCEPT_WAIT:
         /* the message stays in `in`; the catalog wakes us to decide again */
@@ -318,7 +352,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
         /* the server drops the unnamed statement before it parses; a named
          * one of that name, if any, stays (the Parse fails on it) */
         if (type == 'P' && !*name)
-            guard_on_close(s, 'S', "");
+            guard_on_close(&s->guard, 'S', "");
         ok = forward_denial(s, type, name, &e);
         break;
     }
@@ -454,6 +488,9 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                     r->denied_sqlstate = room == AUDIT_FULL_DENY ? "53400" : SQLSTATE_INSUFFICIENT_PRIVILEGE;
                     return SCAN_DENY;
                 }
+                take_touched(s);
+                if (s->guard.lost)
+                    return SCAN_HOLD;   /* the session ends (relay_client_readable) */
                 req = trail_execute(s, a);
                 if (!rq_names_end(&r->q)) {   /* after the names its run noted */
                     trail_discard(req);
@@ -466,8 +503,8 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                     return SCAN_BAD;
                 }
                 /* a cursor closed as a portal: if the Close fails, the guard learns */
-                bool cursor = body[0] == 'P' && guard_cursor(s, a);
-                guard_on_close(s, body[0], a);
+                bool cursor = body[0] == 'P' && guard_cursor(&s->guard, a);
+                guard_on_close(&s->guard, body[0], a);
                 if ((body[0] == 'S' && !rq_names_note(&r->q, a)) || (cursor && !rq_names_note_kind(&r->q, 'K', a)) ||
                     !rq_names_end(&r->q)) {
                     snprintf(bad, badlen, "out of memory");
@@ -611,6 +648,8 @@ void relay_client_readable(session *s)
         size_t approved = 0;
         char bad[1024];
         scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
+        if (!guard_following(s))
+            return;
         if (!move_approved(s, in, out, approved))
             return;
         if (res == SCAN_BAD) {
@@ -754,8 +793,10 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             }
             rq_pop_outcome(&r->q, !r->q.head_failed);
             r->q.head_failed = false;
-            guard_on_ready_for_query(s, prev, r->tx_status);
-            if (r->learn_pending && r->q.len == 0 && r->client_remaining == 0)
+            guard_on_ready_for_query(&s->guard, prev, r->tx_status);
+            if (s->guard.lost)
+                return SCAN_HOLD;   /* the session ends (relay_server_readable) */
+            if (guard_wants_search_path(&s->guard) && r->q.len == 0 && r->client_remaining == 0)
                 inject_learn(s);
             if (s->draining && relay_idle(s)) {
                 *approved = off + 6;
@@ -818,16 +859,11 @@ static void take_internal_answer(session *s, char type, uint32_t len)
         evbuffer_copyout(in, z, 6);
         r->tx_status = (char)z[5];
         rq_pop(&r->q);
-        if (r->learned && s->guard.path_changes == r->learn_mark)
-            guard_search_path_learned(s, r->learned, r->tx_status);
-        else if (r->learned)
-            r->learn_pending = true;   /* something changed it since the question: ask again */
-        else
-            session_log(s, LOG_DEBUG, "SHOW search_path gave no answer; keeping the wider value");
+        guard_search_path_answer(&s->guard, r->learned, r->tx_status);
         free(r->learned);
         r->learned = NULL;
         r->waiting_learn = false;   /* a held statement goes on (see the end of relay_server_readable) */
-        if (r->learn_pending && r->q.len == 0)
+        if (guard_wants_search_path(&s->guard) && r->q.len == 0)
             inject_learn(s);
     }
     evbuffer_drain(in, len + 1);
@@ -852,7 +888,7 @@ void relay_server_readable(session *s)
             break;
         size_t approved = 0;
         scan_result res = scan_server(s, p, win, &approved);
-        if (!move_approved(s, in, out, approved))
+        if (!move_approved(s, in, out, approved) || !guard_following(s))
             return;
         if (res == SCAN_BAD) {
             session_log(s, LOG_ERROR, "the warehouse sent an invalid or unexpected message");
@@ -879,6 +915,8 @@ void relay_server_readable(session *s)
             break;
         if (rq_head(&r->q) == INTERNAL) {
             take_internal_answer(s, type, len);
+            if (!guard_following(s))
+                return;
             continue;
         }
         if (rq_head(&r->q) == HIDDEN_CLOSE || rq_head(&r->q) == HIDDEN_PARSE) {

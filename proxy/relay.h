@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "proxy/pgwire.h"
+#include "proxy/relay_queue.h"
 
 struct session;
 
@@ -28,25 +29,6 @@ struct session;
  * refused (PostgreSQL's own identifiers stop at 63), and so is a name with a
  * control character. */
 #define RELAY_MAX_NAME 256
-
-/* A request in flight, in the order the warehouse will answer them. */
-struct trail_req;
-
-typedef struct {
-    uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
-    struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
-    size_t cap, head, len;
-    struct session *owner;
-    pg_error *poison;        /* ring of the errors that replace poison answers */
-    size_t pcap, phead, plen;
-    /* In the same order, for each Query, Parse and Close (not poison): the
-     * statement and cursor names whose fate the guard must learn if it fails
-     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. */
-    char *names;
-    size_t names_off, names_len, names_cap;
-    bool head_failed;        /* the Query at the head met an error */
-    bool names_lost;         /* out of memory keeping names: the session ends */
-} relay_queue;
 
 typedef struct {
     relay_queue q;
@@ -65,9 +47,7 @@ typedef struct {
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
     bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
     bool client_terminated;      /* Terminate passed on: what is in flight runs to its end */
-    bool learn_pending;          /* ask the warehouse for search_path when idle */
-    uint32_t learn_mark;         /* the guard's path_changes when it was asked */
-    char *learned;               /* SHOW search_path's answer, while it arrives */
+    char *learned;               /* the answer to GUARD_SEARCH_PATH_QUERY, while it arrives */
 } relay_state;
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */
@@ -84,13 +64,4 @@ void relay_server_drained(struct session *s);
 void relay_free(relay_state *r);
 /* True when nothing is in flight and no transaction is open. */
 bool relay_idle(const struct session *s);
-/* Asks the warehouse for the session's search_path (SHOW search_path,
- * answered to martgate only) after the statement being handled has run: at
- * the first ReadyForQuery with nothing else in flight. */
-void relay_learn_search_path(struct session *s);
-/* The Query being decided prepares or deallocates statement `name` (what
- * 'S'), or declares or closes cursor `name` ('K'): if the Query meets an
- * error, the guard learns (guard_outcome_failed). */
-void relay_note_touched(struct session *s, char what, const char *name);
-
 #endif

@@ -9,8 +9,6 @@
 #include <string.h>
 
 #include "common/grow.h"
-#include "proxy/audit_trail.h"
-#include "proxy/guard.h"
 
 /* The ring's invariants (checked in the ASan/Debug build): lengths within
  * capacities, heads inside the rings, one poison error per poisoned request
@@ -52,6 +50,7 @@ static bool q_grow(relay_queue *q)
 /* Pushes a request; req (may be NULL) is the audit record it completes. */
 bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
+    assert(q->hooks.done && q->hooks.unsure);   /* set before the first push */
     if (q->len == q->cap && !q_grow(q))
         return false;
     q->kinds[(q->head + q->len) % q->cap] = kind;
@@ -142,7 +141,7 @@ bool rq_names_end(relay_queue *q)
 }
 
 /* Takes the names of the request popped; one that failed or was skipped
- * tells the guard of each. */
+ * tells the relay of each (hooks.unsure). */
 static void names_take(relay_queue *q, bool ok)
 {
     while (q->names_len) {
@@ -153,7 +152,7 @@ static void names_take(relay_queue *q, bool ok)
         if (n == 1)
             break;
         if (!ok)
-            guard_outcome_failed(q->owner, rec[0], rec + 1);
+            q->hooks.unsure(q->hooks.ctx, rec[0], rec + 1);
     }
     if (!q->names_len)
         q->names_off = 0;
@@ -203,7 +202,7 @@ void rq_pop_outcome(relay_queue *q, bool ok)
     if (has_names(q->kinds[q->head]))
         names_take(q, ok);
     if (q->reqs[q->head]) {
-        trail_finish(q->owner, q->reqs[q->head]);
+        q->hooks.done(q->hooks.ctx, q->reqs[q->head], false);
         q->reqs[q->head] = NULL;
     }
     if (q->kinds[q->head] & POISON) {
@@ -257,7 +256,11 @@ void rq_pop_after_error(relay_queue *q)
 void rq_free(relay_queue *q)
 {
     while (q->len) {
-        trail_interrupted(rq_head_req(q));
+        struct trail_req *r = rq_head_req(q);
+        if (r) {
+            q->hooks.done(q->hooks.ctx, r, true);
+            q->reqs[q->head] = NULL;
+        }
         rq_pop(q);
     }
     free(q->kinds);

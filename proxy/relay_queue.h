@@ -11,9 +11,41 @@
 #define MARTGATE_RELAY_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/relay.h"
+#include "proxy/pgwire.h"
+
+struct trail_req;
+
+/* What becomes of the entries the queue pops: the relay's to carry out
+ * (the queue is bookkeeping and calls nothing else). done: a request's
+ * audit records are complete (interrupted: the session ends with it in
+ * flight; it may have run). unsure: a request that named statement ('S')
+ * or cursor ('K') `name` failed or was skipped. */
+typedef struct {
+    void (*done)(void *ctx, struct trail_req *req, bool interrupted);
+    void (*unsure)(void *ctx, char what, const char *name);
+    void *ctx;
+} rq_hooks;
+
+/* The queue: rings in the order of the requests (hooks set before the
+ * first push). */
+typedef struct {
+    uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
+    struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
+    size_t cap, head, len;
+    rq_hooks hooks;
+    pg_error *poison;        /* ring of the errors that replace poison answers */
+    size_t pcap, phead, plen;
+    /* In the same order, for each Query, Parse and Close (not poison): the
+     * statement and cursor names whose fate the guard must learn if it fails
+     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. */
+    char *names;
+    size_t names_off, names_len, names_cap;
+    bool head_failed;        /* the Query at the head met an error */
+    bool names_lost;         /* out of memory keeping names: the session ends */
+} relay_queue;
 
 #define POISON 0x80
 #define INTERNAL 'i'   /* a query of martgate's own: its answers are not relayed */

@@ -120,6 +120,7 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
     update_prefix(s);
+    guard_init(&s->guard, s->log_prefix, &trail_tmpl_ops);
     s->timer = evtimer_new(s->base, on_login_timeout, s);
     s->reaper = evtimer_new(s->base, on_reap, s);
     if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer || !s->reaper) {
@@ -563,7 +564,14 @@ static void read_password(session *s)
         return;
     }
     char gerr[300];
-    if (guard_login(s, &s->search_path_text, gerr, sizeof gerr) != 0) {
+    decide_principal who = {
+        .user = s->ident.user ? s->ident.user : s->user,
+        .groups = (const char *const *)s->ident.groups,
+        .n_groups = s->ident.ngroups,
+        .claims = s->ident.claims,
+    };
+    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(&s->startup, "search_path"),
+                    &s->search_path_text, gerr, sizeof gerr) != 0) {
         session_log(s, LOG_INFO, "login refused: %s", gerr);
         trail_login_failed(s, gerr);
         fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);

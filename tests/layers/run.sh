@@ -18,14 +18,15 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' <<< "$2"; }
 
-# the compile command of one source of the layer, as a bash array literal
+# the compile command of one source of the layer (its objects go to
+# CMakeFiles/martgate_LAYER.dir/), as a bash array literal
 compile_cmd() { # LAYER
-  python3 - "$build/compile_commands.json" "$root/$1/" <<'EOF'
+  python3 - "$build/compile_commands.json" "martgate_$1.dir/" <<'EOF'
 import json, shlex, sys
 entries = json.load(open(sys.argv[1]))
 for e in entries:
-    if e["file"].startswith(sys.argv[2]) and e["file"].endswith(".c") and not e["file"].endswith("/main.c"):
-        cmd = shlex.split(e["command"]) if "command" in e else e["arguments"]
+    cmd = shlex.split(e["command"]) if "command" in e else e["arguments"]
+    if any(sys.argv[2] in a for a in cmd) and e["file"].endswith(".c"):
         out = []
         skip = False
         for a in cmd:
@@ -94,6 +95,14 @@ expect_compile proxy x_ok '#include "adapters/postgres.h"
 #include "policy/decide.h"
 #include "proxy/session.h"
 int probe(void) { return 0; }' "proxy/ compiles with every layer's headers (control)"
+expect_compile proxy_state t_ok '#include "policy/decide.h"
+#include "proxy/guard.h"
+#include "proxy/relay_queue.h"
+int probe(void) { return 0; }' "proxy_state compiles with its own, common/ and policy/ headers (control)"
+expect_refused proxy_state t_session '#include "proxy/session.h"
+int probe(void) { return 0; }' "proxy_state (the guard, the relay queue) cannot include proxy/session.h" "proxy/session.h: No such file"
+expect_refused proxy_state t_trail '#include "proxy/audit_trail.h"
+int probe(void) { return 0; }' "proxy_state cannot include proxy/audit_trail.h" "proxy/audit_trail.h: No such file"
 expect_refused proxy x_libpq '#include <libpq-fe.h>
 int probe(void) { return 0; }' "proxy/ cannot include libpq (only adapters/ may)" "libpq-fe.h: No such file"
 
@@ -137,8 +146,16 @@ void *probe(void) { return PQexec(0, "select 1"); }' "proxy/ calling PQexec itse
 void probe(void) { session_flush(0); }' "policy/ calling into proxy/ fails the check" "calls session_flush of the proxy layer"
   expect_symbols policy s_event 'void *event_base_new(void);
 void *probe(void) { return event_base_new(); }' "policy/ calling libevent fails the check" "calls event_base_new of libevent"
-  expect_symbols adapters s_guard 'void guard_principal_changed(void *s);
-void probe(void) { guard_principal_changed(0); }' "adapters/ calling into proxy/ fails the check" "of the proxy layer"
+  expect_symbols adapters s_session 'void session_flush(void *s);
+void probe(void) { session_flush(0); }' "adapters/ calling into proxy/ fails the check" "of the proxy layer"
+  expect_symbols proxy_state s_state_ok '#include "proxy/schema_list.h"
+void probe(void) { schema_list_clear(0); }' "proxy_state may call itself (control)"
+  expect_symbols proxy_state s_relay 'void relay_free(void *r);
+void probe(void) { relay_free(0); }' "the guard calling into the relay fails the check" "calls relay_free of the proxy layer"
+  expect_symbols proxy_state s_trail 'void trail_finish(void *s, void *r);
+void probe(void) { trail_finish(0, 0); }' "the relay queue calling the audit trail fails the check" "calls trail_finish of the proxy layer"
+  expect_symbols proxy_state s_close 'void session_close(void *s, const void *e);
+void probe(void) { session_close(0, 0); }' "the guard ending the session itself fails the check" "calls session_close of the proxy layer"
   expect_symbols common s_decide 'int decide(void *a, void *b, void *c);
 int probe(void) { return decide(0, 0, 0); }' "common/ calling into policy/ fails the check" "calls decide of the policy layer"
 fi
