@@ -1,0 +1,245 @@
+/*
+ * test_guard: the guard on its own (proxy/guard.c, linked with nothing of
+ * proxy/ above it): what it leaves for the relay to carry out instead of
+ * calling it (the names a statement touches, the search_path round trip,
+ * the lost flag), the unsure names a failed request leaves, epochs across a
+ * policy change and an impersonation, and the audit templates it holds
+ * only through the operations it is given.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/analyze.h"
+#include "proxy/guard.h"
+
+/* ---- fake audit templates: a counter of live references ----------------- */
+
+static int live_refs;
+static struct trail_tmpl *fake_ref(struct trail_tmpl *t)
+{
+    live_refs++;
+    return t;
+}
+static void fake_release(struct trail_tmpl *t)
+{
+    (void)t;
+    live_refs--;
+}
+static const guard_tmpl_ops fake_ops = {.ref = fake_ref, .release = fake_release};
+static char tmpl_storage;   /* any address: the guard never looks inside */
+
+static void guard_ready(session_guard *g)
+{
+    guard_init(g, "test", &fake_ops);
+    g->ready = true;
+    static const char *const start[] = {"public"};
+    assert_int_equal(schema_list_set(&g->startup_path, start, 1), 0);
+    assert_int_equal(schema_list_copy(&g->committed_path, &g->startup_path), 0);
+    assert_int_equal(schema_list_copy(&g->effective_path, &g->startup_path), 0);
+}
+
+/* The guard is told an allowed Query of sql. */
+static void allowed(session_guard *g, const char *sql)
+{
+    analyze_context ctx = {.database = "db",
+                           .search_path = (const char *const *)g->effective_path.v,
+                           .n_search_path = g->effective_path.n};
+    analysis *a = NULL;
+    analyze_error err;
+    assert_int_equal(analyze_sql(sql, &ctx, &a, &err), 0);
+    guard_statement_allowed(g, NULL, a, 'Q', NULL, sql, NULL);
+    analysis_free(a);
+}
+
+static bool has(const schema_list *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s))
+            return true;
+    return false;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_touched_names_for_the_relay(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    allowed(&g, "PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; DEALLOCATE q");
+    static const char want[] = "Sp\0Kc\0Sq";
+    assert_int_equal(g.touched_len, sizeof want);
+    assert_memory_equal(g.touched, want, sizeof want);
+    assert_true(guard_has_statement(&g, "p"));
+    assert_non_null(guard_cursor(&g, "c"));
+    assert_null(g.lost);
+    g.touched_len = 0;   /* the relay took them */
+    /* the Query failed before its PREPARE ran: the warehouse may not hold p */
+    guard_outcome_failed(&g, 'S', "p");
+    assert_true(guard_parse_needs_close(&g, "p"));
+    /* a name the guard had dropped comes back, with no text (unsure) */
+    guard_outcome_failed(&g, 'S', "q");
+    guard_named *q = guard_statement(&g, "q");
+    assert_non_null(q);
+    assert_true(q->unsure);
+    assert_null(q->text);
+    /* a statement that touches no name leaves nothing */
+    allowed(&g, "SELECT 1");
+    assert_int_equal(g.touched_len, 0);
+    guard_free(&g);
+}
+
+static void test_search_path_round_trip(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    assert_false(guard_wants_search_path(&g));
+    allowed(&g, "SET search_path = sales, finance");
+    /* until the warehouse says, the path is every value it may now be */
+    assert_true(guard_wants_search_path(&g));
+    assert_true(has(&g.effective_path, "public") && has(&g.effective_path, "sales") &&
+                has(&g.effective_path, "finance"));
+    guard_search_path_asked(&g);
+    assert_false(guard_wants_search_path(&g));
+    guard_search_path_answer(&g, "sales, \"Fin\"\"ance\"", 'I');
+    assert_int_equal(g.effective_path.n, 2);
+    assert_string_equal(g.effective_path.v[0], "sales");
+    assert_string_equal(g.effective_path.v[1], "Fin\"ance");
+    assert_int_equal(g.committed_path.n, 2);   /* outside a transaction: committed */
+
+    /* an answer to a question asked before a later change is not taken */
+    allowed(&g, "SET search_path = a");
+    guard_search_path_asked(&g);
+    allowed(&g, "SET search_path = b");
+    guard_search_path_answer(&g, "a", 'I');
+    assert_true(has(&g.effective_path, "b"));
+    assert_true(guard_wants_search_path(&g));
+    /* no answer, or one that does not parse: the wider value stays */
+    guard_search_path_asked(&g);
+    size_t wide = g.effective_path.n;
+    guard_search_path_answer(&g, NULL, 'I');
+    assert_int_equal(g.effective_path.n, wide);
+    guard_search_path_answer(&g, "\"unterminated", 'I');
+    assert_int_equal(g.effective_path.n, wide);
+    guard_free(&g);
+}
+
+static void test_transaction_end_widens_and_asks(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    allowed(&g, "BEGIN");
+    allowed(&g, "SET search_path = inner_tx");
+    guard_search_path_asked(&g);
+    guard_search_path_answer(&g, "inner_tx", 'T');   /* inside the transaction: not committed */
+    assert_int_equal(g.committed_path.n, 1);
+    assert_string_equal(g.committed_path.v[0], "public");
+    /* a ROLLBACK may undo it: the path widens to both and is asked again */
+    guard_on_ready_for_query(&g, 'T', 'I');
+    assert_true(has(&g.effective_path, "inner_tx") && has(&g.effective_path, "public"));
+    assert_true(guard_wants_search_path(&g));
+    guard_free(&g);
+}
+
+static void test_incomplete_effect_is_lost(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    analyze_context ctx = {.database = "db"};
+    analysis *a = NULL;
+    analyze_error err;
+    const char *sql = "SET search_path = x";
+    assert_int_equal(analyze_sql(sql, &ctx, &a, &err), 0);
+    guard_parse parse = {0};
+    guard_statement_allowed(&g, NULL, a, 'P', "s1", sql, &parse);
+    analysis_free(a);
+    assert_false(guard_wants_search_path(&g));   /* a Parse runs nothing */
+    /* as if memory had run out recording what it sets */
+    guard_statement(&g, "s1")->effect.incomplete = true;
+    guard_on_bind(&g, NULL, "", "s1");
+    assert_null(g.lost);
+    guard_on_execute(&g, "");
+    assert_non_null(g.lost);   /* the relay ends the session: it fails closed */
+    assert_false(guard_wants_search_path(&g));
+    guard_free(&g);
+}
+
+static void test_epochs(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    const policy_t *pol = NULL;   /* serial 0 */
+    analyze_context ctx = {.database = "db"};
+    analysis *a = NULL;
+    analyze_error err;
+    assert_int_equal(analyze_sql("SELECT 1", &ctx, &a, &err), 0);
+    guard_parse parse = {0};
+    guard_statement_allowed(&g, pol, a, 'P', "s", "SELECT 1", &parse);
+    analysis_free(a);
+    assert_null(guard_stale(&g, pol, false, "s"));
+    guard_on_bind(&g, pol, "p", "s");
+    assert_true(guard_portal_current(&g, pol, guard_portal(&g, "p")));
+    /* an impersonation change: decided again, and the portal may not run */
+    guard_principal_changed(&g);
+    guard_named *e = guard_stale(&g, pol, false, "s");
+    assert_non_null(e);
+    assert_false(guard_portal_current(&g, pol, guard_portal(&g, "p")));
+    guard_refresh(&g, pol, e);
+    assert_null(guard_stale(&g, pol, false, "s"));
+    /* a search_path change makes it stale too (the server parses it again) */
+    allowed(&g, "SET search_path = other");
+    assert_non_null(guard_stale(&g, pol, false, "s"));
+    guard_free(&g);
+}
+
+static void test_templates_by_reference(void **state)
+{
+    (void)state;
+    session_guard g;
+    guard_ready(&g);
+    live_refs = 0;
+    analyze_context ctx = {.database = "db"};
+    analysis *a = NULL;
+    analyze_error err;
+    assert_int_equal(analyze_sql("SELECT 1", &ctx, &a, &err), 0);
+    guard_parse parse = {0};
+    guard_statement_allowed(&g, NULL, a, 'P', "s", "SELECT 1", &parse);
+    analysis_free(a);
+    /* the audit trail puts a template on the statement (one reference) */
+    guard_statement(&g, "s")->tmpl = fake_ref((struct trail_tmpl *)&tmpl_storage);
+    guard_on_bind(&g, NULL, "p1", "s");
+    guard_on_bind(&g, NULL, "", "s");
+    assert_int_equal(live_refs, 3);
+    assert_ptr_equal(guard_portal(&g, "p1")->tmpl, &tmpl_storage);
+    guard_on_bind(&g, NULL, "", "s");   /* the unnamed portal bound again */
+    assert_int_equal(live_refs, 3);
+    guard_on_close(&g, 'P', "p1");
+    assert_int_equal(live_refs, 2);
+    guard_on_ready_for_query(&g, 'I', 'I');   /* no portal outlives its transaction */
+    assert_int_equal(live_refs, 1);
+    guard_free(&g);
+    assert_int_equal(live_refs, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_touched_names_for_the_relay),
+        cmocka_unit_test(test_search_path_round_trip),
+        cmocka_unit_test(test_transaction_end_widens_and_asks),
+        cmocka_unit_test(test_incomplete_effect_is_lost),
+        cmocka_unit_test(test_epochs),
+        cmocka_unit_test(test_templates_by_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
