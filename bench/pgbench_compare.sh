@@ -4,7 +4,8 @@
 #
 # Throughput: pgbench select-only (-S), 8 clients, -M simple / extended /
 # prepared; every round runs each mode against each target (order rotated per
-# round); prints tps per round, the median, and the median as a ratio of direct.
+# round); prints tps per round, the median, the median as a ratio of direct, and
+# the proxy process's own CPU time per transaction (/proc/PID/stat; median).
 # Memory: opens N idle logged-in sessions through martgate and through PgBouncer
 # and reports the RSS growth per session (KiB), with and without client TLS.
 #
@@ -70,12 +71,13 @@ else
 fi
 if [ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ]; then
   # a second martgate, the same but auditing every statement
-  MG_A_PORT=$MG_PORT; MG_A_TOKEN=$MG_TOKEN
+  MG_A_PORT=$MG_PORT; MG_A_TOKEN=$MG_TOKEN; MG_A_PID=$MG_PID
   MG_CFG_EXTRA="${MG_CFG_EXTRA:+$MG_CFG_EXTRA, }\"audit\": {\"file\": \"$T_DIR/audit.jsonl\"}" \
   MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
     MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
   MG_AUD_PORT=$MG_PORT; MG_AUD_TOKEN=$MG_TOKEN
-  MG_PORT=$MG_A_PORT; MG_TOKEN=$MG_A_TOKEN
+  MG_AUD_PID=$MG_PID
+  MG_PORT=$MG_A_PORT; MG_TOKEN=$MG_A_TOKEN; MG_PID=$MG_A_PID
 fi
 echo "# martgate: $([ -n "${BENCH_POLICY:-}" ] && echo "policy enforced" || echo "no policy (relay only)")""$([ -n "${BENCH_AUDIT:-}" ] && echo "; mg+audit: the same with the audit log on")"
 echo "# warehouse 127.0.0.1:$MG_PG_PORT, PgBouncer :$PGB_PORT${MG_PORT:+, martgate :$MG_PORT}"
@@ -91,6 +93,11 @@ target_env() {
     mg+audit)  export PGPORT=$MG_AUD_PORT PGUSER=$MG_USER PGPASSWORD=$MG_AUD_TOKEN ;;
   esac
 }
+
+# the proxy's own CPU time (user + system, clock ticks) and the ticks a second
+proxy_pid() { case $1 in pgbouncer) echo "$PGB_PID" ;; martgate) echo "$MG_PID" ;; mg+audit) echo "${MG_AUD_PID:-}" ;; esac; }
+proc_ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+HZ=$(getconf CLK_TCK)
 
 targets=(direct pgbouncer)
 [ $have_mg -eq 1 ] && targets+=(martgate)
@@ -111,12 +118,18 @@ if [ -z "${BENCH_SKIP_TPS:-}" ]; then
     order=("${targets[@]:$(( (r - 1) % ${#targets[@]} ))}" "${targets[@]:0:$(( (r - 1) % ${#targets[@]} ))}")
     for m in "${modes[@]}"; do
       for t in "${order[@]}"; do
+        pid=$(proxy_pid "$t"); t0=$(proc_ticks "$pid")
         out=$(target_env "$t"; timeout $((SECS + 60)) pgbench -n -S -M "$m" -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>&1) || true
+        t1=$(proc_ticks "$pid")
         tps=$(grep -o 'tps = [0-9.]*' <<<"$out" | head -1 | cut -d' ' -f3)
+        txns=$(grep -o 'number of transactions actually processed: [0-9]*' <<<"$out" | grep -o '[0-9]*$' || echo 0)
+        # microseconds of the proxy's CPU per transaction (direct: none)
+        cpu=$(awk -v d=$((t1 - t0)) -v n="${txns:-0}" -v hz="$HZ" -v p="$pid" \
+          'BEGIN { if (p == "" || n == 0) print "-"; else printf "%.1f", d * 1e6 / hz / n }')
         failed=$(grep -o 'number of failed transactions: [0-9]*' <<<"$out" | grep -o '[0-9]*$' || echo "?")
         if [ -z "$tps" ]; then echo "# round $r $m $t: pgbench failed: $(tail -2 <<<"$out" | tr '\n' ' ')"; tps=0; fi
-        echo "$m $t $r $tps $failed" >>"$results"
-        printf '# round %d  %-9s %-10s %10.0f tps (failed %s)\n' "$r" "$m" "$t" "$tps" "$failed"
+        echo "$m $t $r $tps $failed $cpu" >>"$results"
+        printf '# round %d  %-9s %-10s %10.0f tps (failed %s, proxy CPU %s us/txn)\n' "$r" "$m" "$t" "$tps" "$failed" "$cpu"
       done
     done
   done
@@ -128,7 +141,8 @@ import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 targets = sys.argv[2:]
 modes = ["simple", "extended", "prepared"]
-print("%-9s %-10s %-32s %10s %8s %10s" % ("mode", "target", "tps per round", "median", "ratio", "/pgbouncer"))
+print("%-9s %-10s %-32s %10s %8s %10s %12s" % ("mode", "target", "tps per round", "median", "ratio", "/pgbouncer",
+                                           "CPU us/txn"))
 for m in modes:
     med = {}
     for t in targets:
@@ -138,7 +152,10 @@ for m in modes:
         v = [float(r[3]) for r in rows if r[0] == m and r[1] == t]
         ratio = med[t] / med["direct"] if med.get("direct") else 0
         vs = med[t] / med["pgbouncer"] if med.get("pgbouncer") else 0
-        print("%-9s %-10s %-32s %10.0f %8.2f %10.2f" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio, vs))
+        cpu = [float(r[5]) for r in rows if r[0] == m and r[1] == t and len(r) > 5 and r[5] != "-"]
+        cpus = "%.1f" % statistics.median(cpu) if cpu else "-"
+        print("%-9s %-10s %-32s %10.0f %8.2f %10.2f %12s" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio, vs,
+                                                         cpus))
     if "mg+audit" in med and med.get("martgate"):
         print("%-9s audit cost: %.1f%% of martgate's throughput" % (m, 100 * (1 - med["mg+audit"] / med["martgate"])))
 PY

@@ -13,7 +13,13 @@
  * returns the array (items itself when it was large enough), *cap updated.
  * NULL when out of memory or the size would overflow: items is then still
  * valid and *cap unchanged. */
-void *grow_array(void *items, size_t *cap, size_t need, size_t elem, size_t first)
+void *grow_array_slow(void *items, size_t *cap, size_t need, size_t elem, size_t first)
     __attribute__((warn_unused_result));
+/* (inline: the scanner asks once per token, and a call would cross a library) */
+static inline __attribute__((warn_unused_result)) void *grow_array(void *items, size_t *cap, size_t need,
+                                                                   size_t elem, size_t first)
+{
+    return need <= *cap ? items : grow_array_slow(items, cap, need, elem, first);
+}
 
 #endif

@@ -30,24 +30,9 @@ bool textbuf_reserve_slow(textbuf *b, size_t more)
     return true;
 }
 
-void textbuf_addn(textbuf *b, const void *data, size_t n)
-{
-    if (!textbuf_reserve(b, n))
-        return;
-    memcpy(b->s + b->len, data, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    assert(b->len < b->cap);
-}
-
 void textbuf_add(textbuf *b, const char *s)
 {
     textbuf_addn(b, s, strlen(s));
-}
-
-void textbuf_addc(textbuf *b, char c)
-{
-    textbuf_addn(b, &c, 1);
 }
 
 void textbuf_addf(textbuf *b, const char *fmt, ...)

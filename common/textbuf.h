@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct textbuf {
     char *s;       /* NUL-terminated when len > 0 */
@@ -36,9 +37,21 @@ static inline __attribute__((warn_unused_result)) bool textbuf_reserve(textbuf *
         return true;
     return textbuf_reserve_slow(b, more);
 }
-void textbuf_addn(textbuf *b, const void *data, size_t n);
+/* Appends n bytes (inline: the audit writer and the decision memo's key
+ * call it for every value, and a call would cross a library). */
+static inline void textbuf_addn(textbuf *b, const void *data, size_t n)
+{
+    if (!textbuf_reserve(b, n))
+        return;
+    memcpy(b->s + b->len, data, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
 void textbuf_add(textbuf *b, const char *s);
-void textbuf_addc(textbuf *b, char c);
+static inline void textbuf_addc(textbuf *b, char c)
+{
+    textbuf_addn(b, &c, 1);
+}
 void textbuf_addf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Empties, keeps the memory. */
 void textbuf_reset(textbuf *b);

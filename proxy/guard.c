@@ -3,6 +3,7 @@
  */
 #include "proxy/guard.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +387,7 @@ static void cursors_dropped(session_guard *g, const char *name)
 void guard_statement_allowed(session_guard *g, const policy_t *pol, const analysis *a, char kind,
                              const char *stmt_name, const char *sql, const guard_parse *parse)
 {
+    assert(g->touched_len == 0);   /* the relay took the last statement's names */
     if (kind == 'P') {
         /* a Parse runs nothing: its statement runs at each Execute */
         path_effect e = {0};

@@ -14,6 +14,7 @@
 #include "policy/decide_memo.h"
 #include "common/log.h"
 #include "common/textbuf.h"
+#include "proxy/audit_trail.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 

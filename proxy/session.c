@@ -22,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proxy/audit_trail.h"
 #include "proxy/server.h"
 
 /* The only way a session changes state; the transitions are the ones the

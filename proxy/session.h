@@ -12,14 +12,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* only what the struct holds: the session's parts include their own headers */
 #include "adapters/postgres.h"
 #include "proxy/config.h"
 #include "proxy/conn.h"
-#include "proxy/audit_trail.h"
-#include "proxy/intercept.h"
+#include "proxy/guard.h"
 #include "proxy/jwt_verify.h"
 #include "proxy/pgwire.h"
 #include "proxy/relay.h"
+
+struct trail_state;
+struct trail_req;
 
 struct server;
 

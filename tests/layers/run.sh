@@ -67,30 +67,34 @@ expect_refused() { # LAYER NAME TEXT WHAT GREP
   fi
 }
 
+# LAYER NAME HEADER WHAT: a file of LAYER that includes HEADER ("x/y.h", or
+# <y.h> for a system one) does not compile, for that reason
+include_refused() {
+  local inc=$3 line
+  case $inc in '<'*) line="#include $inc" ;; *) line="#include \"$inc\"" ;; esac
+  inc=${inc#<}
+  expect_refused "$1" "$2" "$line
+int probe(void) { return 0; }" "$4" "${inc%>}: No such file"
+}
+
 # ---- include rules ------------------------------------------------------------
 expect_compile common c_ok '#include "common/log.h"
 int probe(void) { return 0; }' "common/ compiles with common/ headers (control)"
-expect_refused common c_policy '#include "policy/policy.h"
-int probe(void) { return 0; }' "common/ cannot include policy/" "policy/policy.h: No such file"
+include_refused common c_policy 'policy/policy.h' "common/ cannot include policy/"
 expect_compile policy p_ok '#include "common/json_doc.h"
 #include "policy/decide.h"
 int probe(void) { return 0; }' "policy/ compiles with common/ and policy/ headers (control)"
-expect_refused policy p_proxy '#include "proxy/session.h"
-int probe(void) { return 0; }' "policy/ cannot include proxy/" "proxy/session.h: No such file"
-expect_refused policy p_adapters '#include "adapters/catalog.h"
-int probe(void) { return 0; }' "policy/ cannot include adapters/" "adapters/catalog.h: No such file"
-expect_refused policy p_libpq '#include <libpq-fe.h>
-int probe(void) { return 0; }' "policy/ cannot include libpq" "libpq-fe.h: No such file"
+include_refused policy p_proxy 'proxy/session.h' "policy/ cannot include proxy/"
+include_refused policy p_adapters 'adapters/catalog.h' "policy/ cannot include adapters/"
+include_refused policy p_libpq '<libpq-fe.h>' "policy/ cannot include libpq"
 # (libevent's and OpenSSL's headers are in /usr/include, which every
 # compiler searches: for those the symbol rules below are the guard)
 expect_compile adapters a_ok '#include <libpq-fe.h>
 #include "adapters/postgres.h"
 #include "common/log.h"
 int probe(void) { return 0; }' "adapters/ compiles with libpq and its headers (control)"
-expect_refused adapters a_proxy '#include "proxy/session.h"
-int probe(void) { return 0; }' "adapters/ cannot include proxy/" "proxy/session.h: No such file"
-expect_refused adapters a_policy '#include "policy/policy.h"
-int probe(void) { return 0; }' "adapters/ cannot include policy/" "policy/policy.h: No such file"
+include_refused adapters a_proxy 'proxy/session.h' "adapters/ cannot include proxy/"
+include_refused adapters a_policy 'policy/policy.h' "adapters/ cannot include policy/"
 expect_compile proxy x_ok '#include "adapters/postgres.h"
 #include "policy/decide.h"
 #include "proxy/session.h"
@@ -99,12 +103,9 @@ expect_compile proxy_state t_ok '#include "policy/decide.h"
 #include "proxy/guard.h"
 #include "proxy/relay_queue.h"
 int probe(void) { return 0; }' "proxy_state compiles with its own, common/ and policy/ headers (control)"
-expect_refused proxy_state t_session '#include "proxy/session.h"
-int probe(void) { return 0; }' "proxy_state (the guard, the relay queue) cannot include proxy/session.h" "proxy/session.h: No such file"
-expect_refused proxy_state t_trail '#include "proxy/audit_trail.h"
-int probe(void) { return 0; }' "proxy_state cannot include proxy/audit_trail.h" "proxy/audit_trail.h: No such file"
-expect_refused proxy x_libpq '#include <libpq-fe.h>
-int probe(void) { return 0; }' "proxy/ cannot include libpq (only adapters/ may)" "libpq-fe.h: No such file"
+include_refused proxy_state t_session 'proxy/session.h' "proxy_state (the guard, the relay queue) cannot include proxy/session.h"
+include_refused proxy_state t_trail 'proxy/audit_trail.h' "proxy_state cannot include proxy/audit_trail.h"
+include_refused proxy x_libpq '<libpq-fe.h>' "proxy/ cannot include libpq (only adapters/ may)"
 
 # ---- symbol rules -----------------------------------------------------------
 args_file=$build/layers/check-layers.args

@@ -57,6 +57,18 @@ static void allowed(session_guard *g, const char *sql)
     analysis_free(a);
 }
 
+/* The guard is told an allowed Parse of statement `name`. */
+static void parsed(session_guard *g, const char *name, const char *sql)
+{
+    analyze_context ctx = {.database = "db"};
+    analysis *a = NULL;
+    analyze_error err;
+    assert_int_equal(analyze_sql(sql, &ctx, &a, &err), 0);
+    guard_parse parse = {0};
+    guard_statement_allowed(g, NULL, a, 'P', name, sql, &parse);
+    analysis_free(a);
+}
+
 static bool has(const schema_list *l, const char *s)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -154,14 +166,7 @@ static void test_incomplete_effect_is_lost(void **state)
     (void)state;
     session_guard g;
     guard_ready(&g);
-    analyze_context ctx = {.database = "db"};
-    analysis *a = NULL;
-    analyze_error err;
-    const char *sql = "SET search_path = x";
-    assert_int_equal(analyze_sql(sql, &ctx, &a, &err), 0);
-    guard_parse parse = {0};
-    guard_statement_allowed(&g, NULL, a, 'P', "s1", sql, &parse);
-    analysis_free(a);
+    parsed(&g, "s1", "SET search_path = x");
     assert_false(guard_wants_search_path(&g));   /* a Parse runs nothing */
     /* as if memory had run out recording what it sets */
     guard_statement(&g, "s1")->effect.incomplete = true;
@@ -179,13 +184,7 @@ static void test_epochs(void **state)
     session_guard g;
     guard_ready(&g);
     const policy_t *pol = NULL;   /* serial 0 */
-    analyze_context ctx = {.database = "db"};
-    analysis *a = NULL;
-    analyze_error err;
-    assert_int_equal(analyze_sql("SELECT 1", &ctx, &a, &err), 0);
-    guard_parse parse = {0};
-    guard_statement_allowed(&g, pol, a, 'P', "s", "SELECT 1", &parse);
-    analysis_free(a);
+    parsed(&g, "s", "SELECT 1");
     assert_null(guard_stale(&g, pol, false, "s"));
     guard_on_bind(&g, pol, "p", "s");
     assert_true(guard_portal_current(&g, pol, guard_portal(&g, "p")));
@@ -208,13 +207,7 @@ static void test_templates_by_reference(void **state)
     session_guard g;
     guard_ready(&g);
     live_refs = 0;
-    analyze_context ctx = {.database = "db"};
-    analysis *a = NULL;
-    analyze_error err;
-    assert_int_equal(analyze_sql("SELECT 1", &ctx, &a, &err), 0);
-    guard_parse parse = {0};
-    guard_statement_allowed(&g, NULL, a, 'P', "s", "SELECT 1", &parse);
-    analysis_free(a);
+    parsed(&g, "s", "SELECT 1");
     /* the audit trail puts a template on the statement (one reference) */
     guard_statement(&g, "s")->tmpl = fake_ref((struct trail_tmpl *)&tmpl_storage);
     guard_on_bind(&g, NULL, "p1", "s");
