@@ -68,14 +68,22 @@ static int effect_copy(path_effect *dst, const path_effect *src)
     return 0;
 }
 
-/* Out of memory while following search_path: names would resolve against a
- * path martgate does not know, so the session ends (fail closed; the relay
- * reads g->lost after every call). */
+/* The guard can no longer follow the session (out of memory): what it
+ * decides next could rest on state it does not know, so the session ends
+ * (fail closed; the relay reads g->lost after every call). The first
+ * reason is kept and logged. */
+static void guard_lose(session_guard *g, const char *why)
+{
+    if (g->lost)
+        return;
+    g->lost = why;
+    guard_log(g, LOG_ERROR, "%s", why);
+}
+
+/* Names would resolve against a search_path martgate does not know. */
 static void path_lost(session_guard *g)
 {
-    if (!g->lost)
-        guard_log(g, LOG_ERROR, "out of memory while following search_path; the session is ended");
-    g->lost = "out of memory while following search_path; the session is ended";
+    guard_lose(g, "out of memory while following search_path; the session is ended");
 }
 
 /* The statement runs now: the tracked value widens to everything it may
@@ -298,8 +306,8 @@ void guard_outcome_failed(session_guard *g, char what, const char *name)
         e = guard_names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
     if (e)
         e->unsure = true;
-    /* out of memory the name stays unknown: a Bind of it is refused, an
-     * EXECUTE of it denied */
+    else if (*name)   /* an unknown cursor would be fetched from unchecked */
+        guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
 }
 
 bool guard_parse_needs_close(const session_guard *g, const char *name)
@@ -341,17 +349,13 @@ static const char *stmt_text(const analysis *a, size_t i, const char *sql, size_
 static void note_touched(session_guard *g, char what, const char *name)
 {
     size_t n = strlen(name) + 2;
-    if (g->touched_len + n > g->touched_cap) {
-        char *t = grow_array(g->touched, &g->touched_cap, g->touched_len + n, 1, 256);
-        if (!t) {
-            /* the guard could not learn of the request's failure */
-            if (!g->lost)
-                guard_log(g, LOG_ERROR, "out of memory following prepared statement names; the session is ended");
-            g->lost = "out of memory while following prepared statement names; the session is ended";
-            return;
-        }
-        g->touched = t;
+    char *t = grow_array(g->touched, &g->touched_cap, g->touched_len + n, 1, 256);
+    if (!t) {
+        /* the guard could not learn of the request's failure */
+        guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
+        return;
     }
+    g->touched = t;
     g->touched[g->touched_len] = what;
     memcpy(g->touched + g->touched_len + 1, name, n - 1);
     g->touched_len += n;
@@ -422,6 +426,8 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
             guard_named *c = names_put(&g->cursors, st->cursor_name, &none);
+            if (!c)   /* an unknown cursor would be fetched from unchecked */
+                guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
             entry_decided(g, pol, &g->cursors, c, text, tlen);
             if (c)
                 c->unsure = false;   /* unless the DECLARE fails */
@@ -487,6 +493,8 @@ void guard_on_bind(session_guard *g, const policy_t *pol, const char *portal, co
     const guard_named *st = guard_names_find(&g->statements, stmt);
     static const path_effect none = {0};
     p = names_put(&g->portals, portal, st ? &st->effect : &none);
+    if (!p)   /* its Execute would run what it does to search_path unseen */
+        guard_lose(g, "out of memory while following portals; the session is ended");
     st = guard_names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
     if (p) {
         if (g->tmpl_ops) {

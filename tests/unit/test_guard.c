@@ -34,6 +34,7 @@ static void fake_release(struct trail_tmpl *t)
 static const guard_tmpl_ops fake_ops = {.ref = fake_ref, .release = fake_release};
 static char tmpl_storage;   /* any address: the guard never looks inside */
 
+/* Each test's guard: logged in, search_path "public". */
 static void guard_ready(session_guard *g)
 {
     guard_init(g, "test", &fake_ops);
@@ -42,6 +43,23 @@ static void guard_ready(session_guard *g)
     assert_int_equal(schema_list_set(&g->startup_path, start, 1), 0);
     assert_int_equal(schema_list_copy(&g->committed_path, &g->startup_path), 0);
     assert_int_equal(schema_list_copy(&g->effective_path, &g->startup_path), 0);
+}
+
+static int setup(void **state)
+{
+    session_guard *g = malloc(sizeof *g);
+    if (!g)
+        return -1;
+    guard_ready(g);
+    *state = g;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    guard_free(*state);
+    free(*state);
+    return 0;
 }
 
 /* The guard is told an allowed Query of sql. */
@@ -81,158 +99,141 @@ static bool has(const schema_list *l, const char *s)
 
 static void test_touched_names_for_the_relay(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
-    allowed(&g, "PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; DEALLOCATE q");
+    session_guard *g = *state;
+    allowed(g, "PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; DEALLOCATE q");
     static const char want[] = "Sp\0Kc\0Sq";
-    assert_int_equal(g.touched_len, sizeof want);
-    assert_memory_equal(g.touched, want, sizeof want);
-    assert_true(guard_has_statement(&g, "p"));
-    assert_non_null(guard_cursor(&g, "c"));
-    assert_null(g.lost);
-    g.touched_len = 0;   /* the relay took them */
+    assert_int_equal(g->touched_len, sizeof want);
+    assert_memory_equal(g->touched, want, sizeof want);
+    assert_true(guard_has_statement(g, "p"));
+    assert_non_null(guard_cursor(g, "c"));
+    assert_null(g->lost);
+    g->touched_len = 0;   /* the relay took them */
     /* the Query failed before its PREPARE ran: the warehouse may not hold p */
-    guard_outcome_failed(&g, 'S', "p");
-    assert_true(guard_parse_needs_close(&g, "p"));
+    guard_outcome_failed(g, 'S', "p");
+    assert_true(guard_parse_needs_close(g, "p"));
     /* a name the guard had dropped comes back, with no text (unsure) */
-    guard_outcome_failed(&g, 'S', "q");
-    guard_named *q = guard_statement(&g, "q");
+    guard_outcome_failed(g, 'S', "q");
+    guard_named *q = guard_statement(g, "q");
     assert_non_null(q);
     assert_true(q->unsure);
     assert_null(q->text);
     /* a statement that touches no name leaves nothing */
-    allowed(&g, "SELECT 1");
-    assert_int_equal(g.touched_len, 0);
-    guard_free(&g);
+    allowed(g, "SELECT 1");
+    assert_int_equal(g->touched_len, 0);
 }
 
 static void test_search_path_round_trip(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
-    assert_false(guard_wants_search_path(&g));
-    allowed(&g, "SET search_path = sales, finance");
+    session_guard *g = *state;
+    assert_false(guard_wants_search_path(g));
+    allowed(g, "SET search_path = sales, finance");
     /* until the warehouse says, the path is every value it may now be */
-    assert_true(guard_wants_search_path(&g));
-    assert_true(has(&g.effective_path, "public") && has(&g.effective_path, "sales") &&
-                has(&g.effective_path, "finance"));
-    guard_search_path_asked(&g);
-    assert_false(guard_wants_search_path(&g));
-    guard_search_path_answer(&g, "sales, \"Fin\"\"ance\"", 'I');
-    assert_int_equal(g.effective_path.n, 2);
-    assert_string_equal(g.effective_path.v[0], "sales");
-    assert_string_equal(g.effective_path.v[1], "Fin\"ance");
-    assert_int_equal(g.committed_path.n, 2);   /* outside a transaction: committed */
+    assert_true(guard_wants_search_path(g));
+    assert_true(has(&g->effective_path, "public") && has(&g->effective_path, "sales") &&
+                has(&g->effective_path, "finance"));
+    guard_search_path_asked(g);
+    assert_false(guard_wants_search_path(g));
+    guard_search_path_answer(g, "sales, \"Fin\"\"ance\"", 'I');
+    assert_int_equal(g->effective_path.n, 2);
+    assert_string_equal(g->effective_path.v[0], "sales");
+    assert_string_equal(g->effective_path.v[1], "Fin\"ance");
+    assert_int_equal(g->committed_path.n, 2);   /* outside a transaction: committed */
 
     /* an answer to a question asked before a later change is not taken */
-    allowed(&g, "SET search_path = a");
-    guard_search_path_asked(&g);
-    allowed(&g, "SET search_path = b");
-    guard_search_path_answer(&g, "a", 'I');
-    assert_true(has(&g.effective_path, "b"));
-    assert_true(guard_wants_search_path(&g));
+    allowed(g, "SET search_path = a");
+    guard_search_path_asked(g);
+    allowed(g, "SET search_path = b");
+    guard_search_path_answer(g, "a", 'I');
+    assert_true(has(&g->effective_path, "b"));
+    assert_true(guard_wants_search_path(g));
     /* no answer, or one that does not parse: the wider value stays */
-    guard_search_path_asked(&g);
-    size_t wide = g.effective_path.n;
-    guard_search_path_answer(&g, NULL, 'I');
-    assert_int_equal(g.effective_path.n, wide);
-    guard_search_path_answer(&g, "\"unterminated", 'I');
-    assert_int_equal(g.effective_path.n, wide);
-    guard_free(&g);
+    guard_search_path_asked(g);
+    size_t wide = g->effective_path.n;
+    guard_search_path_answer(g, NULL, 'I');
+    assert_int_equal(g->effective_path.n, wide);
+    guard_search_path_answer(g, "\"unterminated", 'I');
+    assert_int_equal(g->effective_path.n, wide);
 }
 
 static void test_transaction_end_widens_and_asks(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
-    allowed(&g, "BEGIN");
-    allowed(&g, "SET search_path = inner_tx");
-    guard_search_path_asked(&g);
-    guard_search_path_answer(&g, "inner_tx", 'T');   /* inside the transaction: not committed */
-    assert_int_equal(g.committed_path.n, 1);
-    assert_string_equal(g.committed_path.v[0], "public");
+    session_guard *g = *state;
+    allowed(g, "BEGIN");
+    allowed(g, "SET search_path = inner_tx");
+    guard_search_path_asked(g);
+    guard_search_path_answer(g, "inner_tx", 'T');   /* inside the transaction: not committed */
+    assert_int_equal(g->committed_path.n, 1);
+    assert_string_equal(g->committed_path.v[0], "public");
     /* a ROLLBACK may undo it: the path widens to both and is asked again */
-    guard_on_ready_for_query(&g, 'T', 'I');
-    assert_true(has(&g.effective_path, "inner_tx") && has(&g.effective_path, "public"));
-    assert_true(guard_wants_search_path(&g));
-    guard_free(&g);
+    guard_on_ready_for_query(g, 'T', 'I');
+    assert_true(has(&g->effective_path, "inner_tx") && has(&g->effective_path, "public"));
+    assert_true(guard_wants_search_path(g));
 }
 
 static void test_incomplete_effect_is_lost(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
-    parsed(&g, "s1", "SET search_path = x");
-    assert_false(guard_wants_search_path(&g));   /* a Parse runs nothing */
+    session_guard *g = *state;
+    parsed(g, "s1", "SET search_path = x");
+    assert_false(guard_wants_search_path(g));   /* a Parse runs nothing */
     /* as if memory had run out recording what it sets */
-    guard_statement(&g, "s1")->effect.incomplete = true;
-    guard_on_bind(&g, NULL, "", "s1");
-    assert_null(g.lost);
-    guard_on_execute(&g, "");
-    assert_non_null(g.lost);   /* the relay ends the session: it fails closed */
-    assert_false(guard_wants_search_path(&g));
-    guard_free(&g);
+    guard_statement(g, "s1")->effect.incomplete = true;
+    guard_on_bind(g, NULL, "", "s1");
+    assert_null(g->lost);
+    guard_on_execute(g, "");
+    assert_non_null(g->lost);   /* the relay ends the session: it fails closed */
+    assert_false(guard_wants_search_path(g));
 }
 
 static void test_epochs(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
+    session_guard *g = *state;
     const policy_t *pol = NULL;   /* serial 0 */
-    parsed(&g, "s", "SELECT 1");
-    assert_null(guard_stale(&g, pol, false, "s"));
-    guard_on_bind(&g, pol, "p", "s");
-    assert_true(guard_portal_current(&g, pol, guard_portal(&g, "p")));
+    parsed(g, "s", "SELECT 1");
+    assert_null(guard_stale(g, pol, false, "s"));
+    guard_on_bind(g, pol, "p", "s");
+    assert_true(guard_portal_current(g, pol, guard_portal(g, "p")));
     /* an impersonation change: decided again, and the portal may not run */
-    guard_principal_changed(&g);
-    guard_named *e = guard_stale(&g, pol, false, "s");
+    guard_principal_changed(g);
+    guard_named *e = guard_stale(g, pol, false, "s");
     assert_non_null(e);
-    assert_false(guard_portal_current(&g, pol, guard_portal(&g, "p")));
-    guard_refresh(&g, pol, e);
-    assert_null(guard_stale(&g, pol, false, "s"));
+    assert_false(guard_portal_current(g, pol, guard_portal(g, "p")));
+    guard_refresh(g, pol, e);
+    assert_null(guard_stale(g, pol, false, "s"));
     /* a search_path change makes it stale too (the server parses it again) */
-    allowed(&g, "SET search_path = other");
-    assert_non_null(guard_stale(&g, pol, false, "s"));
-    guard_free(&g);
+    allowed(g, "SET search_path = other");
+    assert_non_null(guard_stale(g, pol, false, "s"));
 }
 
 static void test_templates_by_reference(void **state)
 {
-    (void)state;
-    session_guard g;
-    guard_ready(&g);
+    session_guard *g = *state;
     live_refs = 0;
-    parsed(&g, "s", "SELECT 1");
+    parsed(g, "s", "SELECT 1");
     /* the audit trail puts a template on the statement (one reference) */
-    guard_statement(&g, "s")->tmpl = fake_ref((struct trail_tmpl *)&tmpl_storage);
-    guard_on_bind(&g, NULL, "p1", "s");
-    guard_on_bind(&g, NULL, "", "s");
+    guard_statement(g, "s")->tmpl = fake_ref((struct trail_tmpl *)&tmpl_storage);
+    guard_on_bind(g, NULL, "p1", "s");
+    guard_on_bind(g, NULL, "", "s");
     assert_int_equal(live_refs, 3);
-    assert_ptr_equal(guard_portal(&g, "p1")->tmpl, &tmpl_storage);
-    guard_on_bind(&g, NULL, "", "s");   /* the unnamed portal bound again */
+    assert_ptr_equal(guard_portal(g, "p1")->tmpl, &tmpl_storage);
+    guard_on_bind(g, NULL, "", "s");   /* the unnamed portal bound again */
     assert_int_equal(live_refs, 3);
-    guard_on_close(&g, 'P', "p1");
+    guard_on_close(g, 'P', "p1");
     assert_int_equal(live_refs, 2);
-    guard_on_ready_for_query(&g, 'I', 'I');   /* no portal outlives its transaction */
+    guard_on_ready_for_query(g, 'I', 'I');   /* no portal outlives its transaction */
     assert_int_equal(live_refs, 1);
-    guard_free(&g);
+    guard_free(g);
     assert_int_equal(live_refs, 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_touched_names_for_the_relay),
-        cmocka_unit_test(test_search_path_round_trip),
-        cmocka_unit_test(test_transaction_end_widens_and_asks),
-        cmocka_unit_test(test_incomplete_effect_is_lost),
-        cmocka_unit_test(test_epochs),
-        cmocka_unit_test(test_templates_by_reference),
+        cmocka_unit_test_setup_teardown(test_touched_names_for_the_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_path_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transaction_end_widens_and_asks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incomplete_effect_is_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_templates_by_reference, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
