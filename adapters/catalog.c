@@ -6,6 +6,7 @@
  */
 #include "adapters/catalog.h"
 #include "common/text_hash.h"
+#include "common/warehouse_facts.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "adapters/postgres.h"
 
 typedef struct {
     char *key;              /* "schema\0table\0" */
@@ -33,6 +35,7 @@ typedef struct {
     char **strings;         /* every allocation, freed together */
     size_t nstrings, capstrings;
     double taken_at;
+    warehouse_facts *facts; /* settings, administrative functions, service role */
 } snapshot;
 
 typedef struct waiter {
@@ -47,6 +50,7 @@ struct catalog_cache {
     int efd;
     struct event *ev;
     snapshot *current;
+    unsigned long generation;   /* of current: a new snapshot, a new number */
     bool failed;
     /* worker hand-off, under mu */
     pthread_mutex_t mu;
@@ -60,6 +64,10 @@ struct catalog_cache {
 
 double catalog_now(void) { return clock_mono_s(); }
 
+/* Numbers snapshots across every cache of the process (a reload makes new
+ * caches), so that a number names one snapshot's facts. */
+static _Atomic unsigned long snapshots_made;
+
 static void snapshot_free(snapshot *s)
 {
     if (!s)
@@ -70,6 +78,7 @@ static void snapshot_free(snapshot *s)
     for (size_t i = 0; i < s->nslots; i++)
         free(s->slots[i].cols);
     free(s->slots);
+    wh_free(s->facts);
     free(s);
 }
 
@@ -169,32 +178,120 @@ static const char CATALOG_SQL[] =
     "   AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
     " ORDER BY n.nspname, c.relname, a.attnum";
 
+/* Every setting the server knows, with what it is (context, category). */
+static const char SETTINGS_SQL[] = "SELECT name, context, category FROM pg_catalog.pg_settings";
+
+/* Functions PUBLIC may not execute, now or as initdb (or CREATE EXTENSION)
+ * left them: what the server itself considers administrative. */
+static const char ADMIN_FUNCTIONS_SQL[] =
+    "SELECT DISTINCT n.nspname, p.proname"
+    "  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+    "  LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = p.oid"
+    "       AND ip.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND ip.objsubid = 0"
+    " WHERE NOT pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')"
+    "    OR (ip.initprivs IS NOT NULL AND NOT EXISTS ("
+    "        SELECT 1 FROM pg_catalog.aclexplode(ip.initprivs) a"
+    "         WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))";
+
+/* The service role: its attributes and the predefined roles (OIDs below
+ * FirstNormalObjectId, but pg_database_owner) it is a member of. */
+static const char SERVICE_ROLE_SQL[] =
+    "SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole,"
+    "       CASE WHEN r.rolsuper THEN '' ELSE COALESCE(("
+    "         SELECT pg_catalog.string_agg(p.rolname::pg_catalog.text, ', ' ORDER BY p.rolname)"
+    "           FROM pg_catalog.pg_roles p"
+    "          WHERE p.oid < 16384 AND p.rolname <> 'pg_database_owner' AND p.oid <> r.oid"
+    "            AND pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')), '') END"
+    "  FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER";
+
+static PGresult *query(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    snprintf(err, errlen, "reading %s: %s", what, PQresultErrorMessage(res));
+    PQclear(res);
+    return NULL;
+}
+
+static warehouse_facts *read_facts(PGconn *conn, char *err, size_t errlen)
+{
+    warehouse_facts *f = wh_new();
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    PGresult *res = query(conn, SETTINGS_SQL, "pg_settings", err, errlen);
+    for (int r = 0; res && r < PQntuples(res); r++)
+        wh_add_setting(f, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+    bool ok = res != NULL;
+    PQclear(res);
+    res = ok ? query(conn, ADMIN_FUNCTIONS_SQL, "the functions PUBLIC may not execute", err, errlen) : NULL;
+    for (int r = 0; res && r < PQntuples(res); r++)
+        wh_add_admin_function(f, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+    ok = res != NULL;
+    PQclear(res);
+    res = ok ? query(conn, SERVICE_ROLE_SQL, "the service role", err, errlen) : NULL;
+    if (res && PQntuples(res) == 1)
+        wh_set_role(f, PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) == 't', *PQgetvalue(res, 0, 2) == 't',
+                    *PQgetvalue(res, 0, 3) == 't', PQgetvalue(res, 0, 4));
+    ok = res != NULL;
+    PQclear(res);
+    if (!ok || wh_finish(f) != 0) {
+        if (ok)
+            snprintf(err, errlen, "out of memory reading the warehouse's settings and functions");
+        wh_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* A blocking connection for reading metadata, parsed as martgate parses
+ * like every warehouse session; NULL with err filled. */
+static PGconn *open_conn(const char *conninfo, const char *password, char *err, size_t errlen)
+{
+    char options[4096];
+    if (backend_parse_options(conninfo, NULL, options, sizeof options) != 0) {
+        snprintf(err, errlen, "the conninfo's options are too long");
+        return NULL;
+    }
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", "options", "client_encoding",
+                          "password", NULL};
+    const char *vals[] = {conninfo, "martgate-catalog", "10", options, "UTF8", password, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    snprintf(err, errlen, "%s", conn ? PQerrorMessage(conn) : "out of memory");
+    PQfinish(conn);
+    return NULL;
+}
+
+warehouse_facts *catalog_read_facts(const char *conninfo, const char *password, char *err, size_t errlen)
+{
+    PGconn *conn = open_conn(conninfo, password, err, errlen);
+    warehouse_facts *f = conn ? read_facts(conn, err, errlen) : NULL;
+    PQfinish(conn);
+    return f;
+}
+
 static void *refresh_thread(void *arg)
 {
     catalog_cache *c = arg;
     char err[256] = "";
     snapshot *snap = NULL;
     double started = catalog_now();
-    const char *keys[] = {"dbname", "password", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {c->conninfo, c->password, "martgate-catalog", "10", NULL};
-    if (!c->password) {
-        keys[1] = "application_name";
-        vals[1] = "martgate-catalog";
-        keys[2] = "connect_timeout";
-        vals[2] = "10";
-        keys[3] = NULL;
-        vals[3] = NULL;
-    }
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, sizeof err, "%s", PQerrorMessage(conn));
-    } else {
+    PGconn *conn = open_conn(c->conninfo, c->password, err, sizeof err);
+    if (conn) {
         PGresult *res = PQexec(conn, CATALOG_SQL);
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
             snprintf(err, sizeof err, "%s", PQresultErrorMessage(res));
         else
             snap = build_snapshot(res, err, sizeof err);
         PQclear(res);
+        if (snap && !(snap->facts = read_facts(conn, err, sizeof err))) {
+            snapshot_free(snap);
+            snap = NULL;
+        }
     }
     PQfinish(conn);
     if (snap)
@@ -240,8 +337,14 @@ static void on_refresh_done(evutil_socket_t fd, short what, void *arg)
     if (snap) {
         snapshot_free(c->current);
         c->current = snap;
+        c->generation = ++snapshots_made;
         c->failed = false;
-        log_msg(LOG_INFO, "catalog of database \"%s\": %zu tables and views", c->name, snap->n);
+        log_msg(LOG_INFO, "catalog of database \"%s\": %zu tables and views, %zu settings, %zu functions PUBLIC may "
+                "not execute", c->name, snap->n, snap->facts->n_settings, snap->facts->n_admin);
+        char why[256];
+        if (wh_role_privileged(snap->facts, why, sizeof why))
+            log_msg(LOG_WARNING, "database \"%s\": the service role \"%s\" is %s; martgate needs none of that "
+                    "(docs/security.md, least privilege)", c->name, snap->facts->role.name, why);
     } else {
         c->failed = true;
         log_msg(LOG_ERROR, "catalog of database \"%s\" could not be read: %s", c->name, error);
@@ -343,6 +446,19 @@ catalog_status catalog_cache_columns(catalog_cache *c, const char *schema, const
     if (since > 0 && c->current->taken_at < since)
         return CATALOG_UNKNOWN;
     return CATALOG_ABSENT;
+}
+
+const warehouse_facts *catalog_cache_facts(const catalog_cache *c, unsigned long *generation)
+{
+    /* c may be NULL: a database without a cache has no facts */
+    if (generation)
+        *generation = c && c->current ? c->generation : 0;
+    return c && c->current ? c->current->facts : NULL;
+}
+
+bool catalog_cache_failed(const catalog_cache *c)
+{
+    return c->failed && !c->running;
 }
 
 int catalog_cache_wait(catalog_cache *c, void (*cb)(void *arg), void *arg)

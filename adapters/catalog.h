@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/warehouse_facts.h"
+
 typedef struct catalog_cache catalog_cache;
 
 catalog_cache *catalog_cache_new(struct event_base *base, const char *name, const char *conninfo,
@@ -37,6 +39,18 @@ typedef enum {
  * that: an older one answers CATALOG_UNKNOWN for missing tables. */
 catalog_status catalog_cache_columns(catalog_cache *c, const char *schema, const char *table,
                                      double since, const char ***names, size_t *n);
+
+/* The warehouse's settings, administrative functions and service role, as
+ * the current snapshot read them (valid until control returns to the event
+ * loop), or NULL before the first snapshot. *generation (may be NULL)
+ * changes with every snapshot. */
+const warehouse_facts *catalog_cache_facts(const catalog_cache *c, unsigned long *generation);
+/* Reads a warehouse's facts now, blocking (for command-line tools); NULL
+ * with err filled. wh_free the result. */
+warehouse_facts *catalog_read_facts(const char *conninfo, const char *password, char *err, size_t errlen);
+
+/* The last refresh failed and none is running. */
+bool catalog_cache_failed(const catalog_cache *c);
 
 /* Calls cb(arg) on the event-loop thread when the refresh in flight (or the
  * next one) completes; starts one if none runs. */
