@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -39,7 +40,25 @@ struct backend {
     short ev_what;
     backend_ready_cb cb;
     void *arg;
+    bool checking;            /* the parse-settings query is in flight */
+    int check_seen;           /* its rows read so far */
+    char *refusal;            /* why martgate refused the session (for the client) */
 };
+
+/* What martgate's parser assumes of the text it checks; the warehouse
+ * session is started with them (startup values are also what RESET and
+ * DISCARD ALL go back to, whatever ALTER ROLE/DATABASE SET or
+ * postgresql.conf say) and verified before any client statement runs. */
+const backend_parse_setting backend_parse_settings[BACKEND_N_PARSE_SETTINGS + 1] = {
+    {"standard_conforming_strings", "on"},
+    {"backslash_quote", "safe_encoding"},
+    {"client_encoding", "UTF8"},
+    {NULL, NULL},
+};
+
+static const char PARSE_CHECK_SQL[] =
+    "SELECT name, setting, reset_val FROM pg_catalog.pg_settings"
+    " WHERE name IN ('standard_conforming_strings', 'backslash_quote', 'client_encoding')";
 
 const char *const backend_reported_parameters[N_REPORTED + 1] = {
     "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
@@ -52,6 +71,8 @@ const char *const backend_reported_parameters[N_REPORTED + 1] = {
 static atomic_int cancels_in_flight;
 
 static void poll_step(backend *b);
+static void check_step(backend *b);
+static void start_parse_check(backend *b);
 
 static void cancel_unref(cancel_ref *c)
 {
@@ -133,8 +154,128 @@ static void wait_for(backend *b, short what)
         finish(b, false, "cannot watch the warehouse socket");
 }
 
+/* Refuses the session: msg is for the operator's log, the client is told
+ * only that martgate refused it and why in one line. */
+static void refuse(backend *b, const char *name, const char *what, const char *value)
+{
+    char client[300], log[900];
+    const char *want = "";
+    for (const backend_parse_setting *p = backend_parse_settings; p->name; p++)
+        if (!strcmp(p->name, name))
+            want = p->value;
+    snprintf(client, sizeof client,
+             "martgate refused the warehouse session: its %s is \"%s\" where martgate parses SQL with \"%s\"",
+             name, value ? value : "(not reported)", want);
+    snprintf(log, sizeof log,
+             "refused the warehouse session: %s %s is \"%s\", martgate needs \"%s\" (it starts every session "
+             "with %s=%s; something between martgate and the warehouse dropped the startup options, or the "
+             "server ignores them). Remove the override (ALTER ROLE ... RESET %s, ALTER DATABASE ... RESET %s, "
+             "postgresql.conf) and make sure a pooler in between passes startup parameters",
+             name, what, value ? value : "(not reported)", want, name, want, name, name);
+    free(b->refusal);
+    b->refusal = strdup(client);
+    finish(b, false, log);
+}
+
+static bool parse_value_ok(const char *name, const char *value)
+{
+    for (const backend_parse_setting *p = backend_parse_settings; p->name; p++)
+        if (!strcmp(p->name, name))
+            return value && strcasecmp(value, p->value) == 0;
+    return true;
+}
+
+/* The reported values first (ParameterStatus), then a query for what is
+ * not reported and for the values RESET would restore. */
+static void start_parse_check(backend *b)
+{
+    static const char *const reported[] = {"standard_conforming_strings", "client_encoding", NULL};
+    for (const char *const *r = reported; *r; r++) {
+        const char *v = PQparameterStatus(b->conn, *r);
+        if (!parse_value_ok(*r, v)) {
+            refuse(b, *r, "reported at login", v);
+            return;
+        }
+    }
+    if (!PQsendQuery(b->conn, PARSE_CHECK_SQL)) {
+        finish(b, false, PQerrorMessage(b->conn));
+        return;
+    }
+    b->checking = true;
+    check_step(b);
+}
+
+/* Reads the check's result without blocking; on success hands over. */
+static void check_step(backend *b)
+{
+    int f = PQflush(b->conn);
+    if (f < 0) {
+        finish(b, false, PQerrorMessage(b->conn));
+        return;
+    }
+    if (f > 0) {
+        wait_for(b, EV_WRITE);
+        return;
+    }
+    if (!PQconsumeInput(b->conn)) {
+        finish(b, false, PQerrorMessage(b->conn));
+        return;
+    }
+    while (!PQisBusy(b->conn)) {
+        PGresult *res = PQgetResult(b->conn);
+        if (!res) {
+            b->checking = false;
+            if (b->check_seen != BACKEND_N_PARSE_SETTINGS) {
+                finish(b, false, "the warehouse did not answer martgate's check of its parse settings");
+                return;
+            }
+            if (keep_login(b) != 0) {
+                finish(b, false, "cannot take over the warehouse connection");
+                return;
+            }
+            finish(b, true, NULL);
+            return;
+        }
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "checking the warehouse session's parse settings failed: %s",
+                     PQresultErrorMessage(res));
+            PQclear(res);
+            finish(b, false, msg);
+            return;
+        }
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *name = PQgetvalue(res, r, 0);
+            const char *setting = PQgetvalue(res, r, 1), *reset = PQgetvalue(res, r, 2);
+            if (!parse_value_ok(name, setting)) {
+                PQclear(res);
+                refuse(b, name, "is set to", setting);
+                return;
+            }
+            if (!parse_value_ok(name, reset)) {
+                PQclear(res);
+                refuse(b, name, "would RESET to", reset);
+                return;
+            }
+            b->check_seen++;
+        }
+        PQclear(res);
+        if (b->check_seen > BACKEND_N_PARSE_SETTINGS)
+            break;
+    }
+    if (b->check_seen > BACKEND_N_PARSE_SETTINGS) {
+        finish(b, false, "unexpected answer to martgate's check of the parse settings");
+        return;
+    }
+    wait_for(b, EV_READ);
+}
+
 static void poll_step(backend *b)
 {
+    if (b->checking) {
+        check_step(b);
+        return;
+    }
     switch (PQconnectPoll(b->conn)) {
     case PGRES_POLLING_READING:
         wait_for(b, EV_READ);
@@ -143,11 +284,11 @@ static void poll_step(backend *b)
         wait_for(b, EV_WRITE);
         break;
     case PGRES_POLLING_OK:
-        if (PQsetnonblocking(b->conn, 1) != 0 || keep_login(b) != 0) {
+        if (PQsetnonblocking(b->conn, 1) != 0) {
             finish(b, false, "cannot take over the warehouse connection");
             break;
         }
-        finish(b, true, NULL);
+        start_parse_check(b);
         break;
     default:
         finish(b, false, PQerrorMessage(b->conn));
@@ -168,10 +309,27 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
         k[n] = "password";
         v[n++] = password;
     }
-    for (size_t i = 0; keys && keys[i] && n < 31; i++) {
+    const char *options = NULL;
+    for (size_t i = 0; keys && keys[i] && n < 29; i++) {
+        if (!strcmp(keys[i], "options")) {
+            options = values[i];
+            continue;
+        }
+        if (!strcmp(keys[i], "client_encoding"))
+            continue;   /* always the one martgate parses with */
         k[n] = keys[i];
         v[n++] = values[i];
     }
+    /* the parse settings go last: a later -c of the same name would win */
+    char opts[4096 + 128];
+    if (backend_parse_options(conninfo, options, opts, sizeof opts) != 0) {
+        snprintf(err, errlen, "startup options are too long");
+        return NULL;
+    }
+    k[n] = "options";
+    v[n++] = opts;
+    k[n] = "client_encoding";
+    v[n++] = "UTF8";
     k[n] = NULL;
     v[n] = NULL;
     backend *b = calloc(1, sizeof *b);
@@ -199,6 +357,34 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
     wait_for(b, EV_WRITE);
     return b;
 }
+
+int backend_parse_options(const char *conninfo, const char *options, char *buf, size_t len)
+{
+    /* the conninfo's own options first: the keyword given here replaces them */
+    char *own = NULL;
+    PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "options") && o->val && *o->val)
+            own = strdup(o->val);
+    PQconninfoFree(opts);
+    int w = snprintf(buf, len, "%s%s%s", own ? own : "", own && options && *options ? " " : "",
+                     options && *options ? options : "");
+    free(own);
+    if (w < 0 || (size_t)w >= len)
+        return -1;
+    size_t off = (size_t)w;
+    for (const backend_parse_setting *p = backend_parse_settings; p->name; p++) {
+        if (!strcmp(p->name, "client_encoding"))
+            continue;   /* libpq's own keyword */
+        w = snprintf(buf + off, len - off, "%s-c %s=%s", off ? " " : "", p->name, p->value);
+        if (w < 0 || (size_t)w >= len - off)
+            return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+const char *backend_refusal(const backend *b) { return b->refusal; }
 
 int backend_fd(const backend *b) { return b->conn ? PQsocket(b->conn) : b->own_fd; }
 
@@ -277,5 +463,6 @@ void backend_free(backend *b)
     for (size_t i = 0; i < N_REPORTED; i++)
         free(b->params[i]);
     cancel_unref(b->cancel);
+    free(b->refusal);
     free(b);
 }

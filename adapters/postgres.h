@@ -27,6 +27,24 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
                          const char *const *keys, const char *const *values,
                          backend_ready_cb cb, void *arg, char *err, size_t errlen);
 
+/* The settings that change how the server tokenizes SQL, with the value
+ * martgate's parser uses. Every warehouse session starts with them (as
+ * startup options, which are also what RESET and DISCARD ALL restore) and
+ * is verified (ParameterStatus, then pg_settings' setting and reset_val)
+ * before the client's first statement; a session that differs is refused. */
+typedef struct backend_parse_setting {
+    const char *name, *value;
+} backend_parse_setting;
+#define BACKEND_N_PARSE_SETTINGS 3
+extern const backend_parse_setting backend_parse_settings[BACKEND_N_PARSE_SETTINGS + 1];
+/* The "options" a warehouse connection starts with: the conninfo's own
+ * (may be NULL), then options (may be NULL), then "-c name=value" of each
+ * parse setting libpq has no keyword for. -1 when it does not fit. */
+int backend_parse_options(const char *conninfo, const char *options, char *buf, size_t len);
+/* When martgate itself refused the session (its parse settings differ): a
+ * one-line message for the client; NULL otherwise. */
+const char *backend_refusal(const backend *b);
+
 int backend_fd(const backend *b);
 /* The TLS session libpq negotiated with the warehouse, or NULL. */
 SSL *backend_ssl(const backend *b);
