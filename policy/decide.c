@@ -325,6 +325,29 @@ static const policy_rule *schema_write_rule(const policy_t *p, const subj *s, co
     return NULL;
 }
 
+/* Does the principal write every table of every schema of ours? The rules
+ * a write is decided by (access read says nothing about writes; first match
+ * wins) must reach one that writes "*.*" before any that denies something. */
+static bool writes_everything(const policy_t *p, const subj *s)
+{
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const policy_rule *r = &p->rules[i];
+        const char *what;
+        if (r->access == ACCESS_READ || !subjects_match(&r->subjects, s, &what))
+            continue;
+        if (r->access == ACCESS_DENY)
+            return false;
+        for (size_t k = 0; k < r->n_datasets; k++)
+            for (size_t j = 0; !r->datasets[k]->builtin && j < r->datasets[k]->n_pats; j++)
+                if (r->datasets[k]->pats[j].schema.kind == GLOB_ANY && r->datasets[k]->pats[j].table.kind == GLOB_ANY)
+                    return true;
+        for (size_t j = 0; j < r->n_pats; j++)
+            if (r->pats[j].schema.kind == GLOB_ANY && r->pats[j].table.kind == GLOB_ANY)
+                return true;
+    }
+    return false;
+}
+
 bool full_catalog(const policy_t *p, const subj *s)
 {
     const char *what;
@@ -409,7 +432,7 @@ static bool is_constant_search_path_set_config(const analysis *a, const analysis
     return false;
 }
 
-static void decide_function(const policy_t *p, const subj *s, const analysis *a,
+static void decide_function(const policy_t *p, const subj *s, const warehouse_facts *wh, const analysis *a,
                             const analysis_function *f, decide_item *it)
 {
     it->schema = f->schema;
@@ -419,15 +442,28 @@ static void decide_function(const policy_t *p, const subj *s, const analysis *a,
         it->why = W_FN_OK;
         return;
     }
+    const policy_fnpat *granted = NULL;
     for (size_t i = 0; i < p->n_functions; i++) {
         const policy_fnpat *fp = &p->functions[i];
         if (!glob_match(&fp->name, f->name))
             continue;
         if (fp->has_schema && f->schema && !glob_match(&fp->schema, f->schema))
             continue;
+        if (fp->allow) {
+            if (!granted)
+                granted = fp;
+            continue;
+        }
         it->verdict = DECIDE_DENY;
         it->why = fp->reason ? W_FN_BUILTIN : W_FN_POLICY;
         it->ref[0] = fp;
+        return;
+    }
+    /* what the warehouse itself keeps from PUBLIC is administrative: the
+     * service account's privileges are never what lets a principal run it */
+    if (!granted && wh_function_is_admin(wh, f->schema, f->name)) {
+        it->verdict = DECIDE_DENY;
+        it->why = W_FN_ADMIN;
         return;
     }
     if (f->schema && !policy_is_catalog_schema(f->schema) && !schema_readable(p, s, f->schema)) {
@@ -437,114 +473,6 @@ static void decide_function(const policy_t *p, const subj *s, const analysis *a,
     }
     it->verdict = DECIDE_ALLOW;
     it->why = W_FN_OK;
-}
-
-static bool ieq(const char *a, const char *b)
-{
-    return strcasecmp(a, b) == 0;
-}
-
-static const char *const builtin_denied_settings[] = {"role", "session_authorization", "local_preload_libraries",
-                                                      "session_preload_libraries", "shared_preload_libraries",
-                                                      NULL};
-
-static void decide_setting(const policy_t *p, const subj *s, const analysis_setting *st, decide_item *it)
-{
-    it->name = st->name ? st->name : (st->action == ANALYZE_SET_RESET_ALL ? "all" : "(not constant)");
-    it->verdict = DECIDE_ALLOW;
-    it->why = W_SET_OK;
-    if (!st->name) {
-        if (st->action != ANALYZE_SET_RESET_ALL) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SP_NOT_CONSTANT;
-        }
-        return;
-    }
-    if (st->action == ANALYZE_SET_MULTI || st->action == ANALYZE_SET_DISCARD)
-        return;
-    bool setting_value = st->action == ANALYZE_SET_VALUE;
-    for (size_t i = 0; builtin_denied_settings[i]; i++)
-        if (strcmp(st->name, builtin_denied_settings[i]) == 0) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SET_BUILTIN;
-            return;
-        }
-    for (size_t i = 0; p && i < p->n_settings; i++)
-        if (glob_match(&p->settings[i].name, st->name)) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SET_POLICY;
-            it->ref[0] = &p->settings[i];
-            return;
-        }
-    if (strcmp(st->name, "search_path") == 0) {
-        if (!setting_value) {
-            it->why = W_SP_RESET;
-            return;
-        }
-        if (st->value_not_constant || (!st->schemas && st->value && *st->value)) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SP_NOT_CONSTANT;
-            return;
-        }
-        for (size_t i = 0; i < st->n_schemas; i++) {
-            const char *sc = st->schemas[i];
-            if (strcmp(sc, "$user") == 0) {
-                it->verdict = DECIDE_DENY;
-                it->why = W_SP_USER;
-                return;
-            }
-            if (policy_is_catalog_schema(sc) || strcmp(sc, "pg_temp") == 0 || !*sc)
-                continue;
-            if (!schema_readable(p, s, sc)) {
-                it->verdict = DECIDE_DENY;
-                it->why = W_SP_UNREADABLE;
-                it->ref[0] = sc;
-                return;
-            }
-        }
-        it->why = W_SP_OK;
-        return;
-    }
-    if (!setting_value)
-        return;
-    const char *v = st->value;
-    if (strcmp(st->name, "standard_conforming_strings") == 0) {
-        if (!v || !(ieq(v, "on") || ieq(v, "true") || ieq(v, "yes") || ieq(v, "1"))) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SET_VALUE;
-        }
-    } else if (strcmp(st->name, "client_encoding") == 0) {
-        if (!v || !(ieq(v, "utf8") || ieq(v, "utf-8") || ieq(v, "unicode"))) {
-            it->verdict = DECIDE_DENY;
-            it->why = W_SET_VALUE;
-        }
-    }
-}
-
-bool decide_setting_value(const policy_t *p, const char *name, const char *value, char *why, size_t whylen)
-{
-    char lower[128];
-    size_t n = 0;
-    for (; name[n] && n + 1 < sizeof lower; n++)
-        lower[n] = (char)(name[n] >= 'A' && name[n] <= 'Z' ? name[n] + 32 : name[n]);
-    lower[n] = 0;
-    if (strcmp(lower, "search_path") == 0)
-        return true;   /* the caller checks each schema */
-    analysis_setting st = {.action = ANALYZE_SET_VALUE, .name = lower, .value = value};
-    decide_item it = {.kind = DECIDE_ITEM_SETTING};
-    decide_principal nobody = {.user = ""};
-    subj s = {.user = ""};   /* settings other than search_path do not depend on who asks */
-    decide_setting(p, &s, &st, &it);
-    if (it.verdict == DECIDE_ALLOW)
-        return true;
-    decision d;
-    decision_init(&d);
-    d.items = &it;
-    d.n_items = 1;
-    d.policy = p;
-    d.who = &nobody;
-    decide_item_reason(&d, 0, why, whylen);
-    return false;
 }
 
 static const char *const utility_tags[] = {"SHOW", "FETCH", "MOVE", "CLOSE", "CLOSE CURSOR", "CLOSE CURSOR ALL",
@@ -689,6 +617,8 @@ static int decide_items(const policy_t *p, const decide_request *req, subj *s, b
             why = W_STMT_UNSUPPORTED;
         else if (st->kind == ANALYZE_STMT_DDL && !st->objects_complete)
             why = W_STMT_DDL_INCOMPLETE;
+        else if (!st->objects_complete && !writes_everything(p, s))
+            why = W_STMT_INCOMPLETE;
         else if (st->kind == ANALYZE_STMT_UTILITY && !utility_allowed(st->tag))
             why = W_STMT_UTILITY;
         else if (st->execute_name && !(req->prepared && req->prepared(req->prepared_ctx, st->execute_name)))
@@ -742,13 +672,13 @@ static int decide_items(const policy_t *p, const decide_request *req, subj *s, b
         decide_item *it = add_item(out, DECIDE_ITEM_FUNCTION, i, a->functions[i].stmt_index);
         if (!it)
             return -1;
-        decide_function(p, s, a, &a->functions[i], it);
+        decide_function(p, s, req->warehouse, a, &a->functions[i], it);
     }
     for (size_t i = 0; i < a->n_settings; i++) {
         decide_item *it = add_item(out, DECIDE_ITEM_SETTING, i, a->settings[i].stmt_index);
         if (!it)
             return -1;
-        decide_setting(p, s, &a->settings[i], it);
+        decide_setting(p, s, req->warehouse, &a->settings[i], it);
     }
     for (size_t i = 0; i < a->n_roles; i++) {
         decide_item *it = add_item(out, DECIDE_ITEM_ROLE, i, a->roles[i].stmt_index);

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/warehouse_facts.h"
 #include "policy/analyze.h"
 #include "policy/policy.h"
 #include "policy/rewrite.h"
@@ -120,6 +121,10 @@ typedef struct decide_request {
     void *columns_ctx;
     decide_prepared_fn prepared;
     void *prepared_ctx;
+    /* the warehouse's own metadata (settings, functions PUBLIC may not
+     * execute); NULL offline: settings are then denied as unknown and only
+     * the built-in function list applies */
+    const warehouse_facts *warehouse;
 } decide_request;
 
 /* Decides. Returns 0 with *out filled (verdict, items, rewrite), or -1 when
@@ -145,7 +150,13 @@ char *decide_search_path_text(const policy_t *p, const decide_principal *who)
  * the server: standard_conforming_strings on, client_encoding UTF8). Not for
  * search_path (decide_schema_readable per schema). p may be NULL (no policy:
  * the built-in tests only). false with the reason in why. */
-bool decide_setting_value(const policy_t *p, const char *name, const char *value, char *why, size_t whylen);
+/* May a principal give this setting this value (a startup parameter)? The
+ * same rules as SET; why filled when not. */
+bool decide_setting_value(const policy_t *p, const warehouse_facts *wh, const char *name, const char *value,
+                          char *why, size_t whylen);
+/* The guarded category (logging, monitoring, integrity...) a pg_settings
+ * category falls in, or NULL. */
+const char *decide_guarded_category(const char *category);
 
 /* May the principal read something in `schema` (the SET search_path test)? */
 bool decide_schema_readable(const policy_t *p, const decide_principal *who, const char *schema);

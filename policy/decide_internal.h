@@ -26,12 +26,13 @@ enum why {
     /* schemas */
     W_SCHEMA_WRITE_RULE, W_SCHEMA_DENY_RULE, W_SCHEMA_DEFAULT,
     /* functions */
-    W_FN_OK, W_FN_BUILTIN, W_FN_POLICY, W_FN_SCHEMA,
+    W_FN_OK, W_FN_BUILTIN, W_FN_POLICY, W_FN_SCHEMA, W_FN_ADMIN,
     /* settings */
-    W_SET_OK, W_SET_POLICY, W_SET_BUILTIN, W_SET_VALUE, W_SP_OK, W_SP_UNREADABLE, W_SP_USER,
+    W_SET_OK, W_SET_POLICY, W_SET_BUILTIN, W_SET_VALUE, W_SET_PARSE_RESET, W_SET_ALLOWED, W_SET_NO_FACTS,
+    W_SET_UNKNOWN, W_SET_CONTEXT, W_SET_CATEGORY, W_SP_OK, W_SP_UNREADABLE, W_SP_USER,
     W_SP_NOT_CONSTANT, W_SP_RESET,
     /* roles, statements, flags */
-    W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG
+    W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG
 };
 
 /* The principal as rules see it: user and effective groups. */
@@ -52,6 +53,9 @@ const char *dataset_of(const policy_t *p, const char *schema, const char *name);
 const char *norm_schema(const char *schema);
 bool schema_readable(const policy_t *p, const subj *s, const char *schema);
 bool full_catalog(const policy_t *p, const subj *s);
+/* policy/decide_settings.c */
+void decide_setting(const policy_t *p, const subj *s, const warehouse_facts *wh, const analysis_setting *st,
+                    decide_item *it);
 bool objpat_match(const policy_objpat *op, const char *schema, const char *name);
 bool rule_objects_match(const policy_t *p, const policy_rule *r, const char *schema, const char *name,
                                bool sensitive, const char **dataset, const char **pattern);

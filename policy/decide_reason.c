@@ -292,6 +292,10 @@ static bool reason_function(const reason_ctx *c, char *buf, size_t len)
     case W_FN_SCHEMA:
         snprintf(buf, len, "function %s is in schema %s, which no rule lets %s read", label, it->schema, c->user);
         return true;
+    case W_FN_ADMIN:
+        snprintf(buf, len, "function %s is one the warehouse does not let PUBLIC execute (an administrative "
+                 "function): denied unless the policy's functions.allow names it", label);
+        return true;
     default:
         return false;
     }
@@ -315,8 +319,37 @@ static bool reason_setting(const reason_ctx *c, char *buf, size_t len)
         return true;
     case W_SET_VALUE:
         snprintf(buf, len, "setting %s may only be %s through martgate (the SQL martgate checks must read the same "
-                 "as the server does)", label, strcmp(it->name, "client_encoding") == 0 ? "UTF8" : "on");
+                 "as the server does)", label, (const char *)it->ref[1]);
         return true;
+    case W_SET_PARSE_RESET:
+        snprintf(buf, len, "setting %s goes back to %s, the value every martgate session starts with (verified at "
+                 "login)", label, (const char *)it->ref[1]);
+        return true;
+    case W_SET_ALLOWED:
+        snprintf(buf, len, "setting %s may be changed: the policy's settings.allow names it ('%s')", label,
+                 ((const policy_setpat *)it->ref[0])->text);
+        return true;
+    case W_SET_NO_FACTS:
+        snprintf(buf, len, "setting %s: martgate has not read the warehouse's settings (pg_settings), so it cannot "
+                 "tell what %s is; denied", label, label);
+        return true;
+    case W_SET_UNKNOWN:
+        snprintf(buf, len, "setting %s is not a setting the warehouse knows (pg_settings): denied unless the "
+                 "policy's settings.allow names it", label);
+        return true;
+    case W_SET_CONTEXT: {
+        const wh_setting *ws = it->ref[1];
+        snprintf(buf, len, "setting %s has context '%s' on the warehouse; only 'user' settings may be changed "
+                 "through martgate, unless the policy's settings.allow names it", label, ws->context);
+        return true;
+    }
+    case W_SET_CATEGORY: {
+        const wh_setting *ws = it->ref[1];
+        snprintf(buf, len, "setting %s is in the warehouse's category '%s': changing it can switch off logging, "
+                 "monitoring or integrity; denied unless the policy's settings.allow names it", label,
+                 ws->category);
+        return true;
+    }
     default:
         return false;
     }
@@ -368,6 +401,10 @@ static bool reason_statement(const reason_ctx *c, char *buf, size_t len)
         return true;
     case W_STMT_DDL_INCOMPLETE:
         snprintf(buf, len, "%s touches objects martgate does not model (roles, functions, types...): denied", label);
+        return true;
+    case W_STMT_INCOMPLETE:
+        snprintf(buf, len, "%s names no table, so it acts on every table of the database (and its output names them): "
+                 "denied unless %s may write every dataset; name the tables", label, c->user);
         return true;
     case W_STMT_UTILITY:
         snprintf(buf, len, "statement %s is not allowed through martgate", label);

@@ -9,6 +9,9 @@
 #include "common/json_doc.h"
 #include "policy/policy_cases.h"
 
+#include "common/path.h"
+#include "common/warehouse_json.h"
+
 int policy_cases_columns(void *ctx, const char *schema, const char *table, const char ***names, size_t *n)
 {
     const json_t *cols = ctx;
@@ -36,6 +39,7 @@ typedef struct case_ctx {
     const policy_t *p;
     const json_doc *doc;
     json_t *columns;
+    const warehouse_facts *wh;
     const char *database;
     FILE *out;
 } case_ctx;
@@ -136,6 +140,7 @@ static int run_case(case_ctx *c, size_t idx, json_t *tc)
                               .columns_ctx = c->columns};
         if (!c->columns)
             req.columns = NULL;
+        req.warehouse = c->wh;
         decide(c->p, &req, &d, dec_err, sizeof dec_err);
         got = d.verdict;
         got_rule = d.rule_id;
@@ -189,17 +194,54 @@ static int run_case(case_ctx *c, size_t idx, json_t *tc)
     return result;
 }
 
+/* The "warehouse" of a cases file: facts inline, or the name of a facts
+ * file (written by `martgate policy warehouse`) relative to the cases file. */
+static warehouse_facts *load_warehouse(const json_doc *doc, const char *path, const json_t *v, char *err,
+                                       size_t errlen)
+{
+    char e[1024];
+    if (json_is_object(v)) {
+        warehouse_facts *f = wh_from_json(v, e, sizeof e);
+        if (!f)
+            json_doc_error(doc, v, err, errlen, "warehouse", "%s", e);
+        return f;
+    }
+    if (!json_is_string(v)) {
+        json_doc_error(doc, v, err, errlen, "warehouse", "must be a facts object or the name of a facts file");
+        return NULL;
+    }
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = 0;
+    char *file = dir ? path_resolve(slash ? dir : NULL, json_string_value(v)) : NULL;
+    free(dir);
+    json_doc *wd = file ? json_doc_load(file, POLICY_CASES_MAX_BYTES, e, sizeof e) : NULL;
+    warehouse_facts *f = wd ? wh_from_json(json_doc_root(wd), e, sizeof e) : NULL;
+    if (!f)
+        json_doc_error(doc, v, err, errlen, "warehouse", "%s: %s", file ? file : "?", file ? e : "out of memory");
+    json_doc_free(wd);
+    free(file);
+    return f;
+}
+
 int policy_run_cases(const policy_t *p, const char *path, FILE *out, size_t *passed, size_t *failed,
                      char *err, size_t errlen)
+{
+    return policy_run_cases_with(p, NULL, path, out, passed, failed, err, errlen);
+}
+
+int policy_run_cases_with(const policy_t *p, const warehouse_facts *wh, const char *path, FILE *out,
+                          size_t *passed, size_t *failed, char *err, size_t errlen)
 {
     *passed = *failed = 0;
     json_doc *doc = json_doc_load(path, POLICY_CASES_MAX_BYTES, err, errlen);
     if (!doc)
         return -1;
     json_t *root = json_doc_root(doc), *cases = root;
-    case_ctx c = {.p = p, .doc = doc, .out = out};
+    case_ctx c = {.p = p, .doc = doc, .out = out, .wh = wh};
+    warehouse_facts *own_wh = NULL;
     if (json_is_object(root)) {
-        static const char *const keys[] = {"columns", "database", "cases", "description", NULL};
+        static const char *const keys[] = {"columns", "database", "cases", "description", "warehouse", NULL};
         if (json_doc_check_keys(doc, root, "(top level)", keys, err, errlen) < 0 ||
             json_doc_get_string(doc, root, "(top level)", "database", false, &c.database, err, errlen) < 0) {
             json_doc_free(doc);
@@ -207,6 +249,12 @@ int policy_run_cases(const policy_t *p, const char *path, FILE *out, size_t *pas
         }
         cases = json_object_get(root, "cases");
         c.columns = json_object_get(root, "columns");
+        json_t *wv = json_object_get(root, "warehouse");
+        if (wv && !(own_wh = load_warehouse(doc, path, wv, err, errlen))) {
+            json_doc_free(doc);
+            return -1;
+        }
+        c.wh = own_wh;
         if (c.columns && !json_is_object(c.columns)) {
             json_doc_error(doc, c.columns, err, errlen, "columns", "must be an object: \"schema.table\" -> [columns]");
             json_doc_free(doc);
@@ -232,6 +280,7 @@ int policy_run_cases(const policy_t *p, const char *path, FILE *out, size_t *pas
             (*failed)++;
     }
     fprintf(out, "%zu passed, %zu failed\n", *passed, *failed);
+    wh_free(own_wh);
     json_doc_free(doc);
     return 0;
 }

@@ -5,7 +5,10 @@
  * {"columns": {"schema.table": ["col", ...]}, "database": "dw", "cases": [...]}.
  * A case: {name, user, groups?, claims?, sql, search_path?, expect:
  * allow|rewrite|deny, rule?: id|null, on?: "raw.leads", reason?: substring,
- * rewritten?: exact SQL, rewritten_contains?: [substrings]}. Without
+ * rewritten?: exact SQL, rewritten_contains?: [substrings]}. "warehouse"
+ * (a facts object, or the name of a facts file next to the cases file, as
+ * `martgate policy warehouse` writes it) stands in for the warehouse's
+ * settings and functions. Without
  * search_path a case starts with the policy's search_path for the principal.
  *
  * Also the column catalog from JSON that tests and `policy explain
@@ -29,6 +32,11 @@
  * read (whatever the cases did), -1 with err when it could not. */
 int policy_run_cases(const policy_t *p, const char *path, FILE *out, size_t *passed, size_t *failed,
                      char *err, size_t errlen);
+
+/* The same with the warehouse's facts given (e.g. `policy test --warehouse
+ * FILE`); a "warehouse" in the cases file wins. */
+int policy_run_cases_with(const policy_t *p, const warehouse_facts *wh, const char *path, FILE *out,
+                          size_t *passed, size_t *failed, char *err, size_t errlen);
 
 /* A rewrite_columns_fn over {"schema.table": ["c1", ...]} (ctx: that json_t
  * object). Unknown tables fail (-1). */

@@ -154,7 +154,8 @@ typedef struct policy_impersonator {
     size_t n_roles;
 } policy_impersonator;
 
-typedef struct policy_fnpat {    /* a denied function */
+typedef struct policy_fnpat {    /* a denied (or, allow: granted) function */
+    bool allow;                  /* functions.allow: may run though PUBLIC may not execute it */
     bool has_schema;
     policy_glob schema, name;
     char *text;
@@ -162,6 +163,7 @@ typedef struct policy_fnpat {    /* a denied function */
 } policy_fnpat;
 
 typedef struct policy_setpat {
+    bool allow;                  /* settings.allow, else settings.deny */
     policy_glob name;
     char *text;
 } policy_setpat;
@@ -183,7 +185,7 @@ struct policy {
     policy_subjects full_catalog;
     policy_fnpat *functions;     /* built-in first, then the policy's */
     size_t n_functions;
-    policy_setpat *settings;     /* denied settings (policy's only) */
+    policy_setpat *settings;     /* settings.deny and settings.allow (policy's only) */
     size_t n_settings;
     policy_role *roles;
     size_t n_roles;

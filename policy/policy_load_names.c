@@ -419,60 +419,73 @@ int add_fnpat(loader *L, const char *text, const char *reason)
 
 void parse_functions(loader *L, const json_doc *d, json_t *obj)
 {
-    static const char *const keys[] = {"deny", NULL};
+    static const char *const keys[] = {"deny", "allow", NULL};
     if (check_keys(L, d, obj, "functions", keys) < 0)
         return;
-    json_t *deny = NULL;
-    if (get_str_list(L, d, obj, "functions", "deny", true, &deny) != 0)
-        return;
-    for (size_t i = 0; i < list_size(deny); i++) {
-        json_t *it = list_get(deny, i);
-        const char *s = json_string_value(it);
-        const char *dot = strchr(s, '.');
-        if ((dot && (dot == s || !dot[1] || strchr(dot + 1, '.'))) || glob_problem(s)) {
-            lerr(L, d, it, "functions.deny", "'%s' must be name or schema.name (globs allowed)", s);
+    static const char *const lists[] = {"deny", "allow"};
+    for (size_t l = 0; l < 2; l++) {
+        json_t *names = NULL;
+        if (get_str_list(L, d, obj, "functions", lists[l], false, &names) != 0 || !names)
             continue;
+        char field[32];
+        snprintf(field, sizeof field, "functions.%s", lists[l]);
+        for (size_t i = 0; i < list_size(names); i++) {
+            json_t *it = list_get(names, i);
+            const char *s = json_string_value(it);
+            const char *dot = strchr(s, '.');
+            if ((dot && (dot == s || !dot[1] || strchr(dot + 1, '.'))) || glob_problem(s)) {
+                lerr(L, d, it, field, "'%s' must be name or schema.name (globs allowed)", s);
+                continue;
+            }
+            if (add_fnpat(L, s, NULL) == 0)
+                L->p->functions[L->p->n_functions - 1].allow = l == 1;
         }
-        add_fnpat(L, s, NULL);
     }
 }
 
 void parse_settings(loader *L, const json_doc *d, json_t *obj)
 {
-    static const char *const keys[] = {"deny", NULL};
+    static const char *const keys[] = {"deny", "allow", NULL};
     if (check_keys(L, d, obj, "settings", keys) < 0)
         return;
-    json_t *deny = NULL;
-    if (get_str_list(L, d, obj, "settings", "deny", true, &deny) != 0)
-        return;
     policy_t *p = L->p;
-    for (size_t i = 0; i < list_size(deny); i++) {
-        json_t *it = list_get(deny, i);
-        const char *s = json_string_value(it);
-        if (glob_problem(s)) {
-            lerr(L, d, it, "settings.deny", "'%s' %s", s, glob_problem(s));
+    static const char *const lists[] = {"deny", "allow"};
+    for (size_t l = 0; l < 2; l++) {
+        json_t *names = NULL;
+        if (get_str_list(L, d, obj, "settings", lists[l], false, &names) != 0 || !names)
             continue;
+        char field[32];
+        snprintf(field, sizeof field, "settings.%s", lists[l]);
+        for (size_t i = 0; i < list_size(names); i++) {
+            json_t *it = list_get(names, i);
+            const char *s = json_string_value(it);
+            if (glob_problem(s)) {
+                lerr(L, d, it, field, "'%s' %s", s, glob_problem(s));
+                continue;
+            }
+            if (strcmp(s, "search_path") == 0) {
+                lerr(L, d, it, field, "search_path is always checked against what the principal may read; it "
+                     "cannot be %s outright", l ? "allowed" : "denied");
+                continue;
+            }
+            policy_setpat *n = realloc(p->settings, (p->n_settings + 1) * sizeof *n);
+            if (!n) {
+                L->oom = true;
+                return;
+            }
+            p->settings = n;
+            policy_setpat *sp = &n[p->n_settings++];
+            memset(sp, 0, sizeof *sp);
+            sp->allow = l == 1;
+            /* GUC names are case-insensitive: compare lower case */
+            char low[256];
+            snprintf(low, sizeof low, "%s", s);
+            for (char *c = low; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c - 'A' + 'a');
+            if (glob_compile(&sp->name, low) || !(sp->text = strdup(s)))
+                L->oom = true;
         }
-        if (strcmp(s, "search_path") == 0) {
-            lerr(L, d, it, "settings.deny", "search_path is always checked against what the principal may read; it cannot be denied outright");
-            continue;
-        }
-        policy_setpat *n = realloc(p->settings, (p->n_settings + 1) * sizeof *n);
-        if (!n) {
-            L->oom = true;
-            return;
-        }
-        p->settings = n;
-        policy_setpat *sp = &n[p->n_settings++];
-        memset(sp, 0, sizeof *sp);
-        /* GUC names are case-insensitive: compare lower case */
-        char low[256];
-        snprintf(low, sizeof low, "%s", s);
-        for (char *c = low; *c; c++)
-            if (*c >= 'A' && *c <= 'Z')
-                *c = (char)(*c - 'A' + 'a');
-        if (glob_compile(&sp->name, low) || !(sp->text = strdup(s)))
-            L->oom = true;
     }
 }
 

@@ -374,14 +374,26 @@ static void test_impersonators(void **state)
 static void test_functions_settings(void **state)
 {
     EXPECT_ERROR("{\"functions\": {\"deny\": [\"a.b.c\"]}}", "must be name or schema.name");
-    EXPECT_ERROR("{\"functions\": {\"allow\": [\"lo_import\"]}}", "functions: unknown key 'allow'");
+    EXPECT_ERROR("{\"functions\": {\"grant\": [\"lo_import\"]}}", "functions: unknown key 'grant'");
     EXPECT_ERROR("{\"settings\": {\"deny\": [\"search_path\"]}}", "cannot be denied outright");
+    EXPECT_ERROR("{\"settings\": {\"allow\": [\"search_path\"]}}", "cannot be allowed outright");
+    EXPECT_ERROR("{\"functions\": {\"allow\": [\"a.b.c\"]}}", "functions.allow");
     policy_t *p = load_text_ok("{\"functions\": {\"deny\": [\"pg_catalog.version\", \"etl.*\"]}, \"settings\": {\"deny\": [\"Work_Mem\"]}}", NULL);
     policy_fnpat *last = &p->functions[p->n_functions - 1], *prev = last - 1;
     assert_false(prev->has_schema);   /* pg_catalog.x is x */
     assert_string_equal(prev->name.text, "version");
     assert_true(last->has_schema);
     assert_string_equal(p->settings[0].name.text, "work_mem");
+    assert_false(p->settings[0].allow);
+    assert_false(last->allow);
+    policy_unref(p);
+    /* allow lists: what the warehouse's metadata would deny, granted by name */
+    p = load_text_ok("{\"functions\": {\"allow\": [\"pg_ls_waldir\"]}, \"settings\": {\"allow\": [\"App.*\"]}}", NULL);
+    last = &p->functions[p->n_functions - 1];
+    assert_true(last->allow);
+    assert_string_equal(last->name.text, "pg_ls_waldir");
+    assert_true(p->settings[0].allow);
+    assert_string_equal(p->settings[0].name.text, "app.*");
     policy_unref(p);
 }
 
