@@ -2,8 +2,8 @@
  * cmd_policy: `martgate policy check|explain|test`, the governance team's
  * tools for a policy before it is deployed: check it strictly, explain what
  * it decides for one person and one SQL text (rule and reason for every
- * relation, function and setting, and the rewritten SQL), and run decision
- * test files in CI.
+ * relation, function and setting, and the rewritten SQL), run decision
+ * test files in CI, and read a warehouse's settings and functions for both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "adapters/catalog.h"
+#include "common/warehouse_json.h"
 #include "policy/analyze.h"
 #include "policy/decide.h"
 #include "common/json_doc.h"
@@ -21,8 +23,10 @@
 static const char usage_text[] =
     "usage: martgate policy check PATH\n"
     "       martgate policy explain --policy PATH --user USER [--groups G1,G2] [--claim NAME=VALUE]...\n"
-    "                               [--search-path S1,S2] [--database DB] [--columns-from FILE.json] SQL\n"
-    "       martgate policy test PATH TESTS.json\n"
+    "                               [--search-path S1,S2] [--database DB] [--columns-from FILE.json]\n"
+    "                               [--warehouse FILE.json] SQL\n"
+    "       martgate policy test PATH TESTS.json [--warehouse FILE.json]\n"
+    "       martgate policy warehouse CONNINFO > FILE.json\n"
     "\n"
     "PATH is a policy file or a directory of *.json policy files (docs/policy.md).\n"
     "  check    load the policy strictly: print a summary and the warnings (exit 0), or every\n"
@@ -32,9 +36,15 @@ static const char usage_text[] =
     "           --search-path the principal's starting search_path from the policy is used;\n"
     "           --claim values that are JSON (numbers, arrays) are taken as JSON, others as strings;\n"
     "           --columns-from names a JSON object {\"schema.table\": [\"col\", ...]} standing in\n"
-    "           for the warehouse catalog when masks need a table's columns\n"
+    "           for the warehouse catalog when masks need a table's columns; --warehouse names\n"
+    "           the warehouse's settings and functions as `policy warehouse` wrote them (without\n"
+    "           it, SET of anything but search_path is denied: martgate decides settings by what\n"
+    "           the warehouse says they are)\n"
     "  test     run decision cases (a JSON array, or {\"columns\", \"database\", \"cases\"}); print\n"
-    "           each failure and why, then \"N passed, N failed\"; exit 1 on any failure\n";
+    "           each failure and why, then \"N passed, N failed\"; exit 1 on any failure\n"
+    "  warehouse  read a warehouse's settings (pg_settings), the functions PUBLIC may not execute\n"
+    "           and the login role's attributes, as JSON for --warehouse and test files (the\n"
+    "           password from PGPASSWORD or ~/.pgpass, as libpq reads them)\n";
 
 static int usage(FILE *f, int rc)
 {
@@ -114,7 +124,7 @@ static const char *access_text(unsigned a)
 
 /* What `policy explain` was asked: the policy, the principal and one SQL text. */
 typedef struct {
-    const char *policy_path, *user, *groups, *search_path, *database, *columns_path, *sql;
+    const char *policy_path, *user, *groups, *search_path, *database, *columns_path, *warehouse_path, *sql;
     json_t *claims;              /* from --claim; owned */
 } explain_options;
 
@@ -145,6 +155,8 @@ static const char **explain_value_target(explain_options *o, const char *a)
         return &o->database;
     if (strcmp(a, "--columns-from") == 0)
         return &o->columns_path;
+    if (strcmp(a, "--warehouse") == 0)
+        return &o->warehouse_path;
     return NULL;
 }
 
@@ -199,6 +211,7 @@ static int parse_explain_options(int argc, char **argv, explain_options *o)
 typedef struct {
     policy_t *p;
     json_doc *cols;              /* --columns-from, or NULL */
+    warehouse_facts *wh;         /* --warehouse, or NULL */
     char *gcopy, *spcopy;
     char **glist, **splist;
     const char **start;          /* the policy's starting search_path */
@@ -224,6 +237,18 @@ static int load_explain_columns(const char *path, json_doc **cols)
         return -1;
     }
     return 0;
+}
+
+/* A facts file as `policy warehouse` writes it; NULL with the error printed. */
+static warehouse_facts *load_warehouse_file(const char *path)
+{
+    char err[2048];
+    json_doc *d = json_doc_load(path, POLICY_CASES_MAX_BYTES, err, sizeof err);
+    warehouse_facts *f = d ? wh_from_json(json_doc_root(d), err, sizeof err) : NULL;
+    if (!f)
+        fprintf(stderr, "error: %s%s%s\n", d ? path : "", d ? ": " : "", err);
+    json_doc_free(d);
+    return f;
 }
 
 /* Builds the principal and the search_path the SQL is analyzed with; false when out of memory. */
@@ -259,6 +284,8 @@ static int load_explain_inputs(const explain_options *o, explain_inputs *in)
         return 1;
     if (o->columns_path && load_explain_columns(o->columns_path, &in->cols) != 0)
         return 1;
+    if (o->warehouse_path && !(in->wh = load_warehouse_file(o->warehouse_path)))
+        return 1;
     if (!explain_principal(o, in)) {
         fprintf(stderr, "error: out of memory\n");
         return 1;
@@ -275,6 +302,7 @@ static void free_explain_inputs(explain_inputs *in)
     free(in->splist);
     free(in->spcopy);
     json_doc_free(in->cols);
+    wh_free(in->wh);
     policy_unref(in->p);
 }
 
@@ -337,7 +365,7 @@ static int explain_decision(const explain_options *o, explain_inputs *in)
         analysis_free(an);
         return 1;
     }
-    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who};
+    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who, .warehouse = in->wh};
     if (in->cols) {
         req.columns = policy_cases_columns;
         req.columns_ctx = json_doc_root(in->cols);
@@ -379,20 +407,53 @@ static int cmd_explain(int argc, char **argv)
 
 static int cmd_test(int argc, char **argv)
 {
-    if (argc != 4)
+    const char *wpath = NULL;
+    if (argc == 6 && strcmp(argv[4], "--warehouse") == 0)
+        wpath = argv[5];
+    else if (argc != 4)
         return usage(stderr, 2);
     policy_t *p = NULL;
     if (load_policy(argv[2], &p, true) != 0)
         return 1;
+    warehouse_facts *wh = wpath ? load_warehouse_file(wpath) : NULL;
+    if (wpath && !wh) {
+        policy_unref(p);
+        return 1;
+    }
     size_t passed = 0, failed = 0;
     char err[2048];
-    int rc = policy_run_cases(p, argv[3], stdout, &passed, &failed, err, sizeof err);
+    int rc = policy_run_cases_with(p, wh, argv[3], stdout, &passed, &failed, err, sizeof err);
+    wh_free(wh);
     policy_unref(p);
     if (rc != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
     return failed ? 1 : 0;
+}
+
+/* `policy warehouse CONNINFO`: the facts martgate decides settings and
+ * functions by, as JSON on stdout. */
+static int cmd_warehouse(int argc, char **argv)
+{
+    if (argc != 3)
+        return usage(stderr, 2);
+    char err[1024];
+    warehouse_facts *f = catalog_read_facts(argv[2], NULL, err, sizeof err);
+    if (!f) {
+        fprintf(stderr, "martgate policy warehouse: %s\n", err);
+        return 1;
+    }
+    json_t *j = wh_to_json(f);
+    wh_free(f);
+    if (!j || json_dumpf(j, stdout, JSON_INDENT(1)) != 0) {
+        json_decref(j);
+        fprintf(stderr, "martgate policy warehouse: cannot write the facts\n");
+        return 1;
+    }
+    json_decref(j);
+    fputc('\n', stdout);
+    return 0;
 }
 
 int cmd_policy_main(int argc, char **argv)
@@ -411,6 +472,8 @@ int cmd_policy_main(int argc, char **argv)
         return cmd_explain(argc, argv);
     if (strcmp(sub, "test") == 0)
         return cmd_test(argc, argv);
+    if (strcmp(sub, "warehouse") == 0)
+        return cmd_warehouse(argc, argv);
     fprintf(stderr, "martgate policy: unknown command '%s'\n", sub);
     return usage(stderr, 2);
 }

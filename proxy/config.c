@@ -90,7 +90,8 @@ static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *e
 
 static int parse_databases(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"conninfo", "password_file", "password_env", NULL};
+    static const char *const keys[] = {"conninfo", "password_file", "password_env",
+                                       "allow_privileged_service_account", NULL};
     json_t *dbs = json_object_get(root, "databases");
     if (!json_is_object(dbs) || json_object_size(dbs) == 0)
         return json_doc_error(doc, dbs ? dbs : root, err, errlen, "databases",
@@ -106,7 +107,10 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         if (json_doc_check_keys(doc, d, field, keys, err, errlen))
             return -1;
         const char *conninfo = NULL, *pwfile = NULL, *pwenv = NULL;
+        bool privileged = false;
         if (json_doc_get_string(doc, d, field, "conninfo", true, &conninfo, err, errlen) < 0 ||
+            json_doc_get_bool(doc, d, field, "allow_privileged_service_account", false, &privileged, err,
+                              errlen) < 0 ||
             json_doc_get_string(doc, d, field, "password_file", false, &pwfile, err, errlen) < 0 ||
             json_doc_get_string(doc, d, field, "password_env", false, &pwenv, err, errlen) < 0)
             return -1;
@@ -115,6 +119,7 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         config_database *db = &c->databases[c->ndatabases++];
         db->name = strdup(name);
         db->conninfo = strdup(conninfo);
+        db->allow_privileged_service_account = privileged;
         if (pwfile) {
             char why[300], *p = path_resolve(c->dir, pwfile);
             db->password = p ? secret_file_read(p, why, sizeof why) : NULL;

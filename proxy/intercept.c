@@ -37,6 +37,13 @@ static int guard_columns(void *ctx, const char *schema, const char *table, const
     }
 }
 
+/* The warehouse's settings and functions decisions are made with (*gen:
+ * its snapshot's number, part of the memo state), or NULL. */
+static const warehouse_facts *session_facts(session *s, unsigned long *gen)
+{
+    return catalog_cache_facts(server_catalog(s->srv, s->database), gen);
+}
+
 static bool guard_prepared(void *ctx, const char *name)
 {
     const session *s = ctx;
@@ -219,6 +226,7 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         .sql = e->text, .facts = a, .who = &s->guard.who,
         .columns = guard_columns, .columns_ctx = s,
         .prepared = guard_prepared, .prepared_ctx = s,
+        .warehouse = session_facts(s, NULL),
     };
     decision d;
     decision_init(&d);
@@ -389,6 +397,9 @@ static bool memo_enter_state(session *s, const policy_t *p)
     textbuf b = textbuf_fixed(bytes, sizeof bytes);   /* overflowed: no memo for this state */
     uint64_t serial = policy_serial(p);
     textbuf_addn(&b, &serial, sizeof serial);
+    unsigned long facts = 0;   /* the functions PUBLIC may not execute decide calls */
+    (void)session_facts(s, &facts);
+    textbuf_addn(&b, &facts, sizeof facts);
     textbuf_addn(&b, &g->who.claims, sizeof g->who.claims);
     state_str(&b, g->who.user);
     state_list(&b, g->who.groups, g->who.n_groups);
@@ -558,6 +569,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         .sql = sql, .facts = a, .who = &g->who,
         .columns = guard_columns, .columns_ctx = s,
         .prepared = guard_prepared, .prepared_ctx = s,
+        .warehouse = session_facts(s, NULL),
     };
     char err[512];
     g->catalog_missing = false;

@@ -152,7 +152,7 @@ void session_free(session *s)
         close(s->fd);
     event_free(s->timer);
     event_free(s->reaper);
-    if (s->relay.waiting_catalog) {
+    if (s->relay.waiting_catalog || s->waiting_facts) {
         catalog_cache *c = server_catalog(s->srv, s->database);
         if (c)
             catalog_cache_wait_cancel(c, s);
@@ -271,22 +271,6 @@ static int start_tls(session *s)
         return -1;
     conn_tls_accept(&s->client, ssl);
     return 0;
-}
-
-/* Startup parameters a client may set on the warehouse session. Anything
- * else (notably role, session_authorization, replication) is refused. */
-static bool passable_parameter(const char *name)
-{
-    static const char *const ok[] = {
-        "application_name", "client_encoding", "DateStyle", "datestyle", "TimeZone", "timezone",
-        "extra_float_digits", "IntervalStyle", "intervalstyle", "search_path", "lc_monetary",
-        "lc_numeric", "lc_time", "bytea_output", "statement_timeout", "lock_timeout",
-        "idle_in_transaction_session_timeout", "geqo", "default_transaction_isolation",
-        "default_transaction_read_only", "standard_conforming_strings", "work_mem", NULL};
-    for (const char *const *p = ok; *p; p++)
-        if (strcmp(*p, name) == 0)
-            return true;
-    return false;
 }
 
 static void connect_warehouse(session *s);
@@ -423,20 +407,6 @@ static void handle_startup(session *s)
             continue;
         if (!strcmp(n, "replication")) {
             fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
-            return;
-        }
-        if (!passable_parameter(n)) {
-            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE,
-                  "the setting \"%s\" may not be given at startup through martgate", n);
-            return;
-        }
-        /* checked as SET would be: values the SQL martgate reads depends on
-         * (standard_conforming_strings on, client_encoding UTF8) and the
-         * policy's settings.deny */
-        char why[400];
-        if (!decide_setting_value(session_policy(s), n, st->values[i], why, sizeof why)) {
-            session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, why);
-            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused: %s", why);
             return;
         }
     }
@@ -586,19 +556,24 @@ static void read_password(session *s)
 static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
 {
     session *s = arg;
-    (void)b;
     if (!ok) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
         size_t l = strlen(msg);
         while (l && msg[l - 1] == '\n')
             msg[--l] = 0;
+        const char *refusal = backend_refusal(b);
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, msg);
-        trail_login_failed(s, "the warehouse could not be reached");
+        if (refusal) {
+            trail_login_failed(s, "the warehouse session does not parse SQL as martgate does");
+            fatal(s, SQLSTATE_CONNECTION_FAILURE, "%s", refusal);
+        } else {
+            trail_login_failed(s, "the warehouse could not be reached");
+            fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
+                  s->database);
+        }
         backend_free(s->be);
         s->be = NULL;
-        fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
-              s->database);
         session_flush(s);
         return;
     }
@@ -659,9 +634,87 @@ static bool add_option(char *options, size_t cap, size_t *off, const char *name,
     return true;
 }
 
+static void on_facts_ready(void *arg)
+{
+    session *s = arg;
+    s->waiting_facts = false;
+    connect_warehouse(s);
+    session_flush(s);
+}
+
+/* Refuses the login: the audit and the log get `why`, the client `fmt`. */
+static void refuse_login(session *s, const char *sqlstate, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse_login(session *s, const char *sqlstate, const char *why, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    trail_login_failed(s, why);
+    fatal(s, sqlstate, "%s", msg);
+}
+
+/* What the warehouse's own metadata says before a session may open: the
+ * service role is not more privileged than martgate needs (unless the
+ * config allows it), and each startup parameter is a setting the principal
+ * may give that value (the rules of SET). false when the session was
+ * refused or waits for the metadata (read once per snapshot, not per login). */
+static bool warehouse_allows(session *s, const config_database *db)
+{
+    const policy_t *p = session_policy(s);
+    if (!p)
+        return true;   /* no policy: a plain authenticating proxy */
+    catalog_cache *cat = server_catalog(s->srv, s->database);
+    const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
+    if (!wh) {
+        if (cat && !s->facts_waited) {
+            s->facts_waited = true;
+            if (catalog_cache_wait(cat, on_facts_ready, s) == 0) {
+                s->waiting_facts = true;
+                session_set_state(s, SS_CONNECTING);
+                conn_read(&s->client, false);
+                return false;
+            }
+        }
+        session_log(s, LOG_ERROR, "login refused: the metadata of database \"%s\" (settings, functions, service "
+                    "role) could not be read from the warehouse; the catalog log line says why", s->database);
+        refuse_login(s, SQLSTATE_CONNECTION_FAILURE, "the warehouse's metadata could not be read",
+                     "could not read the warehouse metadata of database \"%s\"", s->database);
+        return false;
+    }
+    char why[300];
+    if (wh_role_privileged(wh, why, sizeof why) && !db->allow_privileged_service_account) {
+        session_log(s, LOG_ERROR, "login refused: the service role \"%s\" of database \"%s\" is %s; give it only "
+                    "the grants docs/security.md lists, or set databases.%s.allow_privileged_service_account",
+                    wh->role.name, s->database, why, s->database);
+        refuse_login(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "the service role is privileged",
+                     "martgate refuses to open warehouse sessions for database \"%s\": its service role is more "
+                     "privileged than martgate allows (the operator's log says what to change)", s->database);
+        return false;
+    }
+    const pg_startup *st = &s->startup;
+    for (size_t i = 0; i < st->nparams; i++) {
+        const char *n = st->names[i];
+        if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
+            continue;
+        char reason[400];
+        if (!decide_setting_value(p, wh, n, st->values[i], reason, sizeof reason)) {
+            session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, reason);
+            refuse_login(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused",
+                         "startup parameter refused: %s", reason);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void connect_warehouse(session *s)
 {
     const config_database *db = config_find_database(s->cfg, s->database);
+    if (!warehouse_allows(s, db))
+        return;
     const char *keys[PG_MAX_STARTUP_PARAMS + 2], *vals[PG_MAX_STARTUP_PARAMS + 2];
     char options[4096];
     size_t n = 0, off = 0;
@@ -672,7 +725,9 @@ static void connect_warehouse(session *s)
             continue;
         if (!strcmp(name, "search_path") && s->search_path_text)
             continue;   /* added below as the policy allowed it */
-        if (!strcmp(name, "application_name") || !strcmp(name, "client_encoding")) {
+        if (!strcmp(name, "client_encoding"))
+            continue;   /* UTF8 by another spelling (checked): the adapter sends UTF8 */
+        if (!strcmp(name, "application_name")) {
             keys[n] = name;
             vals[n++] = v;
             continue;
@@ -691,12 +746,8 @@ static void connect_warehouse(session *s)
         keys[n] = "options";
         vals[n++] = options;
     }
-    if (!pgw_startup_get(&s->startup, "client_encoding")) {
-        /* the text martgate checks is read as UTF8 on the warehouse too,
-         * whatever the database's own encoding */
-        keys[n] = "client_encoding";
-        vals[n++] = "UTF8";
-    }
+    /* client_encoding, standard_conforming_strings and backslash_quote are
+     * the adapter's: it starts and verifies every session with them */
     keys[n] = NULL;
     vals[n] = NULL;
     char err[512];

@@ -71,6 +71,8 @@ typedef struct session {
     bool audit_started;              /* session_start written: session_end owed */
     unsigned long long statements;   /* statement records written */
     bool waiting_audit;              /* paused until the audit queue has room */
+    bool waiting_facts;              /* login paused until the warehouse's metadata is read */
+    bool facts_waited;               /* ... which it waits for once */
     char *search_path_text;          /* the warehouse session's starting search_path */
     struct session *prev, *next;     /* server's list */
 } session;
