@@ -181,14 +181,17 @@ static const char CATALOG_SQL[] =
 /* Every setting the server knows, with what it is (context, category). */
 static const char SETTINGS_SQL[] = "SELECT name, context, category FROM pg_catalog.pg_settings";
 
-/* Functions PUBLIC may not execute, now or as initdb (or CREATE EXTENSION)
- * left them: what the server itself considers administrative. */
+/* Built-in functions PUBLIC may not execute, now or as initdb (or CREATE
+ * EXTENSION) left them: what the server itself considers administrative.
+ * Built-in is an OID below FirstNormalObjectId (16384) or initial privileges
+ * recorded by an extension; a user's own function with EXECUTE revoked from
+ * PUBLIC is a dataset's business, decided by its schema's rules. */
 static const char ADMIN_FUNCTIONS_SQL[] =
     "SELECT DISTINCT n.nspname, p.proname"
     "  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
     "  LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = p.oid"
     "       AND ip.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND ip.objsubid = 0"
-    " WHERE NOT pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')"
+    " WHERE (p.oid < 16384 AND NOT pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE'))"
     "    OR (ip.initprivs IS NOT NULL AND NOT EXISTS ("
     "        SELECT 1 FROM pg_catalog.aclexplode(ip.initprivs) a"
     "         WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))";
