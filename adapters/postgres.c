@@ -247,14 +247,13 @@ static void check_step(backend *b)
         for (int r = 0; r < PQntuples(res); r++) {
             const char *name = PQgetvalue(res, r, 0);
             const char *setting = PQgetvalue(res, r, 1), *reset = PQgetvalue(res, r, 2);
-            if (!parse_value_ok(name, setting)) {
+            bool set_ok = parse_value_ok(name, setting);
+            if (!set_ok || !parse_value_ok(name, reset)) {
+                char n[64], v[128];   /* the result's strings go with PQclear */
+                snprintf(n, sizeof n, "%s", name);
+                snprintf(v, sizeof v, "%s", set_ok ? reset : setting);
                 PQclear(res);
-                refuse(b, name, "is set to", setting);
-                return;
-            }
-            if (!parse_value_ok(name, reset)) {
-                PQclear(res);
-                refuse(b, name, "would RESET to", reset);
+                refuse(b, n, set_ok ? "would RESET to" : "is set to", v);
                 return;
             }
             b->check_seen++;
