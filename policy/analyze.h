@@ -91,6 +91,8 @@ typedef struct analysis_stmt {
                                  should allow it */
     bool locks_rows;          /* SELECT ... FOR UPDATE/SHARE */
     bool explain_analyze;     /* EXPLAIN ANALYZE: the inner statement runs */
+    bool explain_verbose;     /* EXPLAIN VERBOSE: the plan shows output
+                                 expressions (the text a rewrite sent) */
     const char *prepare_name; /* PREPARE name AS ...: the facts of this
                                  statement are those of the prepared one */
     const char *execute_name; /* EXECUTE name (also CREATE TABLE AS EXECUTE) */

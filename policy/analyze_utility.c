@@ -436,6 +436,9 @@ static bool walk_explain_or_prepared(walk_state *st, analysis_stmt *cur, Node *n
             if (IsA(d, DefElem) && d->defname && !strcmp(d->defname, "analyze") &&
                 defelem_is_true(d))
                 cur->explain_analyze = true;
+            if (IsA(d, DefElem) && d->defname && !strcmp(d->defname, "verbose") &&
+                defelem_is_true(d))
+                cur->explain_verbose = true;
         }
         *kind = walk_inner(st, e->query);
         return true;

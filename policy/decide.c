@@ -680,6 +680,22 @@ static int decide_items(const policy_t *p, const decide_request *req, subj *s, b
             return -1;
         decide_setting(p, s, req->warehouse, &a->settings[i], it);
     }
+    /* EXPLAIN of a statement a rewrite changes (decide_explain.c) */
+    for (size_t i = 0; i < a->n_stmts; i++) {
+        char *note = NULL;
+        int e = decide_explain_denial(p, req, out, i, &note);
+        decide_item *it = e > 0 ? add_item(out, DECIDE_ITEM_STATEMENT, i, i) : NULL;
+        if (e < 0 || (e > 0 && !it)) {
+            free(note);
+            return -1;
+        }
+        if (it) {
+            it->verdict = DECIDE_DENY;
+            it->why = W_EXPLAIN_REWRITTEN;
+            it->name = "EXPLAIN";
+            it->note = note;
+        }
+    }
     for (size_t i = 0; i < a->n_roles; i++) {
         decide_item *it = add_item(out, DECIDE_ITEM_ROLE, i, a->roles[i].stmt_index);
         if (!it)

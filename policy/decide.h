@@ -113,6 +113,14 @@ const char *decide_verdict_name(decide_verdict v);
  * an allowed PREPARE)? EXECUTE of anything else is denied. */
 typedef bool (*decide_prepared_fn)(void *ctx, const char *name);
 
+/* Optional, for EXPLAIN EXECUTE name (and EXPLAIN CREATE TABLE AS EXECUTE):
+ * was the prepared statement forwarded rewritten (a row filter, column mask
+ * or catalog filter applied), and does the text the warehouse holds carry
+ * the hash mask's key? A bit set of these; NULL: both assumed. */
+#define DECIDE_PREPARED_REWRITTEN 1u
+#define DECIDE_PREPARED_KEYED 2u
+typedef unsigned (*decide_prepared_rewrite_fn)(void *ctx, const char *name);
+
 typedef struct decide_request {
     const char *sql;             /* the exact text `facts` was made from */
     const analysis *facts;
@@ -125,6 +133,10 @@ typedef struct decide_request {
      * execute); NULL offline: settings are then denied as unknown and only
      * the built-in function list applies */
     const warehouse_facts *warehouse;
+    /* the hash mask's key (the daemon's from hash_mask_key_file, the
+     * placeholder offline); NULL: a read a hash mask applies to is denied */
+    const rewrite_hash_key *hash_key;
+    decide_prepared_rewrite_fn prepared_rewrite;   /* ctx: prepared_ctx */
 } decide_request;
 
 /* Decides. Returns 0 with *out filled (verdict, items, rewrite), or -1 when

@@ -32,7 +32,9 @@ enum why {
     W_SET_UNKNOWN, W_SET_CONTEXT, W_SET_CATEGORY, W_SP_OK, W_SP_UNREADABLE, W_SP_USER,
     W_SP_NOT_CONSTANT, W_SP_RESET,
     /* roles, statements, flags */
-    W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG
+    W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG,
+    /* EXPLAIN of a rewritten statement (decide_explain.c; the reason is in the note) */
+    W_EXPLAIN_REWRITTEN
 };
 
 /* The principal as rules see it: user and effective groups. */
@@ -60,6 +62,12 @@ bool objpat_match(const policy_objpat *op, const char *schema, const char *name)
 bool rule_objects_match(const policy_t *p, const policy_rule *r, const char *schema, const char *name,
                                bool sensitive, const char **dataset, const char **pattern);
 bool is_sensitive(const policy_t *p, const char *schema, const char *name);
+
+/* decide_explain.c: should EXPLAIN statement `stmt` be denied, its
+ * relations decided (items in out)? 1 with *note the reason (malloc'd),
+ * 0 no, -1 out of memory. */
+int decide_explain_denial(const policy_t *p, const decide_request *req, const decision *out, size_t stmt,
+                          char **note);
 
 /* decide_masks.c */
 int build_masked(const decide_request *req, const subj *s, const policy_rule *r, const char *schema,

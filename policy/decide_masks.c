@@ -201,7 +201,15 @@ int build_masked(const decide_request *req, const subj *s, const policy_rule *r,
         if (!pc)
             continue;
         char *sql = NULL;
-        if (pc->kind == MASK_EXPR) {
+        if (pc->kind == MASK_HASH && !req->hash_key) {
+            it->why = W_REWRITE_FAILED;
+            it->note = strdup("its hash mask needs a key, and none is configured (hash_mask_key_file in "
+                              "martgate's configuration)");
+            rc = 1;
+        } else if (pc->kind == MASK_HASH) {
+            if (!(sql = rewrite_hash_mask_sql(req->hash_key, cols[c])))
+                rc = -1;
+        } else if (pc->kind == MASK_EXPR) {
             int b = bind_template(&pc->expr, s, req->who->claims, cols[c], &sql, &missing);
             if (b < 0) {
                 rc = -1;

@@ -414,6 +414,9 @@ static bool reason_statement(const reason_ctx *c, char *buf, size_t len)
                  a && it->index < a->n_stmts && a->stmts[it->index].execute_name ? a->stmts[it->index].execute_name
                                                                                  : "?");
         return true;
+    case W_EXPLAIN_REWRITTEN:
+        snprintf(buf, len, "%s", it->note ? it->note : "EXPLAIN of a rewritten statement");
+        return true;
     case W_FLAG: {
         const analysis_flag *f = it->ref[0];
         snprintf(buf, len, "%s%s%s%s", f->reason ? f->reason : label, f->detail ? " (" : "",

@@ -77,4 +77,9 @@ const char *policy_source(const policy_t *p);
  * pg_stat_statements, ...): denied unless a rule grants it by this name. */
 #define POLICY_SENSITIVE_DATASET "pg_sensitive"
 
+/* The first rule that masks a column with "hash", as "rule 'id' (column
+ * email)" into buf; false when no rule does. Hash masks are keyed (policy/
+ * rewrite.h rewrite_hash_key): a deployment that uses one must give the key. */
+bool policy_hash_mask_use(const policy_t *p, char *buf, size_t len);
+
 #endif

@@ -141,6 +141,10 @@ static int run_case(case_ctx *c, size_t idx, json_t *tc)
         if (!c->columns)
             req.columns = NULL;
         req.warehouse = c->wh;
+        /* offline: hash masks with the placeholder key (rewrite.h) */
+        rewrite_hash_key placeholder;
+        rewrite_hash_key_placeholder(&placeholder);
+        req.hash_key = &placeholder;
         decide(c->p, &req, &d, dec_err, sizeof dec_err);
         got = d.verdict;
         got_rule = d.rule_id;

@@ -183,6 +183,7 @@ struct policy {
     size_t n_search_paths;
     bool has_full_catalog;
     policy_subjects full_catalog;
+    bool explain_plan;           /* defaults.explain_filtered "plan": plain EXPLAIN of a rewritten statement */
     policy_fnpat *functions;     /* built-in first, then the policy's */
     size_t n_functions;
     policy_setpat *settings;     /* settings.deny and settings.allow (policy's only) */

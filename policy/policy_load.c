@@ -481,6 +481,17 @@ void policy_summary(const policy_t *p, char *buf, size_t len)
              p->n_rules, p->n_rules == 1 ? "" : "s", p->n_roles, p->n_roles == 1 ? "" : "s");
 }
 
+bool policy_hash_mask_use(const policy_t *p, char *buf, size_t len)
+{
+    for (size_t i = 0; p && i < p->n_rules; i++)
+        for (size_t k = 0; k < p->rules[i].n_columns; k++)
+            if (p->rules[i].columns[k].kind == MASK_HASH) {
+                snprintf(buf, len, "rule '%s' (column %s)", p->rules[i].id, p->rules[i].columns[k].name);
+                return true;
+            }
+    return false;
+}
+
 /* ---- the load ------------------------------------------------------- */
 
 /* Builds the policy from L->docs; returns 0 or -1 (errors in L->msgs). */

@@ -21,7 +21,8 @@ typedef struct loader {
     /* definitions seen so far, for duplicate checks across files */
     const char *defaults_search_path_where;
     const char *defaults_catalog_where;
-    char where_buf[2][512];
+    const char *defaults_explain_where;
+    char where_buf[3][512];
     bool oom;
     /* rules while loading, with their global sequence */
     struct pending_rule { policy_rule r; size_t seq; } *pend;

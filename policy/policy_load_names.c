@@ -54,6 +54,9 @@ static const char *const sensitive_tables[] = {
     "pg_catalog.pg_user_mappings", "pg_catalog.pg_largeobject", "pg_catalog.pg_file_settings",
     "pg_catalog.pg_hba_file_rules", "pg_catalog.pg_ident_file_mappings",
     "*.pg_stat_statements", "*.pg_stat_statements_info",
+    /* the session's own statements as the warehouse holds them: rewritten
+     * texts, with the hash mask's key */
+    "pg_catalog.pg_prepared_statements", "pg_catalog.pg_cursors", "pg_catalog.pg_backend_memory_contexts",
     NULL};
 
 int add_builtin_datasets(loader *L)
@@ -376,6 +379,7 @@ static const struct { const char *pat, *reason; } builtin_functions[] = {
     {"pg_stat_get_activity", "shows other sessions' queries"},
     {"pg_stat_get_backend_activity*", "shows other sessions' queries"},
     {"pg_stat_statements*", "shows other sessions' queries"},
+    {"current_query", "returns the text the warehouse runs, which holds what a rewrite added (the hash mask's key)"},
     {"pg_notify", "sends messages to other sessions"},
     {"nextval", "changes a sequence (a write martgate cannot attribute)"},
     {"setval", "changes a sequence (a write martgate cannot attribute)"},
@@ -493,7 +497,7 @@ void parse_settings(loader *L, const json_doc *d, json_t *obj)
 
 void parse_defaults(loader *L, const json_doc *d, json_t *obj)
 {
-    static const char *const keys[] = {"search_path", "full_catalog_visibility", NULL};
+    static const char *const keys[] = {"search_path", "full_catalog_visibility", "explain_filtered", NULL};
     if (check_keys(L, d, obj, "defaults", keys) < 0)
         return;
     policy_t *p = L->p;
@@ -588,6 +592,25 @@ void parse_defaults(loader *L, const json_doc *d, json_t *obj)
                 p->has_full_catalog = true;
             else
                 subjects_free(&p->full_catalog);
+        }
+    }
+    /* EXPLAIN of a statement a row filter, mask or catalog filter rewrites:
+     * "deny" (the default) or "plan" (plain EXPLAIN only; see docs/policy.md) */
+    json_t *ex = json_object_get(obj, "explain_filtered");
+    if (ex) {
+        const char *v = json_string_value(ex);
+        if (L->defaults_explain_where) {
+            lerr(L, d, ex, "defaults.explain_filtered", "already defined at %s (one file holds it)",
+                 L->defaults_explain_where);
+        } else if (!v || (strcmp(v, "deny") != 0 && strcmp(v, "plan") != 0)) {
+            lerr(L, d, ex, "defaults.explain_filtered",
+                 "must be \"deny\" (the default) or \"plan\" (plain EXPLAIN, without ANALYZE or VERBOSE)");
+        } else {
+            char *w = where_of(d, ex);
+            snprintf(L->where_buf[2], sizeof L->where_buf[2], "%s", w ? w : "?");
+            free(w);
+            L->defaults_explain_where = L->where_buf[2];
+            p->explain_plan = strcmp(v, "plan") == 0;
         }
     }
 }

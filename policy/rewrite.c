@@ -482,11 +482,9 @@ char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column)
         rewrite_add_ident(&b, column);
         textbuf_add(&b, " END");
         break;
-    case REWRITE_MASK_HASH:
-        textbuf_add(&b, "pg_catalog.md5(");
-        rewrite_add_ident(&b, column);
-        textbuf_add(&b, "::pg_catalog.text)");
-        break;
+    case REWRITE_MASK_HASH:   /* keyed: rewrite_hash_mask_sql */
+        free(b.s);
+        return NULL;
     case REWRITE_MASK_REDACT:
         textbuf_add(&b, "CASE WHEN ");
         rewrite_add_ident(&b, column);
@@ -503,5 +501,56 @@ char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column)
         free(b.s);
         return NULL;
     }
+    return textbuf_finish(&b);
+}
+
+/* ---- the keyed hash mask ------------------------------------------------ */
+
+int rewrite_hash_key_init(rewrite_hash_key *k, const unsigned char *key, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!key || len == 0 || len > REWRITE_HASH_BLOCK)
+        return -1;
+    for (size_t i = 0; i < REWRITE_HASH_BLOCK; i++) {
+        unsigned char k0 = i < len ? key[i] : 0;
+        unsigned char ip = (unsigned char)(k0 ^ 0x36), op = (unsigned char)(k0 ^ 0x5c);
+        k->ipad_hex[2 * i] = hex[ip >> 4];
+        k->ipad_hex[2 * i + 1] = hex[ip & 15];
+        k->opad_hex[2 * i] = hex[op >> 4];
+        k->opad_hex[2 * i + 1] = hex[op & 15];
+    }
+    k->ipad_hex[2 * REWRITE_HASH_BLOCK] = 0;
+    k->opad_hex[2 * REWRITE_HASH_BLOCK] = 0;
+    return 0;
+}
+
+void rewrite_hash_key_wipe(rewrite_hash_key *k)
+{
+    if (k)
+        explicit_bzero(k, sizeof *k);
+}
+
+void rewrite_hash_key_placeholder(rewrite_hash_key *k)
+{
+    static const char placeholder[] = REWRITE_HASH_PLACEHOLDER_KEY;
+    _Static_assert(sizeof placeholder - 1 <= REWRITE_HASH_BLOCK, "the placeholder fits one block");
+    if (rewrite_hash_key_init(k, (const unsigned char *)placeholder, sizeof placeholder - 1) != 0)
+        memset(k, 0, sizeof *k);   /* cannot happen: it fits one block */
+}
+
+char *rewrite_hash_mask_sql(const rewrite_hash_key *k, const char *column)
+{
+    if (!k || !column)
+        return NULL;
+    /* OPERATOR(pg_catalog.||): no operator of the session's search_path can
+     * stand in for the concatenation */
+    textbuf b = {0};
+    textbuf_add(&b, "pg_catalog.encode(pg_catalog.sha256(pg_catalog.decode('");
+    textbuf_add(&b, k->opad_hex);
+    textbuf_add(&b, "', 'hex') OPERATOR(pg_catalog.||) pg_catalog.sha256(pg_catalog.decode('");
+    textbuf_add(&b, k->ipad_hex);
+    textbuf_add(&b, "', 'hex') OPERATOR(pg_catalog.||) pg_catalog.convert_to(");
+    rewrite_add_ident(&b, column);
+    textbuf_add(&b, "::pg_catalog.text, 'UTF8'))), 'hex')");
     return textbuf_finish(&b);
 }

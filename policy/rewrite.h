@@ -95,7 +95,7 @@ int rewrite_masked_relation(const char *schema, const char *table, bool only,
 /* Mask kinds as SQL over a quoted column (decide may use these or build its
  * own expressions). NULLs stay NULL; c is quote_ident(column):
  *   NULL     -> CASE WHEN false THEN c END        (NULL of the column's type)
- *   HASH     -> pg_catalog.md5(c::pg_catalog.text)
+ *   HASH     -> needs a key: rewrite_hash_mask_sql (NULL here)
  *   REDACT   -> CASE WHEN c IS NULL THEN NULL ELSE '***' END
  *   LAST4    -> CASE WHEN c IS NULL THEN NULL ELSE '***' ||
  *               pg_catalog."right"(c::pg_catalog.text, 4) END
@@ -107,6 +107,40 @@ typedef enum rewrite_mask_kind {
     REWRITE_MASK_LAST4
 } rewrite_mask_kind;
 char *rewrite_mask_sql(rewrite_mask_kind kind, const char *column)
+    __attribute__((warn_unused_result));
+
+/* The hash mask is HMAC-SHA256 with a key the principal cannot read, so
+ * that nobody can compute the mask of a value they choose (an unsalted
+ * digest confirms guesses: email = md5('guess')), while equal values still
+ * get equal masks (joinable). The warehouse computes it with built-in
+ * functions only (PostgreSQL 11+):
+ *
+ *   encode(sha256(OPAD || sha256(IPAD || convert_to(c::text, 'UTF8'))), 'hex')
+ *
+ * where IPAD and OPAD are the key's 64-byte blocks K0 xor 0x36.. and
+ * K0 xor 0x5c.., written as decode('<hex>', 'hex'): the pads stand for the
+ * key, so the rewritten text is as secret as the key (docs/policy.md). K0
+ * is the key padded with zeros to 64 bytes; a longer key is first hashed
+ * with SHA-256, as HMAC says, by the caller (policy/ has no SHA-256). */
+#define REWRITE_HASH_BLOCK 64
+typedef struct rewrite_hash_key {
+    char ipad_hex[2 * REWRITE_HASH_BLOCK + 1];
+    char opad_hex[2 * REWRITE_HASH_BLOCK + 1];
+} rewrite_hash_key;
+
+/* From the key's bytes (1..64 of them). 0, or -1 when len is 0 or > 64. */
+int rewrite_hash_key_init(rewrite_hash_key *k, const unsigned char *key, size_t len)
+    __attribute__((warn_unused_result));
+void rewrite_hash_key_wipe(rewrite_hash_key *k);
+
+/* The key of offline decisions (`martgate policy explain/test`), so that
+ * their texts are the daemon's but for the pads. Not a secret, never the
+ * deployment's key. */
+#define REWRITE_HASH_PLACEHOLDER_KEY "martgate offline placeholder hash key: NOT the deployment's key"
+void rewrite_hash_key_placeholder(rewrite_hash_key *k);
+
+/* The hash mask of a quoted column, as above. NULL on out of memory. */
+char *rewrite_hash_mask_sql(const rewrite_hash_key *k, const char *column)
     __attribute__((warn_unused_result));
 
 /* ---- catalog filtering ---------------------------------------------- */

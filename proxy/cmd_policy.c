@@ -365,7 +365,10 @@ static int explain_decision(const explain_options *o, explain_inputs *in)
         analysis_free(an);
         return 1;
     }
-    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who, .warehouse = in->wh};
+    rewrite_hash_key placeholder;   /* offline: never the deployment's key */
+    rewrite_hash_key_placeholder(&placeholder);
+    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who, .warehouse = in->wh,
+                          .hash_key = &placeholder};
     if (in->cols) {
         req.columns = policy_cases_columns;
         req.columns_ctx = json_doc_root(in->cols);
@@ -382,6 +385,9 @@ static int explain_decision(const explain_options *o, explain_inputs *in)
     print_explain_items(an, &d);
     if (d.verdict == DECIDE_REWRITE && d.rewritten_sql)
         printf("rewritten SQL:\n%s\n", d.rewritten_sql);
+    if (d.rewritten_sql && strstr(d.rewritten_sql, placeholder.ipad_hex))
+        printf("note: hash masks above use martgate's offline placeholder key (\"%s\"), not the "
+               "deployment's hash_mask_key_file\n", REWRITE_HASH_PLACEHOLDER_KEY);
     decision_free(&d);
     analysis_free(an);
     return 0;

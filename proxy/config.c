@@ -7,9 +7,11 @@
 
 #include <libgen.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/json_doc.h"
 #include "common/log.h"
@@ -180,6 +182,67 @@ static int parse_limits(const json_doc *doc, const json_t *root, config *c, char
     return 0;
 }
 
+/* hash_mask_key_file: the key of the hash mask (policy/rewrite.h), read as
+ * bytes (one trailing newline stripped), at least CONFIG_MIN_HASH_KEY_BYTES
+ * of them; a key longer than one HMAC block is hashed first, as HMAC says.
+ * Only the pads are kept. */
+static int parse_hash_key(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    const char *file = NULL;
+    if (json_doc_get_string(doc, root, "", "hash_mask_key_file", false, &file, err, errlen) < 0)
+        return -1;
+    if (!file)
+        return 0;
+    json_t *at = json_object_get(root, "hash_mask_key_file");
+    char why[600], *path = path_resolve(c->dir, file);
+    size_t n = 0;
+    char *key = path ? secret_file_read_len(path, &n, why, sizeof why) : NULL;
+    if (!path)
+        snprintf(why, sizeof why, "out of memory");
+    int rc = 0;
+    if (!key) {
+        rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file", "%s", why);
+    } else if (n == 0) {
+        rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file",
+                            "%s is empty: write a key of at least %d bytes into it (openssl rand -hex 32 > %s)", path,
+                            CONFIG_MIN_HASH_KEY_BYTES, path);
+    } else if (memchr(key, 0, n)) {
+        rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file",
+                            "%s holds a NUL byte: the key must be text (openssl rand -hex 32 > %s)", path, path);
+    } else if (n < CONFIG_MIN_HASH_KEY_BYTES) {
+        rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file",
+                            "%s holds %zu bytes: a hash mask key needs at least %d (openssl rand -hex 32 > %s)", path,
+                            n, CONFIG_MIN_HASH_KEY_BYTES, path);
+    } else {
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+        const unsigned char *k0 = (const unsigned char *)key;
+        size_t k0len = n;
+        if (n > REWRITE_HASH_BLOCK) {
+            if (EVP_Digest(key, n, digest, &dlen, EVP_sha256(), NULL) != 1) {
+                rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file", "cannot hash the key (OpenSSL)");
+            }
+            k0 = digest;
+            k0len = dlen;
+        }
+        c->hash_key = rc == 0 ? malloc(sizeof *c->hash_key) : NULL;
+        if (rc == 0 && (!c->hash_key || rewrite_hash_key_init(c->hash_key, k0, k0len) != 0))
+            rc = json_doc_error(doc, at, err, errlen, "hash_mask_key_file", "out of memory");
+        explicit_bzero(digest, sizeof digest);
+        struct stat sb;
+        if (rc == 0 && stat(path, &sb) == 0 && (sb.st_mode & 077))
+            log_msg(LOG_WARNING, "hash_mask_key_file %s can be read by other users (mode %03o): whoever reads it "
+                                 "can compute the hash mask of any value; chmod 600 it",
+                    path, (unsigned)(sb.st_mode & 0777));
+    }
+    if (key) {
+        explicit_bzero(key, n);
+        free(key);
+    }
+    free(path);
+    return rc ? -1 : 0;
+}
+
 static bool lookup_database(void *arg, const char *name, const char **conninfo, const char **password)
 {
     const config_database *db = config_find_database(arg, name);
@@ -192,7 +255,7 @@ static bool lookup_database(void *arg, const char *name, const char **conninfo, 
 
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit", "log_level", NULL};
+    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit", "log_level", "hash_mask_key_file", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -217,6 +280,7 @@ config *config_load(const char *path, char *err, size_t errlen)
              parse_tls(doc, root, c, err, errlen) == 0 &&
              parse_databases(doc, root, c, err, errlen) == 0 &&
              parse_limits(doc, root, c, err, errlen) == 0 &&
+             parse_hash_key(doc, root, c, err, errlen) == 0 &&
              json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
     if (ok && level) {
         c->log_level = log_level_from_name(level);
@@ -263,6 +327,15 @@ config *config_load(const char *path, char *err, size_t errlen)
             log_msg(LOG_WARNING, "policy: %s", msgs.warnings[i]);
         policy_messages_free(&msgs);
     }
+    char hash_use[400];
+    if (ok && c->policy && !c->hash_key && policy_hash_mask_use(c->policy, hash_use, sizeof hash_use)) {
+        /* fail at start or reload, not at the first read of the column */
+        json_doc_error(doc, json_object_get(root, "policy"), err, errlen, "hash_mask_key_file",
+                       "the policy masks a column with \"hash\" (%s), which needs a key: set hash_mask_key_file to "
+                       "a file of at least %d bytes that only martgate can read (openssl rand -hex 32 > FILE)",
+                       hash_use, CONFIG_MIN_HASH_KEY_BYTES);
+        ok = 0;
+    }
     json_doc_free(doc);
     if (!ok) {
         config_unref(c);
@@ -300,6 +373,10 @@ void config_unref(config *c)
     policy_unref(c->policy);
     free(c->policy_path);
     free(c->deny_hint);
+    if (c->hash_key) {
+        rewrite_hash_key_wipe(c->hash_key);
+        free(c->hash_key);
+    }
     audit_settings_free(c->audit);
     free(c->path);
     free(c->dir);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "policy/policy.h"
+#include "policy/rewrite.h"
 #include "proxy/audit.h"
 #include "proxy/jwt_verify.h"
 
@@ -34,6 +35,7 @@ typedef struct config {
     policy_t *policy;               /* NULL: no policy configured (allow all) */
     char *policy_path;
     char *deny_hint;                /* hint on every denial ("ask #data-governance") */
+    rewrite_hash_key *hash_key;     /* the hash mask's key pads, from hash_mask_key_file, or NULL */
     audit_settings *audit;          /* the "audit" section (auditing off when absent) */
     config_database *databases;
     size_t ndatabases;
@@ -47,6 +49,9 @@ typedef struct config {
 } config;
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20)
+/* The shortest hash mask key (bytes of hash_mask_key_file): 32, the size of
+ * a SHA-256 output, as `openssl rand -hex 32` writes 64. */
+#define CONFIG_MIN_HASH_KEY_BYTES 32
 
 config *config_load(const char *path, char *err, size_t errlen);
 config *config_ref(config *c);

@@ -50,6 +50,55 @@ static bool guard_prepared(void *ctx, const char *name)
     return guard_has_statement(&s->guard, name);
 }
 
+/* The hash mask's key of the configuration whose policy decides (NULL: none). */
+static const rewrite_hash_key *session_hash_key(const session *s)
+{
+    return s->srv->cfg->hash_key;
+}
+
+static void session_context(const session *s, analyze_context *ctx);
+
+/* For EXPLAIN EXECUTE name: was the prepared statement forwarded rewritten,
+ * with the hash mask's key? Its text is decided again: EXECUTE ran
+ * current_enough first, so it is current (decided under this policy,
+ * principal and search_path) and decides as when it was prepared. What
+ * cannot be told counts as rewritten with the key. */
+static unsigned guard_prepared_rewrite(void *ctx, const char *name)
+{
+    session *s = ctx;
+    const unsigned unknown = DECIDE_PREPARED_REWRITTEN | DECIDE_PREPARED_KEYED;
+    const guard_named *e = guard_statement(&s->guard, name);
+    const policy_t *p = session_policy(s);
+    if (!e || !e->text || e->unsure || e->indirect || !p)
+        return unknown;
+    analyze_context actx;
+    session_context(s, &actx);
+    analysis *a = NULL;
+    analyze_error aerr;
+    if (analyze_sql(e->text, &actx, &a, &aerr) != 0)
+        return unknown;
+    decide_request req = {
+        .sql = e->text, .facts = a, .who = &s->guard.who,
+        .columns = guard_columns, .columns_ctx = s,
+        .prepared = guard_prepared, .prepared_ctx = s,
+        .warehouse = session_facts(s, NULL),
+        .hash_key = session_hash_key(s),
+    };
+    decision d;
+    decision_init(&d);
+    char err[512];
+    unsigned r = unknown;
+    if (decide(p, &req, &d, err, sizeof err) == 0 && d.verdict != DECIDE_DENY) {
+        const rewrite_hash_key *k = session_hash_key(s);
+        r = d.verdict == DECIDE_REWRITE ? DECIDE_PREPARED_REWRITTEN : 0;
+        if (d.verdict == DECIDE_REWRITE && (!d.rewritten_sql || (k && strstr(d.rewritten_sql, k->ipad_hex))))
+            r |= DECIDE_PREPARED_KEYED;
+    }
+    decision_free(&d);
+    analysis_free(a);
+    return r;
+}
+
 /* ---- the decision ------------------------------------------------------------ */
 
 static void deny(intercept_result *out, const char *sqlstate, const char *hint, int position,
@@ -227,6 +276,7 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         .columns = guard_columns, .columns_ctx = s,
         .prepared = guard_prepared, .prepared_ctx = s,
         .warehouse = session_facts(s, NULL),
+        .hash_key = session_hash_key(s), .prepared_rewrite = guard_prepared_rewrite,
     };
     decision d;
     decision_init(&d);
@@ -570,6 +620,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         .columns = guard_columns, .columns_ctx = s,
         .prepared = guard_prepared, .prepared_ctx = s,
         .warehouse = session_facts(s, NULL),
+        .hash_key = session_hash_key(s), .prepared_rewrite = guard_prepared_rewrite,
     };
     char err[512];
     g->catalog_missing = false;

@@ -11,6 +11,13 @@
 
 char *secret_file_read(const char *path, char *why, size_t whylen)
 {
+    size_t n;
+    return secret_file_read_len(path, &n, why, whylen);
+}
+
+char *secret_file_read_len(const char *path, size_t *len, char *why, size_t whylen)
+{
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
@@ -30,7 +37,11 @@ char *secret_file_read(const char *path, char *why, size_t whylen)
         buf[--n] = 0;
     if (n && buf[n - 1] == '\r')
         buf[--n] = 0;
-    char *s = strdup(buf);
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, buf, n + 1);
+        *len = n;
+    }
     explicit_bzero(buf, sizeof buf);
     if (!s)
         snprintf(why, whylen, "out of memory");

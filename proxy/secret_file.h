@@ -12,4 +12,8 @@
 char *secret_file_read(const char *path, char *why, size_t whylen)
     __attribute__((warn_unused_result));
 
+/* The same with its length (*len; NUL bytes kept, a NUL added after). */
+char *secret_file_read_len(const char *path, size_t *len, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
+
 #endif

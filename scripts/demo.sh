@@ -138,8 +138,9 @@ chmod 0700 "$STATE"
 bash certs/make-dev-certs.sh "$STATE/certs" >/dev/null
 step "development CA and server certificate in $STATE/certs (certs/make-dev-certs.sh)"
 (umask 077; mkdir -p "$STATE/secrets" "$STATE/tokens" "$STATE/audit"
- openssl rand -out "$STATE/secrets/jwt-hs256.key" 32)
-step "a fresh HS256 signing key in $STATE/secrets/jwt-hs256.key"
+ openssl rand -out "$STATE/secrets/jwt-hs256.key" 32
+ openssl rand -hex 32 >"$STATE/secrets/hash-mask.key")
+step "a fresh HS256 signing key in $STATE/secrets/jwt-hs256.key, and a demo hash mask key in $STATE/secrets/hash-mask.key (mode 600)"
 
 export MG_CERTS=$STATE/certs MG_CA=$STATE/certs/ca.crt
 pg_start                                        # sets MG_PG_BASE, MG_PG_PORT, MG_SVC_USER...
@@ -256,7 +257,7 @@ ask "4. Sales per region in June 2026 (sales_mart.sales_per_region, written by t
 
 ask "5. A peek at raw leads' contact data (raw.leads)" \
 "SELECT id, name, email, phone FROM raw.leads ORDER BY id LIMIT 3"
-note "  carla sees md5(email) (still joinable, never readable) and the phone's last 4 digits."
+note "  carla sees a keyed hash (HMAC-SHA256) of email: still joinable, and no guess can be hashed to compare; and the phone's last 4 digits."
 
 h2 "6. Writes: only data engineering writes, and nobody rewrites the audit trail"
 for q in "ana|CREATE TABLE staging.lead_scores AS SELECT lead_id, 0.5 AS score FROM staging.leads LIMIT 10" \

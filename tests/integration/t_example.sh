@@ -71,6 +71,7 @@ st=$T_DIR/state
 mkdir -p "$st/secrets"
 ln -s "$MG_CERTS" "$st/certs"
 openssl rand -out "$st/secrets/jwt-hs256.key" 32
+(umask 077; openssl rand -hex 32 >"$st/secrets/hash-mask.key")
 cp "$MG_SVC_PASS_FILE" "$st/secrets/warehouse.pass"
 sed -e "s|@PORT@|$(free_port)|g" -e "s|@WAREHOUSE_PORT@|$MG_PG_PORT|g" -e "s|@STATE_DIR@|$st|g" \
     -e "s|@EXAMPLE_DIR@|$EX|g" "$EX/martgate.json" >"$st/martgate.json"
@@ -124,8 +125,8 @@ matrix MB "metabase-svc without a role" "funnel_data_mart|origination_mart|sales
 
 # ---- data science: e-mail hashed, phone's last 4, other columns in clear
 check_eq "scientist: raw.leads masked, row for row" \
-  "$(direct_psql $DB -Atc "select id, name, md5(email), case when phone is null then null else '***' || right(phone, 4) end, region from raw.leads order by 1, 2, 3, 4, 5")" \
-  "$(as "${SCI[@]}" -c "select id, name, email, phone, region from raw.leads order by 1, 2, 3, 4, 5")"
+  "$(direct_psql $DB -Atc "select id, name, email, case when phone is null then null else '***' || right(phone, 4) end, region from raw.leads" | mg_hmac_field "$MG_HASH_KEY" 3 | LC_ALL=C sort)" \
+  "$(as "${SCI[@]}" -c "select id, name, email, phone, region from raw.leads" | LC_ALL=C sort)"
 out=$(as "${SCI[@]}" -c "select count(*) from raw.leads where email like '%@%' or phone ~ '[0-9]{5}'")
 check_eq "scientist: no clear e-mail or phone can be found by filtering" 0 "$out"
 check_eq "engineer: raw.leads in clear" \

@@ -91,7 +91,7 @@ check_eq "row filter: origination sees its squad or its region" \
   "$(direct_psql $DB -Atc "select * from funnel_data_mart.funnel where squad = 'origination' or region = 'north' order by 1,2,3")" \
   "$(as "${ORIG[@]}" -c "select * from funnel_data_mart.funnel order by 1,2,3")"
 check_eq "masks: hash, last4, redact, null, expression; denied column absent" \
-  "$(direct_psql $DB -Atc "select id, md5(email), '***' || right(cpf, 4), '***', NULL::date, left(name,1) || '.' from shared_mart.customers order by id" | tr -d ' ')" \
+  "$(direct_psql $DB -Atc "select id, email, '***' || right(cpf, 4), '***', NULL::date, left(name,1) || '.' from shared_mart.customers order by id" | mg_hmac_field "$MG_HASH_KEY" 2 | tr -d ' ')" \
   "$(as "${ORIG[@]}" -c "select id, email, cpf, phone, birth_date, name from shared_mart.customers order by id" | tr -d ' ')"
 out=$(as "${ORIG[@]}" -c "select salary from shared_mart.customers")
 check_match "a denied column cannot be selected" 'ERROR' "$out"

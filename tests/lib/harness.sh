@@ -332,15 +332,37 @@ mg_setup_keys() {
     openssl pkey -in "$MG_DIR/jwt-rs.key" -pubout -out "$MG_DIR/jwt-rs.pub.pem"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$MG_DIR/jwt-rs-other.key" 2>/dev/null
     cp "$MG_SVC_PASS_FILE" "$MG_DIR/svc.pass"
+    openssl rand -hex 32 >"$MG_DIR/hash-mask.key"                     # the hash mask's key (64 bytes + newline)
   )
   MG_HS_SECRET=$MG_DIR/jwt.secret
   MG_RS_KEY=$MG_DIR/jwt-rs.key
-  export MG_DIR MG_HS_SECRET MG_RS_KEY
+  MG_HASH_KEY=$MG_DIR/hash-mask.key
+  export MG_DIR MG_HS_SECRET MG_RS_KEY MG_HASH_KEY
+}
+
+# mg_hmac_field KEYFILE N: stdin lines of '|'-separated fields with field N
+# replaced by HMAC-SHA256 (hex) of it under the key of KEYFILE (one trailing
+# newline stripped, as martgate reads it); an empty field (NULL) stays empty.
+# Computed by Python's hmac, independently of martgate's SQL.
+mg_hmac_field() {
+  /usr/bin/python3 -c '
+import hmac, hashlib, sys
+key = open(sys.argv[1], "rb").read()
+if key.endswith(b"\n"): key = key[:-1]
+if key.endswith(b"\r"): key = key[:-1]
+n = int(sys.argv[2]) - 1
+for line in sys.stdin.read().splitlines():
+    f = line.split("|")
+    if f[n] != "":
+        f[n] = hmac.new(key, f[n].encode(), hashlib.sha256).hexdigest()
+    print("|".join(f))
+' "$1" "$2"
 }
 
 # mg_write_config FILE DB...: config from the MG_CFG_* knobs (MG_CFG_EXTRA:
 # more top-level members, e.g. '"policy": "/path", "deny_hint": "ask"'). Database names
 # are the warehouse's (identity mapping), so direct and proxied runs match.
+# Every config gives the hash mask's key (mg_setup_keys' hash-mask.key).
 mg_write_config() {
   local file=$1; shift
   local dbs="" db sep=""
@@ -353,6 +375,7 @@ mg_write_config() {
   cat >"$file" <<EOF
 {
   ${MG_CFG_EXTRA:+$MG_CFG_EXTRA,}
+  "hash_mask_key_file": "hash-mask.key",
   "listen": ["127.0.0.1:$MG_PORT"],
   "tls": {"cert_file": "${MG_CFG_CERT:-$MG_CERTS/server.crt}", "key_file": "${MG_CFG_KEY:-$MG_CERTS/server.key}",
           "allow_plaintext": ${MG_CFG_ALLOW_PLAINTEXT:-false}},

@@ -185,6 +185,56 @@ static void test_file_too_large(void **state)
     free(big);
 }
 
+
+/* hash_mask_key_file: the keyed hash mask's key (policy/rewrite.h) */
+static void test_hash_mask_key_file(void **state)
+{
+    (void)state;
+#define BASE "{\n \"listen\": [\"127.0.0.1:6432\"],\n \"tls\": {\"allow_plaintext\": true},\n " AUTH ",\n " DBS
+    write_file("mask.key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+    write_file("empty.key", "\n");
+    write_file("short.key", "tooshort\n");
+    write_file("long.key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef-and-more-than-a-block\n");
+    write_file("policy.json", "{\"rules\": [{\"id\": \"masked\", \"subjects\": {\"users\": \"*\"}, \"objects\": "
+                              "{\"tables\": [\"m.t\"]}, \"access\": \"read\", \"columns\": {\"email\": \"hash\"}}]}");
+    write_file("nohash.json", "{\"rules\": [{\"id\": \"plain\", \"subjects\": {\"users\": \"*\"}, \"objects\": "
+                              "{\"tables\": [\"m.t\"]}, \"access\": \"read\"}]}");
+    char err[1024] = "";
+    config *c = load(BASE ",\n \"policy\": \"policy.json\",\n \"hash_mask_key_file\": \"mask.key\"\n}\n", err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_non_null(c->hash_key);
+    /* the pads of the key's 64 bytes, newline stripped: '0' ^ 0x36 = 06, '0' ^ 0x5c = 6c */
+    assert_int_equal(strlen(c->hash_key->ipad_hex), 128);
+    assert_memory_equal(c->hash_key->ipad_hex, "0607", 4);
+    assert_memory_equal(c->hash_key->opad_hex, "6c6d", 4);
+    config_unref(c);
+    /* longer than a block: hashed first, still one block of pads */
+    c = load(BASE ",\n \"hash_mask_key_file\": \"long.key\"\n}\n", err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(strlen(c->hash_key->opad_hex), 128);
+    assert_memory_not_equal(c->hash_key->ipad_hex, "0607", 4);
+    config_unref(c);
+    /* no key and no hash mask: fine, no key */
+    c = load(BASE ",\n \"policy\": \"nohash.json\"\n}\n", err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_null(c->hash_key);
+    config_unref(c);
+    /* a hash mask without a key refuses to load (start and reload) */
+    expect_error(BASE ",\n \"policy\": \"policy.json\"\n}\n",
+                 (const char *const[]){"martgate.json:6:", "hash_mask_key_file", "rule 'masked' (column email)", NULL});
+    expect_error(BASE ",\n \"hash_mask_key_file\": \"missing.key\"\n}\n",
+                 (const char *const[]){"martgate.json:6:", "hash_mask_key_file", "cannot open", "missing.key", NULL});
+    expect_error(BASE ",\n \"hash_mask_key_file\": \"empty.key\"\n}\n",
+                 (const char *const[]){"hash_mask_key_file", "is empty", NULL});
+    expect_error(BASE ",\n \"hash_mask_key_file\": \"short.key\"\n}\n",
+                 (const char *const[]){"hash_mask_key_file", "holds 8 bytes", "at least 32", NULL});
+    expect_error(BASE ",\n \"hash_mask_key_file\": 7\n}\n", (const char *const[]){"hash_mask_key_file", NULL});
+#undef BASE
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_limits_out_of_range),
         cmocka_unit_test(test_syntax_error_and_missing_auth),
         cmocka_unit_test(test_file_too_large),
+        cmocka_unit_test(test_hash_mask_key_file),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

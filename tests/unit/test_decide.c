@@ -400,6 +400,146 @@ static void test_hot_path(void **state)
     decision_free(&d);
 }
 
+
+/* EXPLAIN of a rewritten statement (decide_explain.c), the
+ * defaults.explain_filtered switch, EXPLAIN EXECUTE, and the keyed hash. */
+static const char *const EXPLAIN_POLICY_FMT =
+    "{%s\"rules\": ["
+    "{\"id\": \"w\", \"subjects\": {\"users\": [\"ann\"]}, \"objects\": {\"tables\": [\"m.out\"]}, \"access\": \"write\"},"
+    "{\"id\": \"f\", \"subjects\": {\"users\": [\"ann\"]}, \"objects\": {\"tables\": [\"m.f\"]}, \"access\": \"read\","
+    " \"row_filter\": \"region = 'south'\"},"
+    "{\"id\": \"h\", \"subjects\": {\"users\": [\"ann\"]}, \"objects\": {\"tables\": [\"m.h\"]}, \"access\": \"read\","
+    " \"columns\": {\"email\": \"hash\"}},"
+    "{\"id\": \"r\", \"subjects\": {\"users\": [\"ann\"]}, \"objects\": {\"tables\": [\"m.plain\"]}, \"access\": \"read\"}]}";
+
+static int h_columns(void *ctx, const char *schema, const char *table, const char ***names, size_t *n)
+{
+    static const char *cols[] = {"id", "email"};
+    *names = cols;
+    *n = 2;
+    return 0;
+}
+
+static unsigned prepared_bits;
+static unsigned prepared_rewrite_is(void *ctx, const char *name)
+{
+    return prepared_bits;
+}
+
+static decide_verdict explain_run(const policy_t *p, const char *sql, const rewrite_hash_key *k, bool rewrite_cb,
+                                  char *reason, size_t len, char **rewritten)
+{
+    static const char *const path[] = {"m"};
+    analyze_context ctx = {.database = "dw", .search_path = path, .n_search_path = 1};
+    analysis *a = NULL;
+    analyze_error aerr;
+    assert_int_equal(analyze_sql(sql, &ctx, &a, &aerr), 0);
+    decide_principal ann = {"ann", NULL, 0, NULL};
+    decide_request req = {.sql = sql, .facts = a, .who = &ann, .columns = h_columns, .prepared = knows_p,
+                          .hash_key = k, .prepared_rewrite = rewrite_cb ? prepared_rewrite_is : NULL};
+    decision d;
+    decision_init(&d);
+    char err[512];
+    assert_int_equal(decide(p, &req, &d, err, sizeof err), 0);
+    decide_verdict v = d.verdict;
+    snprintf(reason, len, "%s", decision_reason(&d));
+    if (rewritten)
+        *rewritten = d.rewritten_sql ? strdup(d.rewritten_sql) : NULL;
+    decision_free(&d);
+    analysis_free(a);
+    return v;
+}
+
+static void test_explain_of_rewrites(void **state)
+{
+    char txt[4096], err[2048], why[1024];
+    policy_t *deny_p = NULL, *plan_p = NULL;
+    snprintf(txt, sizeof txt, EXPLAIN_POLICY_FMT, "");
+    assert_int_equal(policy_load_text("d.json", txt, strlen(txt), &deny_p, NULL, err, sizeof err), 0);
+    snprintf(txt, sizeof txt, EXPLAIN_POLICY_FMT, "\"defaults\": {\"explain_filtered\": \"plan\"}, ");
+    assert_int_equal(policy_load_text("p.json", txt, strlen(txt), &plan_p, NULL, err, sizeof err), 0);
+    rewrite_hash_key key;
+    assert_int_equal(rewrite_hash_key_init(&key, (const unsigned char *)"0123456789abcdef0123456789abcdef", 32), 0);
+    static const struct {
+        const char *sql;
+        decide_verdict by_default, with_plan;
+        const char *reason_default, *reason_plan;
+    } cases[] = {   /* plain EXPLAIN under "plan" runs on the rewritten text */
+        {"EXPLAIN SELECT * FROM m.f", DECIDE_DENY, DECIDE_REWRITE, "defaults.explain_filtered: \"plan\"", NULL},
+        {"EXPLAIN (FORMAT json, COSTS off) SELECT * FROM m.f", DECIDE_DENY, DECIDE_REWRITE, "relation m.f", NULL},
+        {"EXPLAIN ANALYZE SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, "hidden rows' counts", "drop ANALYZE"},
+        {"EXPLAIN (ANALYZE true) SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, NULL, "EXPLAIN ANALYZE of"},
+        {"EXPLAIN VERBOSE SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, NULL, "EXPLAIN VERBOSE of"},
+        {"EXPLAIN (VERBOSE on, FORMAT xml) SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, NULL, "drop ANALYZE and VERBOSE"},
+        {"EXPLAIN ANALYZE VERBOSE SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, NULL, "EXPLAIN ANALYZE VERBOSE"},
+        {"EXPLAIN SELECT email FROM m.h", DECIDE_DENY, DECIDE_DENY, NULL, "hash-masked column (relation m.h)"},
+        {"EXPLAIN WITH x AS (SELECT * FROM m.f) SELECT * FROM m.plain, x", DECIDE_DENY, DECIDE_REWRITE, NULL, NULL},
+        {"EXPLAIN SELECT * FROM m.plain WHERE id IN (SELECT id FROM m.h)", DECIDE_DENY, DECIDE_DENY, NULL, "hash-masked"},
+        {"EXPLAIN CREATE TABLE m.out AS SELECT * FROM m.f", DECIDE_DENY, DECIDE_REWRITE, NULL, NULL},
+        {"EXPLAIN ANALYZE CREATE TABLE m.out AS SELECT * FROM m.f", DECIDE_DENY, DECIDE_DENY, NULL, "drop ANALYZE"},
+        {"EXPLAIN ANALYZE VERBOSE SELECT * FROM m.plain", DECIDE_ALLOW, DECIDE_ALLOW, NULL, NULL},
+        {"SELECT * FROM m.f", DECIDE_REWRITE, DECIDE_REWRITE, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        decide_verdict v = explain_run(deny_p, cases[i].sql, &key, false, why, sizeof why, NULL);
+        if (v != cases[i].by_default || (cases[i].reason_default && !strstr(why, cases[i].reason_default)))
+            fail_msg("%s (default): got %s: %s", cases[i].sql, decide_verdict_name(v), why);
+        v = explain_run(plan_p, cases[i].sql, &key, false, why, sizeof why, NULL);
+        if (v != cases[i].with_plan || (cases[i].reason_plan && !strstr(why, cases[i].reason_plan)))
+            fail_msg("%s (plan): got %s: %s", cases[i].sql, decide_verdict_name(v), why);
+    }
+    /* EXPLAIN EXECUTE: what the session says the statement was forwarded as */
+    static const struct {
+        unsigned bits;
+        bool cb;
+        decide_verdict by_default, with_plan;
+    } ex[] = {
+        {0, true, DECIDE_ALLOW, DECIDE_ALLOW},
+        {DECIDE_PREPARED_REWRITTEN, true, DECIDE_DENY, DECIDE_ALLOW},
+        {DECIDE_PREPARED_REWRITTEN | DECIDE_PREPARED_KEYED, true, DECIDE_DENY, DECIDE_DENY},
+        {0, false, DECIDE_DENY, DECIDE_DENY},   /* no way to tell: as if keyed */
+    };
+    const char *const ex_sql[] = {"EXPLAIN EXECUTE p", "EXPLAIN ANALYZE EXECUTE p"};
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        for (size_t k = 0; k < 2; k++) {
+            prepared_bits = ex[i].bits;
+            bool rewritten = ex[i].bits || !ex[i].cb;
+            decide_verdict v = explain_run(deny_p, ex_sql[k], &key, ex[i].cb, why, sizeof why, NULL);
+            if (v != ex[i].by_default)
+                fail_msg("%s bits %u (default): got %s: %s", ex_sql[k], ex[i].bits, decide_verdict_name(v), why);
+            if (v == DECIDE_DENY)
+                assert_non_null(strstr(why, "prepared statement p"));
+            v = explain_run(plan_p, ex_sql[k], &key, ex[i].cb, why, sizeof why, NULL);
+            decide_verdict want = k == 1 && rewritten ? DECIDE_DENY : ex[i].with_plan;
+            if (v != want)
+                fail_msg("%s bits %u (plan): got %s: %s", ex_sql[k], ex[i].bits, decide_verdict_name(v), why);
+        }
+    /* the hash mask: keyed with the request's key, denied without one */
+    char *out = NULL;
+    assert_int_equal(explain_run(deny_p, "SELECT email FROM m.h", &key, false, why, sizeof why, &out), DECIDE_REWRITE);
+    assert_non_null(out);
+    assert_non_null(strstr(out, key.ipad_hex));
+    assert_non_null(strstr(out, key.opad_hex));
+    assert_non_null(strstr(out, "pg_catalog.sha256("));
+    assert_null(strstr(out, "md5"));
+    free(out);
+    assert_int_equal(explain_run(deny_p, "SELECT email FROM m.h", NULL, false, why, sizeof why, &out), DECIDE_DENY);
+    assert_null(out);
+    assert_non_null(strstr(why, "hash_mask_key_file"));
+    char use[200];
+    assert_true(policy_hash_mask_use(deny_p, use, sizeof use));
+    assert_string_equal(use, "rule 'h' (column email)");
+    assert_false(policy_hash_mask_use(P, use, sizeof use) && strstr(use, "rule 'h'"));
+    policy_unref(deny_p);
+    policy_unref(plan_p);
+    /* the switch's values */
+    policy_t *bad = NULL;
+    const char *btxt = "{\"defaults\": {\"explain_filtered\": \"yes\"}}";
+    assert_int_equal(policy_load_text("b.json", btxt, strlen(btxt), &bad, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "defaults.explain_filtered"));
+    assert_non_null(strstr(err, "\"plan\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_catalog_visibility),
         cmocka_unit_test(test_requests),
         cmocka_unit_test(test_hot_path),
+        cmocka_unit_test(test_explain_of_rewrites),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -369,7 +369,9 @@ static void test_masked_relation(void **state)
     (void)state;
     char *out = NULL;
     char err[256];
-    char *hash = rewrite_mask_sql(REWRITE_MASK_HASH, "email");
+    rewrite_hash_key key;
+    assert_int_equal(rewrite_hash_key_init(&key, (const unsigned char *)"k", 1), 0);
+    char *hash = rewrite_hash_mask_sql(&key, "email");
     char *null = rewrite_mask_sql(REWRITE_MASK_NULL, "Name");
     rewrite_column_mask masks[] = {{"email", hash}, {"Name", null}, {"region", NULL}};
     char *region = rewrite_quote_literal("South'East");
@@ -379,10 +381,12 @@ static void test_masked_relation(void **state)
                                              (void *)fake_tables, masks, 3, filter, &out, err,
                                              sizeof err),
                      0);
-    assert_string_equal(out, "SELECT id, (pg_catalog.md5(email::pg_catalog.text)) AS email, "
-                             "(CASE WHEN false THEN \"Name\" END) AS \"Name\", \"select\", region "
-                             "FROM mart.leads WHERE (region = 'South''East') OFFSET 0");
-    char sql[1024];
+    char want[2048];
+    snprintf(want, sizeof want, "SELECT id, (%s) AS email, "
+                                "(CASE WHEN false THEN \"Name\" END) AS \"Name\", \"select\", region "
+                                "FROM mart.leads WHERE (region = 'South''East') OFFSET 0", hash);
+    assert_string_equal(out, want);
+    char sql[2048];
     snprintf(sql, sizeof sql, "SELECT * FROM (%s) AS leads", out);
     assert_parses(sql);
     free(out);
@@ -428,7 +432,6 @@ static void test_mask_kinds(void **state)
         const char *column, *expected;
     } cases[] = {
         {REWRITE_MASK_NULL, "email", "CASE WHEN false THEN email END"},
-        {REWRITE_MASK_HASH, "Email", "pg_catalog.md5(\"Email\"::pg_catalog.text)"},
         {REWRITE_MASK_REDACT, "email", "CASE WHEN email IS NULL THEN NULL ELSE '***' END"},
         {REWRITE_MASK_LAST4, "card",
          "CASE WHEN card IS NULL THEN NULL ELSE '***' || pg_catalog.\"right\"(card::pg_catalog.text, "
@@ -444,7 +447,53 @@ static void test_mask_kinds(void **state)
         free(sql);
     }
     assert_null(rewrite_mask_sql((rewrite_mask_kind)99, "x"));
-    assert_null(rewrite_mask_sql(REWRITE_MASK_HASH, NULL));
+    /* the hash mask needs a key: never the unsalted md5 of old */
+    assert_null(rewrite_mask_sql(REWRITE_MASK_HASH, "x"));
+}
+
+/* The keyed hash mask: HMAC-SHA256 in SQL from the key's pads (the values
+ * themselves are checked against an independent HMAC in
+ * tests/integration/t_sidechannel.sh). */
+static void test_hash_mask(void **state)
+{
+    (void)state;
+    rewrite_hash_key k;
+    assert_int_equal(rewrite_hash_key_init(&k, (const unsigned char *)"k", 1), 0);
+    char ipad[129], opad[129];
+    snprintf(ipad, sizeof ipad, "5d");   /* 'k' ^ 0x36, then zeros ^ 0x36 */
+    snprintf(opad, sizeof opad, "37");   /* 'k' ^ 0x5c, then zeros ^ 0x5c */
+    for (int i = 1; i < 64; i++) {
+        memcpy(ipad + 2 * i, "36", 3);
+        memcpy(opad + 2 * i, "5c", 3);
+    }
+    assert_string_equal(k.ipad_hex, ipad);
+    assert_string_equal(k.opad_hex, opad);
+    char *sql = rewrite_hash_mask_sql(&k, "Email");
+    char want[1024];
+    snprintf(want, sizeof want,
+             "pg_catalog.encode(pg_catalog.sha256(pg_catalog.decode('%s', 'hex') OPERATOR(pg_catalog.||) "
+             "pg_catalog.sha256(pg_catalog.decode('%s', 'hex') OPERATOR(pg_catalog.||) "
+             "pg_catalog.convert_to(\"Email\"::pg_catalog.text, 'UTF8'))), 'hex')", opad, ipad);
+    assert_string_equal(sql, want);
+    char query[1200];
+    snprintf(query, sizeof query, "SELECT %s AS x FROM t", sql);
+    assert_parses(query);
+    free(sql);
+    /* 64 bytes is one block; longer keys are the caller's to hash first */
+    unsigned char big[65];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(rewrite_hash_key_init(&k, big, 64), 0);
+    assert_int_equal(rewrite_hash_key_init(&k, big, 65), -1);
+    assert_int_equal(rewrite_hash_key_init(&k, big, 0), -1);
+    assert_null(rewrite_hash_mask_sql(&k, NULL));
+    assert_null(rewrite_hash_mask_sql(NULL, "x"));
+    /* the offline placeholder is a fixed, labelled key, not the one above */
+    rewrite_hash_key ph;
+    rewrite_hash_key_placeholder(&ph);
+    assert_string_not_equal(ph.ipad_hex, k.ipad_hex);
+    assert_non_null(strstr(REWRITE_HASH_PLACEHOLDER_KEY, "placeholder"));
+    rewrite_hash_key_wipe(&k);
+    assert_int_equal(k.ipad_hex[0], 0);
 }
 
 /* The masked relation substituted into a query, end to end. */
@@ -455,7 +504,9 @@ static void test_masked_substitution(void **state)
                       "GROUP BY \"mart\".\"leads\".\"email\"";
     analysis *a;
     assert_int_equal(analyze_sql(sql, &test_ctx, &a, NULL), 0);
-    char *hash = rewrite_mask_sql(REWRITE_MASK_HASH, "email");
+    rewrite_hash_key key;
+    assert_int_equal(rewrite_hash_key_init(&key, (const unsigned char *)"k", 1), 0);
+    char *hash = rewrite_hash_mask_sql(&key, "email");
     rewrite_column_mask masks[] = {{"email", hash}};
     char *repl = NULL, *out = NULL;
     char err[256];
@@ -466,10 +517,12 @@ static void test_masked_substitution(void **state)
                      0);
     rewrite_substitution sub = {0, repl};
     assert_int_equal(rewrite_apply(sql, a, &sub, 1, &out, err, sizeof err), 0);
-    assert_string_equal(out, "SELECT \"leads\".\"email\", count(*) FROM (SELECT id, "
-                             "(pg_catalog.md5(email::pg_catalog.text)) AS email, \"Name\", "
-                             "\"select\", region FROM mart.leads WHERE (region = 'south') OFFSET "
-                             "0) AS leads GROUP BY \"leads\".\"email\"");
+    char want[2048];
+    snprintf(want, sizeof want, "SELECT \"leads\".\"email\", count(*) FROM (SELECT id, "
+                                "(%s) AS email, \"Name\", "
+                                "\"select\", region FROM mart.leads WHERE (region = 'south') OFFSET "
+                                "0) AS leads GROUP BY \"leads\".\"email\"", hash);
+    assert_string_equal(out, want);
     assert_parses(out);
     free(out);
     free(repl);
@@ -816,6 +869,7 @@ int main(void)
         cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_masked_relation),
         cmocka_unit_test(test_mask_kinds),
+        cmocka_unit_test(test_hash_mask),
         cmocka_unit_test(test_masked_substitution),
         cmocka_unit_test(test_catalog_relation_texts),
         cmocka_unit_test(test_client_catalog_queries),
