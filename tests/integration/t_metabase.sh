@@ -125,7 +125,7 @@ fi
 
 rc=0
 out=$(MB_HOST=localhost MB_PORT=$MG_PORT MB_DB=$DB MB_CA=$MG_CA \
-      MB_DIRECT_PORT=$MG_PG_PORT MB_DIRECT_USER=$MG_SVC_USER MB_DIRECT_PASSWORD=$MG_SVC_PASS \
+      MB_HASH_KEY_FILE=$MG_HASH_KEY MB_DIRECT_PORT=$MG_PG_PORT MB_DIRECT_USER=$MG_SVC_USER MB_DIRECT_PASSWORD=$MG_SVC_PASS \
       MB_TOKEN_ANA=$(tok ana data-engineers) MB_TOKEN_CARLA=$(tok carla data-scientists) \
       MB_TOKEN_OLGA=$(tok olga squad-origination) MB_TOKEN_SAM=$(tok sam squad-sales) \
       MB_TOKEN_ZED=$(tok zed) MB_TOKEN_SVC=$(tok metabase-svc) \

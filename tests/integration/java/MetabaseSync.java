@@ -718,11 +718,34 @@ public class MetabaseSync {
     static final Map<String, String> ORIGINATION_CUSTOMER_MASKS = new LinkedHashMap<>();
     static {
         ORIGINATION_CUSTOMER_MASKS.put("id", "id");
-        ORIGINATION_CUSTOMER_MASKS.put("email", "md5(email::text)");                          // hash
+        ORIGINATION_CUSTOMER_MASKS.put("email", hmacSql("email"));                            // hash
         ORIGINATION_CUSTOMER_MASKS.put("cpf", "'***' || right(cpf::text, 4)");                 // last4
         ORIGINATION_CUSTOMER_MASKS.put("phone", "CASE WHEN phone IS NULL THEN NULL ELSE '***' END"); // redact
         ORIGINATION_CUSTOMER_MASKS.put("birth_date", "NULL::date");                            // null
         ORIGINATION_CUSTOMER_MASKS.put("name", "left(name, 1) || '.'");                        // expr
+    }
+    // The hash mask's expected value: HMAC-SHA256 (RFC 2104) of value::text
+    // under the key in MB_HASH_KEY_FILE (one trailing newline stripped), the
+    // pads computed here and the two SHA-256 passes by the warehouse's sha256().
+    static String hmacSql(String col) {
+        try {
+            byte[] key = java.nio.file.Files.readAllBytes(java.nio.file.Path.of(System.getenv("MB_HASH_KEY_FILE")));
+            int n = key.length;
+            if (n > 0 && key[n - 1] == '\n') n--;
+            if (n > 0 && key[n - 1] == '\r') n--;
+            key = Arrays.copyOf(key, n);
+            if (key.length > 64) key = MessageDigest.getInstance("SHA-256").digest(key);
+            StringBuilder ipad = new StringBuilder(), opad = new StringBuilder();
+            for (int i = 0; i < 64; i++) {
+                int b = i < key.length ? key[i] & 0xff : 0;
+                ipad.append(String.format("%02x", b ^ 0x36));
+                opad.append(String.format("%02x", b ^ 0x5c));
+            }
+            return "encode(sha256(decode('" + opad + "', 'hex') || sha256(decode('" + ipad + "', 'hex') || convert_to("
+                + col + "::text, 'UTF8'))), 'hex')";
+        } catch (Exception e) {
+            throw new RuntimeException("MB_HASH_KEY_FILE: " + e, e);
+        }
     }
     static List<String> syncedColumns(Connection c, String schema, String table) throws SQLException {
         List<String> cols = new ArrayList<>();
