@@ -57,6 +57,25 @@ static const rewrite_hash_key *session_hash_key(const session *s)
 }
 
 static void session_context(const session *s, analyze_context *ctx);
+static unsigned guard_prepared_rewrite(void *ctx, const char *name);
+
+/* A decision request for one statement of this session, with everything the
+ * session knows (columns, prepared statements, warehouse facts, hash key);
+ * `nested`: asked from inside a decision (EXPLAIN EXECUTE's look at the
+ * prepared statement), which does not look further. */
+static decide_request session_request(session *s, const char *sql, const analysis *a, const decide_principal *who,
+                                      bool nested)
+{
+    decide_request req = {
+        .sql = sql, .facts = a, .who = who,
+        .columns = guard_columns, .columns_ctx = s,
+        .prepared = guard_prepared, .prepared_ctx = s,
+        .warehouse = session_facts(s, NULL),
+        .hash_key = session_hash_key(s),
+        .prepared_rewrite = nested ? NULL : guard_prepared_rewrite,
+    };
+    return req;
+}
 
 /* For EXPLAIN EXECUTE name: was the prepared statement forwarded rewritten,
  * with the hash mask's key? Its text is decided again: EXECUTE ran
@@ -77,13 +96,7 @@ static unsigned guard_prepared_rewrite(void *ctx, const char *name)
     analyze_error aerr;
     if (analyze_sql(e->text, &actx, &a, &aerr) != 0)
         return unknown;
-    decide_request req = {
-        .sql = e->text, .facts = a, .who = &s->guard.who,
-        .columns = guard_columns, .columns_ctx = s,
-        .prepared = guard_prepared, .prepared_ctx = s,
-        .warehouse = session_facts(s, NULL),
-        .hash_key = session_hash_key(s),
-    };
+    decide_request req = session_request(s, e->text, a, &s->guard.who, true);
     decision d;
     decision_init(&d);
     char err[512];
@@ -271,13 +284,7 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         analysis_free(a);
         return RECHECK_REFUSE;
     }
-    decide_request req = {
-        .sql = e->text, .facts = a, .who = &s->guard.who,
-        .columns = guard_columns, .columns_ctx = s,
-        .prepared = guard_prepared, .prepared_ctx = s,
-        .warehouse = session_facts(s, NULL),
-        .hash_key = session_hash_key(s), .prepared_rewrite = guard_prepared_rewrite,
-    };
+    decide_request req = session_request(s, e->text, a, &s->guard.who, false);
     decision d;
     decision_init(&d);
     char err[512];
@@ -615,13 +622,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         analysis_free(a);
         return;
     }
-    decide_request req = {
-        .sql = sql, .facts = a, .who = &g->who,
-        .columns = guard_columns, .columns_ctx = s,
-        .prepared = guard_prepared, .prepared_ctx = s,
-        .warehouse = session_facts(s, NULL),
-        .hash_key = session_hash_key(s), .prepared_rewrite = guard_prepared_rewrite,
-    };
+    decide_request req = session_request(s, sql, a, &g->who, false);
     char err[512];
     g->catalog_missing = false;
     int rc = decide(p, &req, &g->dec, err, sizeof err);
