@@ -23,6 +23,7 @@ typedef enum catalog_shape {
     SHAPE_OF_TABLE,        /* rows of a table by its OID (schema_column): pg_index
                               (indrelid), pg_statistic_ext (stxrelid) */
     SHAPE_TYPE,            /* pg_type: typnamespace; a row type follows its table */
+    SHAPE_OF_NAMESPACE,    /* rows of a schema by its OID (schema_column): pg_proc (pronamespace)... */
     SHAPE_NAMED_COLUMNS    /* a view with schema (and table) name columns */
 } catalog_shape;
 
@@ -54,10 +55,34 @@ static const filtered_catalog filtered_catalogs[] = {
     {"pg_catalog", "pg_sequences", SHAPE_NAMED_COLUMNS, "schemaname", "sequencename", NULL, NULL},
     {"pg_catalog", "pg_policies", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
     {"pg_catalog", "pg_rules", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
-    /* the statistics views hold sample values of the tables' data */
-    {"pg_catalog", "pg_stats", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
-    {"pg_catalog", "pg_stats_ext", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
-    {"pg_catalog", "pg_stats_ext_exprs", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    /* a table's column defaults, triggers, rules (a view's text), policies,
+     * partitions, sequence parameters */
+    {"pg_catalog", "pg_attrdef", SHAPE_OF_TABLE, "adrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_trigger", SHAPE_OF_TABLE, "tgrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_rewrite", SHAPE_OF_TABLE, "ev_class", NULL, NULL, NULL},
+    {"pg_catalog", "pg_policy", SHAPE_OF_TABLE, "polrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_inherits", SHAPE_OF_TABLE, "inhrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_partitioned_table", SHAPE_OF_TABLE, "partrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_sequence", SHAPE_OF_TABLE, "seqrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_publication_rel", SHAPE_OF_TABLE, "prrelid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_publication_namespace", SHAPE_OF_NAMESPACE, "pnnspid", NULL, NULL, NULL},
+    {"pg_catalog", "pg_publication_tables", SHAPE_NAMED_COLUMNS, "schemaname", "tablename", NULL, NULL},
+    /* objects of a schema: functions (with their source), operators,
+     * collations, conversions, operator classes, text search, extensions */
+    {"pg_catalog", "pg_proc", SHAPE_OF_NAMESPACE, "pronamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_operator", SHAPE_OF_NAMESPACE, "oprnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_collation", SHAPE_OF_NAMESPACE, "collnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_conversion", SHAPE_OF_NAMESPACE, "connamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_opclass", SHAPE_OF_NAMESPACE, "opcnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_opfamily", SHAPE_OF_NAMESPACE, "opfnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_ts_config", SHAPE_OF_NAMESPACE, "cfgnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_ts_config_map", SHAPE_OF_NAMESPACE, NULL, NULL, NULL, NULL},
+    {"pg_catalog", "pg_ts_dict", SHAPE_OF_NAMESPACE, "dictnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_ts_parser", SHAPE_OF_NAMESPACE, "prsnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_ts_template", SHAPE_OF_NAMESPACE, "tmplnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_extension", SHAPE_OF_NAMESPACE, "extnamespace", NULL, NULL, NULL},
+    {"pg_catalog", "pg_stat_user_functions", SHAPE_NAMED_COLUMNS, "schemaname", NULL, NULL, NULL},
+    {"pg_catalog", "pg_stat_xact_user_functions", SHAPE_NAMED_COLUMNS, "schemaname", NULL, NULL, NULL},
     /* activity statistics name tables and count their rows */
     {"pg_catalog", "pg_stat_all_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
     {"pg_catalog", "pg_stat_user_tables", SHAPE_NAMED_COLUMNS, "schemaname", "relname", NULL, NULL},
@@ -105,6 +130,34 @@ static const filtered_catalog filtered_catalogs[] = {
     {"information_schema", "domains", SHAPE_NAMED_COLUMNS, "domain_schema", NULL, NULL, NULL},
     {"information_schema", "check_constraints", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL, NULL, NULL},
     {"information_schema", "referential_constraints", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL, NULL, NULL},
+    /* privileges and usages of types, domains, routines, sequences */
+    {"information_schema", "data_type_privileges", SHAPE_NAMED_COLUMNS, "object_schema", "object_name", NULL, NULL},
+    {"information_schema", "udt_privileges", SHAPE_NAMED_COLUMNS, "udt_schema", "udt_name", NULL, NULL},
+    {"information_schema", "role_udt_grants", SHAPE_NAMED_COLUMNS, "udt_schema", "udt_name", NULL, NULL},
+    {"information_schema", "usage_privileges", SHAPE_NAMED_COLUMNS, "object_schema", "object_name", NULL, NULL},
+    {"information_schema", "role_usage_grants", SHAPE_NAMED_COLUMNS, "object_schema", "object_name", NULL, NULL},
+    {"information_schema", "routine_privileges", SHAPE_NAMED_COLUMNS, "specific_schema", NULL, NULL, NULL},
+    {"information_schema", "role_routine_grants", SHAPE_NAMED_COLUMNS, "specific_schema", NULL, NULL, NULL},
+    {"information_schema", "routine_column_usage", SHAPE_NAMED_COLUMNS, "specific_schema", NULL,
+     "table_schema", "table_name"},
+    {"information_schema", "routine_routine_usage", SHAPE_NAMED_COLUMNS, "specific_schema", NULL,
+     "routine_schema", NULL},
+    {"information_schema", "routine_sequence_usage", SHAPE_NAMED_COLUMNS, "specific_schema", NULL,
+     "sequence_schema", "sequence_name"},
+    {"information_schema", "routine_table_usage", SHAPE_NAMED_COLUMNS, "specific_schema", NULL,
+     "table_schema", "table_name"},
+    {"information_schema", "check_constraint_routine_usage", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL,
+     "specific_schema", NULL},
+    {"information_schema", "column_column_usage", SHAPE_NAMED_COLUMNS, "table_schema", "table_name", NULL, NULL},
+    {"information_schema", "column_domain_usage", SHAPE_NAMED_COLUMNS, "domain_schema", NULL,
+     "table_schema", "table_name"},
+    {"information_schema", "domain_constraints", SHAPE_NAMED_COLUMNS, "constraint_schema", NULL,
+     "domain_schema", NULL},
+    {"information_schema", "domain_udt_usage", SHAPE_NAMED_COLUMNS, "udt_schema", NULL, "domain_schema", NULL},
+    {"information_schema", "element_types", SHAPE_NAMED_COLUMNS, "object_schema", "object_name", NULL, NULL},
+    {"information_schema", "transforms", SHAPE_NAMED_COLUMNS, "udt_schema", "udt_name", NULL, NULL},
+    {"information_schema", "triggered_update_columns", SHAPE_NAMED_COLUMNS, "event_object_schema",
+     "event_object_table", NULL, NULL},
 };
 
 static const filtered_catalog *find_catalog(const char *schema, const char *name)
@@ -121,6 +174,15 @@ static const filtered_catalog *find_catalog(const char *schema, const char *name
 bool rewrite_is_filtered_catalog(const char *schema, const char *name)
 {
     return find_catalog(schema, name) != NULL;
+}
+
+bool rewrite_filtered_catalog_at(size_t i, const char **schema, const char **name)
+{
+    if (i >= sizeof filtered_catalogs / sizeof filtered_catalogs[0])
+        return false;
+    *schema = filtered_catalogs[i].schema;
+    *name = filtered_catalogs[i].name;
+    return true;
 }
 
 /* The table name of a pg_class row mg_c: an index counts as its table. */
@@ -248,6 +310,18 @@ static void build(textbuf *b, const filtered_catalog *c, visibility *v)
         add_visible(b, v, NSPNAME, CLASS_TABLE_NAME);
         textbuf_add(b, " END");
         break;
+    case SHAPE_OF_NAMESPACE:
+        if (!c->schema_column) {
+            /* pg_ts_config_map: the rows of a text search configuration */
+            textbuf_add(b, "SELECT mg_i.* FROM pg_catalog.pg_ts_config_map mg_i JOIN pg_catalog.pg_ts_config "
+                        "mg_t ON mg_t.oid = mg_i.mapcfg JOIN pg_catalog.pg_namespace mg_n ON mg_n.oid = "
+                        "mg_t.cfgnamespace WHERE ");
+        } else {
+            textbuf_addf(b, "SELECT mg_i.* FROM pg_catalog.%s mg_i JOIN pg_catalog.pg_namespace mg_n ON "
+                         "mg_n.oid = mg_i.%s WHERE ", c->name, c->schema_column);
+        }
+        add_visible(b, v, NSPNAME, NULL);
+        break;
     case SHAPE_NAMED_COLUMNS: {
         char schema_expr[96], table_expr[96];
         snprintf(schema_expr, sizeof schema_expr, "mg_v.%s::pg_catalog.text", c->schema_column);
@@ -259,9 +333,10 @@ static void build(textbuf *b, const filtered_catalog *c, visibility *v)
         if (c->schema2_column) {
             char schema2[96], table2[96];
             snprintf(schema2, sizeof schema2, "mg_v.%s::pg_catalog.text", c->schema2_column);
-            snprintf(table2, sizeof table2, "mg_v.%s::pg_catalog.text", c->table2_column);
+            if (c->table2_column)
+                snprintf(table2, sizeof table2, "mg_v.%s::pg_catalog.text", c->table2_column);
             textbuf_add(b, " AND ");
-            add_visible(b, v, schema2, table2);
+            add_visible(b, v, schema2, c->table2_column ? table2 : NULL);
         }
         if (!strcmp(c->schema, "information_schema") && !strcmp(c->name, "columns"))
             add_column_test(b, v, schema_expr, table_expr, "mg_v.column_name::pg_catalog.text");

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common/grow.h"
+#include "policy/catalog_classes.h"
 #include "policy/decide_internal.h"
 
 
@@ -189,9 +190,13 @@ static void decide_one_relation(const policy_t *p, const subj *s, const char *sc
     bool sensitive = is_sensitive(p, schema, name);
     if (!sensitive) {
         if (policy_is_catalog_schema(schema)) {
+            catalog_class cls = catalog_class_of(schema, name);
             out->verdict = write ? DECIDE_DENY : DECIDE_ALLOW;
             out->why = write ? W_CATALOG_WRITE : full_catalog ? W_CATALOG_FULL : W_CATALOG;
-            if (!write && !full_catalog && rewrite_is_filtered_catalog(schema, name)) {
+            if (!write && cls == CATALOG_UNCLASSIFIED) {
+                out->verdict = DECIDE_DENY;
+                out->why = W_CATALOG_UNCLASSIFIED;
+            } else if (!write && !full_catalog && cls == CATALOG_FILTERED) {
                 out->verdict = DECIDE_REWRITE;
                 out->why = W_CATALOG_FILTERED;
             }

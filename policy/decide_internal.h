@@ -34,7 +34,9 @@ enum why {
     /* roles, statements, flags */
     W_ROLE, W_ROLE_DISCARD, W_STMT_UNSUPPORTED, W_STMT_DDL_INCOMPLETE, W_STMT_INCOMPLETE, W_STMT_UTILITY, W_STMT_EXECUTE, W_FLAG,
     /* EXPLAIN of a rewritten statement (decide_explain.c; the reason is in the note) */
-    W_EXPLAIN_REWRITTEN
+    W_EXPLAIN_REWRITTEN,
+    /* a catalog relation in no class of policy/catalog_classes.c */
+    W_CATALOG_UNCLASSIFIED
 };
 
 /* The principal as rules see it: user and effective groups. */

@@ -183,6 +183,11 @@ static bool reason_catalog(const reason_ctx *c, char *buf, size_t len)
     case W_CATALOG_WRITE:
         snprintf(buf, len, "relation %s is a system catalog: never written through martgate", label);
         return true;
+    case W_CATALOG_UNCLASSIFIED:
+        snprintf(buf, len, "relation %s is a catalog relation martgate has not classified (new in this PostgreSQL "
+                 "version?): it is denied until it is classified as filtered, safe or restricted "
+                 "(policy/catalog_classes.c; `martgate policy catalog` lists the classes)", label);
+        return true;
     case W_CATALOG_NOT_FILTERABLE:
         snprintf(buf, len, "relation %s is a system catalog whose rows must be filtered for %s, which martgate can "
                  "only do for a table in FROM (not COPY, TABLESAMPLE...)", label, user);

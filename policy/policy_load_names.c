@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/catalog_classes.h"
 #include "policy/policy_load_internal.h"
 
 /* ---- datasets ------------------------------------------------------- */
@@ -45,19 +46,10 @@ static policy_dataset *new_dataset(loader *L)
     return &n[p->n_datasets++];
 }
 
-static const char *const sensitive_tables[] = {
-    "pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext_data",
-    "pg_catalog.pg_stats", "pg_catalog.pg_stats_ext", "pg_catalog.pg_stats_ext_exprs",
-    "pg_catalog.pg_stat_activity", "pg_catalog.pg_stat_replication", "pg_catalog.pg_stat_wal_receiver",
-    "pg_catalog.pg_stat_subscription", "pg_catalog.pg_stat_statements", "pg_catalog.pg_stat_statements_info",
-    "pg_catalog.pg_authid", "pg_catalog.pg_shadow", "pg_catalog.pg_user_mapping",
-    "pg_catalog.pg_user_mappings", "pg_catalog.pg_largeobject", "pg_catalog.pg_file_settings",
-    "pg_catalog.pg_hba_file_rules", "pg_catalog.pg_ident_file_mappings",
-    "*.pg_stat_statements", "*.pg_stat_statements_info",
-    /* the session's own statements as the warehouse holds them: rewritten
-     * texts, with the hash mask's key */
-    "pg_catalog.pg_prepared_statements", "pg_catalog.pg_cursors", "pg_catalog.pg_backend_memory_contexts",
-    NULL};
+/* pg_sensitive: the RESTRICTED catalog relations (policy/catalog_classes.c),
+ * and pg_stat_statements in whatever schema the extension went to. */
+static const char *const sensitive_extension_tables[] = {
+    "*.pg_stat_statements", "*.pg_stat_statements_info", NULL};
 
 int add_builtin_datasets(loader *L)
 {
@@ -71,15 +63,27 @@ int add_builtin_datasets(loader *L)
     ds->classification = strdup("restricted");
     ds->where = strdup("built-in");
     size_t n = 0;
-    while (sensitive_tables[n])
+    const char *schema, *name;
+    catalog_class cls;
+    while (sensitive_extension_tables[n])
         n++;
+    for (size_t i = 0; catalog_classes_at(i, &schema, &name, &cls); i++)
+        n += cls == CATALOG_RESTRICTED;
     ds->pats = calloc(n, sizeof *ds->pats);
     if (!ds->name || !ds->description || !ds->owner || !ds->classification || !ds->where || !ds->pats) {
         L->oom = true;
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *s = sensitive_tables[i], *dot = strchr(s, '.');
+    for (size_t i = 0; catalog_classes_at(i, &schema, &name, &cls); i++) {
+        if (cls != CATALOG_RESTRICTED)
+            continue;
+        char text[160];
+        snprintf(text, sizeof text, "%s.%s", schema, name);
+        if (make_objpat(L, &ds->pats[ds->n_pats++], text, strlen(schema), name, text))
+            return -1;
+    }
+    for (size_t i = 0; sensitive_extension_tables[i]; i++) {
+        const char *s = sensitive_extension_tables[i], *dot = strchr(s, '.');
         if (make_objpat(L, &ds->pats[ds->n_pats++], s, (size_t)(dot - s), dot + 1, s))
             return -1;
     }

@@ -179,6 +179,8 @@ typedef struct rewrite_catalog_filter {
  * tables, columns, views, table_constraints, key_column_usage,
  * constraint_column_usage, sequences. */
 bool rewrite_is_filtered_catalog(const char *schema, const char *name);
+/* The i-th filtered catalog (for `policy catalog`); false past the end. */
+bool rewrite_filtered_catalog_at(size_t i, const char **schema, const char **name);
 
 /* The replacement SELECT for one filtered catalog: every column of the
  * original (SELECT *), only the visible rows, OFFSET 0. Returns 0, 1 when

@@ -14,10 +14,12 @@
 #include "adapters/catalog.h"
 #include "common/warehouse_json.h"
 #include "policy/analyze.h"
+#include "policy/catalog_classes.h"
 #include "policy/decide.h"
 #include "common/json_doc.h"
 #include "policy/policy.h"
 #include "policy/policy_cases.h"
+#include "policy/rewrite.h"
 #include "proxy/commands.h"
 
 static const char usage_text[] =
@@ -27,6 +29,7 @@ static const char usage_text[] =
     "                               [--warehouse FILE.json] SQL\n"
     "       martgate policy test PATH TESTS.json [--warehouse FILE.json]\n"
     "       martgate policy warehouse CONNINFO > FILE.json\n"
+    "       martgate policy catalog\n"
     "\n"
     "PATH is a policy file or a directory of *.json policy files (docs/policy.md).\n"
     "  check    load the policy strictly: print a summary and the warnings (exit 0), or every\n"
@@ -44,7 +47,9 @@ static const char usage_text[] =
     "           each failure and why, then \"N passed, N failed\"; exit 1 on any failure\n"
     "  warehouse  read a warehouse's settings (pg_settings), the functions PUBLIC may not execute\n"
     "           and the login role's attributes, as JSON for --warehouse and test files (the\n"
-    "           password from PGPASSWORD or ~/.pgpass, as libpq reads them)\n";
+    "           password from PGPASSWORD or ~/.pgpass, as libpq reads them)\n"
+    "  catalog  every classified relation of pg_catalog and information_schema as\n"
+    "           schema.name<TAB>class (filtered, safe or restricted), sorted; any other is denied\n";
 
 static int usage(FILE *f, int rc)
 {
@@ -462,6 +467,52 @@ static int cmd_warehouse(int argc, char **argv)
     return 0;
 }
 
+/* `policy catalog`: the classes of docs/policy.md's Catalogs, one per line. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_catalog(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 2)
+        return usage(stderr, 2);
+    const char *schema, *name;
+    catalog_class cls;
+    size_t n = 0, nf = 0;
+    while (rewrite_filtered_catalog_at(nf, &schema, &name))
+        nf++;
+    while (catalog_classes_at(n, &schema, &name, &cls))
+        n++;
+    char **lines = calloc(n + nf, sizeof *lines);
+    if (!lines)
+        return 1;
+    for (size_t i = 0; i < nf; i++)
+        if (rewrite_filtered_catalog_at(i, &schema, &name) &&
+            asprintf(&lines[i], "%s.%s\tfiltered", schema, name) < 0)
+            lines[i] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (catalog_classes_at(i, &schema, &name, &cls) &&
+            asprintf(&lines[nf + i], "%s.%s\t%s", schema, name, catalog_class_name(cls)) < 0)
+            lines[nf + i] = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n + nf; i++)
+        if (!lines[i])
+            rc = 1;
+    if (rc == 0) {
+        qsort(lines, n + nf, sizeof *lines, cmp_str);
+        for (size_t i = 0; i < n + nf; i++)
+            printf("%s\n", lines[i]);
+    } else {
+        fprintf(stderr, "martgate policy catalog: out of memory\n");
+    }
+    for (size_t i = 0; i < n + nf; i++)
+        free(lines[i]);
+    free(lines);
+    return rc;
+}
+
 int cmd_policy_main(int argc, char **argv)
 {
     if (argc < 2)
@@ -480,6 +531,8 @@ int cmd_policy_main(int argc, char **argv)
         return cmd_test(argc, argv);
     if (strcmp(sub, "warehouse") == 0)
         return cmd_warehouse(argc, argv);
+    if (strcmp(sub, "catalog") == 0)
+        return cmd_catalog(argc, argv);
     fprintf(stderr, "martgate policy: unknown command '%s'\n", sub);
     return usage(stderr, 2);
 }
