@@ -36,7 +36,9 @@ enum why {
     /* EXPLAIN of a rewritten statement (decide_explain.c; the reason is in the note) */
     W_EXPLAIN_REWRITTEN,
     /* a catalog relation in no class of policy/catalog_classes.c */
-    W_CATALOG_UNCLASSIFIED
+    W_CATALOG_UNCLASSIFIED,
+    /* client_min_messages below NOTICE (decide_settings.c) */
+    W_SET_MESSAGES
 };
 
 /* The principal as rules see it: user and effective groups. */

@@ -326,6 +326,11 @@ static bool reason_setting(const reason_ctx *c, char *buf, size_t len)
         snprintf(buf, len, "setting %s may only be %s through martgate (the SQL martgate checks must read the same "
                  "as the server does)", label, (const char *)it->ref[1]);
         return true;
+    case W_SET_MESSAGES:
+        snprintf(buf, len, "setting %s may only be notice, warning or error through martgate: LOG and DEBUG levels "
+                 "would send the warehouse's own log lines (the statements as it ran them, rewritten) to the client",
+                 label);
+        return true;
     case W_SET_PARSE_RESET:
         snprintf(buf, len, "setting %s goes back to %s, the value every martgate session starts with (verified at "
                  "login)", label, (const char *)it->ref[1]);
@@ -342,19 +347,15 @@ static bool reason_setting(const reason_ctx *c, char *buf, size_t len)
         snprintf(buf, len, "setting %s is not a setting the warehouse knows (pg_settings): denied unless the "
                  "policy's settings.allow names it", label);
         return true;
-    case W_SET_CONTEXT: {
-        const wh_setting *ws = it->ref[1];
+    case W_SET_CONTEXT:
         snprintf(buf, len, "setting %s has context '%s' on the warehouse; only 'user' settings may be changed "
-                 "through martgate, unless the policy's settings.allow names it", label, ws->context);
+                 "through martgate, unless the policy's settings.allow names it", label, (const char *)it->ref[1]);
         return true;
-    }
-    case W_SET_CATEGORY: {
-        const wh_setting *ws = it->ref[1];
+    case W_SET_CATEGORY:
         snprintf(buf, len, "setting %s is in the warehouse's category '%s': changing it can switch off logging, "
                  "monitoring or integrity; denied unless the policy's settings.allow names it", label,
-                 ws->category);
+                 (const char *)it->ref[1]);
         return true;
-    }
     default:
         return false;
     }

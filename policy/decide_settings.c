@@ -156,15 +156,22 @@ static void decide_allow_list(const policy_t *p, const warehouse_facts *wh, cons
         deny(it, W_SET_UNKNOWN, NULL);
         return;
     }
-    it->ref[1] = ws;
+    /* the reason is formatted later (the audit record), when this snapshot of
+     * the facts may be gone: it names only strings of static storage */
     if (strcmp(ws->context, "user") != 0) {
+        static const char *const contexts[] = {"internal", "postmaster", "sighup", "superuser-backend", "backend",
+                                               "superuser", NULL};
         deny(it, W_SET_CONTEXT, NULL);
-        it->ref[1] = ws;
+        it->ref[1] = "not user";
+        for (size_t i = 0; contexts[i]; i++)
+            if (strcmp(ws->context, contexts[i]) == 0)
+                it->ref[1] = contexts[i];
         return;
     }
-    if (!category_exception(name) && decide_guarded_category(ws->category)) {
+    const char *guarded = category_exception(name) ? NULL : decide_guarded_category(ws->category);
+    if (guarded) {
         deny(it, W_SET_CATEGORY, NULL);
-        it->ref[1] = ws;
+        it->ref[1] = guarded;
     }
 }
 
@@ -209,6 +216,15 @@ void decide_setting(const policy_t *p, const subj *s, const warehouse_facts *wh,
             deny(it, W_SET_VALUE, NULL);
             it->ref[1] = ps->value;
         }
+        return;
+    }
+    /* LOG and DEBUG levels would send the server's own log lines to the
+     * client: the session's statements as the warehouse ran them (rewritten,
+     * the hash mask's key pads included) when it logs statements */
+    static const char *const client_levels[] = {"notice", "warning", "error", NULL};
+    if (strcasecmp(st->name, "client_min_messages") == 0 && st->action == ANALYZE_SET_VALUE &&
+        (!st->value || !in_list(st->value, client_levels))) {
+        deny(it, W_SET_MESSAGES, NULL);
         return;
     }
     decide_allow_list(p, wh, st->name, it);

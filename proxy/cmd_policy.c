@@ -1,9 +1,10 @@
 /*
- * cmd_policy: `martgate policy check|explain|test`, the governance team's
+ * cmd_policy: `martgate policy check|explain|test|warehouse|catalog`, the governance team's
  * tools for a policy before it is deployed: check it strictly, explain what
  * it decides for one person and one SQL text (rule and reason for every
  * relation, function and setting, and the rewritten SQL), run decision
- * test files in CI, and read a warehouse's settings and functions for both.
+ * test files in CI, read a warehouse's settings and functions for both, and
+ * list the class of every catalog relation.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -669,11 +669,14 @@ static bool warehouse_allows(session *s, const config_database *db)
     catalog_cache *cat = server_catalog(s->srv, s->database);
     const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
     if (!wh) {
-        if (cat && !s->facts_waited) {
+        /* again after a reload replaced the cache it waited on (its
+         * successor may still be reading); not after a failed read */
+        if (cat && (!s->facts_waited || !catalog_cache_failed(cat))) {
             s->facts_waited = true;
             if (catalog_cache_wait(cat, on_facts_ready, s) == 0) {
                 s->waiting_facts = true;
-                session_set_state(s, SS_CONNECTING);
+                if (s->state != SS_CONNECTING)
+                    session_set_state(s, SS_CONNECTING);   /* waiting again after a reload */
                 conn_read(&s->client, false);
                 return false;
             }
@@ -751,7 +754,8 @@ static void connect_warehouse(session *s)
     keys[n] = NULL;
     vals[n] = NULL;
     char err[512];
-    session_set_state(s, SS_CONNECTING);
+    if (s->state != SS_CONNECTING)   /* it waited for the warehouse facts */
+        session_set_state(s, SS_CONNECTING);
     conn_read(&s->client, false);
     s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
     if (!s->be) {

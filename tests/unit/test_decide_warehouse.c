@@ -112,7 +112,7 @@ static void test_settings(void **state)
     EXPECT(wh, "ana", "SET timezone = 'UTC'", DECIDE_ALLOW, "");   /* names compare case-insensitively */
     EXPECT(wh, "ana", "SET application_name = 'x'", DECIDE_ALLOW, "");
     EXPECT(wh, "ana", "SET log_statement = none", DECIDE_DENY, "context 'superuser'");
-    EXPECT(wh, "ana", "SET synchronous_commit = off", DECIDE_DENY, "category 'Write-Ahead Log / Settings'");
+    EXPECT(wh, "ana", "SET synchronous_commit = off", DECIDE_DENY, "category 'Write-Ahead Log'");
     EXPECT(wh, "ana", "SET work_mem = '1GB'", DECIDE_DENY, "settings.deny");   /* deny wins over user context */
     EXPECT(wh, "ana", "SET never_heard_of = 1", DECIDE_DENY, "not a setting the warehouse knows");
     /* the policy's settings.allow names what the warehouse's metadata would refuse */
