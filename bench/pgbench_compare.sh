@@ -103,6 +103,9 @@ targets=(direct pgbouncer)
 [ $have_mg -eq 1 ] && targets+=(martgate)
 [ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ] && targets+=(mg+audit)
 modes=(simple extended prepared)
+# connect: a new session per transaction (pgbench -C, simple protocol), the
+# login path: startup, JWT, the warehouse connect and its parse-settings check
+[ "${BENCH_CONNECT:-1}" = 1 ] && modes+=(connect)
 
 if [ -z "${BENCH_SKIP_TPS:-}" ]; then
   echo "# pgbench -i -s $SCALE"
@@ -119,7 +122,8 @@ if [ -z "${BENCH_SKIP_TPS:-}" ]; then
     for m in "${modes[@]}"; do
       for t in "${order[@]}"; do
         pid=$(proxy_pid "$t"); t0=$(proc_ticks "$pid")
-        out=$(target_env "$t"; timeout $((SECS + 60)) pgbench -n -S -M "$m" -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>&1) || true
+        margs=(-M "$m"); [ "$m" = connect ] && margs=(-M simple -C)
+        out=$(target_env "$t"; timeout $((SECS + 60)) pgbench -n -S "${margs[@]}" -c "$CLIENTS" -j "$THREADS" -T "$SECS" 2>&1) || true
         t1=$(proc_ticks "$pid")
         tps=$(grep -o 'tps = [0-9.]*' <<<"$out" | head -1 | cut -d' ' -f3)
         txns=$(grep -o 'number of transactions actually processed: [0-9]*' <<<"$out" | grep -o '[0-9]*$' || echo 0)
@@ -140,7 +144,7 @@ if [ -z "${BENCH_SKIP_TPS:-}" ]; then
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 targets = sys.argv[2:]
-modes = ["simple", "extended", "prepared"]
+modes = [m for m in ["simple", "extended", "prepared", "connect"] if any(r[0] == m for r in rows)]
 print("%-9s %-10s %-32s %10s %8s %10s %12s" % ("mode", "target", "tps per round", "median", "ratio", "/pgbouncer",
                                            "CPU us/txn"))
 for m in modes:
