@@ -610,6 +610,16 @@ static int fail(decision *out, char *err, size_t errlen, const char *msg)
 
 /* One item per fact of the analysis (statements, flags, relations, schemas,
  * functions, settings, roles), each with its verdict. -1 when out of memory. */
+/* Is name PREPAREd by a statement of the same text before statement i?
+ * (Its EXECUTE then runs what this decision decides.) */
+static bool prepared_earlier(const analysis *a, size_t i, const char *name)
+{
+    for (size_t j = 0; j < i; j++)
+        if (a->stmts[j].prepare_name && !strcmp(a->stmts[j].prepare_name, name))
+            return true;
+    return false;
+}
+
 static int decide_items(const policy_t *p, const decide_request *req, subj *s, bool fullcat, decision *out,
                         bool *any_filtered_catalog)
 {
@@ -626,7 +636,8 @@ static int decide_items(const policy_t *p, const decide_request *req, subj *s, b
             why = W_STMT_INCOMPLETE;
         else if (st->kind == ANALYZE_STMT_UTILITY && !utility_allowed(st->tag))
             why = W_STMT_UTILITY;
-        else if (st->execute_name && !(req->prepared && req->prepared(req->prepared_ctx, st->execute_name)))
+        else if (st->execute_name && !prepared_earlier(a, i, st->execute_name) &&
+                 !(req->prepared && req->prepared(req->prepared_ctx, st->execute_name)))
             why = W_STMT_EXECUTE;
         if (why) {
             decide_item *it = add_item(out, DECIDE_ITEM_STATEMENT, i, i);

@@ -174,6 +174,45 @@ static void entry_decided(const session_guard *g, const policy_t *pol, guard_nam
     epoch_now(g, pol, &e->epoch);
 }
 
+/* Name e is prepared or declared again: until the warehouse says the new
+ * one took (guard_outcome_ok), it may still hold the one the guard had, or
+ * one of that one's own earlier texts. */
+static void entry_replaced(guard_names *t, guard_named *e)
+{
+    e->replaced = true;
+    if (!e->text) {   /* what the warehouse may hold under it is not known */
+        e->alts_lost = true;
+        return;
+    }
+    if (e->alts_lost)
+        return;
+    if (e->n_alts >= GUARD_MAX_ALTS) {
+        e->alts_lost = true;
+        return;
+    }
+    char *grown = realloc(e->alts, e->alts_len + e->text_len + 1);
+    if (!grown) {
+        e->alts_lost = true;
+        return;
+    }
+    memcpy(grown + e->alts_len, e->text, e->text_len + 1);
+    e->alts = grown;
+    e->alts_len += e->text_len + 1;
+    t->text_bytes += e->text_len + 1;
+    e->n_alts++;
+}
+
+static void entry_alts_clear(guard_names *t, guard_named *e)
+{
+    free(e->alts);
+    t->text_bytes -= e->alts_len;
+    e->alts = NULL;
+    e->alts_len = 0;
+    e->n_alts = 0;
+    e->alts_lost = false;
+    e->replaced = false;
+}
+
 bool guard_full(const session_guard *g, size_t n, size_t bytes)
 {
     return g->statements.n + g->cursors.n + n > GUARD_MAX_KEPT ||
@@ -188,7 +227,7 @@ bool guard_has_statement(const session_guard *g, const char *name)
 guard_named *guard_stale(session_guard *g, const policy_t *pol, bool cursor, const char *name)
 {
     guard_named *n = guard_names_find(cursor ? &g->cursors : &g->statements, name);
-    if (!n || (n->text && !n->unsure && !n->indirect && epoch_is_now(g, pol, &n->epoch)))
+    if (!n || (n->text && !n->unsure && !n->replaced && !n->indirect && epoch_is_now(g, pol, &n->epoch)))
         return NULL;
     return n;
 }
@@ -276,6 +315,8 @@ static void statement_prepared(session_guard *g, const policy_t *pol, const char
 {
     guard_named *old = guard_names_find(&g->statements, name);
     bool was_known = old && *name && old->text && !old->unsure;
+    if (old && *name && !parse)
+        entry_replaced(&g->statements, old);   /* SQL PREPARE: decided again with what it replaced */
     path_effect both = {0};
     if (was_known) {
         /* whichever runs, the guard expects the effects of both */
@@ -308,6 +349,17 @@ void guard_outcome_failed(session_guard *g, char what, const char *name)
         e->unsure = true;
     else if (*name)   /* an unknown cursor would be fetched from unchecked */
         guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
+}
+
+void guard_outcome_ok(session_guard *g, char what, const char *name)
+{
+    guard_names *t = what == 'K' ? &g->cursors : &g->statements;
+    guard_named *e = guard_names_find(t, name);
+    if (!e || !e->replaced || !e->text)
+        return;
+    entry_alts_clear(t, e);
+    if (!e->protocol && !e->held)
+        e->unsure = false;   /* a protocol statement's may also stand for what the guard could not keep */
 }
 
 bool guard_parse_needs_close(const session_guard *g, const char *name)
@@ -367,7 +419,8 @@ static void note_touched(session_guard *g, char what, const char *name)
 static void statements_dropped(session_guard *g, const char *name)
 {
     if (name) {
-        note_touched(g, 'S', name);
+        if (guard_names_find(&g->statements, name))   /* one it does not know, the warehouse has not */
+            note_touched(g, 'S', name);
     } else {
         for (size_t i = 0; i < g->statements.n; i++)
             note_touched(g, 'S', g->statements.v[i].name);
@@ -425,7 +478,10 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
-            guard_named *c = names_put(&g->cursors, st->cursor_name, &none);
+            guard_named *c = guard_names_find(&g->cursors, st->cursor_name);
+            if (c)
+                entry_replaced(&g->cursors, c);   /* the DECLARE fails if the warehouse still holds it */
+            c = names_put(&g->cursors, st->cursor_name, &none);
             if (!c)   /* an unknown cursor would be fetched from unchecked */
                 guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
             entry_decided(g, pol, &g->cursors, c, text, tlen);

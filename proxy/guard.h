@@ -80,6 +80,13 @@ typedef struct {
      * martgate can prepare it again under the same name */
     bool protocol;
     bool unsure;             /* a Parse or Close of the name failed or was skipped (see guard_outcome) */
+    bool replaced;           /* it was prepared or declared again over an earlier one: until the
+                              * warehouse says it took the new one, it may hold one of `alts` */
+    char *alts;              /* the earlier texts of the name, each NUL-terminated (alts_len bytes
+                              * in all, at most GUARD_MAX_ALTS of them), or NULL */
+    size_t alts_len;
+    unsigned n_alts;
+    bool alts_lost;          /* more than GUARD_MAX_ALTS, or out of memory: they cannot be decided */
     bool indirect;           /* it runs another: EXECUTE, FETCH or MOVE (decided again at each Bind) */
     bool names_effects;      /* running it prepares, deallocates, declares or closes by name, or DISCARDs */
     uint64_t bound_policy;   /* portals: the policy and principal it was bound under */
@@ -113,6 +120,8 @@ void guard_names_free(guard_names *t);
  * named Parse or DECLARE is refused with SQLSTATE 54000. pgjdbc keeps 256
  * statements and 5 MiB by default. */
 #define GUARD_MAX_KEPT 10000
+/* Earlier texts kept of one name that the warehouse may still hold. */
+#define GUARD_MAX_ALTS 4
 #define GUARD_MAX_KEPT_BYTES (64u * 1024 * 1024)
 
 /* The per-session state decisions depend on. */
@@ -207,8 +216,14 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
  * (what 'S') or cursor ('K') name something other than the guard knows, or
  * something the guard dropped: the name is marked unsure (kept with no text
  * when the guard had dropped it). An unsure statement is prepared again
- * before a Bind of it runs, or refused; an unsure cursor is refused. */
+ * before a Bind of it runs; an unsure SQL statement or cursor is decided
+ * again from its text and every earlier text it may still hold (alts), and
+ * refused when one of them may not run, or when it has no text. */
 void guard_outcome_failed(session_guard *g, char what, const char *name);
+/* A request that named statement ('S') or cursor ('K') `name` did what it
+ * asked: a PREPARE, Parse or DECLARE of it took, so the warehouse holds the
+ * text the guard has and none of the earlier ones. */
+void guard_outcome_ok(session_guard *g, char what, const char *name);
 /* Must the warehouse's statement `name` be closed before a Parse of that
  * name goes on (the name is unsure)? */
 bool guard_parse_needs_close(const session_guard *g, const char *name);

@@ -89,7 +89,8 @@ static void entry_free(guard_names *t, guard_named *e)
     free(e->text);
     free(e->held);
     free(e->types);
-    t->text_bytes -= e->text_len + e->held_len + e->types_len;
+    free(e->alts);
+    t->text_bytes -= e->text_len + e->held_len + e->types_len + e->alts_len;
     free(e->epoch.path);
     schema_list_clear(&e->effect.schemas);
     if (e->tmpl) {

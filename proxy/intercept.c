@@ -155,7 +155,8 @@ static bool impersonation(session *s, const policy_t *p, char kind, const char *
     const char *hint = session_deny_hint(s);
     const char *local = rc->is_local ? "LOCAL " : "";
     char sql[512];
-    if ((rc->action == ANALYZE_ROLE_SET || rc->action == ANALYZE_ROLE_RESET) &&
+    /* (a RESET with no role taken changes nothing, wherever it runs) */
+    if ((rc->action == ANALYZE_ROLE_SET || (rc->action == ANALYZE_ROLE_RESET && g->imp_role)) &&
         (rc->is_local || s->relay.tx_status != 'I')) {
         /* a role taken inside a transaction would have to follow its
          * rollback; Metabase takes it outside one, so that is all we allow */
@@ -254,6 +255,42 @@ typedef enum {
  * audit template then follows the new decision); REFUSE: why says why. */
 static bool current_enough(session *s, const analysis *a, const char *sql, intercept_result *out);
 
+/* Is each earlier text that the warehouse may still hold under e's name
+ * allowed now as it was forwarded (as written: an earlier rewrite is not
+ * kept)? false with why. */
+static bool alternates_allowed(session *s, const guard_named *e, char *why, size_t len)
+{
+    const policy_t *p = session_policy(s);
+    for (size_t off = 0; off < e->alts_len; off += strlen(e->alts + off) + 1) {
+        const char *text = e->alts + off;
+        analyze_context ctx;
+        session_context(s, &ctx);
+        analysis *a = NULL;
+        analyze_error aerr;
+        if (analyze_sql(text, &ctx, &a, &aerr) != 0) {
+            snprintf(why, len, "an earlier statement of its name, which the warehouse may still hold: %s", aerr.message);
+            return false;
+        }
+        intercept_result inner;
+        memset(&inner, 0, sizeof inner);
+        bool ok = current_enough(s, a, text, &inner);
+        intercept_result_clear(&inner);
+        decision d;
+        decision_init(&d);
+        char err[512];
+        decide_request req = session_request(s, text, a, &s->guard.who, false);
+        ok = ok && decide(p, &req, &d, err, sizeof err) == 0 && d.verdict == DECIDE_ALLOW;
+        if (!ok)
+            snprintf(why, len, "it was declared or prepared again over an earlier one that may not run now, and the "
+                     "warehouse may still hold that one: close it (or deallocate it) and declare it again");
+        decision_free(&d);
+        analysis_free(a);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static recheck_result recheck(session *s, guard_named *e, const char *stmt_name, char *why, size_t len)
 {
     const policy_t *p = session_policy(s);
@@ -265,6 +302,11 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         snprintf(why, len, e->unsure ? "a statement that closed it failed, so martgate cannot tell whether the "
                                        "warehouse still holds it: close it and declare or prepare it again"
                                      : "martgate could not keep its text");
+        return RECHECK_REFUSE;
+    }
+    if (e->alts_lost && !(stmt_name && e->protocol)) {
+        snprintf(why, len, "it was declared or prepared again over an earlier one that martgate could not keep, and "
+                 "the warehouse may still hold that one: close it (or deallocate it) and declare it again");
         return RECHECK_REFUSE;
     }
     analyze_context ctx;
@@ -296,15 +338,17 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
         snprintf(why, len, "%s", err);
     } else if (d.verdict == DECIDE_DENY) {
         snprintf(why, len, "%s", decision_reason(&d));
-    } else if (!e->unsure && !strcmp(now, e->held ? e->held : e->text)) {
+    } else if (!e->unsure && !e->replaced && !strcmp(now, e->held ? e->held : e->text)) {
         guard_refresh(&s->guard, p, e);
         r = RECHECK_RUN;
     } else if (stmt_name && e->protocol) {
         guard_reprepared(&s->guard, p, e, rewrite ? now : NULL);
         r = RECHECK_REPREPARE;
-    } else if (e->unsure) {
-        snprintf(why, len, "a PREPARE or DEALLOCATE of it failed, so martgate cannot tell which statement "
-                 "the warehouse holds under its name: deallocate it and prepare it again");
+    } else if (!strcmp(now, e->held ? e->held : e->text)) {
+        /* unsure or replaced: the warehouse holds this text, nothing, or one
+         * of the earlier ones; each may run as it was forwarded. Not made
+         * current: decided again each time until the warehouse tells */
+        r = alternates_allowed(s, e, why, len) ? RECHECK_RUN : RECHECK_REFUSE;
     } else {
         snprintf(why, len, "it would now be forwarded %s (a row filter or column mask applies differently): "
                  "prepare it again", rewrite ? "rewritten" : "as written");
@@ -348,6 +392,22 @@ static recheck_result still_allowed(session *s, bool cursor, const char *name, b
     return RECHECK_REFUSE;
 }
 
+/* Does a statement of a before statement i prepare (cursor: declare), or
+ * deallocate (close), the name? */
+static bool analysis_names_earlier(const analysis *a, size_t i, bool cursor, const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        const analysis_stmt *st = &a->stmts[j];
+        if (!cursor && ((st->prepare_name && !strcmp(st->prepare_name, name)) || st->deallocate_all ||
+                        (st->deallocate_name && !strcmp(st->deallocate_name, name))))
+            return true;
+        if (cursor && st->tag && (!strcmp(st->tag, "DECLARE CURSOR") || !strcmp(st->tag, "CLOSE CURSOR")) &&
+            (!st->cursor_name || !strcmp(st->cursor_name, name)))
+            return true;
+    }
+    return false;
+}
+
 /* Every prepared statement an EXECUTE runs and every cursor a FETCH or MOVE
  * reads may run now. false with out denied otherwise. */
 static bool current_enough(session *s, const analysis *a, const char *sql, intercept_result *out)
@@ -356,6 +416,14 @@ static bool current_enough(session *s, const analysis *a, const char *sql, inter
         const analysis_stmt *st = &a->stmts[i];
         bool fetch = st->cursor_name && st->tag && (!strcmp(st->tag, "FETCH") || !strcmp(st->tag, "MOVE"));
         const char *name = st->execute_name ? st->execute_name : fetch ? st->cursor_name : NULL;
+        if (name && analysis_names_earlier(a, i, !st->execute_name, name))
+            continue;   /* prepared or declared by this text, decided with it (or gone, and the warehouse says so) */
+        if (st->execute_name && !guard_has_statement(&s->guard, name)) {
+            /* every PREPARE goes through martgate: the warehouse has none of that name */
+            deny(out, SQLSTATE_INVALID_SQL_STATEMENT_NAME, NULL, 0, "prepared statement \"%s\" does not exist", name);
+            trail_refused(s, sql, out->sqlstate, out->message);
+            return false;
+        }
         char why[1024];
         if (name && still_allowed(s, !st->execute_name, name, false, sql, why, sizeof why) != RECHECK_RUN) {
             deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, session_deny_hint(s), 0, "%s", why);
@@ -567,7 +635,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
     analyze_error aerr;
     if (analyze_sql(sql, &ctx, &a, &aerr) != 0) {
         /* what our parser cannot read is not forwarded (fail closed) */
-        deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", NULL, aerr.cursor_position, "%s", aerr.message);
+        deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", aerr.hint[0] ? aerr.hint : NULL,
+             aerr.cursor_position, "%s", aerr.message);
         trail_refused(s, sql, out->sqlstate, aerr.message);
         return;
     }
@@ -598,7 +667,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         int rc = analyze_sql(sql, &ctx, &a, &aerr);
         schema_list_clear(&wide);
         if (rc != 0) {
-            deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", NULL, aerr.cursor_position, "%s", aerr.message);
+            deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", aerr.hint[0] ? aerr.hint : NULL,
+             aerr.cursor_position, "%s", aerr.message);
             trail_refused(s, sql, out->sqlstate, aerr.message);
             return;
         }

@@ -26,6 +26,9 @@ struct trail_req;
 typedef struct {
     void (*done)(void *ctx, struct trail_req *req, bool interrupted);
     void (*unsure)(void *ctx, char what, const char *name);
+    /* it did what it asked, and no later request was in flight to touch
+     * the name again (NULL: not told) */
+    void (*sure)(void *ctx, char what, const char *name);
     void *ctx;
 } rq_hooks;
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,8 +101,10 @@ static bool has(const schema_list *l, const char *s)
 static void test_touched_names_for_the_relay(void **state)
 {
     session_guard *g = *state;
+    /* DEALLOCATE q: a name the guard never saw prepared, which the warehouse
+     * has not either: whatever becomes of it changes nothing */
     allowed(g, "PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; DEALLOCATE q");
-    static const char want[] = "Sp\0Kc\0Sq";
+    static const char want[] = "Sp\0Kc";
     assert_int_equal(g->touched_len, sizeof want);
     assert_memory_equal(g->touched, want, sizeof want);
     assert_true(guard_has_statement(g, "p"));
@@ -120,6 +123,64 @@ static void test_touched_names_for_the_relay(void **state)
     /* a statement that touches no name leaves nothing */
     allowed(g, "SELECT 1");
     assert_int_equal(g->touched_len, 0);
+}
+
+/* A name prepared or declared again keeps what it replaced until the
+ * warehouse says the new one took: the warehouse may still hold the old. */
+static void test_replaced_names_keep_what_they_replaced(void **state)
+{
+    session_guard *g = *state;
+    allowed(g, "PREPARE p AS SELECT 1");
+    g->touched_len = 0;
+    guard_named *p = guard_statement(g, "p");
+    assert_false(p->replaced);
+    assert_null(guard_stale(g, NULL, false, "p"));
+    allowed(g, "PREPARE p AS SELECT 2");
+    g->touched_len = 0;
+    p = guard_statement(g, "p");
+    assert_true(p->replaced && p->unsure);
+    assert_int_equal(p->n_alts, 1);
+    assert_string_equal(p->alts, "PREPARE p AS SELECT 1");
+    assert_non_null(guard_stale(g, NULL, false, "p"));   /* decided again, with its alternates */
+    /* the second PREPARE failed (p exists): nothing learnt, the old one stays possible */
+    guard_outcome_failed(g, 'S', "p");
+    assert_int_equal(p->n_alts, 1);
+    /* a third one that took: the warehouse holds exactly it */
+    allowed(g, "DEALLOCATE p; PREPARE p AS SELECT 3");
+    g->touched_len = 0;
+    p = guard_statement(g, "p");
+    assert_false(p->replaced);   /* DEALLOCATE dropped it: nothing to replace */
+    allowed(g, "PREPARE p AS SELECT 4");
+    g->touched_len = 0;
+    p = guard_statement(g, "p");
+    assert_true(p->replaced);
+    guard_outcome_ok(g, 'S', "p");
+    assert_false(p->replaced || p->unsure);
+    assert_int_equal(p->n_alts, 0);
+    assert_null(p->alts);
+    assert_null(guard_stale(g, NULL, false, "p"));
+    /* a cursor declared over one the guard cannot say anything of (a CLOSE
+     * of it failed): its alternates are lost, so it is refused until it takes */
+    allowed(g, "DECLARE c CURSOR WITH HOLD FOR SELECT 1");
+    allowed(g, "CLOSE c");
+    g->touched_len = 0;
+    guard_outcome_failed(g, 'K', "c");
+    allowed(g, "DECLARE c CURSOR WITH HOLD FOR SELECT 2");
+    g->touched_len = 0;
+    guard_named *c = guard_cursor(g, "c");
+    assert_true(c->replaced && c->alts_lost);
+    guard_outcome_ok(g, 'K', "c");
+    assert_false(c->replaced || c->alts_lost || c->unsure);
+    /* at most GUARD_MAX_ALTS earlier texts */
+    for (int i = 0; i < GUARD_MAX_ALTS + 2; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DECLARE c CURSOR WITH HOLD FOR SELECT %d", 10 + i);
+        allowed(g, sql);
+        g->touched_len = 0;
+    }
+    c = guard_cursor(g, "c");
+    assert_int_equal(c->n_alts, GUARD_MAX_ALTS);
+    assert_true(c->alts_lost);
 }
 
 static void test_search_path_round_trip(void **state)
@@ -229,6 +290,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_touched_names_for_the_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replaced_names_keep_what_they_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_path_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction_end_widens_and_asks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_effect_is_lost, setup, teardown),
