@@ -43,6 +43,12 @@ static void request_unsure(void *ctx, char what, const char *name)
     guard_outcome_failed(&s->guard, what, name);
 }
 
+static void request_sure(void *ctx, char what, const char *name)
+{
+    session *s = ctx;
+    guard_outcome_ok(&s->guard, what, name);
+}
+
 /* The names the statements the guard was just told of touch go with the
  * request being pushed (relay_queue), so that the guard learns if it fails. */
 static void take_touched(session *s)
@@ -132,7 +138,7 @@ void relay_server_drained(session *s)
 
 void relay_start(session *s)
 {
-    s->relay.q.hooks = (rq_hooks){.done = request_done, .unsure = request_unsure, .ctx = s};
+    s->relay.q.hooks = (rq_hooks){.done = request_done, .unsure = request_unsure, .sure = request_sure, .ctx = s};
     conn_read(&s->server, true);
     conn_read(&s->client, true);
     /* the client may have pipelined queries behind its password */
@@ -252,13 +258,9 @@ static bool handle_statement(session *s, char type, uint32_t len)
     const char *body = msg + 5;
     size_t blen = len - 4, pos = 0;
 
-    if (type != 'P' && s->relay.in_batch) {
-        /* the warehouse skips it, unanswered, if the batch has failed:
-         * martgate could not tell what ran */
-        protocol_violation(s, type == 'Q' ? "Query message inside an extended-protocol batch: send Sync first"
-                                          : "FunctionCall message inside an extended-protocol batch: send Sync first");
-        return false;
-    }
+    /* A Query (or FunctionCall) inside an extended-protocol batch, after a
+     * Flush (asyncpg's COPY): decided like any; the warehouse skips it,
+     * unanswered, when the batch failed before it (rq_pop_after_error). */
     if (type == 'F') {
         evbuffer_drain(in, len + 1);
         pg_error e = {.severity = "ERROR", .sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE,
@@ -422,8 +424,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
         }
         /* a Sync the warehouse ignores (in COPY) is not a request */
         bool ignored = type == 'S' && r->copy_in;
-        /* before anything can refuse it: a Query after it, before a Sync,
-         * ends the session (see handle_statement) */
+        /* before anything can refuse it: the batch lasts until its Sync */
         if (type == 'S' && !ignored)
             r->in_batch = false;
         else if (tracked_request(type) && type != 'S')
@@ -924,9 +925,19 @@ void relay_server_readable(session *s)
             rq_pop(&r->q);
             continue;
         }
-        /* an ErrorResponse answering a poison is at the head: swap in ours */
+        /* an ErrorResponse answering a poison is at the head: swap in ours,
+         * unless the transaction had failed already: the statement would
+         * have met the warehouse's 25P02 (the poison's syntax error comes
+         * first there), which says nothing of it */
         evbuffer_drain(in, len + 1);
-        pgw_error(out, &r->q.poison[r->q.phead]);
+        if (r->tx_status == 'E') {
+            pg_error aborted = {.severity = "ERROR", .sqlstate = SQLSTATE_IN_FAILED_TRANSACTION,
+                                .message = "current transaction is aborted, commands ignored until end of "
+                                           "transaction block"};
+            pgw_error(out, &aborted);
+        } else {
+            pgw_error(out, &r->q.poison[r->q.phead]);
+        }
         rq_pop_after_error(&r->q);
     }
     if (s->state == SS_READY && client_may_resume(s) && evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {

@@ -141,9 +141,11 @@ bool rq_names_end(relay_queue *q)
 }
 
 /* Takes the names of the request popped; one that failed or was skipped
- * tells the relay of each (hooks.unsure). */
+ * tells the relay of each (hooks.unsure), one that did what it asked while
+ * nothing was in flight behind it tells hooks.sure. */
 static void names_take(relay_queue *q, bool ok)
 {
+    bool alone = q->len == 1;
     while (q->names_len) {
         const char *rec = q->names + q->names_off;
         size_t n = strlen(rec) + 1;   /* a terminator ends every request's names */
@@ -153,6 +155,8 @@ static void names_take(relay_queue *q, bool ok)
             break;
         if (!ok)
             q->hooks.unsure(q->hooks.ctx, rec[0], rec + 1);
+        else if (alone && q->hooks.sure)
+            q->hooks.sure(q->hooks.ctx, rec[0], rec + 1);
     }
     if (!q->names_len)
         q->names_off = 0;
@@ -246,10 +250,16 @@ bool rq_pop_expected(relay_queue *q, char expected)
     return true;
 }
 
-/* After an error the warehouse skips the rest of an extended batch. */
+/* After an error the warehouse skips the rest of an extended batch, up to
+ * its Sync: a Query or FunctionCall inside the batch too (it answers none
+ * of them). A Query's own error leaves it at the head (its ReadyForQuery
+ * pops it). */
 void rq_pop_after_error(relay_queue *q)
 {
-    while (q->len && is_extended(rq_head(q)))
+    if (!q->len || !is_extended(rq_head(q)))
+        return;
+    while (q->len && (is_extended(rq_head(q)) || (rq_head(q) & (uint8_t)~POISON) == 'Q' ||
+                      (rq_head(q) & (uint8_t)~POISON) == 'F'))
         rq_pop_outcome(q, false);
 }
 
