@@ -178,8 +178,19 @@ static const char CATALOG_SQL[] =
     "   AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
     " ORDER BY n.nspname, c.relname, a.attnum";
 
-/* Every setting the server knows, with what it is (context, category). */
+/* Every setting the server knows, with what it is (context, category).
+ * From PostgreSQL 15 a superuser setting the service role was granted SET
+ * on (GRANT SET ON PARAMETER lc_messages TO ...) is one it may set as it
+ * may a user setting, and so reads as one; a superuser service role's grants
+ * say nothing (it has them all). */
 static const char SETTINGS_SQL[] = "SELECT name, context, category FROM pg_catalog.pg_settings";
+static const char SETTINGS_SQL_15[] =
+    "SELECT name,"
+    "       CASE WHEN context = 'superuser' AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles"
+    "                                                 WHERE rolname = CURRENT_USER)"
+    "                 AND pg_catalog.has_parameter_privilege(name, 'SET') THEN 'user' ELSE context END,"
+    "       category"
+    "  FROM pg_catalog.pg_settings";
 
 /* Built-in functions PUBLIC may not execute, now or as initdb (or CREATE
  * EXTENSION) left them: what the server itself considers administrative.
@@ -224,7 +235,8 @@ static warehouse_facts *read_facts(PGconn *conn, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    PGresult *res = query(conn, SETTINGS_SQL, "pg_settings", err, errlen);
+    PGresult *res = query(conn, PQserverVersion(conn) >= 150000 ? SETTINGS_SQL_15 : SETTINGS_SQL, "pg_settings", err,
+                          errlen);
     for (int r = 0; res && r < PQntuples(res); r++)
         wh_add_setting(f, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
     bool ok = res != NULL;

@@ -322,7 +322,9 @@ typedef struct analyze_error {
     char message[256];           /* e.g. `syntax error at or near "FORM"` */
     int cursor_position;         /* 1-based character position, 0 if none */
     char sqlstate[6];            /* "42601" (syntax), "54000" (too long),
-                                    "XX000" (internal) */
+                                    "XX000" (internal), or the server's own
+                                    for the parser's other errors */
+    char hint[160];              /* the server's HINT for that error, or "" */
 } analyze_error;
 
 /* Analyses `sql` (NUL-terminated). Returns 0 and sets *out on success (even

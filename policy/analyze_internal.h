@@ -47,6 +47,10 @@ char *builder_strdup(analysis_builder *b, const char *s);
 
 /* The walker (analyze_walk.c): parses sql and fills b. Returns 0, or -1 with
  * err filled for a syntax error / failure. */
+/* analyze_errors.c: err's SQLSTATE and hint for the raw parser's error
+ * `message` raised in source file `file`, as the server gives them. */
+void analyze_parser_error(const char *message, const char *file, analyze_error *err);
+
 int analyze_walk_sql(const char *sql, const analyze_context *ctx,
                      analysis_builder *b, analyze_error *err);
 

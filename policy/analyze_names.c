@@ -22,8 +22,8 @@
 #define NAME_MAX_BYTES 63
 
 /* Functions taking a relation (by name or OID) as argument `arg` when called
- * with `n_args` arguments (0: any number). nextval and setval are denied as
- * functions (policy_load_names.c). */
+ * with `n_args` arguments (0: any number). nextval and setval write the
+ * sequence they name (sequence_written). */
 static const struct {
     const char *name;
     int arg, n_args;
@@ -267,11 +267,39 @@ void walk_named_by_cast(walk_state *st, const TypeCast *tc)
         walk_flag(st, ANALYZE_FLAG_UNSUPPORTED, "a multidimensional array of relation names", NULL, tc->location);
 }
 
+/* nextval(seq) and setval(seq, ...): a write of the sequence, which must be
+ * named by a constant (text or regclass) for the policy to see which. */
+static void sequence_written(walk_state *st, Node *n, int location)
+{
+    if (n && IsA(n, TypeCast) && (is_catalog_type(((TypeCast *)n)->typeName->names, "regclass") ||
+                                  is_catalog_type(((TypeCast *)n)->typeName->names, "text")))
+        n = ((TypeCast *)n)->arg;
+    const char *part[3];
+    int k = 0;
+    if (n && IsA(n, A_Const) && !((A_Const *)n)->isnull && IsA(&((A_Const *)n)->val, String)) {
+        st->b->a->reads_constants = true;
+        const char *value = ((A_Const *)n)->val.sval.sval;
+        k = all_digits(value) ? 0 : split_qualified(st, value, part);
+    }
+    if (k == 0) {
+        if (!st->b->out_of_memory)
+            walk_flag(st, ANALYZE_FLAG_UNSUPPORTED, "nextval or setval of a sequence not named by a constant",
+                      NULL, location);
+        return;
+    }
+    walk_add_relation(st, k == 3 ? part[0] : NULL, k >= 2 ? part[k - 2] : NULL, part[k - 1], 'p', location,
+                      ANALYZE_ACCESS_WRITE, ANALYZE_USE_UTILITY, false);
+}
+
 void walk_named_by_call(walk_state *st, const FuncCall *fc, const char *schema, const char *name)
 {
     if (schema && strcmp(schema, "pg_catalog") != 0)
         return;
     int n = list_length(fc->args);
+    if (n >= 1 && (!strcmp(name, "nextval") || !strcmp(name, "setval"))) {
+        sequence_written(st, linitial(fc->args), fc->location);
+        return;
+    }
     for (size_t i = 0; i < sizeof TAKES_RELATION / sizeof TAKES_RELATION[0]; i++) {
         if (strcmp(TAKES_RELATION[i].name, name) != 0 || TAKES_RELATION[i].arg >= n ||
             (TAKES_RELATION[i].n_args && TAKES_RELATION[i].n_args != n))

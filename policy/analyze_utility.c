@@ -139,7 +139,9 @@ static void walk_comment(walk_state *st, CommentStmt *c)
         if (!walk_add_relation_names(st, (List *)c->object, ANALYZE_ACCESS_WRITE,
                                      ANALYZE_USE_DDL, 0))
             incomplete(st);
-    } else if (c->objtype == OBJECT_COLUMN && c->object && IsA(c->object, List)) {
+    } else if ((c->objtype == OBJECT_COLUMN || c->objtype == OBJECT_TABCONSTRAINT || c->objtype == OBJECT_TRIGGER ||
+                c->objtype == OBJECT_RULE) && c->object && IsA(c->object, List)) {
+        /* the table's name, then the column's, constraint's, trigger's or rule's */
         if (!walk_add_relation_names(st, (List *)c->object, ANALYZE_ACCESS_WRITE,
                                      ANALYZE_USE_DDL, 1))
             incomplete(st);

@@ -720,7 +720,7 @@ int analyze_walk_sql(const char *sql, const analyze_context *ctx, analysis_build
         snprintf(err->message, sizeof err->message, "%s",
                  r.error->message ? r.error->message : "syntax error");
         err->cursor_position = r.error->cursorpos;
-        memcpy(err->sqlstate, "42601", 6);
+        analyze_parser_error(r.error->message, r.error->filename, err);
         pg_query_free_error(r.error);
         rc = -1;
     } else {

@@ -385,8 +385,6 @@ static const struct { const char *pat, *reason; } builtin_functions[] = {
     {"pg_stat_statements*", "shows other sessions' queries"},
     {"current_query", "returns the text the warehouse runs, which holds what a rewrite added (the hash mask's key)"},
     {"pg_notify", "sends messages to other sessions"},
-    {"nextval", "changes a sequence (a write martgate cannot attribute)"},
-    {"setval", "changes a sequence (a write martgate cannot attribute)"},
     {NULL, NULL}};
 
 /* The built-in deny list, which a policy's own list extends, never replaces. */
