@@ -182,6 +182,17 @@ const char *norm_schema(const char *schema)
     return schema;
 }
 
+/* Has the principal a write rule on anything? */
+static bool writes_somewhere(const policy_t *p, const subj *s)
+{
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const char *what;
+        if (p->rules[i].access == ACCESS_WRITE && subjects_match(&p->rules[i].subjects, s, &what))
+            return true;
+    }
+    return false;
+}
+
 static void decide_one_relation(const policy_t *p, const subj *s, const char *schema, const char *name,
                                 bool write, bool full_catalog, rel_verdict *out)
 {
@@ -247,6 +258,13 @@ static void decide_one_relation(const policy_t *p, const subj *s, const char *sc
                 out->why = W_RULE_READ;
             }
         }
+        return;
+    }
+    if (write && !sensitive && !p->temp_by_rules && strcmp(schema, "pg_temp") == 0 && writes_somewhere(p, s)) {
+        /* the session's own tables, which only it sees and which hold only
+         * what it could read or write anyway (defaults.temp_tables) */
+        out->verdict = DECIDE_ALLOW;
+        out->why = W_TEMP_WRITER;
         return;
     }
     out->verdict = DECIDE_DENY;

@@ -205,6 +205,10 @@ static bool reason_relation_place(const reason_ctx *c, char *buf, size_t len)
     case W_TEMP:
         snprintf(buf, len, "relation %s is in the session's own temporary schema", label);
         return true;
+    case W_TEMP_WRITER:
+        snprintf(buf, len, "relation %s is in the session's own temporary schema, which a principal with a write "
+                 "rule may write (defaults.temp_tables)", label);
+        return true;
     case W_RESERVED_SCHEMA:
         snprintf(buf, len, "relation %s is in a reserved system schema", label);
         return true;

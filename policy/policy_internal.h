@@ -184,6 +184,8 @@ struct policy {
     bool has_full_catalog;
     policy_subjects full_catalog;
     bool explain_plan;           /* defaults.explain_filtered "plan": plain EXPLAIN of a rewritten statement */
+    bool temp_by_rules;          /* defaults.temp_tables "rules": pg_temp only by rules naming it (the
+                                  * default, "writers": also for a principal with any write rule) */
     policy_fnpat *functions;     /* built-in first, then the policy's */
     size_t n_functions;
     policy_setpat *settings;     /* settings.deny and settings.allow (policy's only) */

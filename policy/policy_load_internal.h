@@ -22,7 +22,8 @@ typedef struct loader {
     const char *defaults_search_path_where;
     const char *defaults_catalog_where;
     const char *defaults_explain_where;
-    char where_buf[3][512];
+    const char *defaults_temp_where;
+    char where_buf[4][512];
     bool oom;
     /* rules while loading, with their global sequence */
     struct pending_rule { policy_rule r; size_t seq; } *pend;

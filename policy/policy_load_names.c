@@ -499,7 +499,8 @@ void parse_settings(loader *L, const json_doc *d, json_t *obj)
 
 void parse_defaults(loader *L, const json_doc *d, json_t *obj)
 {
-    static const char *const keys[] = {"search_path", "full_catalog_visibility", "explain_filtered", NULL};
+    static const char *const keys[] = {"search_path", "full_catalog_visibility", "explain_filtered", "temp_tables",
+                                       NULL};
     if (check_keys(L, d, obj, "defaults", keys) < 0)
         return;
     policy_t *p = L->p;
@@ -613,6 +614,24 @@ void parse_defaults(loader *L, const json_doc *d, json_t *obj)
             free(w);
             L->defaults_explain_where = L->where_buf[2];
             p->explain_plan = strcmp(v, "plan") == 0;
+        }
+    }
+    /* temporary tables: "writers" (the default) or "rules" (see docs/policy.md) */
+    json_t *tt = json_object_get(obj, "temp_tables");
+    if (tt) {
+        const char *v = json_string_value(tt);
+        if (L->defaults_temp_where) {
+            lerr(L, d, tt, "defaults.temp_tables", "already defined at %s (one file holds it)", L->defaults_temp_where);
+        } else if (!v || (strcmp(v, "writers") != 0 && strcmp(v, "rules") != 0)) {
+            lerr(L, d, tt, "defaults.temp_tables",
+                 "must be \"writers\" (the default: a principal with any write rule may create and write "
+                 "temporary tables) or \"rules\" (only by rules naming the schema pg_temp)");
+        } else {
+            char *w = where_of(d, tt);
+            snprintf(L->where_buf[3], sizeof L->where_buf[3], "%s", w ? w : "?");
+            free(w);
+            L->defaults_temp_where = L->where_buf[3];
+            p->temp_by_rules = strcmp(v, "rules") == 0;
         }
     }
 }

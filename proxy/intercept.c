@@ -282,7 +282,7 @@ static bool alternates_allowed(session *s, const guard_named *e, char *why, size
         ok = ok && decide(p, &req, &d, err, sizeof err) == 0 && d.verdict == DECIDE_ALLOW;
         if (!ok)
             snprintf(why, len, "it was declared or prepared again over an earlier one that may not run now, and the "
-                     "warehouse may still hold that one: close it (or deallocate it) and declare it again");
+                     "warehouse may still hold that one: close or deallocate it, then declare or prepare it again");
         decision_free(&d);
         analysis_free(a);
         if (!ok)
@@ -306,7 +306,7 @@ static recheck_result recheck(session *s, guard_named *e, const char *stmt_name,
     }
     if (e->alts_lost && !(stmt_name && e->protocol)) {
         snprintf(why, len, "it was declared or prepared again over an earlier one that martgate could not keep, and "
-                 "the warehouse may still hold that one: close it (or deallocate it) and declare it again");
+                 "the warehouse may still hold that one: close or deallocate it, then declare or prepare it again");
         return RECHECK_REFUSE;
     }
     analyze_context ctx;

@@ -164,7 +164,9 @@ out=$(as "${ORIG[@]}" -c '\copy raw.leads to stdout')
 check_match "psql \\copy of a restricted table" '42501' "$out"
 denied "DO block"                    "${ORIG[@]}" 'do $$ begin perform 1; end $$'
 denied "PREPARE of a restricted query" "${ORIG[@]}" 'prepare p as select * from raw.leads'
-denied "EXECUTE of a statement martgate never allowed" "${ORIG[@]}" 'execute p_unknown'
+out=$(as "${ORIG[@]}" -c 'execute p_unknown')
+check_match "EXECUTE of a statement never prepared: the warehouse's own answer (26000)" \
+  'ERROR:  26000: prepared statement "p_unknown" does not exist' "$out"
 out=$(as "${ORIG[@]}" -c 'prepare ok_p as select count(*) from origination_mart.originations' -c 'execute ok_p')
 check_match "PREPARE/EXECUTE of an allowed query" '^2$' "$out"
 denied "DECLARE CURSOR over a restricted query" "${ORIG[@]}" 'begin; declare c cursor for select * from raw.leads; fetch c; commit'
