@@ -26,11 +26,13 @@ cat >"$T_DIR/policy.json" <<'JSON'
  "rules": [
    {"id": "writer", "subjects": {"groups": ["writers"]},
     "objects": {"datasets": ["everything"], "schemas": ["pg_temp"]}, "access": "write"},
-   {"id": "reader", "subjects": {"groups": ["readers"]}, "objects": {"datasets": ["ro"]}, "access": "read"}]}
+   {"id": "narrow", "subjects": {"groups": ["narrow"]}, "objects": {"schemas": ["scratch"]}, "access": "write"},
+   {"id": "reader", "subjects": {"groups": ["readers", "narrow"]}, "objects": {"datasets": ["ro"]}, "access": "read"}]}
 JSON
 MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\"" mg_start $DB || h_die "martgate did not start"
 WTOK=$(mg_token --sub writer --groups writers --ttl 1h)
 RTOK=$(mg_token --sub reader --groups readers --ttl 1h)
+NTOK=$(mg_token --sub narrow --groups narrow --ttl 1h)
 mg_conn() { # USER TOKEN [extra conninfo]
   echo "host=127.0.0.1 port=$MG_PORT dbname=$DB user=$1 password=$2 sslmode=verify-full sslrootcert=$MG_CA connect_timeout=5 ${3:-}"
 }
@@ -118,6 +120,9 @@ out=$(as_reader -Atc "SELECT count(*) FROM ro.t" 2>&1 || true)
 check_eq "the reader reads its dataset" 2 "$out"
 out=$(as_reader -v VERBOSITY=verbose -c "CREATE TEMP TABLE tmp_r (a int)" 2>&1 || true)
 check_match "a temporary table for a principal with no write rule on pg_temp: denied" '42501' "$out"
+out=$(timeout 60 psql -X -At "$(mg_conn narrow "$NTOK")" -c "CREATE TEMP TABLE tmp_n AS SELECT v FROM ro.t" \
+      -c "INSERT INTO tmp_n VALUES ('c')" -c "SELECT count(*) FROM tmp_n" 2>&1 || true)
+check_match "a temporary table for a principal with a write rule elsewhere (defaults.temp_tables)" '^3$' "$out"
 out=$(as_writer -v VERBOSITY=verbose -c "SELECT nextval(('ro' || '.sq')::regclass)" 2>&1 || true)
 check_match "nextval of a sequence named at run time: denied" '42501.*not named by a constant' "$out"
 
