@@ -553,6 +553,8 @@ static void decide_relation(const policy_t *p, const subj *s, const analysis *a,
         rel_verdict rw = {0}, ok = {0};
         for (size_t c = 0; c < rel->n_candidates; c++) {
             const char *cand = rel->candidates[c];
+            if (!*cand)   /* an empty search_path: only the session's temporary tables */
+                cand = "pg_temp";
             bool temp = strcmp(norm_schema(cand), "pg_temp") == 0;
             decide_one_relation(p, s, cand, rel->name, write || locks, fullcat, &rv);
             if (!temp)
