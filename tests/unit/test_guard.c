@@ -162,6 +162,7 @@ static void test_replaced_names_keep_what_they_replaced(void **state)
     /* a cursor declared over one the guard cannot say anything of (a CLOSE
      * of it failed): its alternates are lost, so it is refused until it takes */
     allowed(g, "DECLARE c CURSOR WITH HOLD FOR SELECT 1");
+    g->touched_len = 0;
     allowed(g, "CLOSE c");
     g->touched_len = 0;
     guard_outcome_failed(g, 'K', "c");
