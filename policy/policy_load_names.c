@@ -334,6 +334,33 @@ void parse_impersonators(loader *L, const json_doc *d, json_t *arr)
 
 /* ---- functions and settings ----------------------------------------- */
 
+/* defaults.KEY, one of two values (a or b), defined by one file only
+ * (*where: where, in L->where_buf[slot]). Returns the value, or NULL when
+ * absent or wrong (the error is recorded with `must`). */
+static const char *default_choice(loader *L, const json_doc *d, json_t *obj, const char *key, const char *a,
+                                  const char *b, int slot, const char **where, const char *must)
+{
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return NULL;
+    char field[64];
+    snprintf(field, sizeof field, "defaults.%s", key);
+    const char *v = json_string_value(j);
+    if (*where) {
+        lerr(L, d, j, field, "already defined at %s (one file holds it)", *where);
+        return NULL;
+    }
+    if (!v || (strcmp(v, a) != 0 && strcmp(v, b) != 0)) {
+        lerr(L, d, j, field, "%s", must);
+        return NULL;
+    }
+    char *w = where_of(d, j);
+    snprintf(L->where_buf[slot], sizeof L->where_buf[slot], "%s", w ? w : "?");
+    free(w);
+    *where = L->where_buf[slot];
+    return v;
+}
+
 static const struct { const char *pat, *reason; } builtin_functions[] = {
     {"pg_read_file", "reads files on the database server"},
     {"pg_read_binary_file", "reads files on the database server"},
@@ -599,40 +626,16 @@ void parse_defaults(loader *L, const json_doc *d, json_t *obj)
     }
     /* EXPLAIN of a statement a row filter, mask or catalog filter rewrites:
      * "deny" (the default) or "plan" (plain EXPLAIN only; see docs/policy.md) */
-    json_t *ex = json_object_get(obj, "explain_filtered");
-    if (ex) {
-        const char *v = json_string_value(ex);
-        if (L->defaults_explain_where) {
-            lerr(L, d, ex, "defaults.explain_filtered", "already defined at %s (one file holds it)",
-                 L->defaults_explain_where);
-        } else if (!v || (strcmp(v, "deny") != 0 && strcmp(v, "plan") != 0)) {
-            lerr(L, d, ex, "defaults.explain_filtered",
-                 "must be \"deny\" (the default) or \"plan\" (plain EXPLAIN, without ANALYZE or VERBOSE)");
-        } else {
-            char *w = where_of(d, ex);
-            snprintf(L->where_buf[2], sizeof L->where_buf[2], "%s", w ? w : "?");
-            free(w);
-            L->defaults_explain_where = L->where_buf[2];
-            p->explain_plan = strcmp(v, "plan") == 0;
-        }
-    }
+    const char *v = default_choice(L, d, obj, "explain_filtered", "deny", "plan", 2, &L->defaults_explain_where,
+                                   "must be \"deny\" (the default) or \"plan\" (plain EXPLAIN, without ANALYZE or "
+                                   "VERBOSE)");
+    if (v)
+        p->explain_plan = strcmp(v, "plan") == 0;
     /* temporary tables: "writers" (the default) or "rules" (see docs/policy.md) */
-    json_t *tt = json_object_get(obj, "temp_tables");
-    if (tt) {
-        const char *v = json_string_value(tt);
-        if (L->defaults_temp_where) {
-            lerr(L, d, tt, "defaults.temp_tables", "already defined at %s (one file holds it)", L->defaults_temp_where);
-        } else if (!v || (strcmp(v, "writers") != 0 && strcmp(v, "rules") != 0)) {
-            lerr(L, d, tt, "defaults.temp_tables",
-                 "must be \"writers\" (the default: a principal with any write rule may create and write "
-                 "temporary tables) or \"rules\" (only by rules naming the schema pg_temp)");
-        } else {
-            char *w = where_of(d, tt);
-            snprintf(L->where_buf[3], sizeof L->where_buf[3], "%s", w ? w : "?");
-            free(w);
-            L->defaults_temp_where = L->where_buf[3];
-            p->temp_by_rules = strcmp(v, "rules") == 0;
-        }
-    }
+    v = default_choice(L, d, obj, "temp_tables", "writers", "rules", 3, &L->defaults_temp_where,
+                       "must be \"writers\" (the default: a principal with any write rule may create and write "
+                       "temporary tables) or \"rules\" (only by rules naming the schema pg_temp)");
+    if (v)
+        p->temp_by_rules = strcmp(v, "rules") == 0;
 }
 
