@@ -12,6 +12,7 @@ PKGS=(
   libpostgresql-jdbc-java default-jdk-headless
   clang libclang-rt-14-dev jq
   openssl procps util-linux iproute2 python3
+  python3-asyncpg python3-psycopg python3-psycopg2
 )
 
 missing=()
