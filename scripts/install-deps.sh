@@ -13,6 +13,7 @@ PKGS=(
   clang libclang-rt-14-dev jq
   openssl procps util-linux iproute2 python3
   python3-asyncpg python3-psycopg python3-psycopg2
+  unixodbc odbc-postgresql python3-pyodbc
 )
 
 missing=()

@@ -32,14 +32,8 @@ for driver in asyncpg psycopg psycopg2; do
   t2=$(now_ms)
   echo "$m" >"$T_DIR/$driver.mg.out"
   h_log "$driver: $(( (t1 - t0) )) ms directly, $(( (t2 - t1) )) ms through martgate"
-  grep -q "^== $driver done: ok" <<<"$d" || fail "$driver ran directly" "it did not finish" "$(tail -5 "$T_DIR/$driver.direct.err") $(tail -3 <<<"$d")"
-  scenarios=$(sed -n "s/^== $driver \([a-z0-9-]*\): .*/\1/p" <<<"$d")
-  for sc in $scenarios; do
-    dl=$(grep -m1 "^== $driver $sc: " <<<"$d")
-    ml=$(grep -m1 "^== $driver $sc: " <<<"$m" || true)
-    if [ "$dl" = "$ml" ]; then ok "$driver $sc as directly"
-    else fail "$driver $sc as directly" "they differ" "direct:   ${dl:0:400}" "martgate: ${ml:-nothing (it died: $(grep '^== .* died' <<<"$m"; tail -3 "$T_DIR/$driver.mg.err"))}"; fi
-  done
+  transcript_compare "$driver" "$d" "$m"
+  [ -s "$T_DIR/$driver.mg.err" ] && h_log "$driver through martgate: $(tail -3 "$T_DIR/$driver.mg.err")"
   # what must be, whatever the warehouse says
   check_match "$driver: 10^6 rows counted, summed and fetched" "^== $driver million: 1000000 500000500000 1000000 500000500000$" "$m"
   check_match "$driver: a cancel ends the statement at once" "^== $driver cancel-time: fast$" "$m"

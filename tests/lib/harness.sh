@@ -107,6 +107,22 @@ h_log() { echo "# $T_NAME: $*"; }
 h_abort() { fail "aborted" "line $1: $2 failed"; echo "# $T_NAME: $H_PASS passed, $H_FAIL failed, $H_SKIP skipped (aborted)"; }
 h_die() { fail "${T_NAME}-setup" "$*"; h_done; }
 
+# transcript_compare PREFIX DIRECT MARTGATE: client programs print "== PREFIX
+# SCENARIO: TEXT" lines (tests/integration/clients/); one check per scenario
+# of the direct run, which must print the same through martgate, and one that
+# the direct run finished ("== PREFIX done: ok").
+transcript_compare() {
+  local prefix=$1 d=$2 m=$3 sc dl ml
+  grep -q "^== $prefix done: ok" <<<"$d" || fail "$prefix ran directly" "it did not finish" "$(tail -3 <<<"$d")"
+  for sc in $(sed -n "s/^== $prefix \([A-Za-z0-9_-]*\): .*/\1/p" <<<"$d"); do
+    dl=$(grep -m1 -- "^== $prefix $sc: " <<<"$d")
+    ml=$(grep -m1 -- "^== $prefix $sc: " <<<"$m" || true)
+    if [ "$dl" = "$ml" ]; then ok "$prefix $sc as directly"
+    else fail "$prefix $sc as directly" "they differ" "direct:   ${dl:0:400}" \
+      "martgate: ${ml:-nothing ($(grep "^== $prefix died" <<<"$m" || echo 'no line'))}"; fi
+  done
+}
+
 # ----------------------------------------------------------------- helpers --
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 free_port() {
