@@ -121,6 +121,12 @@ static void walk_drop(walk_state *st, DropStmt *d)
             if (!IsA(lfirst(lc), List) ||
                 !walk_add_relation_names(st, lfirst(lc), ANALYZE_ACCESS_WRITE, ANALYZE_USE_DDL, 0))
                 incomplete(st);
+    } else if (d->removeType == OBJECT_POLICY || d->removeType == OBJECT_TRIGGER || d->removeType == OBJECT_RULE) {
+        /* the table's name, then the policy's, trigger's or rule's */
+        foreach (lc, d->objects)
+            if (!IsA(lfirst(lc), List) ||
+                !walk_add_relation_names(st, lfirst(lc), ANALYZE_ACCESS_WRITE, ANALYZE_USE_DDL, 1))
+                incomplete(st);
     } else if (d->removeType == OBJECT_SCHEMA) {
         foreach (lc, d->objects) {
             if (IsA(lfirst(lc), String))
@@ -182,13 +188,23 @@ static void walk_rename(walk_state *st, RenameStmt *r)
         analysis_relation *old = walk_add_rangevar(st, r->relation, ANALYZE_ACCESS_WRITE,
                                                    ANALYZE_USE_DDL, false);
         if (old && is_relation_object(r->renameType) && r->newname) {
-            /* the new name lands in the same schema */
+            /* the new name lands in the same schema: the old one's, or any
+             * of the schemas an unqualified old name may resolve to */
             char *schema = old->schema ? (char *)old->schema : NULL;
+            analyze_resolution res = old->resolution;
+            const char *const *cand = old->candidates;
+            size_t n_cand = old->n_candidates;
             analysis_relation *fresh =
                 walk_add_relation(st, r->relation->catalogname, schema, r->newname, 'p', -1,
                                   ANALYZE_ACCESS_WRITE, ANALYZE_USE_DDL, true);
-            if (fresh && !schema)
+            if (fresh && !schema && (res == ANALYZE_RES_UNRESOLVED || res == ANALYZE_RES_NOT_FOUND) && n_cand) {
+                fresh->schema = NULL;
+                fresh->resolution = ANALYZE_RES_UNRESOLVED;
+                fresh->candidates = cand;
+                fresh->n_candidates = n_cand;
+            } else if (fresh && !schema) {
                 incomplete(st);
+            }
         }
     } else if (r->renameType == OBJECT_SCHEMA) {
         walk_add_schema(st, r->subname);

@@ -873,6 +873,10 @@ static const analyze_case analyze_corpus[] = {
      .stmts = "DDL ALTER",
      .relations = "mart.t w/ddl; mart.u w/ddl",
     },
+    {.sql = "ALTER TABLE t RENAME TO u",   /* u lands where t is: any schema t may be in */
+     .stmts = "DDL ALTER",
+     .relations = "?.t w/ddl{public}; ?.u w/ddl{public}",
+    },
     {.sql = "ALTER TABLE mart.t RENAME COLUMN a TO b",
      .stmts = "DDL ALTER",
      .relations = "mart.t w/ddl",
