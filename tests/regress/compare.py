@@ -136,7 +136,7 @@ for f in files:
         seen = set()
         for line, text, dout, mout in bad:
             code = [l for l in text.split("\n") if l.strip() and not l.strip().startswith("--")]
-            key = re.escape((code[-1] if code else text.split("\n")[-1]).strip()[:70])
+            key = re.escape((code[-1] if code else text.split("\n")[-1]).strip()[:70]).replace("\t", "\\t")
             if key not in seen:
                 seen.add(key)
                 print("%s\t%s\t%s" % (f, key, guess_reason(dout, mout)))
