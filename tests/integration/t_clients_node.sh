@@ -23,13 +23,7 @@ if [ ! -f "$cache/node_modules/.installed" ]; then
 fi
 DB=t_clients_node
 pg_createdb $DB
-cat >"$T_DIR/policy.json" <<'JSON'
-{"datasets": {"everything": {"schemas": ["*"]}},
- "rules": [{"id": "writer", "subjects": {"groups": ["writers"]},
-            "objects": {"datasets": ["everything"]}, "access": "write"}]}
-JSON
-MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\"" mg_start $DB || h_die "martgate did not start"
-WTOK=$(mg_token --sub writer --groups writers --ttl 1h)
+mg_start_writer $DB || h_die "martgate did not start"
 
 # (--no-deprecation: the pipelined series is what pg 8 warns of)
 run_node() { NODE_PATH=$cache/node_modules timeout 120 node --no-deprecation "$src/fidelity.js" "$@"; }

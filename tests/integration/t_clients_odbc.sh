@@ -14,13 +14,7 @@ ODBC_DRIVER=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so
 $PY -c "import pyodbc" 2>/dev/null || h_die "$PY cannot import pyodbc (python3-pyodbc)"
 DB=t_clients_odbc
 pg_createdb $DB
-cat >"$T_DIR/policy.json" <<'JSON'
-{"datasets": {"everything": {"schemas": ["*"]}},
- "rules": [{"id": "writer", "subjects": {"groups": ["writers"]},
-            "objects": {"datasets": ["everything"]}, "access": "write"}]}
-JSON
-MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\"" mg_start $DB || h_die "martgate did not start"
-WTOK=$(mg_token --sub writer --groups writers --ttl 1h)
+mg_start_writer $DB || h_die "martgate did not start"
 prog=$(dirname "$0")/clients/odbc_fidelity.py
 
 for mode in default declarefetch; do

@@ -15,13 +15,7 @@ for mod in asyncpg psycopg psycopg2; do
 done
 DB=t_clients_python
 pg_createdb $DB
-cat >"$T_DIR/policy.json" <<'JSON'
-{"datasets": {"everything": {"schemas": ["*"]}},
- "rules": [{"id": "writer", "subjects": {"groups": ["writers"]},
-            "objects": {"datasets": ["everything"]}, "access": "write"}]}
-JSON
-MG_CFG_EXTRA="\"policy\": \"$T_DIR/policy.json\"" mg_start $DB || h_die "martgate did not start"
-WTOK=$(mg_token --sub writer --groups writers --ttl 1h)
+mg_start_writer $DB || h_die "martgate did not start"
 prog=$(dirname "$0")/clients/python_fidelity.py
 
 for driver in asyncpg psycopg psycopg2; do

@@ -432,6 +432,19 @@ mg_start() {
   MG_TOKEN=$(mg_token --sub "$MG_USER" --groups analysts --ttl 1h) || { echo "harness: martgate token failed" >&2; return 1; }
   export MG_TOKEN
 }
+# mg_start_writer DB...: martgate with a policy that lets group "writers"
+# write every schema (the fidelity tests' principal: it should not be able to
+# tell martgate from the warehouse); WTOK is the token of user "writer".
+mg_start_writer() {
+  cat >"$T_DIR/writer-policy.json" <<'JSON'
+{"datasets": {"everything": {"schemas": ["*"]}},
+ "rules": [{"id": "writer", "subjects": {"groups": ["writers"]},
+            "objects": {"datasets": ["everything"]}, "access": "write"}]}
+JSON
+  MG_CFG_EXTRA="\"policy\": \"$T_DIR/writer-policy.json\"" mg_start "$@" || return 1
+  WTOK=$(mg_token --sub writer --groups writers --ttl 1h) || return 1
+  export WTOK
+}
 mg_ready() { pid_alive "$MG_PID" && port_open "$MG_PORT"; }
 mg_alive() { pid_alive "$MG_PID"; }
 mg_reload() { kill -HUP "$MG_PID"; }
