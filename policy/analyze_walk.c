@@ -98,12 +98,20 @@ static void resolve_unqualified(walk_state *st, analysis_relation *r, const char
         r->schema = "pg_catalog";
         return;
     }
-    const char **cand = arena_alloc(st->b->arena, (st->n_path + 1) * sizeof *cand);
+    const char **cand = arena_alloc(st->b->arena, (st->n_path + 2) * sizeof *cand);
     if (!cand) {
         st->b->out_of_memory = true;
         return;
     }
     size_t n = 0;
+    /* A pg_ name martgate does not know as a catalog relation may still be
+     * one on this warehouse (a newer major's view): the server looks in
+     * pg_catalog first, so it is a candidate there too, decided as a catalog
+     * relation (one in no class is denied). Relations of pg_catalog are all
+     * named pg_*; nobody but a superuser can add one. */
+    bool maybe_catalog = !creating && !builtin && strncmp(name, "pg_", 3) == 0;
+    if (maybe_catalog && !catalog_listed)
+        cand[n++] = "pg_catalog";
     for (size_t i = 0; i < st->n_path; i++) {
         const char *e = expand_path_entry(st, st->path[i]);
         if (strcmp(e, "pg_catalog") == 0) {
@@ -118,6 +126,8 @@ static void resolve_unqualified(walk_state *st, analysis_relation *r, const char
                 cand[n++] = "pg_catalog";
                 break;
             }
+            if (maybe_catalog)
+                cand[n++] = "pg_catalog";
             continue;
         }
         if (strcmp(e, "pg_temp") == 0) {

@@ -115,7 +115,8 @@ for v in "data_type_privileges object_schema" "udt_privileges udt_schema" "role_
 done
 
 # a catalog relation martgate has not classified: a PostgreSQL major's new view
-pg_admin $DB -c "SET allow_system_table_mods = on" -c "CREATE VIEW pg_catalog.pg_zz_new_view AS SELECT relname FROM pg_catalog.pg_class" >/dev/null
+pg_admin $DB -c "SET allow_system_table_mods = on" -c "CREATE VIEW pg_catalog.pg_zz_new_view AS SELECT relname FROM pg_catalog.pg_class" \
+  -c "GRANT SELECT ON pg_catalog.pg_zz_new_view TO PUBLIC" >/dev/null   # as a new view of the catalog would be
 check_match "the check catches a relation new on the server" "^pg_catalog.pg_zz_new_view$" "$(compare_classes)"
 out=$(analyst "select * from pg_catalog.pg_zz_new_view")
 check_match "an unclassified catalog relation is denied, saying how to classify it" \
@@ -123,5 +124,15 @@ check_match "an unclassified catalog relation is denied, saying how to classify 
 check_nomatch "... and nothing of it comes back" "hidden_zz" "$out"
 out=$(analyst "select * from pg_zz_new_view")
 check_match "... unqualified too" "42501" "$out"
+# the server looks in pg_catalog before the path: a readable schema first in
+# the path does not make the name that schema's
+out=$(analyst "set search_path = open; select * from pg_zz_new_view")
+check_match "... unqualified with a readable schema as the whole search_path" "42501" "$out"
+check_nomatch "... nothing of it comes back" "hidden_zz" "$out"
+out=$(analyst "set search_path = open, pg_catalog; select * from pg_zz_new_view")
+check_match "... with pg_catalog listed after it" "42501" "$out"
+out=$(analyst "set search_path = ''; select * from pg_zz_new_view")
+check_match "... with an empty search_path (where an unqualified name is otherwise a temporary table)" "42501" "$out"
+check_nomatch "... nothing of it comes back" "hidden_zz" "$out"
 pg_admin $DB -c "SET allow_system_table_mods = on" -c "DROP VIEW pg_catalog.pg_zz_new_view" >/dev/null
 h_done
