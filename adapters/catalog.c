@@ -218,6 +218,13 @@ static const char SERVICE_ROLE_SQL[] =
     "            AND pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')), '') END"
     "  FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER";
 
+/* Every relation of pg_catalog, of any kind (tables, views, indexes,
+ * sequences): the server looks there before the search_path, so an
+ * unqualified pg_* name not among them is not the server's own. */
+static const char CATALOG_RELATIONS_SQL[] =
+    "SELECT c.relname FROM pg_catalog.pg_class c"
+    " WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace";
+
 static PGresult *query(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, sql);
@@ -250,6 +257,14 @@ static warehouse_facts *read_facts(PGconn *conn, char *err, size_t errlen)
     if (res && PQntuples(res) == 1)
         wh_set_role(f, PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) == 't', *PQgetvalue(res, 0, 2) == 't',
                     *PQgetvalue(res, 0, 3) == 't', PQgetvalue(res, 0, 4));
+    ok = res != NULL;
+    PQclear(res);
+    wh_set_server_version(f, PQparameterStatus(conn, "server_version"));
+    res = ok ? query(conn, CATALOG_RELATIONS_SQL, "the relations of pg_catalog", err, errlen) : NULL;
+    if (res)
+        wh_set_catalog_known(f);
+    for (int r = 0; res && r < PQntuples(res); r++)
+        wh_add_catalog_relation(f, PQgetvalue(res, r, 0));
     ok = res != NULL;
     PQclear(res);
     if (!ok || wh_finish(f) != 0) {

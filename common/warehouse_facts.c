@@ -25,6 +25,7 @@ void wh_free(warehouse_facts *f)
     free(f->strings);
     free(f->settings);
     free(f->admin);
+    free(f->catalog_rels);
     free(f);
 }
 
@@ -70,6 +71,30 @@ void wh_add_admin_function(warehouse_facts *f, const char *schema, const char *n
         f->admin[f->n_admin++] = fn;
 }
 
+void wh_add_catalog_relation(warehouse_facts *f, const char *name)
+{
+    const char **n = grow_array(f->catalog_rels, &f->cap_catalog_rels, f->n_catalog_rels + 1, sizeof *n, 256);
+    if (!n) {
+        f->oom = true;
+        return;
+    }
+    f->catalog_rels = n;
+    const char *kept = keep(f, name);
+    if (!f->oom)
+        f->catalog_rels[f->n_catalog_rels++] = kept;
+    f->catalog_known = true;
+}
+
+void wh_set_catalog_known(warehouse_facts *f)
+{
+    f->catalog_known = true;
+}
+
+void wh_set_server_version(warehouse_facts *f, const char *version)
+{
+    f->server_version = version ? keep(f, version) : NULL;
+}
+
 void wh_set_role(warehouse_facts *f, const char *name, bool superuser, bool bypassrls, bool createrole,
                  const char *predefined)
 {
@@ -79,6 +104,11 @@ void wh_set_role(warehouse_facts *f, const char *name, bool superuser, bool bypa
 static int cmp_setting(const void *a, const void *b)
 {
     return strcasecmp(((const wh_setting *)a)->name, ((const wh_setting *)b)->name);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int cmp_function(const void *a, const void *b)
@@ -94,6 +124,8 @@ int wh_finish(warehouse_facts *f)
         qsort(f->settings, f->n_settings, sizeof *f->settings, cmp_setting);
     if (f->n_admin)
         qsort(f->admin, f->n_admin, sizeof *f->admin, cmp_function);
+    if (f->n_catalog_rels)
+        qsort(f->catalog_rels, f->n_catalog_rels, sizeof *f->catalog_rels, cmp_name);
     return 0;
 }
 
@@ -121,6 +153,19 @@ bool wh_function_is_admin(const warehouse_facts *f, const char *schema, const ch
         if (!schema || strcmp(f->admin[i].schema, schema) == 0)
             return true;
     return false;
+}
+
+bool wh_same_version(const warehouse_facts *f, const char *server_version)
+{
+    return f && (!server_version || (f->server_version && strcmp(f->server_version, server_version) == 0));
+}
+
+bool wh_catalog_lacks(const warehouse_facts *f, const char *server_version, const char *name)
+{
+    if (!f || !name || !f->catalog_known || !wh_same_version(f, server_version))
+        return false;
+    return !f->n_catalog_rels ||
+           !bsearch(&name, f->catalog_rels, f->n_catalog_rels, sizeof *f->catalog_rels, cmp_name);
 }
 
 bool wh_role_privileged(const warehouse_facts *f, char *buf, size_t len)

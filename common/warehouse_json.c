@@ -4,7 +4,9 @@
  * said (`martgate policy warehouse CONNINFO` writes it):
  *   {"settings": [["name", "context", "category"], ...],
  *    "admin_functions": ["schema.name", ...],
- *    "service_role": {"name", "superuser", "bypassrls", "createrole", "predefined"}}
+ *    "service_role": {"name", "superuser", "bypassrls", "createrole", "predefined"},
+ *    "catalog_relations": ["pg_class", ...],  (absent: not known)
+ *    "server_version": "15.20"}
  */
 #include "common/warehouse_json.h"
 
@@ -58,6 +60,35 @@ static int read_functions(warehouse_facts *f, const json_t *arr, char *err, size
     return 0;
 }
 
+static int read_catalog(warehouse_facts *f, const json_t *arr, char *err, size_t errlen)
+{
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return bad(err, errlen, "\"catalog_relations\" must be an array of relation names");
+    wh_set_catalog_known(f);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(arr, i, e) {
+        if (!json_is_string(e) || !*json_string_value(e)) {
+            snprintf(err, errlen, "warehouse facts: catalog_relations[%zu] must be a relation name", i);
+            return -1;
+        }
+        wh_add_catalog_relation(f, json_string_value(e));
+    }
+    return 0;
+}
+
+static int read_version(warehouse_facts *f, const json_t *v, char *err, size_t errlen)
+{
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return bad(err, errlen, "\"server_version\" must be a string (\"15.20\")");
+    wh_set_server_version(f, json_string_value(v));
+    return 0;
+}
+
 static int read_role(warehouse_facts *f, const json_t *r, char *err, size_t errlen)
 {
     if (!r)
@@ -74,14 +105,15 @@ static int read_role(warehouse_facts *f, const json_t *r, char *err, size_t errl
 warehouse_facts *wh_from_json(const json_t *v, char *err, size_t errlen)
 {
     if (!json_is_object(v)) {
-        bad(err, errlen, "must be an object {\"settings\", \"admin_functions\", \"service_role\"}");
+        bad(err, errlen, "must be an object {\"settings\", \"admin_functions\", \"service_role\", "
+                         "\"catalog_relations\"}");
         return NULL;
     }
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)v, key, val) {
         if (strcmp(key, "settings") && strcmp(key, "admin_functions") && strcmp(key, "service_role") &&
-            strcmp(key, "description")) {
+            strcmp(key, "catalog_relations") && strcmp(key, "server_version") && strcmp(key, "description")) {
             snprintf(err, errlen, "warehouse facts: unknown key \"%s\"", key);
             return NULL;
         }
@@ -94,6 +126,8 @@ warehouse_facts *wh_from_json(const json_t *v, char *err, size_t errlen)
     if (read_settings(f, json_object_get(v, "settings"), err, errlen) < 0 ||
         read_functions(f, json_object_get(v, "admin_functions"), err, errlen) < 0 ||
         read_role(f, json_object_get(v, "service_role"), err, errlen) < 0 ||
+        read_catalog(f, json_object_get(v, "catalog_relations"), err, errlen) < 0 ||
+        read_version(f, json_object_get(v, "server_version"), err, errlen) < 0 ||
         (wh_finish(f) < 0 && bad(err, errlen, "out of memory") < 0)) {
         wh_free(f);
         return NULL;
@@ -125,5 +159,14 @@ json_t *wh_to_json(const warehouse_facts *f)
                             json_pack("{sssbsbsbss}", "name", f->role.name, "superuser", f->role.superuser,
                                       "bypassrls", f->role.bypassrls, "createrole", f->role.createrole,
                                       "predefined", f->role.predefined ? f->role.predefined : ""));
+    if (f->server_version)
+        json_object_set_new(o, "server_version", json_string(f->server_version));
+    if (f->catalog_known) {
+        json_t *rels = json_array();
+        for (size_t i = 0; rels && i < f->n_catalog_rels; i++)
+            json_array_append_new(rels, json_string(f->catalog_rels[i]));
+        if (rels)
+            json_object_set_new(o, "catalog_relations", rels);
+    }
     return o;
 }

@@ -525,9 +525,10 @@ static void fill_rel_item(decide_item *it, const rel_verdict *rv)
     it->dataset = rv->dataset;
 }
 
-static void decide_relation(const policy_t *p, const subj *s, const analysis *a, size_t ri, bool fullcat,
+static void decide_relation(const policy_t *p, const subj *s, const decide_request *req, size_t ri, bool fullcat,
                             decide_item *it)
 {
+    const analysis *a = req->facts;
     const analysis_relation *rel = &a->relations[ri];
     const analysis_stmt *st = rel->stmt_index < a->n_stmts ? &a->stmts[rel->stmt_index] : NULL;
     bool write = (rel->access & ANALYZE_ACCESS_WRITE) != 0;
@@ -556,6 +557,10 @@ static void decide_relation(const policy_t *p, const subj *s, const analysis *a,
             if (!*cand)   /* an empty search_path: only the session's temporary tables */
                 cand = "pg_temp";
             bool temp = strcmp(norm_schema(cand), "pg_temp") == 0;
+            /* pg_catalog is a candidate of an unqualified pg_* name martgate
+             * does not know; the warehouse's own list says whether it is one */
+            if (strcmp(cand, "pg_catalog") == 0 && wh_catalog_lacks(req->warehouse, req->server_version, rel->name))
+                continue;
             decide_one_relation(p, s, cand, rel->name, write || locks, fullcat, &rv);
             if (!temp)
                 n_real++;
@@ -686,7 +691,7 @@ static int decide_items(const policy_t *p, const decide_request *req, subj *s, b
         decide_item *it = add_item(out, DECIDE_ITEM_RELATION, i, a->relations[i].stmt_index);
         if (!it)
             return -1;
-        decide_relation(p, s, a, i, fullcat, it);
+        decide_relation(p, s, req, i, fullcat, it);
         if (it->verdict == DECIDE_REWRITE && it->why == W_CATALOG_FILTERED)
             *any_filtered_catalog = true;
     }

@@ -133,6 +133,9 @@ typedef struct decide_request {
      * execute); NULL offline: settings are then denied as unknown and only
      * the built-in function list applies */
     const warehouse_facts *warehouse;
+    /* the version the session's warehouse reports (facts of another version
+     * say nothing of its catalog); NULL: the facts' own */
+    const char *server_version;
     /* the hash mask's key (the daemon's from hash_mask_key_file, the
      * placeholder offline); NULL: a read a hash mask applies to is denied */
     const rewrite_hash_key *hash_key;

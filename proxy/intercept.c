@@ -71,6 +71,7 @@ static decide_request session_request(session *s, const char *sql, const analysi
         .columns = guard_columns, .columns_ctx = s,
         .prepared = guard_prepared, .prepared_ctx = s,
         .warehouse = session_facts(s, NULL),
+        .server_version = s->be ? backend_parameter(s->be, "server_version") : NULL,
         .hash_key = session_hash_key(s),
         .prepared_rewrite = nested ? NULL : guard_prepared_rewrite,
     };

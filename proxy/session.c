@@ -553,6 +553,21 @@ static void read_password(session *s)
 
 /* ---- CONNECTING ---------------------------------------------------------- */
 
+/* Facts read from another server version (the warehouse was upgraded while
+ * martgate ran) say nothing of this one's catalog: decisions treat its
+ * pg_catalog as unknown (wh_catalog_lacks) until a refresh reads it again. */
+static void check_facts_version(session *s)
+{
+    catalog_cache *cat = server_catalog(s->srv, s->database);
+    const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
+    const char *v = backend_parameter(s->be, "server_version");
+    if (!wh || !v || wh_same_version(wh, v))
+        return;
+    session_log(s, LOG_WARNING, "the warehouse of database \"%s\" reports version %s, its metadata was read from "
+                "%s: reading it again", s->database, v, wh->server_version ? wh->server_version : "(unknown)");
+    catalog_cache_refresh(cat);
+}
+
 static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
 {
     session *s = arg;
@@ -584,6 +599,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     }
     s->server_open = true;
     s->server.low_water = RELAY_HIGH_WATER / 2;
+    check_facts_version(s);
     SSL *ssl = backend_ssl(s->be);
     if (ssl)
         conn_tls_attach(&s->server, ssl);

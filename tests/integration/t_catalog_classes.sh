@@ -118,6 +118,10 @@ done
 pg_admin $DB -c "SET allow_system_table_mods = on" -c "CREATE VIEW pg_catalog.pg_zz_new_view AS SELECT relname FROM pg_catalog.pg_class" \
   -c "GRANT SELECT ON pg_catalog.pg_zz_new_view TO PUBLIC" >/dev/null   # as a new view of the catalog would be
 check_match "the check catches a relation new on the server" "^pg_catalog.pg_zz_new_view$" "$(compare_classes)"
+# martgate reads the names of pg_catalog's relations with the warehouse's
+# other metadata (at start, on reload, when the server's version changes): a
+# superuser's addition while it runs is known from the next reload
+mg_reload_wait || fail "reload" "martgate did not log the reload"
 out=$(analyst "select * from pg_catalog.pg_zz_new_view")
 check_match "an unclassified catalog relation is denied, saying how to classify it" \
   "42501.*not classified.*filtered, safe or restricted" "$out"
@@ -134,5 +138,12 @@ check_match "... with pg_catalog listed after it" "42501" "$out"
 out=$(analyst "set search_path = ''; select * from pg_zz_new_view")
 check_match "... with an empty search_path (where an unqualified name is otherwise a temporary table)" "42501" "$out"
 check_nomatch "... nothing of it comes back" "hidden_zz" "$out"
+# a pg_* name the warehouse's pg_catalog does not have is the path's, as
+# the server resolves it (and one it lacks altogether is the server's to report)
+direct_psql $DB -q -c "CREATE TABLE open.pg_zz_mine (v text); INSERT INTO open.pg_zz_mine VALUES ('mine_zz')" >/dev/null
+out=$(analyst "set search_path = open; select * from pg_zz_mine")
+check_match "an unqualified pg_* name pg_catalog lacks is read from the path's schema" "mine_zz" "$out"
+out=$(analyst "set search_path = open; select to_regclass('pg_zz_nowhere') is null as none")
+check_match "... and one nowhere is the server's to report" "^ *t$" "$out"
 pg_admin $DB -c "SET allow_system_table_mods = on" -c "DROP VIEW pg_catalog.pg_zz_new_view" >/dev/null
 h_done

@@ -73,9 +73,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The verdict for sql as user, with the facts given (NULL: offline); the reason into why. */
-static decide_verdict verdict(const fixture *f, const warehouse_facts *wh, const char *user, const char *sql,
-                              char *why, size_t len)
+/* The verdict for sql as user, with the facts given (NULL: offline) and the
+ * version the session's warehouse reports (NULL: the facts'); the reason into why. */
+static decide_verdict verdict_at(const fixture *f, const warehouse_facts *wh, const char *version, const char *user,
+                                 const char *sql, char *why, size_t len)
 {
     static const char *const path[] = {"public"};
     analyze_context ctx = {.database = "dw", .search_path = path, .n_search_path = 1};
@@ -83,7 +84,7 @@ static decide_verdict verdict(const fixture *f, const warehouse_facts *wh, const
     analyze_error aerr;
     assert_int_equal(analyze_sql(sql, &ctx, &a, &aerr), 0);
     decide_principal who = {user, NULL, 0, NULL};
-    decide_request req = {.sql = sql, .facts = a, .who = &who, .warehouse = wh};
+    decide_request req = {.sql = sql, .facts = a, .who = &who, .warehouse = wh, .server_version = version};
     decision d;
     decision_init(&d);
     char err[256];
@@ -95,14 +96,21 @@ static decide_verdict verdict(const fixture *f, const warehouse_facts *wh, const
     return v;
 }
 
-#define EXPECT(wh, user, sql, want, needle)                                                        \
+static decide_verdict verdict(const fixture *f, const warehouse_facts *wh, const char *user, const char *sql,
+                              char *why, size_t len)
+{
+    return verdict_at(f, wh, NULL, user, sql, why, len);
+}
+
+#define EXPECT_AT(wh, version, user, sql, want, needle)                                            \
     do {                                                                                           \
         char why_[1024];                                                                           \
-        decide_verdict v_ = verdict(f, wh, user, sql, why_, sizeof why_);                          \
+        decide_verdict v_ = verdict_at(f, wh, version, user, sql, why_, sizeof why_);              \
         if (v_ != (want) || !strstr(why_, needle))                                                 \
             fail_msg("%s as %s: got %s: %s (wanted %s with \"%s\")", sql, user, decide_verdict_name(v_), \
                      why_, decide_verdict_name(want), needle);                                     \
     } while (0)
+#define EXPECT(wh, user, sql, want, needle) EXPECT_AT(wh, NULL, user, sql, want, needle)
 
 static void test_settings(void **state)
 {
@@ -209,6 +217,54 @@ static void test_facts(void **state)
     wh_free(back);
 }
 
+/* An unqualified pg_* name martgate does not classify may be a relation of
+ * pg_catalog (the server looks there first): the warehouse's own list of
+ * them says whether it is, for the version it was read from. */
+static void test_catalog_relations(void **state)
+{
+    fixture *f = *state;
+    warehouse_facts *wh = wh_new();
+    wh_add_catalog_relation(wh, "pg_class");
+    wh_add_catalog_relation(wh, "pg_zz_new_view");
+    wh_set_server_version(wh, "15.20");
+    assert_int_equal(wh_finish(wh), 0);
+    assert_true(wh_catalog_lacks(wh, "15.20", "pg_notes"));
+    assert_false(wh_catalog_lacks(wh, "15.20", "pg_zz_new_view"));
+    assert_false(wh_catalog_lacks(wh, "16.1", "pg_notes"));   /* another version: not known */
+    assert_false(wh_catalog_lacks(f->wh, NULL, "pg_notes"));   /* no list read */
+    /* root writes every schema: a name the catalog lacks is public's */
+    EXPECT_AT(wh, "15.20", "root", "SELECT * FROM pg_notes", DECIDE_ALLOW, "public.pg_notes");
+    EXPECT_AT(wh, "15.20", "root", "ALTER TABLE pg_notes RENAME TO notes", DECIDE_ALLOW, "");
+    EXPECT_AT(wh, NULL, "root", "SELECT to_regclass('pg_notes')", DECIDE_ALLOW, "");
+    /* one it has is a catalog relation, unclassified: denied */
+    EXPECT_AT(wh, "15.20", "root", "SELECT * FROM pg_zz_new_view", DECIDE_DENY, "has not classified");
+    /* offline, without the list, or with facts of another version: it may be one */
+    EXPECT_AT(wh, "16.1", "root", "SELECT * FROM pg_notes", DECIDE_DENY, "pg_catalog.pg_notes");
+    EXPECT(f->wh, "root", "SELECT * FROM pg_notes", DECIDE_DENY, "pg_catalog.pg_notes");
+    EXPECT(NULL, "root", "SELECT * FROM pg_notes", DECIDE_DENY, "pg_catalog.pg_notes");
+    EXPECT_AT(wh, "15.20", "root", "ALTER TABLE pg_zz_new_view RENAME TO v", DECIDE_DENY, "system catalog");
+    /* the JSON form keeps the list and the version; an empty list is a list */
+    json_t *j = wh_to_json(wh);
+    char err[300];
+    warehouse_facts *back = wh_from_json(j, err, sizeof err);
+    json_decref(j);
+    assert_non_null(back);
+    assert_true(wh_catalog_lacks(back, "15.20", "pg_notes"));
+    assert_false(wh_catalog_lacks(back, "15.20", "pg_class"));
+    wh_free(back);
+    j = json_loads("{\"catalog_relations\": []}", 0, NULL);
+    back = wh_from_json(j, err, sizeof err);
+    json_decref(j);
+    assert_non_null(back);
+    assert_true(wh_catalog_lacks(back, NULL, "pg_class"));
+    wh_free(back);
+    j = json_loads("{\"catalog_relations\": [\"pg_class\", 3]}", 0, NULL);
+    assert_null(wh_from_json(j, err, sizeof err));
+    assert_non_null(strstr(err, "catalog_relations[1] must be a relation name"));
+    json_decref(j);
+    wh_free(wh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_functions_allow),
         cmocka_unit_test(test_no_table_list),
         cmocka_unit_test(test_facts),
+        cmocka_unit_test(test_catalog_relations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -175,6 +175,14 @@ static void test_writes_around_reads(void **state)
                    "MERGE INTO other.x USING (" SUB ") s ON s.id = x.id WHEN MATCHED THEN DELETE");
     expect_rewrite("CREATE VIEW other.v AS SELECT * FROM mart.t", "mart.t",
                    "CREATE VIEW other.v AS SELECT * FROM (" SUB ") AS t");
+    /* a stored query keeps the filter it was made under: a temporary view
+     * (always readable by its session) or a table made from the read */
+    expect_rewrite("CREATE TEMP VIEW v AS SELECT * FROM mart.t", "mart.t",
+                   "CREATE TEMP VIEW v AS SELECT * FROM (" SUB ") AS t");
+    expect_rewrite("CREATE TEMP TABLE x AS SELECT * FROM mart.t", "mart.t",
+                   "CREATE TEMP TABLE x AS SELECT * FROM (" SUB ") AS t");
+    expect_rewrite("CREATE MATERIALIZED VIEW other.m AS SELECT * FROM mart.t", "mart.t",
+                   "CREATE MATERIALIZED VIEW other.m AS SELECT * FROM (" SUB ") AS t");
     expect_rewrite("COPY (SELECT * FROM mart.t) TO STDOUT", "mart.t",
                    "COPY (SELECT * FROM (" SUB ") AS t) TO STDOUT");
     expect_rewrite("EXPLAIN SELECT * FROM mart.t", "mart.t",
