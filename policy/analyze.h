@@ -325,6 +325,9 @@ typedef struct analyze_error {
                                     "XX000" (internal), or the server's own
                                     for the parser's other errors */
     char hint[160];              /* the server's HINT for that error, or "" */
+    bool parser;                 /* the grammar's error (the server's raw
+                                    parse meets it first, in any transaction
+                                    state), not a limit of martgate's */
 } analyze_error;
 
 /* Analyses `sql` (NUL-terminated). Returns 0 and sets *out on success (even

@@ -88,6 +88,7 @@ void analyze_parser_error(const char *message, const char *file, analyze_error *
 {
     memcpy(err->sqlstate, "42601", 6);
     err->hint[0] = 0;
+    err->parser = true;
     if (!message)
         return;
     for (size_t i = 0; i < sizeof parser_errors / sizeof parser_errors[0]; i++) {

@@ -924,10 +924,10 @@ static bool walk_listen_notify(walk_state *st, Node *n, analyze_stmt_kind *kind,
                   ((ListenStmt *)n)->conditionname, -1);
         return true;
     case T_UnlistenStmt:
+        /* ends only this session's subscriptions, which LISTEN never made:
+         * a no-op that connection pools send on every reset (asyncpg) */
         *tag = "UNLISTEN";
         *kind = ANALYZE_STMT_UTILITY;
-        walk_flag(st, ANALYZE_FLAG_LISTEN_NOTIFY, "UNLISTEN changes notification subscriptions",
-                  ((UnlistenStmt *)n)->conditionname, -1);
         return true;
     case T_NotifyStmt:
         *tag = "NOTIFY";

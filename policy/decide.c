@@ -501,7 +501,7 @@ static void decide_function(const policy_t *p, const subj *s, const warehouse_fa
 static const char *const utility_tags[] = {"SHOW", "FETCH", "MOVE", "CLOSE", "CLOSE CURSOR", "CLOSE CURSOR ALL",
                                            "DEALLOCATE", "DEALLOCATE ALL", "EXECUTE", "LOCK", "LOCK TABLE",
                                            "VACUUM", "ANALYZE", "CLUSTER", "REINDEX", "PREPARE", "EXPLAIN",
-                                           "DISCARD", "DISCARD ALL", NULL};
+                                           "DISCARD", "DISCARD ALL", "UNLISTEN", NULL};
 
 static bool utility_allowed(const char *tag)
 {

@@ -149,7 +149,8 @@ typedef struct decide_request {
 int decide(const policy_t *p, const decide_request *req, decision *out, char *err, size_t errlen);
 
 /* The search_path a session starts with: the first defaults.search_path
- * entry whose subjects match, keeping only schemas the principal may read
+ * entry whose subjects match (none: public, the server's default without
+ * "$user"), keeping only schemas the principal may read
  * (pg_catalog, pg_temp and information_schema always kept). Returns 0 with
  * *schemas a malloc'd array (free() it) of strings owned by the policy, or
  * -1 on out of memory. *n may be 0: an empty search_path. */

@@ -27,14 +27,19 @@ int decide_search_path(const policy_t *p, const decide_principal *who, const cha
         if (p->search_paths[i].everyone || subjects_match(&p->search_paths[i].subjects, &s, &what))
             ent = &p->search_paths[i];
     }
-    const char **out = calloc((ent ? ent->n_schemas : 0) + 1, sizeof *out);
+    /* no entry for the principal: PostgreSQL's own default but "$user"
+     * (the warehouse login is the service role, not the person) */
+    static const char *const server_default[] = {"public"};
+    const char *const *from = ent ? (const char *const *)ent->schemas : server_default;
+    size_t n_from = ent ? ent->n_schemas : 1;
+    const char **out = calloc(n_from + 1, sizeof *out);
     if (!out) {
         subj_free(&s);
         return -1;
     }
     size_t k = 0;
-    for (size_t i = 0; ent && i < ent->n_schemas; i++) {
-        const char *sc = ent->schemas[i];
+    for (size_t i = 0; i < n_from; i++) {
+        const char *sc = from[i];
         if (policy_is_catalog_schema(sc) || strcmp(sc, "pg_temp") == 0 || schema_readable(p, &s, sc))
             out[k++] = sc;
     }

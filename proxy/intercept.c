@@ -638,6 +638,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         /* what our parser cannot read is not forwarded (fail closed) */
         deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", aerr.hint[0] ? aerr.hint : NULL,
              aerr.cursor_position, "%s", aerr.message);
+        out->parser = aerr.parser;
         trail_refused(s, sql, out->sqlstate, aerr.message);
         return;
     }
@@ -669,7 +670,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         schema_list_clear(&wide);
         if (rc != 0) {
             deny(out, aerr.sqlstate[0] ? aerr.sqlstate : "42601", aerr.hint[0] ? aerr.hint : NULL,
-             aerr.cursor_position, "%s", aerr.message);
+                 aerr.cursor_position, "%s", aerr.message);
+            out->parser = aerr.parser;
             trail_refused(s, sql, out->sqlstate, aerr.message);
             return;
         }

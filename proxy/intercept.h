@@ -36,6 +36,7 @@ typedef struct {
     char *detail;        /* DENY, optional */
     char *hint;          /* DENY, optional */
     int position;        /* DENY: 1-based error position, 0 = none */
+    bool parser;         /* DENY: the parser's error (analyze_error.parser) */
 } intercept_result;
 
 /* kind is 'Q' or 'P'; stmt_name is the prepared statement's name for 'P'

@@ -46,6 +46,8 @@ typedef struct {
     const char *detail;     /* optional */
     const char *hint;       /* optional */
     int position;           /* 1-based cursor position in the query, 0 = none */
+    bool parser;            /* the grammar's error: the warehouse would give it
+                               even in a failed transaction (not sent) */
 } pg_error;
 
 /* Appends a whole message to out. All return 0, or -1 when out of memory. */

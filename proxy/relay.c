@@ -349,7 +349,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     case INTERCEPT_DENY: {
         pg_error e = {.severity = "ERROR", .sqlstate = res.sqlstate[0] ? res.sqlstate : SQLSTATE_INSUFFICIENT_PRIVILEGE,
                       .message = res.message ? res.message : "statement denied by policy",
-                      .detail = res.detail, .hint = res.hint, .position = res.position};
+                      .detail = res.detail, .hint = res.hint, .position = res.position, .parser = res.parser};
         evbuffer_drain(in, len + 1);
         /* the server drops the unnamed statement before it parses; a named
          * one of that name, if any, stays (the Parse fails on it) */
@@ -928,9 +928,10 @@ void relay_server_readable(session *s)
         /* an ErrorResponse answering a poison is at the head: swap in ours,
          * unless the transaction had failed already: the statement would
          * have met the warehouse's 25P02 (the poison's syntax error comes
-         * first there), which says nothing of it */
+         * first there), which says nothing of it; but a syntax error of the
+         * client's own text is what the warehouse's parser would say first */
         evbuffer_drain(in, len + 1);
-        if (r->tx_status == 'E') {
+        if (r->tx_status == 'E' && !r->q.poison[r->q.phead].parser) {
             pg_error aborted = {.severity = "ERROR", .sqlstate = SQLSTATE_IN_FAILED_TRANSACTION,
                                 .message = "current transaction is aborted, commands ignored until end of "
                                            "transaction block"};

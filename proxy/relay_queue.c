@@ -47,6 +47,8 @@ static bool q_grow(relay_queue *q)
     return true;
 }
 
+static bool skipped_after_error(uint8_t kind);
+
 /* Pushes a request; req (may be NULL) is the audit record it completes. */
 bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
@@ -57,6 +59,14 @@ bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
     q->reqs[(q->head + q->len) % q->cap] = req;
     q->len++;
     rq_check(q);
+    if (q->skip_to_sync) {
+        if ((kind & (uint8_t)~POISON) == 'S') {
+            q->skip_to_sync = false;   /* the warehouse answers it, and reads on */
+        } else if (skipped_after_error(kind)) {
+            assert(q->len == 1);       /* everything before it was skipped already */
+            rq_pop_outcome(q, false);
+        }
+    }
     return true;
 }
 
@@ -93,6 +103,7 @@ bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
     slot->detail = dup_or_null(e->detail);
     slot->hint = dup_or_null(e->hint);
     slot->position = e->position;
+    slot->parser = e->parser;
     q->plen++;
     return rq_push(q, kind | POISON);
 }
@@ -233,6 +244,14 @@ static bool is_extended(uint8_t kind)
            kind == HIDDEN_PARSE;
 }
 
+/* What the warehouse skips after an error in an extended batch: every
+ * extended message, and a Query or FunctionCall sent inside the batch. */
+static bool skipped_after_error(uint8_t kind)
+{
+    uint8_t k = kind & (uint8_t)~POISON;
+    return is_extended(kind) || k == 'Q' || k == 'F';
+}
+
 void rq_pop_if(relay_queue *q, char expected)
 {
     if (q->len && (rq_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
@@ -258,9 +277,10 @@ void rq_pop_after_error(relay_queue *q)
 {
     if (!q->len || !is_extended(rq_head(q)))
         return;
-    while (q->len && (is_extended(rq_head(q)) || (rq_head(q) & (uint8_t)~POISON) == 'Q' ||
-                      (rq_head(q) & (uint8_t)~POISON) == 'F'))
+    while (q->len && skipped_after_error(rq_head(q)))
         rq_pop_outcome(q, false);
+    if (!q->len)
+        q->skip_to_sync = true;   /* its Sync is still to come */
 }
 
 void rq_free(relay_queue *q)

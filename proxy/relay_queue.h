@@ -47,6 +47,10 @@ typedef struct {
     char *names;
     size_t names_off, names_len, names_cap;
     bool head_failed;        /* the Query at the head met an error */
+    /* An error in an extended batch whose Sync the client has not sent yet:
+     * the warehouse skips every message until that Sync, so each request
+     * pushed before it is popped at once as skipped (no answer comes). */
+    bool skip_to_sync;
     bool names_lost;         /* out of memory keeping names: the session ends */
 } relay_queue;
 
@@ -83,7 +87,8 @@ void rq_pop(relay_queue *q);
 void rq_pop_if(relay_queue *q, char expected);
 /* The same, false when the head is not one (an answer to nothing). */
 bool rq_pop_expected(relay_queue *q, char expected);
-/* After an error the warehouse skips the rest of an extended batch. */
+/* After an error the warehouse skips the rest of an extended batch, the
+ * requests queued now and those the client sends before its Sync. */
 void rq_pop_after_error(relay_queue *q);
 /* A CopyInResponse for the head (see relay_queue.c); true: the client has
  * not ended its COPY data yet. */

@@ -6,10 +6,13 @@
 # COMMENT ON CONSTRAINT, sequences, temporary tables, RESET ROLE in a
 # transaction, syntax errors martgate answers itself, psqlODBC's
 # BEGIN/DECLARE/FETCH after an error, EXECUTE/FETCH of names that do not
-# exist, a denied statement in an aborted transaction. Then the wire: a Query
-# after Parse/Describe/Flush (asyncpg's COPY) and after a failed Parse of the
-# same batch, encodings spelt as clients spell them, and a superuser setting
-# the service role was granted (lc_messages) at startup.
+# exist, a denied statement in an aborted transaction, a syntax error in one
+# (the server's parser answers before its transaction check), asyncpg's pool
+# reset (UNLISTEN). Then the wire: a Query after Parse/Describe/Flush
+# (asyncpg's COPY) and after a failed Parse of the same batch, a pipeline that
+# goes on sending after its error and before its Sync (psycopg's executemany),
+# encodings spelt as clients spell them, and a superuser setting the service
+# role was granted (lc_messages) at startup.
 . "$(dirname "$0")/../lib/harness.sh"
 h_init fidelity
 need_martgate
@@ -93,6 +96,10 @@ BEGIN; DECLARE c2 CURSOR WITH HOLD FOR SELECT 7; COMMIT;
 DECLARE c2 CURSOR WITH HOLD FOR SELECT 8;
 FETCH c2;
 CLOSE c2;
+SELECT pg_advisory_unlock_all();CLOSE ALL;UNLISTEN *;RESET ALL;
+BEGIN; SELECT 1/0;
+SELEC 1;
+ROLLBACK;
 DROP SCHEMA w CASCADE;
 SQL
 direct_out=$(PGPASSWORD=$MG_SVC_PASS timeout 60 psql -X "$(direct_conninfo $DB)" -f "$T_DIR/script.sql" 2>&1 | sed 's/^psql:[^:]*:[0-9]*: //')
@@ -110,7 +117,7 @@ mg_codes=$(as_writer -v VERBOSITY=sqlstate -f "$T_DIR/script.sql" 2>&1 | sed 's/
 check_eq "the same SQLSTATEs, in order" "$direct_codes" "$mg_codes"
 # the expected ones, against the server's own answers, so both cannot be wrong alike
 check_match "syntax errors with the server's SQLSTATE (22025 for E'\\u00', 42601 for U&)" \
-  '^42601 22025 42601 42601 42601 22012 25P02 42601 26000 42P05 26000 26000 22012 25P02 34000 22012 25P02 25P02 25P02 42P03 $' "$mg_codes"
+  '^42601 22025 42601 42601 42601 22012 25P02 42601 26000 42P05 26000 26000 22012 25P02 34000 22012 25P02 25P02 25P02 42P03 22012 42601 $' "$mg_codes"
 check_match "the HINT of the parser's errors" 'HINT:  Unicode escapes must be \\XXXX or \\\+XXXXXX\.' "$mg_out"
 
 # ---- what only a writer may do ---------------------------------------------
@@ -177,6 +184,28 @@ c.send(msg("P", cstr("") + cstr("SELECT 1/") + b"\0\0") + msg("H"))
 c.send(msg("Q", cstr("INSERT INTO public.copied VALUES (3, 'skipped')")) + msg("S"))
 show("query-after-failed-parse", until(c, 1))
 show("after", c.query("SELECT count(*) FROM public.copied"))
+# a pipeline: an error read, more requests sent before the Sync (skipped by
+# the warehouse, answered by nothing), then the Sync and a new batch
+bind, execute = msg("B", cstr("") + cstr("") + b"\0\0\0\0\0\0"), msg("E", cstr("") + b"\0\0\0\0")
+c.send(msg("P", cstr("") + cstr("INSERT INTO public.copied VALUES (1, 'dup')") + b"\0\0") + bind + execute +
+       msg("P", cstr("") + cstr("SELECT 1/0") + b"\0\0") + bind + execute + msg("H"))
+got = []
+while not got or got[-1][0] != "E":
+    got.append(c.read_msg())
+c.send(bind + execute + msg("P", cstr("s1") + cstr("SELECT 1") + b"\0\0") + bind + msg("D", b"P\0") + execute +
+       msg("C", b"Ss1\0") + msg("S"))
+got += until(c, 1)
+show("pipeline-after-error", got)
+c.send(msg("P", cstr("") + cstr("SELECT count(*) FROM public.copied") + b"\0\0") + bind + execute + msg("S"))
+show("pipeline-then", until(c, 1))
+# a syntax error in a failed transaction: the parser answers first (42601)
+c.query("BEGIN")
+c.query("SELECT 1/0")
+c.send(msg("P", cstr("") + cstr("SELEC 1") + b"\0\0") + msg("S"))
+show("parse-in-failed-tx", until(c, 1))
+c.send(msg("P", cstr("") + cstr("SELECT 1") + b"\0\0") + msg("S"))
+show("parse-ok-in-failed-tx", until(c, 1))
+c.query("ROLLBACK")
 c.query("DROP TABLE public.copied")
 c.terminate()
 # encodings as clients spell them
@@ -191,16 +220,23 @@ PY
 }
 direct_wire=$(wire "$MG_SVC_USER" "$MG_SVC_PASS" "$MG_PG_PORT" $DB "$MG_CA" 2>&1 || true)
 mg_wire=$(wire writer "$WTOK" "$MG_PORT" $DB "$MG_CA" 2>&1 || true)
-for label in copy-after-flush copied query-after-failed-parse after "client_encoding='utf-8'" client_encoding=unicode \
+for label in copy-after-flush copied query-after-failed-parse after pipeline-after-error pipeline-then \
+             parse-in-failed-tx parse-ok-in-failed-tx "client_encoding='utf-8'" client_encoding=unicode \
              client_encoding=UTF_8; do
-  d=$(grep -F "$label " <<<"$direct_wire" | head -1)
-  m=$(grep -F "$label " <<<"$mg_wire" | head -1)
+  d=$(grep -F "$label " <<<"$direct_wire" | head -1 || true)
+  m=$(grep -F "$label " <<<"$mg_wire" | head -1 || true)
   if [ -n "$d" ] && [ "$d" = "$m" ]; then ok "wire: $d"
   else fail "wire: $label as directly" "direct: ${d:-nothing}; martgate: ${m:-nothing}" "$mg_wire"; fi
 done
 check_match "a Query after Parse/Describe/Flush runs its COPY" '^copied T D D C:SELECT 2 Z$' "$mg_wire"
 check_match "a Query after a failed Parse of its batch is skipped, as the warehouse skips it" \
   '^query-after-failed-parse E:42601 Z$' "$mg_wire"
+check_match "requests sent after a pipeline's error, before its Sync, are skipped; the next batch runs" \
+  '^pipeline-after-error 1 2 C:INSERT 0 1 1 E:22012 Z$' "$mg_wire"
+check_match "... the next batch runs" '^pipeline-then 1 2 D C:SELECT 1 Z$' "$mg_wire"
+check_match "a syntax error in a failed transaction is the parser's 42601, another statement's 25P02" \
+  '^parse-in-failed-tx E:42601 Z$' "$mg_wire"
+check_match "... another statement's 25P02" '^parse-ok-in-failed-tx E:25P02 Z$' "$mg_wire"
 check_match "an encoding other than UTF-8 is still refused at startup" '^client_encoding=LATIN1 refused' "$mg_wire"
 check_match "... which the warehouse itself would take" '^client_encoding=LATIN1 T D C:SHOW Z' "$direct_wire"
 

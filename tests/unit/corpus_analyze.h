@@ -1074,9 +1074,8 @@ static const analyze_case analyze_corpus[] = {
      .stmts = "utility NOTIFY",
      .flags = "listen_notify(ch)",
     },
-    {.sql = "UNLISTEN *",
+    {.sql = "UNLISTEN *",   /* ends only subscriptions LISTEN never made */
      .stmts = "utility UNLISTEN",
-     .flags = "listen_notify",
     },
     {.sql = "LOAD 'auto_explain'",
      .stmts = "utility LOAD",
