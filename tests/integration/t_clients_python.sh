@@ -39,6 +39,10 @@ check_match "asyncpg's copy_records_to_table (Parse, Describe, Flush, then COPY 
   '^== asyncpg copy-in: COPY 5000$' "$(cat "$T_DIR/asyncpg.mg.out")"
 check_match "psycopg pipeline: an error inside it ends the batch, the insert before it rolled back with it" '^== psycopg pipeline-after: 0$' \
   "$(cat "$T_DIR/psycopg.mg.out")"
+check_match "psycopg executemany in a pipeline meets a duplicate key: the error, and the session goes on" \
+  '^== psycopg pipeline-executemany: ERROR 23505 ' "$(cat "$T_DIR/psycopg.mg.out")"
+check_match "asyncpg's pool reset (UNLISTEN * among it) keeps the connection" \
+  '^== asyncpg pool-reset: the same connection again$' "$(cat "$T_DIR/asyncpg.mg.out")"
 
 if mg_alive; then ok "martgate still running"; else fail "martgate still running" "it exited" "$(mg_log_tail)"; fi
 h_sanitizer_check

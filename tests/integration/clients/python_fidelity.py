@@ -124,6 +124,16 @@ def run_asyncpg():
             out("cancel", "timeout")
         out("cancel-time", "fast" if time.time() - t0 < 6 else "slow %.1f s" % (time.time() - t0))
         out("after-cancel", await c.fetchval("SELECT 'alive'"))
+        # a pool's release resets the connection (pg_advisory_unlock_all, CLOSE
+        # ALL, UNLISTEN *, RESET ALL): a failed reset would close it
+        pool = await asyncpg.create_pool(host=host, port=port, database=db, user=user, password=password,
+                                         ssl=ctx, min_size=1, max_size=1)
+        async with pool.acquire() as pc:
+            pid = await pc.fetchval("SELECT pg_backend_pid()")
+        async with pool.acquire() as pc:
+            again = await pc.fetchval("SELECT pg_backend_pid()")
+        await pool.close()
+        out("pool-reset", "the same connection again" if pid == again else "a new connection")
         await c.execute("DROP SCHEMA %s CASCADE" % schema)
         await c.close()
 
@@ -200,6 +210,16 @@ def run_psycopg():
     except psycopg.Error as e:
         out("pipeline-error", err_text(e))
     out("pipeline-after", c.execute("SELECT count(*) FROM %s.bulk WHERE a < 0" % schema).fetchone()[0])
+    # executemany in a pipeline with a duplicate key: the requests after the
+    # error are skipped up to the Sync, and the connection goes on
+    try:
+        with c.pipeline():
+            with c.cursor() as cur:
+                cur.executemany("INSERT INTO %s.u VALUES (%%s)" % schema, [(10,), (1,), (11,), (12,)])
+        out("pipeline-executemany", "no error")
+    except psycopg.Error as e:
+        out("pipeline-executemany", err_text(e))
+    out("pipeline-executemany-after", c.execute("SELECT array_agg(a ORDER BY a) FROM %s.u" % schema).fetchone()[0])
     r = c.execute("SELECT count(*), sum(g) FROM generate_series(1, 1000000) g").fetchone()
     rows = c.execute("SELECT g FROM generate_series(1, 1000000) g").fetchall()
     out("million", "%d %d %d %d" % (r[0], r[1], len(rows), sum(x[0] for x in rows)))
