@@ -19,6 +19,11 @@
 
 #include "policy/analyze_internal.h"
 
+const char *analyze_parser_version(void)
+{
+    return PG_VERSION;
+}
+
 /* ---- arena ---------------------------------------------------------- */
 
 struct arena_chunk {

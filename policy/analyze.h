@@ -330,6 +330,9 @@ typedef struct analyze_error {
                                     state), not a limit of martgate's */
 } analyze_error;
 
+/* The PostgreSQL version whose grammar the parser is (libpg_query's). */
+const char *analyze_parser_version(void);
+
 /* Analyses `sql` (NUL-terminated). Returns 0 and sets *out on success (even
  * when flags were raised: look at them). Returns -1 on a syntax error or any
  * other failure, with *out NULL and err filled (err may be NULL). ctx may be

@@ -779,13 +779,16 @@ void audit_get_stats(audit_log *a, audit_stats *out)
     pthread_mutex_lock(&a->mu);
     *out = a->stats;
     out->queued = a->count;
+    out->queue_size = a->cfg.queue_size;
     pthread_mutex_unlock(&a->mu);
     if (a->pg) {
+        out->warehouse = true;
         audit_pg_stats ps;
         audit_pg_get_stats(a->pg, &ps);
         out->warehouse_inserted = ps.inserted;
         out->warehouse_pending = ps.pending;
         out->warehouse_dropped = ps.dropped;
+        out->warehouse_spooled = ps.spooled;
         out->warehouse_connected = ps.connected;
     }
 }

@@ -145,10 +145,13 @@ typedef struct {
     unsigned long long refused;     /* submits answered FULL_WAIT or FULL_DENY */
     unsigned long long write_errors;/* failed write attempts (each retried) */
     unsigned long long queued;      /* records waiting now */
+    unsigned long long queue_size;  /* audit.queue_size */
+    bool warehouse;                 /* a warehouse sink is configured */
     /* the warehouse sink, when configured */
     unsigned long long warehouse_inserted;  /* rows the warehouse accepted */
     unsigned long long warehouse_pending;   /* records not there yet (memory, spool, in flight) */
     unsigned long long warehouse_dropped;   /* not copied: spool unwritable and memory cap reached (logged) */
+    unsigned long long warehouse_spooled;   /* lines appended to the spool (the warehouse was behind or down) */
     bool warehouse_connected;
 } audit_stats;
 void audit_get_stats(audit_log *a, audit_stats *out);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "common/json_doc.h"
@@ -243,6 +244,96 @@ static int parse_hash_key(const json_doc *doc, const json_t *root, config *c, ch
     return rc ? -1 : 0;
 }
 
+/* "metrics": the operations listener (proxy/ops_http): /metrics, /healthz, /readyz. */
+static int parse_metrics(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"listen", "token_file", "ready_warehouse_seconds", NULL};
+    c->ready_warehouse_s = 30;
+    json_t *m = json_object_get(root, "metrics");
+    if (!m)
+        return 0;
+    if (json_doc_check_keys(doc, m, "metrics", keys, err, errlen))
+        return -1;
+    const char *listen = NULL, *token = NULL;
+    long long ready = 30;
+    if (json_doc_get_string(doc, m, "metrics", "listen", true, &listen, err, errlen) < 0 ||
+        json_doc_get_string(doc, m, "metrics", "token_file", false, &token, err, errlen) < 0 ||
+        json_doc_get_int(doc, m, "metrics", "ready_warehouse_seconds", false, 2, 86400, &ready, err, errlen) < 0)
+        return -1;
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+        return json_doc_error(doc, json_object_get(m, "listen"), err, errlen, "metrics.listen",
+                              "'%s' is not host:port (127.0.0.1:9187; [::1]:9187 for IPv6)", listen);
+    c->metrics_listen = strdup(listen);
+    c->ready_warehouse_s = (int)ready;
+    if (token) {
+        char why[300], *p = path_resolve(c->dir, token);
+        c->metrics_token = p ? secret_file_read(p, why, sizeof why) : NULL;
+        free(p);
+        if (!c->metrics_token)
+            return json_doc_error(doc, json_object_get(m, "token_file"), err, errlen, "metrics.token_file", "%s",
+                                  p ? why : "out of memory");
+        if (strlen(c->metrics_token) < 16)
+            return json_doc_error(doc, json_object_get(m, "token_file"), err, errlen, "metrics.token_file",
+                                  "the token is shorter than 16 characters (openssl rand -hex 32 > FILE)");
+    }
+    return c->metrics_listen ? 0 : -1;
+}
+
+static int only_json(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+}
+
+static void hash_file(EVP_MD_CTX *md, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        EVP_DigestUpdate(md, buf, n);
+    fclose(f);
+}
+
+/* The SHA-256 of the policy as read (a file, or a directory's *.json in
+ * name order, each name with its content), first 16 hex digits: which
+ * policy runs, for /metrics and the logs. */
+static void policy_hash(const char *path, char out[17])
+{
+    out[0] = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        struct dirent **list = NULL;
+        int n = scandir(path, &list, only_json, alphasort);
+        for (int i = 0; i < n; i++) {
+            char *full = path_resolve(path, list[i]->d_name);
+            EVP_DigestUpdate(md, list[i]->d_name, strlen(list[i]->d_name) + 1);
+            if (full)
+                hash_file(md, full);
+            free(full);
+            free(list[i]);
+        }
+        free(list);
+    } else {
+        hash_file(md, path);
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    if (EVP_DigestFinal_ex(md, d, &dl) == 1 && dl >= 8)
+        for (int i = 0; i < 8; i++)
+            snprintf(out + 2 * i, 3, "%02x", d[i]);
+    EVP_MD_CTX_free(md);
+}
+
 static bool lookup_database(void *arg, const char *name, const char **conninfo, const char **password)
 {
     const config_database *db = config_find_database(arg, name);
@@ -255,7 +346,8 @@ static bool lookup_database(void *arg, const char *name, const char **conninfo, 
 
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit", "log_level", "hash_mask_key_file", NULL};
+    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit",
+                                       "log_level", "hash_mask_key_file", "metrics", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -281,6 +373,7 @@ config *config_load(const char *path, char *err, size_t errlen)
              parse_databases(doc, root, c, err, errlen) == 0 &&
              parse_limits(doc, root, c, err, errlen) == 0 &&
              parse_hash_key(doc, root, c, err, errlen) == 0 &&
+             parse_metrics(doc, root, c, err, errlen) == 0 &&
              json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
     if (ok && level) {
         c->log_level = log_level_from_name(level);
@@ -326,6 +419,8 @@ config *config_load(const char *path, char *err, size_t errlen)
         for (size_t i = 0; i < msgs.n_warnings; i++)
             log_msg(LOG_WARNING, "policy: %s", msgs.warnings[i]);
         policy_messages_free(&msgs);
+        if (ok)
+            policy_hash(c->policy_path, c->policy_sha256);
     }
     char hash_use[400];
     if (ok && c->policy && !c->hash_key && policy_hash_mask_use(c->policy, hash_use, sizeof hash_use)) {
@@ -378,6 +473,11 @@ void config_unref(config *c)
         free(c->hash_key);
     }
     audit_settings_free(c->audit);
+    free(c->metrics_listen);
+    if (c->metrics_token) {
+        explicit_bzero(c->metrics_token, strlen(c->metrics_token));
+        free(c->metrics_token);
+    }
     free(c->path);
     free(c->dir);
     free(c);

@@ -46,6 +46,10 @@ typedef struct config {
     int login_timeout_s;
     int shutdown_timeout_s;
     int log_level;
+    char *metrics_listen;           /* metrics.listen "host:port", or NULL: no operations listener */
+    char *metrics_token;            /* the bearer token of /metrics (metrics.token_file), or NULL */
+    int ready_warehouse_s;          /* metrics.ready_warehouse_seconds */
+    char policy_sha256[17];         /* the policy files' SHA-256, first 16 hex digits ("" without one) */
 } config;
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20)

@@ -209,6 +209,8 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     ssize_t n = c->ssl ? read_tls(c) : read_plain(c);
+    if (n > 0 && c->bytes_read)
+        *c->bytes_read += (uint64_t)n;
     if (n > 0)
         c->cb(c, CONN_READABLE, c->arg);
 }

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     CONN_READABLE = 1,   /* new bytes in c->in */
@@ -38,6 +39,7 @@ struct conn {
     struct event *rev, *wev;
     conn_cb cb;
     void *arg;
+    uint64_t *bytes_read;     /* optional: bytes read are added here (metrics) */
     char error[160];
 };
 

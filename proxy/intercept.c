@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "adapters/catalog.h"
+#include "common/clock.h"
 #include "policy/analyze.h"
 #include "policy/decide_memo.h"
 #include "common/log.h"
@@ -563,8 +564,27 @@ static void allowed_by_memo(session *s, const policy_t *p, char kind, const char
     s->pending_req = trail_allowed(s, kind, stmt_name, sql, hit->note, hit->normalized, hit->normalized_len);
 }
 
+static void intercept_decide(session *s, char kind, const char *stmt_name, const char *sql,
+                             const unsigned char *types, size_t types_len, intercept_result *out);
+
+/* Decides, and counts the decision and its time (metrics) once it is made. */
 void intercept_statement(session *s, char kind, const char *stmt_name, const char *sql,
                          const unsigned char *types, size_t types_len, intercept_result *out)
+{
+    double t0 = clock_mono_s();
+    intercept_decide(s, kind, stmt_name, sql, types, types_len, out);
+    metrics_block *m = &s->srv->metrics;
+    switch (out->verdict) {
+    case INTERCEPT_ALLOW: m->statements[s->metrics_db][MG_DECISION_ALLOW]++; break;
+    case INTERCEPT_REPLACE: m->statements[s->metrics_db][MG_DECISION_REWRITE]++; break;
+    case INTERCEPT_DENY: m->statements[s->metrics_db][MG_DECISION_DENY]++; break;
+    default: return;   /* it waits, and is decided again */
+    }
+    metrics_observe_decide(m, clock_mono_s() - t0);
+}
+
+static void intercept_decide(session *s, char kind, const char *stmt_name, const char *sql,
+                             const unsigned char *types, size_t types_len, intercept_result *out)
 {
     memset(out, 0, sizeof *out);
     guard_parse parse_msg = {types, types_len, NULL};
@@ -709,6 +729,8 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         out->verdict = INTERCEPT_WAIT;
     } else if (g->dec.verdict == DECIDE_DENY) {
         const char *reason = decision_reason(&g->dec);
+        const char *dataset = g->dec.deciding < g->dec.n_items ? g->dec.items[g->dec.deciding].dataset : NULL;
+        s->srv->metrics.denials[metrics_name(&s->srv->metric_datasets, dataset)]++;
         deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "permission denied by policy: %s", reason);
         if (g->dec.rule_id) {
             char detail[300];

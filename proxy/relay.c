@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "adapters/catalog.h"
+#include "common/clock.h"
 #include "proxy/audit_trail.h"
 #include "proxy/intercept.h"
 #include "common/log.h"
@@ -210,7 +211,18 @@ static void on_audit_room(void *arg)
 {
     session *s = arg;
     s->waiting_audit = false;
+    s->srv->metrics.audit_blocked_seconds += clock_mono_s() - s->audit_wait_since;
     resume_held(s);
+}
+
+/* Holds the session's statement until the audit queue has room. */
+static void wait_for_audit(session *s)
+{
+    conn_read(&s->client, false);
+    s->relay.client_paused = true;
+    s->waiting_audit = true;
+    s->audit_wait_since = clock_mono_s();
+    audit_wait(s->srv->audit, on_audit_room, s);
 }
 
 static void wait_for_catalog(session *s)
@@ -328,10 +340,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return false;
     case INTERCEPT_WAIT_AUDIT:
         intercept_result_clear(&res);
-        conn_read(&s->client, false);
-        s->relay.client_paused = true;
-        s->waiting_audit = true;
-        audit_wait(s->srv->audit, on_audit_room, s);
+        wait_for_audit(s);
         return false;
     case INTERCEPT_ALLOW:
         ok = ok && evbuffer_remove_buffer(in, out, len + 1) == (int)len + 1 &&
@@ -474,10 +483,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                  * or is refused, while the log's queue is full */
                 audit_status room = audit_room(s->srv->audit);
                 if (room == AUDIT_FULL_WAIT) {
-                    conn_read(&s->client, false);
-                    r->client_paused = true;
-                    s->waiting_audit = true;
-                    audit_wait(s->srv->audit, on_audit_room, s);
+                    wait_for_audit(s);
                     return SCAN_MORE;   /* *approved is this message's start */
                 }
                 if (room == AUDIT_FULL_DENY || !intercept_execute(s, a, bad, badlen)) {
@@ -573,6 +579,7 @@ static void too_large(session *s, uint32_t len)
              "message of %u bytes exceeds martgate's limit of %zu bytes (limits.max_message_bytes)",
              len + 1, s->cfg->max_message_bytes);
     session_log(s, LOG_WARNING, "%s", msg);
+    s->srv->metrics.limits[MG_LIMIT_MAX_MESSAGE_BYTES]++;
     pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED, .message = msg};
     session_close(s, &e);
 }

@@ -14,13 +14,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proxy/commands.h"
 #include "common/log.h"
 #include "proxy/pgwire.h"
 #include "adapters/postgres.h"
+#include "proxy/ops_http.h"
 #include "proxy/session.h"
+
+static double unix_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 void server_session_removed(server *srv, session *s)
 {
@@ -111,12 +120,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
      * socket is refused at once to bound memory. */
     bool over = srv->nsessions >= srv->cfg->max_clients;
     if (srv->nsessions >= srv->cfg->max_clients + 64) {
+        srv->metrics.limits[MG_LIMIT_MAX_CLIENTS]++;
         log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", srv->nsessions);
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
         return;
     }
-    if (over)
+    if (over) {
+        srv->metrics.limits[MG_LIMIT_MAX_CLIENTS]++;
         log_msg(LOG_WARNING, "refusing a connection: %d clients already (limits.max_clients)", srv->nsessions);
+    }
     /* Handshakes not done yet (nobody has logged in on them) may hold only
      * so many of the slots, and only so many from one address: a client
      * that opens connections and never logs in cannot take the room of
@@ -126,6 +138,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (srv->npending >= srv->cfg->max_pending_logins ||
         pending_from(srv, peer) >= srv->cfg->max_pending_per_address) {
         bool total = srv->npending >= srv->cfg->max_pending_logins;
+        srv->metrics.limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
         unsigned long more;
         if (log_rate_ok(&srv->pending_refusals, &more))
             log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
@@ -240,10 +253,16 @@ static void reload(server *srv)
     config *c = config_load(srv->config_path, err, sizeof err);
     if (!c) {
         log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+        srv->reloads_failed++;
         return;
     }
+    srv->reloads_ok++;
+    srv->policy_loaded_at = unix_time();
     if (!same_listen(srv->cfg, c))
         log_msg(LOG_WARNING, "reload: listen addresses changed; that takes a restart");
+    if ((srv->cfg->metrics_listen == NULL) != (c->metrics_listen == NULL) ||
+        (c->metrics_listen && strcmp(srv->cfg->metrics_listen, c->metrics_listen) != 0))
+        log_msg(LOG_WARNING, "reload: metrics.listen changed; that takes a restart");
     if (!audit_settings_same(srv->cfg->audit, c->audit))
         log_msg(LOG_WARNING, "reload: the audit section changed; the running audit log keeps its settings until a restart");
     config_unref(srv->cfg);
@@ -353,6 +372,7 @@ int cmd_serve_main(int argc, char **argv)
     server srv = {0};
     srv.cfg = cfg;
     srv.config_path = path;
+    srv.started_at = srv.policy_loaded_at = unix_time();
     srv.base = event_base_new();
     if (!srv.base) {
         fprintf(stderr, "martgate: cannot create the event loop\n");
@@ -378,6 +398,11 @@ int cmd_serve_main(int argc, char **argv)
     evsignal_add(srv.sig_int, NULL);
     evsignal_add(srv.sig_hup, NULL);
     build_catalogs(&srv);
+    srv.ops = ops_http_start(&srv, err, sizeof err);
+    if (!srv.ops && err[0]) {
+        log_msg(LOG_ERROR, "%s", err);
+        goto out;
+    }
     if (cfg->policy) {
         char summary[256];
         policy_summary(cfg->policy, summary, sizeof summary);
@@ -393,6 +418,7 @@ out:
     while (srv.sessions)
         session_free(srv.sessions);
     close_listeners(&srv);
+    ops_http_free(srv.ops);
     for (size_t i = 0; i < srv.ncatalogs; i++)
         catalog_cache_free(srv.catalogs[i]);
     free(srv.catalogs);
@@ -403,6 +429,8 @@ out:
     if (srv.sig_usr1) event_free(srv.sig_usr1);
     if (srv.shutdown_timer) event_free(srv.shutdown_timer);
     event_base_free(srv.base);
+    metrics_names_free(&srv.metric_databases);
+    metrics_names_free(&srv.metric_datasets);
     config_unref(srv.cfg);
     backend_cancel_drain(3.0);   /* cancels of the last sessions' queries */
     return rc;

@@ -15,9 +15,11 @@
 #include "adapters/catalog.h"
 #include "proxy/audit.h"
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "common/log.h"
 
 struct session;
+struct ops_http;
 
 typedef struct server {
     struct event_base *base;
@@ -35,6 +37,14 @@ typedef struct server {
     audit_log *audit;            /* started once; a reload keeps it */
     catalog_cache **catalogs;    /* per cfg->databases entry, when a policy is loaded */
     size_t ncatalogs;
+    /* operations (proxy/ops_http, proxy/metrics) */
+    metrics_block metrics;       /* this event loop's counters */
+    metrics_names metric_databases, metric_datasets;
+    struct ops_http *ops;
+    double started_at, policy_loaded_at;   /* Unix seconds */
+    uint64_t reloads_ok, reloads_failed;
+    double warehouse_ok_at[METRICS_MAX_NAMES];   /* monotonic, by metric_databases index */
+    char warehouse_error[METRICS_MAX_NAMES][200];
 } server;
 
 /* The warehouse catalog cache of a client-visible database, or NULL. */

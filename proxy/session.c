@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/audit_trail.h"
+#include "proxy/ops_http.h"
 #include "proxy/server.h"
 
 /* The only way a session changes state; the transitions are the ones the
@@ -70,6 +71,13 @@ static void fatal(session *s, const char *sqlstate, const char *fmt, ...)
     session_close(s, &e);
 }
 
+/* A login refused: the audit record, and the metric of its reason. */
+static void login_failed(session *s, metrics_login reason, const char *why)
+{
+    s->srv->metrics.logins[reason]++;
+    trail_login_failed(s, why);
+}
+
 static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
 {
     session *s = arg;
@@ -80,6 +88,7 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     session_log(s, LOG_WARNING, "login timed out after %d s in state %d", s->cfg->login_timeout_s, s->state);
+    s->srv->metrics.logins[MG_LOGIN_TIMEOUT]++;
     fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
 }
 
@@ -135,6 +144,8 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
         return NULL;
     }
     s->client.low_water = RELAY_HIGH_WATER / 2;
+    s->client.bytes_read = &srv->metrics.bytes_from_clients;
+    s->metrics_db = metrics_name(&srv->metric_databases, NULL);
     struct timeval tv = {cfg->login_timeout_s, 0};
     evtimer_add(s->timer, &tv);
     conn_read(&s->client, true);
@@ -248,8 +259,10 @@ static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
 {
     session *target = server_find_by_key(s->srv, pid);
     if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
+        s->srv->metrics.cancels[MG_CANCEL_FORWARDED]++;
         session_cancel(target);
     } else {
+        s->srv->metrics.cancels[MG_CANCEL_REFUSED]++;
         static log_rate wrong_keys;
         unsigned long unlogged;
         if (log_rate_ok(&wrong_keys, &unlogged))
@@ -376,6 +389,7 @@ static void handle_startup(session *s)
     }
     if (!s->client.ssl && !s->cfg->allow_plaintext) {
         session_log(s, LOG_INFO, "refused: plaintext connection");
+        s->srv->metrics.logins[MG_LOGIN_TLS_REQUIRED]++;
         fatal(s, SQLSTATE_INVALID_AUTHORIZATION,
               "martgate requires an encrypted connection; connect with sslmode=require or stronger");
         return;
@@ -503,7 +517,7 @@ static void read_password(session *s)
     }
     if (len < 5 || len > limit) {
         session_log(s, LOG_WARNING, "login failed: password message of %u bytes (limit %zu)", len, limit);
-        trail_login_failed(s, "password message over the token size limit");
+        login_failed(s, MG_LOGIN_TOKEN, "password message over the token size limit");
         fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
         return;
     }
@@ -524,16 +538,17 @@ static void read_password(session *s)
     free(msg);
     if (rc != 0) {
         session_log(s, LOG_WARNING, "login failed: %s", why);
-        trail_login_failed(s, why);
+        login_failed(s, MG_LOGIN_TOKEN, why);
         fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
         return;
     }
     if (!config_find_database(s->cfg, s->database)) {
         session_log(s, LOG_INFO, "login refused: unknown database \"%s\"", s->database);
-        trail_login_failed(s, "unknown database");
+        login_failed(s, MG_LOGIN_DATABASE, "unknown database");
         fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
         return;
     }
+    s->metrics_db = metrics_name(&s->srv->metric_databases, s->database);   /* a configured one: bounded */
     char gerr[300];
     decide_principal who = {
         .user = s->ident.user ? s->ident.user : s->user,
@@ -544,7 +559,7 @@ static void read_password(session *s)
     if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(&s->startup, "search_path"),
                     &s->search_path_text, gerr, sizeof gerr) != 0) {
         session_log(s, LOG_INFO, "login refused: %s", gerr);
-        trail_login_failed(s, gerr);
+        login_failed(s, MG_LOGIN_PRINCIPAL, gerr);
         fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);
         return;
     }
@@ -571,6 +586,14 @@ static void check_facts_version(session *s)
 static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
 {
     session *s = arg;
+    metrics_block *m = &s->srv->metrics;
+    if (ok) {
+        m->warehouse_opens[s->metrics_db]++;
+        metrics_observe_connect(m, clock_mono_s() - s->connect_started);
+    } else {
+        m->warehouse_failures[s->metrics_db]++;
+    }
+    ops_warehouse_outcome(s->srv, s->database, ok ? NULL : (error ? error : "unknown error"));
     if (!ok) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
@@ -580,10 +603,10 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         const char *refusal = backend_refusal(b);
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, msg);
         if (refusal) {
-            trail_login_failed(s, "the warehouse session does not parse SQL as martgate does");
+            login_failed(s, MG_LOGIN_WAREHOUSE, "the warehouse session does not parse SQL as martgate does");
             fatal(s, SQLSTATE_CONNECTION_FAILURE, "%s", refusal);
         } else {
-            trail_login_failed(s, "the warehouse could not be reached");
+            login_failed(s, MG_LOGIN_WAREHOUSE, "the warehouse could not be reached");
             fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
                   s->database);
         }
@@ -599,6 +622,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     }
     s->server_open = true;
     s->server.low_water = RELAY_HIGH_WATER / 2;
+    s->server.bytes_read = &s->srv->metrics.bytes_from_warehouse;
     check_facts_version(s);
     SSL *ssl = backend_ssl(s->be);
     if (ssl)
@@ -618,6 +642,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     evtimer_del(s->timer);
     session_set_state(s, SS_READY);
     server_login_done(s->srv, s);
+    s->srv->metrics.logins[MG_LOGIN_OK]++;
     char groups[512];
     size_t off = 0;
     groups[0] = 0;
@@ -659,16 +684,16 @@ static void on_facts_ready(void *arg)
 }
 
 /* Refuses the login: the audit and the log get `why`, the client `fmt`. */
-static void refuse_login(session *s, const char *sqlstate, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void refuse_login(session *s, const char *sqlstate, const char *why, const char *fmt, ...)
+static void refuse_login(session *s, metrics_login reason, const char *sqlstate, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void refuse_login(session *s, metrics_login reason, const char *sqlstate, const char *why, const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    trail_login_failed(s, why);
+    login_failed(s, reason, why);
     fatal(s, sqlstate, "%s", msg);
 }
 
@@ -699,7 +724,7 @@ static bool warehouse_allows(session *s, const config_database *db)
         }
         session_log(s, LOG_ERROR, "login refused: the metadata of database \"%s\" (settings, functions, service "
                     "role) could not be read from the warehouse; the catalog log line says why", s->database);
-        refuse_login(s, SQLSTATE_CONNECTION_FAILURE, "the warehouse's metadata could not be read",
+        refuse_login(s, MG_LOGIN_METADATA, SQLSTATE_CONNECTION_FAILURE, "the warehouse's metadata could not be read",
                      "could not read the warehouse metadata of database \"%s\"", s->database);
         return false;
     }
@@ -708,7 +733,7 @@ static bool warehouse_allows(session *s, const config_database *db)
         session_log(s, LOG_ERROR, "login refused: the service role \"%s\" of database \"%s\" is %s; give it only "
                     "the grants docs/security.md lists, or set databases.%s.allow_privileged_service_account",
                     wh->role.name, s->database, why, s->database);
-        refuse_login(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "the service role is privileged",
+        refuse_login(s, MG_LOGIN_SERVICE_ROLE, SQLSTATE_INSUFFICIENT_PRIVILEGE, "the service role is privileged",
                      "martgate refuses to open warehouse sessions for database \"%s\": its service role is more "
                      "privileged than martgate allows (the operator's log says what to change)", s->database);
         return false;
@@ -721,7 +746,7 @@ static bool warehouse_allows(session *s, const config_database *db)
         char reason[400];
         if (!decide_setting_value(p, wh, n, st->values[i], reason, sizeof reason)) {
             session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, reason);
-            refuse_login(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused",
+            refuse_login(s, MG_LOGIN_STARTUP, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused",
                          "startup parameter refused: %s", reason);
             return false;
         }
@@ -773,8 +798,11 @@ static void connect_warehouse(session *s)
     if (s->state != SS_CONNECTING)   /* it waited for the warehouse facts */
         session_set_state(s, SS_CONNECTING);
     conn_read(&s->client, false);
+    s->connect_started = clock_mono_s();
     s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
     if (!s->be) {
+        s->srv->metrics.warehouse_failures[s->metrics_db]++;
+        ops_warehouse_outcome(s->srv, s->database, err);
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, err);
         fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"", s->database);
     }
@@ -787,6 +815,8 @@ static void on_client_io(conn *c, conn_event what, void *arg)
     session *s = arg;
     (void)c;
     if (what == CONN_CLOSED) {
+        if (s->client.handshaking)
+            s->srv->metrics.tls_failures++;
         if (s->state == SS_READY)
             session_log(s, LOG_INFO, "client disconnected: %s", s->client.error);
         else if (s->state != SS_CLOSING)

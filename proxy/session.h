@@ -74,6 +74,9 @@ typedef struct session {
     bool waiting_facts;              /* login paused until the warehouse's metadata is read */
     bool facts_waited;               /* ... which it waits for once */
     char *search_path_text;          /* the warehouse session's starting search_path */
+    unsigned metrics_db;             /* the database's metrics label (a configured one, or "(none)") */
+    double connect_started;          /* monotonic: the warehouse connection began */
+    double audit_wait_since;         /* monotonic: began waiting for audit room */
     struct session *prev, *next;     /* server's list */
 } session;
 

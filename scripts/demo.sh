@@ -166,7 +166,9 @@ step "examples/passei-direto/warehouse.sql loaded in $(( $(now_ms) - t0 )) ms: $
 
 PORT=${MARTGATE_DEMO_PORT:-6432}
 port_open "$PORT" && PORT=$(free_port)
-sed -e "s|@PORT@|$PORT|g" -e "s|@WAREHOUSE_PORT@|$MG_PG_PORT|g" -e "s|@STATE_DIR@|$STATE|g" \
+METRICS_PORT=9187
+port_open "$METRICS_PORT" && METRICS_PORT=$(free_port)
+sed -e "s|@PORT@|$PORT|g" -e "s|@METRICS_PORT@|$METRICS_PORT|g" -e "s|@WAREHOUSE_PORT@|$MG_PG_PORT|g" -e "s|@STATE_DIR@|$STATE|g" \
     -e "s|@EXAMPLE_DIR@|$EXAMPLE|g" "$EXAMPLE/martgate.json" >"$STATE/martgate.json"
 "$MG" serve --config "$STATE/martgate.json" --check >/dev/null
 nohup "$MG" serve --config "$STATE/martgate.json" >>"$STATE/martgate.log" 2>&1 </dev/null &
@@ -309,6 +311,14 @@ note "  (metabase:7 is the Metabase user named in the query's -- Metabase:: rema
 h2 "martgate audit --summary $STATE/audit/audit.jsonl"
 "$MG" audit --summary --top 5 "$STATE/audit/audit.jsonl" | indent
 
+# ----------------------------------------------------------------- metrics --
+h1 "Operations: readiness and Prometheus metrics on 127.0.0.1:$METRICS_PORT"
+h2 "curl http://127.0.0.1:$METRICS_PORT/readyz"
+curl -s "http://127.0.0.1:$METRICS_PORT/readyz" | indent
+h2 "curl http://127.0.0.1:$METRICS_PORT/metrics (logins, decisions, denials by dataset)"
+curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+  grep -E '^martgate_(logins_total|statements_total|denials_total|decision_seconds_count)' | grep -v ' 0$' | indent
+
 finished=1
 if [ $mode = keep ]; then
   trap - EXIT
@@ -316,6 +326,7 @@ if [ $mode = keep ]; then
   cat <<EOF
 martgate   127.0.0.1:$PORT (pid $MARTGATE_PID), database "$DB"; log $STATE/martgate.log
 warehouse  127.0.0.1:$MG_PG_PORT, $MG_PG_DATA (reached only through martgate)
+metrics    http://127.0.0.1:$METRICS_PORT/metrics, /healthz, /readyz
 audit      $STATE/audit/audit.jsonl    ($MG audit --follow $STATE/audit/audit.jsonl)
            and the table governance.audit_events (gil reads it)
 policy     $EXAMPLE/policy/   (edit, then: kill -HUP $MARTGATE_PID)

@@ -14,6 +14,7 @@ PKGS=(
   openssl procps util-linux iproute2 python3
   python3-asyncpg python3-psycopg python3-psycopg2
   unixodbc odbc-postgresql python3-pyodbc
+  prometheus curl
 )
 
 missing=()
@@ -38,7 +39,10 @@ fi
 
 # The Debian postgresql package starts a cluster of its own on port 5432; our
 # tests never use it, and pgbouncer's packaged service is not wanted either.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet pgbouncer 2>/dev/null; then
-  systemctl stop pgbouncer || true
-fi
+# Nor is prometheus': t_metrics starts its own on a free port.
+for svc in pgbouncer prometheus; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet $svc 2>/dev/null; then
+    systemctl stop $svc || true
+  fi
+done
 exit 0

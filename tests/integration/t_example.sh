@@ -73,7 +73,7 @@ ln -s "$MG_CERTS" "$st/certs"
 openssl rand -out "$st/secrets/jwt-hs256.key" 32
 (umask 077; openssl rand -hex 32 >"$st/secrets/hash-mask.key")
 cp "$MG_SVC_PASS_FILE" "$st/secrets/warehouse.pass"
-sed -e "s|@PORT@|$(free_port)|g" -e "s|@WAREHOUSE_PORT@|$MG_PG_PORT|g" -e "s|@STATE_DIR@|$st|g" \
+sed -e "s|@PORT@|$(free_port)|g" -e "s|@METRICS_PORT@|$(free_port)|g" -e "s|@WAREHOUSE_PORT@|$MG_PG_PORT|g" -e "s|@STATE_DIR@|$st|g" \
     -e "s|@EXAMPLE_DIR@|$EX|g" "$EX/martgate.json" >"$st/martgate.json"
 check "examples/passei-direto/martgate.json, rendered, passes serve --check" \
   "$MARTGATE_BIN" serve --config "$st/martgate.json" --check

@@ -127,6 +127,38 @@ static void test_bad_listen(void **state)
                  (const char *const[]){"listen", "at least one", NULL});
 }
 
+static void test_metrics_section(void **state)
+{
+    (void)state;
+    const char *base = "{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS ",\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"localhost\"}}", base);
+    expect_error(text, (const char *const[]){":2:", "metrics.listen", "not host:port", NULL});
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"127.0.0.1:9187\", \"ready_warehouse_seconds\": 1}}", base);
+    expect_error(text, (const char *const[]){":2:", "ready_warehouse_seconds", NULL});
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"127.0.0.1:9187\", \"token\": \"x\"}}", base);
+    expect_error(text, (const char *const[]){":2:", "token", NULL});
+    write_file("short.token", "abc\n");
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"127.0.0.1:9187\", \"token_file\": \"short.token\"}}", base);
+    expect_error(text, (const char *const[]){":2:", "token_file", "shorter than 16", NULL});
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"127.0.0.1:9187\", \"token_file\": \"nowhere.token\"}}", base);
+    expect_error(text, (const char *const[]){":2:", "token_file", "nowhere.token", NULL});
+    write_file("good.token", "0123456789abcdef0123\n");
+    snprintf(text, sizeof text, "%s\"metrics\": {\"listen\": \"[::1]:9187\", \"token_file\": \"good.token\"}}", base);
+    char err[1024] = "";
+    config *c = load(text, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_string_equal(c->metrics_listen, "[::1]:9187");
+    assert_string_equal(c->metrics_token, "0123456789abcdef0123");
+    assert_int_equal(c->ready_warehouse_s, 30);
+    config_unref(c);
+    c = load("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}", err, sizeof err);
+    assert_non_null(c);
+    assert_null(c->metrics_listen);   /* off by default */
+    config_unref(c);
+}
+
 static void test_tls_required_without_cert(void **state)
 {
     (void)state;
@@ -242,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_unknown_top_level_key),
         cmocka_unit_test(test_pending_limits),
         cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_metrics_section),
         cmocka_unit_test(test_tls_required_without_cert),
         cmocka_unit_test(test_databases_errors),
         cmocka_unit_test(test_limits_out_of_range),
