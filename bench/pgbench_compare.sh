@@ -22,6 +22,9 @@
 #   BENCH_SKIP_TPS=1   only the memory figures
 #   BENCH_POLICY=1     martgate enforces a policy (the pgbench tables in a
 #                      readable dataset): every statement parsed and decided
+#   BENCH_METRICS=1    one more target, mg+metrics: the same martgate with its
+#                      operations listener on (metrics.listen), /metrics
+#                      scraped every second during the run, to show its cost
 #   BENCH_AUDIT=1      one more target, mg+audit: the same martgate with the
 #                      audit log on (normalized query text), to measure its cost
 # Never run by the tests. Takes ~ ROUNDS x 9 x SECONDS plus a minute.
@@ -79,7 +82,18 @@ if [ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ]; then
   MG_AUD_PID=$MG_PID
   MG_PORT=$MG_A_PORT; MG_TOKEN=$MG_A_TOKEN; MG_PID=$MG_A_PID
 fi
-echo "# martgate: $([ -n "${BENCH_POLICY:-}" ] && echo "policy enforced" || echo "no policy (relay only)")""$([ -n "${BENCH_AUDIT:-}" ] && echo "; mg+audit: the same with the audit log on")"
+if [ $have_mg -eq 1 ] && [ -n "${BENCH_METRICS:-}" ]; then
+  MG_A_PORT=$MG_PORT; MG_A_TOKEN=$MG_TOKEN; MG_A_PID=$MG_PID
+  MG_MET_HTTP=$(free_port)
+  MG_CFG_EXTRA="${MG_CFG_EXTRA:+$MG_CFG_EXTRA, }\"metrics\": {\"listen\": \"127.0.0.1:$MG_MET_HTTP\"}" \
+  MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
+    MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
+  MG_MET_PORT=$MG_PORT; MG_MET_TOKEN=$MG_TOKEN; MG_MET_PID=$MG_PID
+  MG_PORT=$MG_A_PORT; MG_TOKEN=$MG_A_TOKEN; MG_PID=$MG_A_PID
+  # a Prometheus-like scrape every second for the whole run
+  h_bg bash -c "while sleep 1; do curl -s -o /dev/null http://127.0.0.1:$MG_MET_HTTP/metrics; done"
+fi
+echo "# martgate: $([ -n "${BENCH_POLICY:-}" ] && echo "policy enforced" || echo "no policy (relay only)")""$([ -n "${BENCH_AUDIT:-}" ] && echo "; mg+audit: the same with the audit log on")""$([ -n "${BENCH_METRICS:-}" ] && echo "; mg+metrics: the same with /metrics on, scraped every second")"
 echo "# warehouse 127.0.0.1:$MG_PG_PORT, PgBouncer :$PGB_PORT${MG_PORT:+, martgate :$MG_PORT}"
 
 # conninfo for a target
@@ -91,17 +105,19 @@ target_env() {
     pgbouncer) export PGPORT=$PGB_PORT PGUSER=$MG_SVC_USER PGPASSWORD=$MG_SVC_PASS ;;
     martgate)  export PGPORT=$MG_PORT PGUSER=$MG_USER PGPASSWORD=$MG_TOKEN ;;
     mg+audit)  export PGPORT=$MG_AUD_PORT PGUSER=$MG_USER PGPASSWORD=$MG_AUD_TOKEN ;;
+    mg+metrics) export PGPORT=$MG_MET_PORT PGUSER=$MG_USER PGPASSWORD=$MG_MET_TOKEN ;;
   esac
 }
 
 # the proxy's own CPU time (user + system, clock ticks) and the ticks a second
-proxy_pid() { case $1 in pgbouncer) echo "$PGB_PID" ;; martgate) echo "$MG_PID" ;; mg+audit) echo "${MG_AUD_PID:-}" ;; esac; }
+proxy_pid() { case $1 in pgbouncer) echo "$PGB_PID" ;; martgate) echo "$MG_PID" ;; mg+audit) echo "${MG_AUD_PID:-}" ;; mg+metrics) echo "${MG_MET_PID:-}" ;; esac; }
 proc_ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 HZ=$(getconf CLK_TCK)
 
 targets=(direct pgbouncer)
 [ $have_mg -eq 1 ] && targets+=(martgate)
 [ $have_mg -eq 1 ] && [ -n "${BENCH_AUDIT:-}" ] && targets+=(mg+audit)
+[ $have_mg -eq 1 ] && [ -n "${BENCH_METRICS:-}" ] && targets+=(mg+metrics)
 modes=(simple extended prepared)
 # connect: a new session per transaction (pgbench -C, simple protocol), the
 # login path: startup, JWT, the warehouse connect and its parse-settings check
@@ -160,6 +176,8 @@ for m in modes:
         cpus = "%.1f" % statistics.median(cpu) if cpu else "-"
         print("%-9s %-10s %-32s %10.0f %8.2f %10.2f %12s" % (m, t, " ".join("%.0f" % x for x in v), med[t], ratio, vs,
                                                          cpus))
+    if "mg+metrics" in med and med.get("martgate"):
+        print("%-9s metrics cost: %.1f%% of martgate's throughput" % (m, 100 * (1 - med["mg+metrics"] / med["martgate"])))
     if "mg+audit" in med and med.get("martgate"):
         print("%-9s audit cost: %.1f%% of martgate's throughput" % (m, 100 * (1 - med["mg+audit"] / med["martgate"])))
 PY

@@ -17,6 +17,12 @@ static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 void log_set_level(log_level lvl) { current_level = lvl; }
 log_level log_get_level(void) { return current_level; }
 
+const char *log_level_name(log_level lvl)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    return (unsigned)lvl < 4 ? names[lvl] : "?";
+}
+
 int log_level_from_name(const char *name)
 {
     static const char *const lower[] = {"debug", "info", "warning", "error"};

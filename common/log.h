@@ -15,6 +15,8 @@ void log_set_level(log_level lvl);
 log_level log_get_level(void);
 /* Returns -1 when the name is unknown. */
 int log_level_from_name(const char *name);
+/* "debug", "info", "warning", "error". */
+const char *log_level_name(log_level lvl);
 
 void log_msg(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

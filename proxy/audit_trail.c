@@ -75,6 +75,7 @@ struct trail_state {
     const char *base_role;
     jsonw scratch;          /* a record being built */
     int trusts_remark;      /* -1 unknown; 1: a Metabase remark names the end user */
+    char last_end_user[48]; /* the last statement's trusted end user (the admin console shows it) */
 };
 
 static audit_log *log_of(const session *s)
@@ -102,6 +103,11 @@ static bool trusts_remark(session *s)
         t->trusts_remark = audit_trusts_end_user(log_of(s), s->user, imp);
     }
     return t->trusts_remark == 1;
+}
+
+const char *trail_end_user(const struct session *s)
+{
+    return s->trail && s->trail->last_end_user[0] ? s->trail->last_end_user : NULL;
 }
 
 static void blob_unref(trail_blob *b)
@@ -316,6 +322,8 @@ static trail_tmpl *tmpl_new(session *s, const char *sql, const char *stmt_text, 
     if (metabase_end_user(sql, t->end_user, sizeof t->end_user) != 0)
         t->end_user[0] = 0;
     t->end_user_trusted = t->end_user[0] && trusts_remark(s);
+    if (t->end_user_trusted && s->trail)
+        snprintf(s->trail->last_end_user, sizeof s->trail->last_end_user, "%s", t->end_user);
     t->members_len = mlen;
     t->qlen = qlen;
     t->nlen = normalized ? nlen : 0;

@@ -27,6 +27,9 @@ typedef struct trail_req trail_req;
 void trail_session_start(struct session *s);
 void trail_login_failed(struct session *s, const char *reason);
 void trail_session_end(struct session *s);
+/* The end user the session's last statement named in a trusted Metabase
+ * remark ("metabase:7"), or NULL. */
+const char *trail_end_user(const struct session *s);
 
 /* A statement was decided. Builds its record(s): for a denial they go out at
  * once; otherwise, for 'Q', the request to attach to the queue entry is

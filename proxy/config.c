@@ -281,6 +281,41 @@ static int parse_metrics(const json_doc *doc, const json_t *root, config *c, cha
     return c->metrics_listen ? 0 : -1;
 }
 
+/* "admin": the admin console (proxy/admin_console), a pseudo-database that
+ * members of admin.groups reach with psql. */
+static int parse_admin(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"database", "groups", NULL};
+    json_t *a = json_object_get(root, "admin");
+    if (!a)
+        return 0;
+    if (json_doc_check_keys(doc, a, "admin", keys, err, errlen))
+        return -1;
+    const char *db = "martgate";
+    const char **groups = NULL;
+    size_t n = 0;
+    if (json_doc_get_string(doc, a, "admin", "database", false, &db, err, errlen) < 0 ||
+        json_doc_get_strings(doc, a, "admin", "groups", true, &groups, &n, err, errlen) != 0)
+        return -1;
+    if (n == 0) {
+        free(groups);
+        return json_doc_error(doc, json_object_get(a, "groups"), err, errlen, "admin.groups",
+                              "needs at least one group (the console is off without the admin key)");
+    }
+    if (!*db || config_find_database(c, db)) {
+        free(groups);
+        return json_doc_error(doc, a, err, errlen, "admin.database",
+                              "'%s' must be a name no entry of databases has", db);
+    }
+    c->admin_database = strdup(db);
+    c->admin_groups = calloc(n, sizeof *c->admin_groups);
+    for (size_t i = 0; c->admin_groups && i < n; i++)
+        if ((c->admin_groups[i] = strdup(groups[i])))
+            c->n_admin_groups++;
+    free(groups);
+    return c->admin_database && c->n_admin_groups == n ? 0 : -1;
+}
+
 static int only_json(const struct dirent *e)
 {
     size_t n = strlen(e->d_name);
@@ -347,7 +382,7 @@ static bool lookup_database(void *arg, const char *name, const char **conninfo, 
 config *config_load(const char *path, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit",
-                                       "log_level", "hash_mask_key_file", "metrics", NULL};
+                                       "log_level", "hash_mask_key_file", "metrics", "admin", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -374,6 +409,7 @@ config *config_load(const char *path, char *err, size_t errlen)
              parse_limits(doc, root, c, err, errlen) == 0 &&
              parse_hash_key(doc, root, c, err, errlen) == 0 &&
              parse_metrics(doc, root, c, err, errlen) == 0 &&
+             parse_admin(doc, root, c, err, errlen) == 0 &&
              json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
     if (ok && level) {
         c->log_level = log_level_from_name(level);
@@ -474,6 +510,10 @@ void config_unref(config *c)
     }
     audit_settings_free(c->audit);
     free(c->metrics_listen);
+    free(c->admin_database);
+    for (size_t i = 0; i < c->n_admin_groups; i++)
+        free(c->admin_groups[i]);
+    free(c->admin_groups);
     if (c->metrics_token) {
         explicit_bzero(c->metrics_token, strlen(c->metrics_token));
         free(c->metrics_token);

@@ -49,7 +49,10 @@ typedef struct config {
     char *metrics_listen;           /* metrics.listen "host:port", or NULL: no operations listener */
     char *metrics_token;            /* the bearer token of /metrics (metrics.token_file), or NULL */
     int ready_warehouse_s;          /* metrics.ready_warehouse_seconds */
-    char policy_sha256[17];         /* the policy files' SHA-256, first 16 hex digits ("" without one) */
+    char policy_sha256[17];
+    char *admin_database;           /* admin.database (default "martgate") when admin.groups is set, or NULL */
+    char **admin_groups;            /* admin.groups: who may use the admin console */
+    size_t n_admin_groups;         /* the policy files' SHA-256, first 16 hex digits ("" without one) */
 } config;
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20)

@@ -575,9 +575,9 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
     intercept_decide(s, kind, stmt_name, sql, types, types_len, out);
     metrics_block *m = &s->srv->metrics;
     switch (out->verdict) {
-    case INTERCEPT_ALLOW: m->statements[s->metrics_db][MG_DECISION_ALLOW]++; break;
-    case INTERCEPT_REPLACE: m->statements[s->metrics_db][MG_DECISION_REWRITE]++; break;
-    case INTERCEPT_DENY: m->statements[s->metrics_db][MG_DECISION_DENY]++; break;
+    case INTERCEPT_ALLOW: m->statements[s->metrics_db][MG_DECISION_ALLOW]++; s->last_decision = "allow"; break;
+    case INTERCEPT_REPLACE: m->statements[s->metrics_db][MG_DECISION_REWRITE]++; s->last_decision = "rewrite"; break;
+    case INTERCEPT_DENY: m->statements[s->metrics_db][MG_DECISION_DENY]++; s->last_decision = "deny"; break;
     default: return;   /* it waits, and is decided again */
     }
     metrics_observe_decide(m, clock_mono_s() - t0);

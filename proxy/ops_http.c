@@ -36,6 +36,7 @@ static const char *state_name(session_state st)
     case SS_AUTH: return "auth";
     case SS_CONNECTING: return "connecting";
     case SS_READY: return "ready";
+    case SS_ADMIN: return "admin";
     case SS_CLOSING: return "closing";
     default: return "closed";
     }

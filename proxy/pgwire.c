@@ -83,6 +83,62 @@ int pgw_ready_for_query(struct evbuffer *out, char status)
     return add_msg(out, 'Z', &status, 1);
 }
 
+/* A message built in a scratch buffer: type, then the body appended. */
+static int add_built(struct evbuffer *out, char type, struct evbuffer *body)
+{
+    size_t len = evbuffer_get_length(body);
+    unsigned char hdr[5];
+    hdr[0] = (unsigned char)type;
+    pgw_put_u32(hdr + 1, (uint32_t)(len + 4));
+    int rc = evbuffer_add(out, hdr, 5) == 0 && evbuffer_add_buffer(out, body) == 0 ? 0 : -1;
+    evbuffer_free(body);
+    return rc;
+}
+
+int pgw_row_description(struct evbuffer *out, const char *const *names, size_t n)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -1;
+    unsigned char u16[2] = {(unsigned char)(n >> 8), (unsigned char)n};
+    evbuffer_add(b, u16, 2);
+    for (size_t i = 0; i < n; i++) {
+        /* name, table OID 0, column 0, type text (25), size -1, typmod -1, format text */
+        static const unsigned char rest[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+        evbuffer_add(b, names[i], strlen(names[i]) + 1);
+        evbuffer_add(b, rest, sizeof rest);
+    }
+    return add_built(out, 'T', b);
+}
+
+int pgw_data_row(struct evbuffer *out, const char *const *values, size_t n)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -1;
+    unsigned char u16[2] = {(unsigned char)(n >> 8), (unsigned char)n};
+    evbuffer_add(b, u16, 2);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char len[4];
+        size_t l = values[i] ? strlen(values[i]) : 0;
+        pgw_put_u32(len, values[i] ? (uint32_t)l : 0xffffffffu);
+        evbuffer_add(b, len, 4);
+        if (values[i])
+            evbuffer_add(b, values[i], l);
+    }
+    return add_built(out, 'D', b);
+}
+
+int pgw_empty_query(struct evbuffer *out)
+{
+    return add_msg(out, 'I', NULL, 0);
+}
+
+int pgw_command_complete(struct evbuffer *out, const char *tag)
+{
+    return add_msg(out, 'C', tag, strlen(tag) + 1);
+}
+
 int pgw_negotiate_protocol(struct evbuffer *out, uint32_t newest_minor,
                            const char *const *unknown, size_t n)
 {

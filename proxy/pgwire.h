@@ -56,6 +56,13 @@ int pgw_auth_request(struct evbuffer *out, uint32_t code);          /* 'R' */
 int pgw_parameter_status(struct evbuffer *out, const char *name, const char *value);
 int pgw_backend_key(struct evbuffer *out, uint32_t pid, uint32_t secret);
 int pgw_ready_for_query(struct evbuffer *out, char status);
+/* A result set of text columns (type text, OID 25), for answers martgate
+ * gives itself (the admin console): RowDescription, DataRow (NULL values
+ * as SQL NULL), CommandComplete. */
+int pgw_row_description(struct evbuffer *out, const char *const *names, size_t n);       /* 'T' */
+int pgw_data_row(struct evbuffer *out, const char *const *values, size_t n);             /* 'D' */
+int pgw_command_complete(struct evbuffer *out, const char *tag);                          /* 'C' */
+int pgw_empty_query(struct evbuffer *out);                                               /* 'I' */
 int pgw_negotiate_protocol(struct evbuffer *out, uint32_t newest_minor,
                            const char *const *unknown_options, size_t n);
 int pgw_query(struct evbuffer *out, const char *sql);               /* 'Q' */

@@ -62,6 +62,14 @@ static int pending_from(const server *srv, const char *addr)
     return n;
 }
 
+session *server_find_by_id(server *srv, uint64_t id)
+{
+    for (session *s = srv->sessions; s; s = s->next)
+        if (s->id == id && s->state != SS_DEAD)
+            return s;
+    return NULL;
+}
+
 session *server_find_by_key(server *srv, uint32_t pid)
 {
     for (session *s = srv->sessions; s; s = s->next)
@@ -247,15 +255,17 @@ static bool same_listen(const config *a, const config *b)
     return true;
 }
 
-static void reload(server *srv)
+int server_reload(server *srv)
 {
     char err[1024];
     config *c = config_load(srv->config_path, err, sizeof err);
     if (!c) {
         log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
         srv->reloads_failed++;
-        return;
+        snprintf(srv->last_reload_error, sizeof srv->last_reload_error, "%s", err);
+        return -1;
     }
+    srv->last_reload_error[0] = 0;
     srv->reloads_ok++;
     srv->policy_loaded_at = unix_time();
     if (!same_listen(srv->cfg, c))
@@ -271,6 +281,7 @@ static void reload(server *srv)
     build_catalogs(srv);
     log_msg(LOG_INFO, "configuration reloaded from %s (TLS certificate, JWT keys, databases, limits); "
                       "%d sessions keep theirs", srv->config_path, srv->nsessions);
+    return 0;
 }
 
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
@@ -320,7 +331,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     server *srv = arg;
     (void)what;
     if (sig == SIGHUP)
-        reload(srv);
+        (void)server_reload(srv);
     else if (sig == SIGUSR1)
         audit_reopen(srv->audit);
     else

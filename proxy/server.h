@@ -45,7 +45,14 @@ typedef struct server {
     uint64_t reloads_ok, reloads_failed;
     double warehouse_ok_at[METRICS_MAX_NAMES];   /* monotonic, by metric_databases index */
     char warehouse_error[METRICS_MAX_NAMES][200];
+    char last_reload_error[1024]; /* "" when the last reload worked */
 } server;
+
+/* Loads the configuration file again (SIGHUP, the admin console's RELOAD):
+ * 0, or -1 keeping the running one (last_reload_error says why). */
+int server_reload(server *srv);
+/* The live session of that id, or NULL. */
+struct session *server_find_by_id(server *srv, uint64_t id);
 
 /* The warehouse catalog cache of a client-visible database, or NULL. */
 catalog_cache *server_catalog(server *srv, const char *database);

@@ -23,20 +23,23 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/audit_trail.h"
+#include "proxy/admin_console.h"
 #include "proxy/ops_http.h"
 #include "proxy/server.h"
 
 /* The only way a session changes state; the transitions are the ones the
  * state machine of session.h allows (checked in the ASan/Debug build). A
- * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY, any
- * live state -> CLOSING -> DEAD, or straight to DEAD when killed. */
-static void session_set_state(session *s, session_state next)
+ * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
+ * AUTH -> ADMIN, the admin console), any live state -> CLOSING -> DEAD, or
+ * straight to DEAD when killed. */
+void session_set_state(session *s, session_state next)
 {
     session_state from = s->state;
     (void)from;
     assert(from != SS_DEAD);
     assert(next == SS_DEAD || next == SS_CLOSING || (from == SS_STARTUP && next == SS_AUTH) ||
-           (from == SS_AUTH && next == SS_CONNECTING) || (from == SS_CONNECTING && next == SS_READY));
+           (from == SS_AUTH && next == SS_CONNECTING) || (from == SS_CONNECTING && next == SS_READY) ||
+           (from == SS_AUTH && next == SS_ADMIN));
     assert(from != SS_CLOSING || next == SS_DEAD);
     s->state = next;
 }
@@ -146,6 +149,7 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->client.low_water = RELAY_HIGH_WATER / 2;
     s->client.bytes_read = &srv->metrics.bytes_from_clients;
     s->metrics_db = metrics_name(&srv->metric_databases, NULL);
+    s->connected_at = time(NULL);
     struct timeval tv = {cfg->login_timeout_s, 0};
     evtimer_add(s->timer, &tv);
     conn_read(&s->client, true);
@@ -542,8 +546,15 @@ static void read_password(session *s)
         fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
         return;
     }
+    if (admin_console_database(s) && admin_console_allowed(s)) {
+        admin_console_start(s);
+        return;
+    }
     if (!config_find_database(s->cfg, s->database)) {
-        session_log(s, LOG_INFO, "login refused: unknown database \"%s\"", s->database);
+        /* the admin console too, for whoever is not in admin.groups */
+        session_log(s, LOG_INFO, "login refused: unknown database \"%s\"%s", s->database,
+                    admin_console_database(s) ? " (the admin console, and the principal is in none of admin.groups)"
+                                              : "");
         login_failed(s, MG_LOGIN_DATABASE, "unknown database");
         fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
         return;
@@ -841,6 +852,9 @@ static void on_client_io(conn *c, conn_event what, void *arg)
             break;
         case SS_READY:
             relay_client_readable(s);
+            break;
+        case SS_ADMIN:
+            admin_console_readable(s);
             break;
         default:
             break;

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 /* only what the struct holds: the session's parts include their own headers */
 #include "adapters/postgres.h"
@@ -31,6 +32,7 @@ typedef enum {
     SS_AUTH,
     SS_CONNECTING,
     SS_READY,
+    SS_ADMIN,                        /* logged in to the admin console (proxy/admin_console) */
     SS_CLOSING,
     SS_DEAD,                         /* freed at the next turn of the loop */
 } session_state;
@@ -75,6 +77,8 @@ typedef struct session {
     bool facts_waited;               /* ... which it waits for once */
     char *search_path_text;          /* the warehouse session's starting search_path */
     unsigned metrics_db;             /* the database's metrics label (a configured one, or "(none)") */
+    time_t connected_at;             /* accepted (for the admin console) */
+    const char *last_decision;       /* "allow", "rewrite", "deny" of the last statement, or NULL */
     double connect_started;          /* monotonic: the warehouse connection began */
     double audit_wait_since;         /* monotonic: began waiting for audit room */
     struct session *prev, *next;     /* server's list */
@@ -103,6 +107,9 @@ void session_cancel(session *s);
  * reads governance only through these two. */
 const policy_t *session_policy(const session *s);
 const char *session_deny_hint(const session *s);
+
+/* The state machine's one transition function (see session.c). */
+void session_set_state(session *s, session_state next);
 
 void session_log(const session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

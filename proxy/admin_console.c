@@ -1,0 +1,481 @@
+/*
+ * admin_console: martgate's own answers on the admin pseudo-database (see
+ * admin_console.h). Simple query protocol only, as PgBouncer's console.
+ */
+#include "proxy/admin_console.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proxy/metrics.h"
+#include "proxy/pgwire.h"
+#include "proxy/server.h"
+#include "proxy/session.h"
+#include "proxy/audit_trail.h"
+
+#define ADMIN_MAX_QUERY 8192
+
+bool admin_console_database(const session *s)
+{
+    return s->cfg->admin_database && s->database && strcmp(s->cfg->admin_database, s->database) == 0;
+}
+
+bool admin_console_allowed(const session *s)
+{
+    for (size_t i = 0; i < s->ident.ngroups; i++)
+        for (size_t k = 0; k < s->cfg->n_admin_groups; k++)
+            if (strcmp(s->ident.groups[i], s->cfg->admin_groups[k]) == 0)
+                return true;
+    return false;
+}
+
+static const char *operator_name(const session *s)
+{
+    return s->ident.user ? s->ident.user : s->user ? s->user : "?";
+}
+
+/* One audit record per login and command: who, from where, what, and how it ended. */
+static void audit_admin(session *s, const char *command, const char *result, const session *target)
+{
+    if (!audit_enabled(s->srv->audit))
+        return;
+    json_t *rec = json_pack("{sssIssssss}", "event", "admin", "session", (json_int_t)s->id, "user", operator_name(s),
+                            "client", s->client_addr, "command", command);
+    if (!rec)
+        return;
+    json_object_set_new(rec, "result", json_string(result));
+    if (target) {
+        json_object_set_new(rec, "target_session", json_integer((json_int_t)target->id));
+        json_object_set_new(rec, "target_user", json_string(target->ident.user ? target->ident.user : target->user ? target->user : ""));
+    }
+    audit_submit_always(s->srv->audit, rec);
+}
+
+void admin_console_start(session *s)
+{
+    struct evbuffer *out = s->client.out;
+    pgw_auth_request(out, 0);
+    pgw_parameter_status(out, "server_version", "15.0 (martgate admin console)");
+    pgw_parameter_status(out, "server_encoding", "UTF8");
+    pgw_parameter_status(out, "client_encoding", "UTF8");
+    pgw_parameter_status(out, "DateStyle", "ISO, MDY");
+    pgw_parameter_status(out, "integer_datetimes", "on");
+    pgw_parameter_status(out, "standard_conforming_strings", "on");
+    pgw_parameter_status(out, "application_name", s->application_name ? s->application_name : "");
+    pgw_ready_for_query(out, 'I');
+    evtimer_del(s->timer);
+    session_set_state(s, SS_ADMIN);
+    server_login_done(s->srv, s);
+    s->srv->metrics.logins[MG_LOGIN_OK]++;
+    session_log(s, LOG_INFO, "admin console login");
+    audit_admin(s, "login", "ok", NULL);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void rows_begin(session *s, const char *const *cols, size_t n)
+{
+    pgw_row_description(s->client.out, cols, n);
+}
+
+static void row(session *s, const char *const *vals, size_t n)
+{
+    pgw_data_row(s->client.out, vals, n);
+}
+
+static void rows_end(session *s, size_t n)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "SHOW %zu", n);
+    pgw_command_complete(s->client.out, tag);
+}
+
+static void iso_time(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *state_text(session_state st)
+{
+    switch (st) {
+    case SS_STARTUP: return "startup";
+    case SS_AUTH: return "auth";
+    case SS_CONNECTING: return "connecting";
+    case SS_READY: return "ready";
+    case SS_ADMIN: return "admin";
+    case SS_CLOSING: return "closing";
+    default: return "closed";
+    }
+}
+
+static void show_sessions(session *s)
+{
+    static const char *const cols[] = {"id", "user", "end_user", "groups", "client", "database", "application",
+                                       "state", "since", "last_decision"};
+    enum { N = sizeof cols / sizeof *cols };
+    rows_begin(s, cols, N);
+    size_t n = 0;
+    for (const session *x = s->srv->sessions; x; x = x->next) {
+        if (x->state == SS_DEAD)
+            continue;
+        char id[24], client[96], since[32], groups[512];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)x->id);
+        snprintf(client, sizeof client, "%s:%d", x->client_addr, x->client_port);
+        iso_time(x->connected_at, since, sizeof since);
+        size_t off = 0;
+        groups[0] = 0;
+        for (size_t i = 0; i < x->ident.ngroups && off < sizeof groups; i++)
+            off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", x->ident.groups[i]);
+        const char *user = x->state >= SS_CONNECTING ? (x->ident.user ? x->ident.user : x->user) : x->user;
+        const char *vals[N] = {id, user, trail_end_user(x), x->state >= SS_CONNECTING ? groups : NULL, client,
+                               x->database, x->application_name, state_text(x->state), since, x->last_decision};
+        row(s, vals, N);
+        n++;
+    }
+    rows_end(s, n);
+}
+
+/* The exposition /metrics serves, as rows (metric, labels, value): one
+ * piece of code for both. */
+static void show_stats(session *s)
+{
+    static const char *const cols[] = {"metric", "labels", "value"};
+    server *srv = s->srv;
+    metrics_info info = {.version = MARTGATE_VERSION, .pg_query_version = "", .openssl_version = "",
+                         .start_time = srv->started_at, .reloads_ok = srv->reloads_ok,
+                         .reloads_failed = srv->reloads_failed};
+    const metrics_block *blocks[] = {&srv->metrics};
+    struct evbuffer *b = evbuffer_new();
+    rows_begin(s, cols, 3);
+    size_t n = 0;
+    if (b && metrics_write(b, blocks, 1, &srv->metric_databases, &srv->metric_datasets, NULL, 0, &info) == 0) {
+        char *line;
+        size_t len;
+        while ((line = evbuffer_readln(b, &len, EVBUFFER_EOL_LF))) {
+            if (line[0] != '#' && line[0]) {
+                char *sp = strrchr(line, ' ');
+                if (sp) {
+                    *sp = 0;
+                    char *brace = strchr(line, '{');
+                    const char *labels = "";
+                    if (brace) {
+                        *brace = 0;
+                        labels = brace + 1;
+                        brace[strlen(brace + 1)] = 0;   /* the closing brace */
+                    }
+                    if (strncmp(line, "martgate_build_info", 19) != 0) {
+                        const char *vals[] = {line, labels, sp + 1};
+                        row(s, vals, 3);
+                        n++;
+                    }
+                }
+            }
+            free(line);
+        }
+    }
+    if (b)
+        evbuffer_free(b);
+    rows_end(s, n);
+}
+
+/* A conninfo as it may be shown: password=... (quoted or not) and the
+ * password of a URI's user:password@ removed. */
+static void redact_conninfo(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    const char *p = in;
+    const char *uri = strstr(in, "://");
+    while (*p && o + 1 < len) {
+        if (uri && p == uri + 3) {   /* postgresql://user:secret@host */
+            const char *at = strchr(p, '@'), *colon = strchr(p, ':');
+            if (at && colon && colon < at) {
+                while (p < colon && o + 1 < len)
+                    out[o++] = *p++;
+                o += (size_t)snprintf(out + o, len - o, ":[hidden]");
+                p = at;
+                continue;
+            }
+        }
+        if ((p == in || isspace((unsigned char)p[-1])) && strncasecmp(p, "password", 8) == 0) {
+            const char *q = p + 8;
+            while (isspace((unsigned char)*q))
+                q++;
+            if (*q == '=') {
+                q++;
+                while (isspace((unsigned char)*q))
+                    q++;
+                if (*q == '\'') {
+                    for (q++; *q && *q != '\''; q++)
+                        if (*q == '\\' && q[1])
+                            q++;
+                    if (*q)
+                        q++;
+                } else {
+                    while (*q && !isspace((unsigned char)*q))
+                        q++;
+                }
+                o += (size_t)snprintf(out + o, len - o, "password=[hidden]");
+                p = q;
+                continue;
+            }
+        }
+        out[o++] = *p++;
+    }
+    out[o < len ? o : len - 1] = 0;
+}
+
+static void show_databases(session *s)
+{
+    static const char *const cols[] = {"name", "warehouse", "sessions", "ready", "last_error"};
+    server *srv = s->srv;
+    const config *cfg = srv->cfg;
+    rows_begin(s, cols, 5);
+    for (size_t i = 0; i < cfg->ndatabases; i++) {
+        const config_database *db = &cfg->databases[i];
+        char wh[1024], count[16];
+        redact_conninfo(db->conninfo, wh, sizeof wh);
+        int n = 0;
+        for (const session *x = srv->sessions; x; x = x->next)
+            n += x->state == SS_READY && x->database && strcmp(x->database, db->name) == 0;
+        snprintf(count, sizeof count, "%d", n);
+        unsigned k = metrics_name(&srv->metric_databases, db->name);
+        double at = srv->warehouse_ok_at[k];
+        bool ready = at > 0 && clock_mono_s() - at <= cfg->ready_warehouse_s;
+        const char *vals[] = {db->name, wh, count, ready ? "yes" : "no",
+                              srv->warehouse_error[k][0] ? srv->warehouse_error[k] : NULL};
+        row(s, vals, 5);
+    }
+    rows_end(s, cfg->ndatabases);
+}
+
+static void show_policy(session *s)
+{
+    static const char *const cols[] = {"path", "sha256", "loaded_at", "summary", "last_reload_error"};
+    server *srv = s->srv;
+    const config *cfg = srv->cfg;
+    char at[32], summary[256] = "";
+    iso_time((time_t)srv->policy_loaded_at, at, sizeof at);
+    if (cfg->policy)
+        policy_summary(cfg->policy, summary, sizeof summary);
+    rows_begin(s, cols, 5);
+    const char *vals[] = {cfg->policy_path, cfg->policy ? cfg->policy_sha256 : NULL, at,
+                          cfg->policy ? summary : "no policy configured: every authenticated statement is allowed",
+                          srv->last_reload_error[0] ? srv->last_reload_error : NULL};
+    row(s, vals, 5);
+    rows_end(s, 1);
+}
+
+static void show_config(session *s)
+{
+    static const char *const cols[] = {"key", "value"};
+    const config *cfg = s->srv->cfg;
+    char listen[512] = "", buf[16][64];
+    for (size_t i = 0, off = 0; i < cfg->nlisten && off < sizeof listen; i++)
+        off += (size_t)snprintf(listen + off, sizeof listen - off, "%s%s", i ? ", " : "", cfg->listen[i]);
+    int k = 0;
+#define NUM(v) (snprintf(buf[k], sizeof buf[k], "%lld", (long long)(v)), buf[k++])
+    const char *rows[][2] = {
+        {"config_file", cfg->path},
+        {"listen", listen},
+        {"tls", cfg->ssl_ctx ? (cfg->allow_plaintext ? "optional" : "required") : "off"},
+        {"databases", NUM(cfg->ndatabases)},
+        {"policy", cfg->policy_path ? cfg->policy_path : "(none)"},
+        {"deny_hint", cfg->deny_hint ? cfg->deny_hint : "(none)"},
+        {"hash_mask_key", cfg->hash_key ? "(set)" : "(none)"},
+        {"audit", audit_enabled(s->srv->audit) ? audit_query_text_mode(s->srv->audit) : "off"},
+        {"limits.max_clients", NUM(cfg->max_clients)},
+        {"limits.max_pending_logins", NUM(cfg->max_pending_logins)},
+        {"limits.max_pending_per_address", NUM(cfg->max_pending_per_address)},
+        {"limits.max_message_bytes", NUM(cfg->max_message_bytes)},
+        {"limits.login_timeout_seconds", NUM(cfg->login_timeout_s)},
+        {"limits.shutdown_timeout_seconds", NUM(cfg->shutdown_timeout_s)},
+        {"log_level", log_level_name((log_level)cfg->log_level)},
+        {"metrics.listen", cfg->metrics_listen ? cfg->metrics_listen : "(off)"},
+        {"metrics.token", cfg->metrics_token ? "(set)" : "(none)"},
+        {"metrics.ready_warehouse_seconds", NUM(cfg->ready_warehouse_s)},
+        {"admin.database", cfg->admin_database},
+    };
+#undef NUM
+    size_t n = sizeof rows / sizeof *rows;
+    rows_begin(s, cols, 2);
+    for (size_t i = 0; i < n; i++)
+        row(s, rows[i], 2);
+    rows_end(s, n);
+}
+
+static void show_help(session *s)
+{
+    static const char *const cols[] = {"command", "what it does"};
+    static const char *const rows[][2] = {
+        {"SHOW SESSIONS", "every client session: id, user, end user, groups, client, database, state, since, last decision"},
+        {"SHOW STATS", "the counters /metrics serves"},
+        {"SHOW DATABASES", "the configured warehouses (no password), their sessions and readiness"},
+        {"SHOW POLICY", "the policy's path, SHA-256, load time and the last reload error"},
+        {"SHOW CONFIG", "the running configuration (secrets shown as (set))"},
+        {"RELOAD", "read the configuration and policy again (as SIGHUP)"},
+        {"KILL SESSION id", "end that session with 57P01 (audited with your name)"},
+    };
+    rows_begin(s, cols, 2);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        row(s, rows[i], 2);
+    rows_end(s, sizeof rows / sizeof *rows);
+}
+
+static void error(session *s, const char *sqlstate, const char *msg, const char *hint)
+{
+    pg_error e = {.severity = "ERROR", .sqlstate = sqlstate, .message = msg, .hint = hint};
+    pgw_error(s->client.out, &e);
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+/* Splits a command into at most 3 words (lower-cased), false when longer. */
+static bool words(char *cmd, char *w[3], size_t *n)
+{
+    *n = 0;
+    for (char *t = strtok(cmd, " \t\r\n"); t; t = strtok(NULL, " \t\r\n")) {
+        if (*n == 3)
+            return false;
+        w[(*n)++] = t;
+    }
+    for (size_t i = 0; i < *n && i < 2; i++)
+        for (char *c = w[i]; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    return true;
+}
+
+static bool run_command(session *s, const char *text)
+{
+    char cmd[ADMIN_MAX_QUERY];
+    snprintf(cmd, sizeof cmd, "%s", text);
+    char *w[3];
+    size_t n;
+    bool ok = words(cmd, w, &n);
+    const char *hint = "SHOW HELP lists the commands";
+    if (ok && n == 2 && !strcmp(w[0], "show")) {
+        if (!strcmp(w[1], "sessions"))
+            show_sessions(s);
+        else if (!strcmp(w[1], "stats"))
+            show_stats(s);
+        else if (!strcmp(w[1], "databases"))
+            show_databases(s);
+        else if (!strcmp(w[1], "policy"))
+            show_policy(s);
+        else if (!strcmp(w[1], "config"))
+            show_config(s);
+        else if (!strcmp(w[1], "help"))
+            show_help(s);
+        else
+            ok = false;
+        if (ok)
+            audit_admin(s, text, "ok", NULL);
+    } else if (ok && n == 1 && !strcmp(w[0], "reload")) {
+        if (server_reload(s->srv) == 0) {
+            pgw_command_complete(s->client.out, "RELOAD");
+            audit_admin(s, text, "ok", NULL);
+        } else {
+            error(s, "F0000", s->srv->last_reload_error, "the running configuration stays");
+            audit_admin(s, text, "failed", NULL);
+            return false;
+        }
+    } else if (ok && n == 3 && !strcmp(w[0], "kill") && !strcmp(w[1], "session")) {
+        char *end;
+        unsigned long long id = strtoull(w[2], &end, 10);
+        session *t = *w[2] && !*end ? server_find_by_id(s->srv, id) : NULL;
+        if (!t || t->state == SS_CLOSING) {
+            error(s, "42704", "no such session (SHOW SESSIONS lists them)", NULL);
+            audit_admin(s, text, "no such session", NULL);
+            return false;
+        }
+        if (t == s) {
+            error(s, "55000", "this is your own session: \\q ends it", NULL);
+            audit_admin(s, text, "own session", NULL);
+            return false;
+        }
+        char detail[200];
+        snprintf(detail, sizeof detail, "Ended from martgate's admin console by %s.", operator_name(s));
+        session_log(t, LOG_WARNING, "killed from the admin console by %s (session %llu)", operator_name(s),
+                    (unsigned long long)s->id);
+        audit_admin(s, text, "ok", t);
+        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
+                      .message = "terminating connection due to administrator command", .detail = detail};
+        session_close(t, &e);
+        pgw_command_complete(s->client.out, "KILL");
+        return true;
+    } else {
+        ok = false;
+    }
+    if (!ok) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the admin console does not know \"%.200s\"", text);
+        error(s, "42601", msg, hint);
+        audit_admin(s, text, "unknown command", NULL);
+    }
+    return ok;
+}
+
+/* A Query: its commands (split at ';', none of them holds one) in order,
+ * up to the first error. */
+static void run_query(session *s, char *q)
+{
+    bool any = false;
+    for (char *c = q, *semi; c; c = semi ? semi + 1 : NULL) {
+        semi = strchr(c, ';');
+        if (semi)
+            *semi = 0;
+        while (isspace((unsigned char)*c))
+            c++;
+        size_t l = strlen(c);
+        while (l && isspace((unsigned char)c[l - 1]))
+            c[--l] = 0;
+        if (!*c)
+            continue;
+        any = true;
+        if (!run_command(s, c))
+            break;
+    }
+    if (!any)
+        pgw_empty_query(s->client.out);
+    pgw_ready_for_query(s->client.out, 'I');
+}
+
+void admin_console_readable(session *s)
+{
+    struct evbuffer *in = s->client.in;
+    char type;
+    uint32_t len;
+    while (s->state == SS_ADMIN && pgw_peek_header(in, &type, &len)) {
+        if (type == 'X') {
+            session_kill(s);
+            return;
+        }
+        if (type != 'Q' || len < 5 || len > ADMIN_MAX_QUERY) {
+            pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
+                          .message = type != 'Q' ? "the admin console speaks the simple query protocol only (psql)"
+                                                 : "admin command too long"};
+            session_close(s, &e);
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)len + 1)
+            return;
+        char *msg = malloc(len + 1);
+        if (!msg) {
+            session_kill(s);
+            return;
+        }
+        evbuffer_remove(in, msg, len + 1);
+        msg[len] = 0;   /* the Query's own NUL, or one more */
+        run_query(s, msg + 5);
+        free(msg);
+    }
+}
