@@ -14,7 +14,7 @@ PKGS=(
   openssl procps util-linux iproute2 python3
   python3-asyncpg python3-psycopg python3-psycopg2
   unixodbc odbc-postgresql python3-pyodbc
-  prometheus curl
+  prometheus curl haproxy
 )
 
 missing=()
@@ -39,8 +39,8 @@ fi
 
 # The Debian postgresql package starts a cluster of its own on port 5432; our
 # tests never use it, and pgbouncer's packaged service is not wanted either.
-# Nor is prometheus': t_metrics starts its own on a free port.
-for svc in pgbouncer prometheus; do
+# Nor are prometheus' and haproxy's: t_metrics starts its own on free ports.
+for svc in pgbouncer prometheus haproxy; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet $svc 2>/dev/null; then
     systemctl stop $svc || true
   fi

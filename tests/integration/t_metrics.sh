@@ -5,11 +5,13 @@
 # read back through Prometheus' HTTP API must be what the test did (exact
 # counts of logins by result and of denials by dataset). promtool checks the
 # exposition; the bearer token is required; /readyz turns 503, saying why,
-# when the warehouse stops accepting connections, and 200 again after.
+# when the warehouse stops accepting connections, and 200 again after; a
+# real HAProxy (Debian's) with `option httpchk GET /readyz` takes martgate out
+# of its backend then, and back in after, and relays psql to it meanwhile.
 . "$(dirname "$0")/../lib/harness.sh"
 h_init metrics
 need_martgate
-for tool in prometheus promtool curl jq pgbench; do
+for tool in prometheus promtool curl jq pgbench haproxy; do
   command -v $tool >/dev/null || h_die "$tool is missing (scripts/install-deps.sh installs it)"
 done
 DB=t_metrics
@@ -124,15 +126,65 @@ w=$(promql 'martgate_audit_records_written_total')
 check_eq "the audit queue is not full" 0 "$(promql 'martgate_audit_queue_records >= martgate_audit_queue_capacity_records' | wc -w)"
 check_eq "client sessions are gauged by state: none left" "" "$(promql 'sum(martgate_client_sessions{state="ready"})')"
 
-# ---- readiness follows the warehouse -----------------------------------------
+# ---- readiness follows the warehouse, and HAProxy follows readiness -----------
+HPORT=$(free_port)
+cat >"$T_DIR/haproxy.cfg" <<HAP
+global
+  stats socket $T_DIR/haproxy.sock mode 600 level admin
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend pg
+  bind 127.0.0.1:$HPORT
+  default_backend martgate
+backend martgate
+  option httpchk GET /readyz
+  http-check expect status 200
+  server mg1 127.0.0.1:$MG_PORT check port $MPORT inter 500ms fall 2 rise 2
+HAP
+haproxy -c -f "$T_DIR/haproxy.cfg" >/dev/null 2>&1 || fail "haproxy -c accepts the test's config" "$(haproxy -c -f "$T_DIR/haproxy.cfg" 2>&1)"
+h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
+# hap_status: mg1's status in HAProxy's own stats (UP, DOWN, ...)
+hap_status() {
+  /usr/bin/python3 - "$T_DIR/haproxy.sock" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+rows = [l.split(",") for l in data.decode().splitlines() if l]
+cols = rows[0]
+cols[0] = cols[0].lstrip("# ")
+for r in rows[1:]:
+    if r[0] == "martgate" and r[1] == "mg1":
+        print(r[cols.index("status")])
+PY
+}
+hap_is() { [ "$(hap_status)" = "$1" ]; }
+wait_until 15 hap_is UP || true
+check_eq "HAProxy's httpchk of /readyz: martgate is UP" UP "$(hap_status)"
+out=$(PGPASSWORD=$MG_TOKEN timeout 20 psql -X -Atc "select count(*) from mart.t" \
+      "host=127.0.0.1 port=$HPORT dbname=$DB user=$MG_USER sslmode=verify-full sslrootcert=$MG_CA" 2>&1 || true)
+check_eq "... and psql through HAProxy reaches the warehouse" 2 "$out"
 pg_admin postgres -c "ALTER DATABASE $DB ALLOW_CONNECTIONS false" >/dev/null
 wait_until 15 ready_is 503 || true
 check_eq "/readyz is 503 once the warehouse refuses connections" 503 "$(code "$URL/readyz")"
 check_match "... saying why" 'no connection accepted in the last 4 s: .*not currently accepting connections' \
   "$(jq -r '.checks["warehouse t_metrics"]' "$T_DIR/body" 2>&1)"
+wait_until 10 hap_is DOWN || true
+check_eq "... HAProxy takes martgate out of its backend" DOWN "$(hap_status)"
 pg_admin postgres -c "ALTER DATABASE $DB ALLOW_CONNECTIONS true" >/dev/null
 wait_until 15 ready_is 200 || true
 check_eq "... and 200 again when it accepts them" 200 "$(code "$URL/readyz")"
+wait_until 10 hap_is UP || true
+check_eq "... HAProxy puts it back" UP "$(hap_status)"
 check_eq "/healthz stayed 200 all along" 200 "$(code "$URL/healthz")"
 
 if mg_alive; then ok "martgate still running"; else fail "martgate still running" "it exited" "$(mg_log_tail)"; fi
