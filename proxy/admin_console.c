@@ -282,30 +282,32 @@ static void show_config(session *s)
     char listen[512] = "", buf[16][64];
     for (size_t i = 0, off = 0; i < cfg->nlisten && off < sizeof listen; i++)
         off += (size_t)snprintf(listen + off, sizeof listen - off, "%s%s", i ? ", " : "", cfg->listen[i]);
-    int k = 0;
-#define NUM(v) (snprintf(buf[k], sizeof buf[k], "%lld", (long long)(v)), buf[k++])
+    long long nums[] = {(long long)cfg->ndatabases, cfg->max_clients, cfg->max_pending_logins,
+                        cfg->max_pending_per_address, (long long)cfg->max_message_bytes, cfg->login_timeout_s,
+                        cfg->shutdown_timeout_s, cfg->ready_warehouse_s};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++)
+        snprintf(buf[i], sizeof buf[i], "%lld", nums[i]);
     const char *rows[][2] = {
         {"config_file", cfg->path},
         {"listen", listen},
         {"tls", cfg->ssl_ctx ? (cfg->allow_plaintext ? "optional" : "required") : "off"},
-        {"databases", NUM(cfg->ndatabases)},
+        {"databases", buf[0]},
         {"policy", cfg->policy_path ? cfg->policy_path : "(none)"},
         {"deny_hint", cfg->deny_hint ? cfg->deny_hint : "(none)"},
         {"hash_mask_key", cfg->hash_key ? "(set)" : "(none)"},
         {"audit", audit_enabled(s->srv->audit) ? audit_query_text_mode(s->srv->audit) : "off"},
-        {"limits.max_clients", NUM(cfg->max_clients)},
-        {"limits.max_pending_logins", NUM(cfg->max_pending_logins)},
-        {"limits.max_pending_per_address", NUM(cfg->max_pending_per_address)},
-        {"limits.max_message_bytes", NUM(cfg->max_message_bytes)},
-        {"limits.login_timeout_seconds", NUM(cfg->login_timeout_s)},
-        {"limits.shutdown_timeout_seconds", NUM(cfg->shutdown_timeout_s)},
+        {"limits.max_clients", buf[1]},
+        {"limits.max_pending_logins", buf[2]},
+        {"limits.max_pending_per_address", buf[3]},
+        {"limits.max_message_bytes", buf[4]},
+        {"limits.login_timeout_seconds", buf[5]},
+        {"limits.shutdown_timeout_seconds", buf[6]},
         {"log_level", log_level_name((log_level)cfg->log_level)},
         {"metrics.listen", cfg->metrics_listen ? cfg->metrics_listen : "(off)"},
         {"metrics.token", cfg->metrics_token ? "(set)" : "(none)"},
-        {"metrics.ready_warehouse_seconds", NUM(cfg->ready_warehouse_s)},
+        {"metrics.ready_warehouse_seconds", buf[7]},
         {"admin.database", cfg->admin_database},
     };
-#undef NUM
     size_t n = sizeof rows / sizeof *rows;
     rows_begin(s, cols, 2);
     for (size_t i = 0; i < n; i++)
