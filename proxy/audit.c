@@ -789,6 +789,7 @@ void audit_get_stats(audit_log *a, audit_stats *out)
         out->warehouse_pending = ps.pending;
         out->warehouse_dropped = ps.dropped;
         out->warehouse_spooled = ps.spooled;
+        out->warehouse_replayed = ps.replayed;
         out->warehouse_connected = ps.connected;
     }
 }

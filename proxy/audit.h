@@ -152,6 +152,7 @@ typedef struct {
     unsigned long long warehouse_pending;   /* records not there yet (memory, spool, in flight) */
     unsigned long long warehouse_dropped;   /* not copied: spool unwritable and memory cap reached (logged) */
     unsigned long long warehouse_spooled;   /* lines appended to the spool (the warehouse was behind or down) */
+    unsigned long long warehouse_replayed;  /* lines inserted from the spool */
     bool warehouse_connected;
 } audit_stats;
 void audit_get_stats(audit_log *a, audit_stats *out);

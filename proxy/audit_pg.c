@@ -343,6 +343,7 @@ static void sink_inserted(audit_pg *p, sink_state *t)
     pthread_mutex_lock(&p->mu);
     p->stats.inserted += t->ninflight;
     if (t->from_spool) {
+        p->stats.replayed += t->ninflight;
         p->spool_read_off = t->spool_end;
         p->spool_lines = p->spool_lines >= t->spool_consumed ? p->spool_lines - t->spool_consumed : 0;
         if (p->spool_read_off >= p->spool_size) {

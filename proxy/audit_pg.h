@@ -41,6 +41,7 @@ void audit_pg_stop(audit_pg *p);
 typedef struct {
     unsigned long long inserted;     /* rows the warehouse accepted */
     unsigned long long spooled;      /* lines appended to the spool */
+    unsigned long long replayed;     /* lines inserted from the spool (after an outage or a restart) */
     unsigned long long pending;      /* lines not yet inserted (memory + spool + in flight) */
     unsigned long long dropped;      /* lines given up: neither spool nor memory could hold them */
     bool connected;

@@ -258,6 +258,9 @@ int metrics_write(struct evbuffer *out, const metrics_block *const *blocks, size
             head(&w, "martgate_audit_warehouse_spooled_total", "counter",
                  "audit rows written to the spool while the warehouse was behind or down");
             add(&w, "martgate_audit_warehouse_spooled_total %llu\n", (unsigned long long)info->audit_wh_spooled);
+            head(&w, "martgate_audit_warehouse_replayed_total", "counter",
+                 "audit rows inserted from the spool once the warehouse was back (or after a restart)");
+            add(&w, "martgate_audit_warehouse_replayed_total %llu\n", (unsigned long long)info->audit_wh_replayed);
             head(&w, "martgate_audit_warehouse_pending_records", "gauge",
                  "audit rows not in the warehouse yet (memory, spool, in flight)");
             add(&w, "martgate_audit_warehouse_pending_records %llu\n", (unsigned long long)info->audit_wh_pending);

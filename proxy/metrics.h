@@ -83,7 +83,7 @@ typedef struct {
     /* the audit log (audit_get_stats) */
     int audit_enabled, audit_warehouse;
     uint64_t audit_written, audit_refused, audit_queued, audit_queue_size;
-    uint64_t audit_wh_inserted, audit_wh_spooled, audit_wh_pending, audit_wh_dropped;
+    uint64_t audit_wh_inserted, audit_wh_spooled, audit_wh_replayed, audit_wh_pending, audit_wh_dropped;
     int audit_wh_connected;
 } metrics_info;
 

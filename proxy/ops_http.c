@@ -118,6 +118,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         .audit_queue_size = as.queue_size,
         .audit_wh_inserted = as.warehouse_inserted,
         .audit_wh_spooled = as.warehouse_spooled,
+        .audit_wh_replayed = as.warehouse_replayed,
         .audit_wh_pending = as.warehouse_pending,
         .audit_wh_dropped = as.warehouse_dropped,
         .audit_wh_connected = as.warehouse_connected,

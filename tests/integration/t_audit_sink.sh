@@ -74,6 +74,7 @@ check_eq "1500 rows" 1500 "$(rows)"
 check_eq "replayed in order (insertion order = submission order)" 0 \
   "$(pg_admin $DB -c "select count(*) from (select rule, statement_index, lag(rule) over w as prule, lag(statement_index) over w as pidx from $TABLE window w as (order by id)) x where prule is not null and not ((rule = prule and statement_index = pidx + 1) or (rule = 'b' and prule = 'a' and statement_index = 0 and pidx = 999))")"
 check_eq "the spool is empty again" 0 "$(wc -c <"$T_DIR/spool.jsonl")"
+check_match "the counters /metrics reports: 500 spooled, 500 replayed" "spooled 500 replayed 500$" "$(drv stats)"
 
 # ---- down at shutdown: the spool keeps the records for the next start
 pg_down

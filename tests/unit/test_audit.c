@@ -1208,8 +1208,9 @@ static int sink_driver(const char *config_path)
         } else if (strncmp(line, "stats", 5) == 0) {
             audit_stats st;
             audit_get_stats(a, &st);
-            printf("submitted %llu written %llu inserted %llu pending %llu connected %d\n", st.submitted,
-                   st.written, st.warehouse_inserted, st.warehouse_pending, st.warehouse_connected);
+            printf("submitted %llu written %llu inserted %llu pending %llu connected %d spooled %llu replayed %llu\n",
+                   st.submitted, st.written, st.warehouse_inserted, st.warehouse_pending, st.warehouse_connected,
+                   st.warehouse_spooled, st.warehouse_replayed);
         } else if (sscanf(line, "wait %lf", &secs) == 1) {
             audit_test_wait_idle(a, (int)(secs * 1000));
             int64_t end = mono_ms() + (int64_t)(secs * 1000);
