@@ -27,6 +27,7 @@ for tool in dpkg-buildpackage dh dpkg-parsechangelog fakeroot git; do
   command -v "$tool" >/dev/null || { echo "package.sh: $tool not found (run scripts/install-deps.sh)" >&2; exit 1; }
 done
 cd "$repo"
+git rev-parse --git-dir >/dev/null 2>&1 || { echo "package.sh: $repo is not a git checkout (the file list comes from git)" >&2; exit 1; }
 version=$(dpkg-parsechangelog -l debian/changelog -S Version)
 cmake_version=$(sed -n 's/^project(martgate VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 if [ "$version" != "$cmake_version" ]; then
