@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building, testing, benchmarking and the demo need on Debian 12.
+# Installs what building, testing, benchmarking, packaging (debian/,
+# scripts/package.sh, t_package) and the demo need on Debian 12.
 # Idempotent: packages already present are left alone; apt-get runs only when
 # something is missing. Needs root (or sudo) when it has to install.
 set -euo pipefail
@@ -15,6 +16,7 @@ PKGS=(
   python3-asyncpg python3-psycopg python3-psycopg2
   unixodbc odbc-postgresql python3-pyodbc
   prometheus curl haproxy
+  debhelper dpkg-dev fakeroot binutils logrotate systemd adduser
 )
 
 missing=()
