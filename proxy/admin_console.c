@@ -105,19 +105,6 @@ static void iso_time(time_t t, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static const char *state_text(session_state st)
-{
-    switch (st) {
-    case SS_STARTUP: return "startup";
-    case SS_AUTH: return "auth";
-    case SS_CONNECTING: return "connecting";
-    case SS_READY: return "ready";
-    case SS_ADMIN: return "admin";
-    case SS_CLOSING: return "closing";
-    default: return "closed";
-    }
-}
-
 static void show_sessions(session *s)
 {
     static const char *const cols[] = {"id", "user", "end_user", "groups", "client", "database", "application",
@@ -138,7 +125,7 @@ static void show_sessions(session *s)
             off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", x->ident.groups[i]);
         const char *user = x->state >= SS_CONNECTING ? (x->ident.user ? x->ident.user : x->user) : x->user;
         const char *vals[N] = {id, user, trail_end_user(x), x->state >= SS_CONNECTING ? groups : NULL, client,
-                               x->database, x->application_name, state_text(x->state), since, x->last_decision};
+                               x->database, x->application_name, session_state_name(x->state), since, x->last_decision};
         row(s, vals, N);
         n++;
     }
@@ -470,14 +457,12 @@ void admin_console_readable(session *s)
         }
         if (evbuffer_get_length(in) < (size_t)len + 1)
             return;
-        char *msg = malloc(len + 1);
+        char *msg = pgw_take_message(in, len);
         if (!msg) {
             session_kill(s);
             return;
         }
-        evbuffer_remove(in, msg, len + 1);
-        msg[len] = 0;   /* the Query's own NUL, or one more */
-        run_query(s, msg + 5);
+        run_query(s, msg + 5);   /* a NUL inside ends the text, as the server reads it */
         free(msg);
     }
 }

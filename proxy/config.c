@@ -268,12 +268,12 @@ static int parse_metrics(const json_doc *doc, const json_t *root, config *c, cha
     c->metrics_listen = strdup(listen);
     c->ready_warehouse_s = (int)ready;
     if (token) {
-        char why[300], *p = path_resolve(c->dir, token);
+        char why[300] = "out of memory", *p = path_resolve(c->dir, token);
         c->metrics_token = p ? secret_file_read(p, why, sizeof why) : NULL;
         free(p);
         if (!c->metrics_token)
             return json_doc_error(doc, json_object_get(m, "token_file"), err, errlen, "metrics.token_file", "%s",
-                                  p ? why : "out of memory");
+                                  why);
         if (strlen(c->metrics_token) < 16)
             return json_doc_error(doc, json_object_get(m, "token_file"), err, errlen, "metrics.token_file",
                                   "the token is shorter than 16 characters (openssl rand -hex 32 > FILE)");

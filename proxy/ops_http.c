@@ -26,21 +26,7 @@ struct ops_http {
     struct evhttp *http;
     struct event *probe_timer;
     backend *probe[METRICS_MAX_NAMES];   /* a probe in flight, by database name index */
-    char probe_db[METRICS_MAX_NAMES][64];
 };
-
-static const char *state_name(session_state st)
-{
-    switch (st) {
-    case SS_STARTUP: return "startup";
-    case SS_AUTH: return "auth";
-    case SS_CONNECTING: return "connecting";
-    case SS_READY: return "ready";
-    case SS_ADMIN: return "admin";
-    case SS_CLOSING: return "closing";
-    default: return "closed";
-    }
-}
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *body)
 {
@@ -87,7 +73,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     metrics_session_count counts[64];
     size_t nc = 0;
     for (const session *s = srv->sessions; s; s = s->next) {
-        const char *st = state_name(s->state);
+        const char *st = session_state_name(s->state);
         unsigned db = s->metrics_db;
         size_t i = 0;
         while (i < nc && !(counts[i].database == db && strcmp(counts[i].state, st) == 0))
@@ -250,7 +236,7 @@ static void on_probe(backend *b, bool ok, const char *error, void *arg)
     for (size_t k = 0; k < METRICS_MAX_NAMES; k++) {
         if (h->probe[k] != b)
             continue;
-        ops_warehouse_outcome(h->srv, h->probe_db[k], ok ? NULL : (error ? error : "unknown error"));
+        ops_warehouse_outcome(h->srv, h->srv->metric_databases.names[k], ok ? NULL : (error ? error : "unknown error"));
         h->probe[k] = NULL;
     }
     backend_free(b);
@@ -281,7 +267,6 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
             ops_warehouse_outcome(srv, db->name, "the conninfo's options are too long");
             continue;
         }
-        snprintf(h->probe_db[k], sizeof h->probe_db[k], "%s", db->name);
         h->probe[k] = backend_connect(srv->base, db->conninfo, db->password, keys, vals, on_probe, h, err,
                                       sizeof err);
         if (!h->probe[k])

@@ -4,6 +4,7 @@
 #include "proxy/pgwire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Appends type + length header + body pieces in one evbuffer_add each. */
@@ -95,13 +96,21 @@ static int add_built(struct evbuffer *out, char type, struct evbuffer *body)
     return rc;
 }
 
-int pgw_row_description(struct evbuffer *out, const char *const *names, size_t n)
+/* A scratch body starting with an int16 count (RowDescription, DataRow). */
+static struct evbuffer *counted_body(size_t n)
 {
     struct evbuffer *b = evbuffer_new();
+    unsigned char u16[2] = {(unsigned char)(n >> 8), (unsigned char)n};
+    if (b)
+        evbuffer_add(b, u16, 2);
+    return b;
+}
+
+int pgw_row_description(struct evbuffer *out, const char *const *names, size_t n)
+{
+    struct evbuffer *b = counted_body(n);
     if (!b)
         return -1;
-    unsigned char u16[2] = {(unsigned char)(n >> 8), (unsigned char)n};
-    evbuffer_add(b, u16, 2);
     for (size_t i = 0; i < n; i++) {
         /* name, table OID 0, column 0, type text (25), size -1, typmod -1, format text */
         static const unsigned char rest[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
@@ -113,11 +122,9 @@ int pgw_row_description(struct evbuffer *out, const char *const *names, size_t n
 
 int pgw_data_row(struct evbuffer *out, const char *const *values, size_t n)
 {
-    struct evbuffer *b = evbuffer_new();
+    struct evbuffer *b = counted_body(n);
     if (!b)
         return -1;
-    unsigned char u16[2] = {(unsigned char)(n >> 8), (unsigned char)n};
-    evbuffer_add(b, u16, 2);
     for (size_t i = 0; i < n; i++) {
         unsigned char len[4];
         size_t l = values[i] ? strlen(values[i]) : 0;
@@ -127,6 +134,16 @@ int pgw_data_row(struct evbuffer *out, const char *const *values, size_t n)
             evbuffer_add(b, values[i], l);
     }
     return add_built(out, 'D', b);
+}
+
+char *pgw_take_message(struct evbuffer *buf, uint32_t len)
+{
+    char *msg = malloc((size_t)len + 2);
+    if (!msg)
+        return NULL;
+    evbuffer_remove(buf, msg, (size_t)len + 1);
+    msg[len + 1] = 0;
+    return msg;
 }
 
 int pgw_empty_query(struct evbuffer *out)

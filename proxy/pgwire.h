@@ -75,6 +75,11 @@ int pgw_close(struct evbuffer *out, char what, const char *name); /* 'C' of a st
 /* Peeks a message header (type byte + length including itself) at the start
  * of buf without consuming it. Returns false when fewer than 5 bytes. */
 bool pgw_peek_header(struct evbuffer *buf, char *type, uint32_t *len);
+/* Removes one whole message (type, length, len - 4 body bytes; the caller
+ * checked they are all there) into a malloc'ed copy with a NUL after it, so
+ * that a body's last string is terminated whatever the client sent; NULL
+ * out of memory (the message stays). */
+char *pgw_take_message(struct evbuffer *buf, uint32_t len);
 
 /* A parsed startup packet: version plus name/value pairs, all borrowed from
  * the packet memory (which must outlive it). */

@@ -32,6 +32,19 @@
  * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
  * AUTH -> ADMIN, the admin console), any live state -> CLOSING -> DEAD, or
  * straight to DEAD when killed. */
+const char *session_state_name(session_state st)
+{
+    switch (st) {
+    case SS_STARTUP: return "startup";
+    case SS_AUTH: return "auth";
+    case SS_CONNECTING: return "connecting";
+    case SS_READY: return "ready";
+    case SS_ADMIN: return "admin";
+    case SS_CLOSING: return "closing";
+    default: return "closed";
+    }
+}
+
 void session_set_state(session *s, session_state next)
 {
     session_state from = s->state;
@@ -527,12 +540,11 @@ static void read_password(session *s)
     }
     if (evbuffer_get_length(in) < (size_t)len + 1)
         return;
-    char *msg = malloc(len + 1);
+    char *msg = pgw_take_message(in, len);
     if (!msg) {
         session_kill(s);
         return;
     }
-    evbuffer_remove(in, msg, len + 1);
     size_t tlen = strnlen(msg + 5, len - 4);
     char why[512];
     int rc = tlen < len - 4 ? jwt_verifier_check(s->cfg->jwt, msg + 5, tlen, s->user, time(NULL),

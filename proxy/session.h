@@ -108,6 +108,8 @@ void session_cancel(session *s);
 const policy_t *session_policy(const session *s);
 const char *session_deny_hint(const session *s);
 
+/* "startup", "auth", "connecting", "ready", "admin", "closing", "closed". */
+const char *session_state_name(session_state st);
 /* The state machine's one transition function (see session.c). */
 void session_set_state(session *s, session_state next);
 

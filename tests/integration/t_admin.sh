@@ -102,6 +102,12 @@ PY
 check_match "the extended protocol: FATAL 08P01, saying the console speaks the simple protocol" \
   '^E FATAL 08P01 the admin console speaks the simple query protocol only' "$wire"
 
+long=$(printf 'SHOW SESSIONS%*s' 9000 '')
+out=$(admin -c "$long")
+check_match "a Query over the console's 8 KiB: FATAL 08P01" '08P01.*admin command too long' "$(tr '\n' ' ' <<<"$out")"
+out=$(admin -c "SHOW HELP")
+check_match "... and the console still answers" '^SHOW SESSIONS\|' "$out"
+
 # ---- the audit -----------------------------------------------------------------
 sleep 1.2
 recs=$(jq -c 'select(.event == "admin")' "$T_DIR/audit.jsonl" 2>&1)
