@@ -27,11 +27,6 @@
 #include "proxy/ops_http.h"
 #include "proxy/server.h"
 
-/* The only way a session changes state; the transitions are the ones the
- * state machine of session.h allows (checked in the ASan/Debug build). A
- * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
- * AUTH -> ADMIN, the admin console), any live state -> CLOSING -> DEAD, or
- * straight to DEAD when killed. */
 const char *session_state_name(session_state st)
 {
     switch (st) {
@@ -45,6 +40,11 @@ const char *session_state_name(session_state st)
     }
 }
 
+/* The only way a session changes state; the transitions are the ones the
+ * state machine of session.h allows (checked in the ASan/Debug build). A
+ * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
+ * AUTH -> ADMIN, the admin console), any live state -> CLOSING -> DEAD, or
+ * straight to DEAD when killed. */
 void session_set_state(session *s, session_state next)
 {
     session_state from = s->state;
