@@ -31,7 +31,8 @@ typedef struct {
 struct backend {
     PGconn *conn;             /* NULL once detached */
     int own_fd;               /* the warehouse socket after detaching, else -1 */
-    char *params[N_REPORTED]; /* backend_reported_parameters' values at login */
+    const char *params[N_REPORTED]; /* backend_reported_parameters' values at login, in param_text */
+    char *param_text;         /* one block for all of them: an idle session holds one allocation */
     int pid;
     cancel_ref *cancel;
     struct event_base *base;
@@ -91,10 +92,22 @@ static void cancel_unref(cancel_ref *c)
  * SSL object reads and writes through it. */
 static int keep_login(backend *b)
 {
+    size_t total = 0;
     for (size_t i = 0; i < N_REPORTED; i++) {
         const char *v = PQparameterStatus(b->conn, backend_reported_parameters[i]);
-        if (v && !(b->params[i] = strdup(v)))
-            return -1;
+        total += v ? strlen(v) + 1 : 0;
+    }
+    if (!(b->param_text = malloc(total ? total : 1)))
+        return -1;
+    char *at = b->param_text;
+    for (size_t i = 0; i < N_REPORTED; i++) {
+        const char *v = PQparameterStatus(b->conn, backend_reported_parameters[i]);
+        if (!v)
+            continue;
+        size_t n = strlen(v) + 1;
+        memcpy(at, v, n);
+        b->params[i] = at;
+        at += n;
     }
     b->pid = PQbackendPID(b->conn);
     b->cancel = calloc(1, sizeof *b->cancel);
@@ -459,8 +472,7 @@ void backend_free(backend *b)
         (void)w;
         close(b->own_fd);
     }
-    for (size_t i = 0; i < N_REPORTED; i++)
-        free(b->params[i]);
+    free(b->param_text);
     cancel_unref(b->cancel);
     free(b->refusal);
     free(b);

@@ -74,7 +74,8 @@ char *decide_search_path_text(const policy_t *p, const decide_principal *who)
         free(b.s);
         return NULL;
     }
-    return b.s;
+    char *fit = realloc(b.s, b.len + 1);   /* sessions keep it: no growth room */
+    return fit ? fit : b.s;
 }
 
 /* Appends "(c1 OR c2 ...)" for the rule's objects; whole: schema-level test. */

@@ -77,6 +77,11 @@ const char *policy_source(const policy_t *p);
  * pg_stat_statements, ...): denied unless a rule grants it by this name. */
 #define POLICY_SENSITIVE_DATASET "pg_sensitive"
 
+/* Whether a row filter or column mask of p reads the token claim `name`
+ * (${claims.name} or ${claims.name.field}): a session keeps only the claims
+ * its policy reads (proxy/session.c). NULL p reads none. */
+bool policy_reads_claim(const policy_t *p, const char *name);
+
 /* The first rule that masks a column with "hash", as "rule 'id' (column
  * email)" into buf; false when no rule does. Hash masks are keyed (policy/
  * rewrite.h rewrite_hash_key): a deployment that uses one must give the key. */

@@ -238,3 +238,29 @@ int tpl_check_sql(const policy_template *t, char *err, size_t errlen)
     free(sql);
     return rc;
 }
+
+static bool template_reads_claim(const policy_template *t, const char *name, size_t len)
+{
+    for (size_t i = 0; i < t->n_segs; i++) {
+        const tpl_segment *sg = &t->segs[i];
+        if (sg->kind == TPL_CLAIM && !strncmp(sg->text, name, len) && (sg->text[len] == 0 || sg->text[len] == '.'))
+            return true;
+    }
+    return false;
+}
+
+bool policy_reads_claim(const policy_t *p, const char *name)
+{
+    if (!p)
+        return false;
+    size_t len = strlen(name);
+    for (size_t r = 0; r < p->n_rules; r++) {
+        const policy_rule *rule = &p->rules[r];
+        if (rule->has_row_filter && template_reads_claim(&rule->row_filter, name, len))
+            return true;
+        for (size_t c = 0; c < rule->n_columns; c++)
+            if (template_reads_claim(&rule->columns[c].expr, name, len))
+                return true;
+    }
+    return false;
+}

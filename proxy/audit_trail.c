@@ -71,9 +71,9 @@ struct trail_req {
  * PREPARE, DECLARE, Bind, Close, DEALLOCATE, DISCARD, transaction ends. */
 struct trail_state {
     trail_blob *base;       /* the session's fields now */
-    const char *base_app;   /* what it was built with */
-    const char *base_role;
-    jsonw scratch;          /* a record being built */
+    unsigned base_app;      /* what it was built with: application_name's serial */
+    char *base_role;        /* ... and a copy of the impersonated role (a pointer
+                             * could be freed and handed out again for another) */
     int trusts_remark;      /* -1 unknown; 1: a Metabase remark names the end user */
     char last_end_user[48]; /* the last statement's trusted end user (the admin console shows it) */
 };
@@ -167,30 +167,40 @@ static trail_blob *session_base(session *s)
     trail_state *t = state_of(s);
     if (!t)
         return NULL;
-    if (t->base && t->base_app == s->application_name && t->base_role == s->guard.imp_role)
+    const char *role = s->guard.imp_role;
+    if (t->base && t->base_app == s->application_name_serial && !t->base_role == !role &&
+        (!role || !strcmp(t->base_role, role)))
         return t->base;
-    jsonw *w = &t->scratch;
+    char *role_copy = NULL;
+    if (role && !(role_copy = strdup(role)))
+        return NULL;
+    jsonw *w = &s->srv->trail_scratch;
     jw_reset(w);
     write_session_fields(s, w);
-    if (w->oom)
+    if (w->oom) {
+        free(role_copy);
         return NULL;
+    }
     trail_blob *b = malloc(sizeof *b + w->len + 1);
-    if (!b)
+    if (!b) {
+        free(role_copy);
         return NULL;
+    }
     b->refs = 1;
     b->len = w->len;
     memcpy(b->data, w->s, w->len + 1);
     blob_unref(t->base);
     t->base = b;
-    t->base_app = s->application_name;
-    t->base_role = s->guard.imp_role;
+    t->base_app = s->application_name_serial;
+    free(t->base_role);
+    t->base_role = role_copy;
     return b;
 }
 
 /* Starts a record in the scratch buffer: base and event. */
 static jsonw *record_start(session *s, const trail_blob *base, const char *event)
 {
-    jsonw *w = &s->trail->scratch;
+    jsonw *w = &s->srv->trail_scratch;
     jw_reset(w);
     jw_raw(w, base->data, base->len);
     jw_str(w, "event", event);
@@ -263,7 +273,7 @@ char *trail_decision_members(session *s, size_t index, const analysis *a, decisi
     trail_state *t = state_of(s);
     if (!t)
         return NULL;
-    jsonw *w = &t->scratch;
+    jsonw *w = &s->srv->trail_scratch;
     jw_reset(w);
     jw_int(w, "statement_index", (long long)index);
     const analysis_stmt *st = a && index < a->n_stmts ? &a->stmts[index] : NULL;
@@ -585,6 +595,6 @@ void trail_state_free(trail_state *t)
     if (!t)
         return;
     blob_unref(t->base);
-    jw_free(&t->scratch);
+    free(t->base_role);
     free(t);
 }

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,8 +28,8 @@ int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
-    c->wev = event_new(base, fd, EV_WRITE, on_write_event, c);
-    if (!c->in || !c->out || !c->rev || !c->wev) {
+    /* the write event is made the first time the socket's buffer is full */
+    if (!c->in || !c->out || !c->rev) {
         conn_close(c);
         return -1;
     }
@@ -47,17 +48,24 @@ void conn_close(conn *c)
         evbuffer_free(c->out);
     if (c->ssl && c->owns_ssl)
         SSL_free(c->ssl);
+    free(c->error);
+    c->error = NULL;
     c->rev = c->wev = NULL;
     c->in = c->out = NULL;
     c->ssl = NULL;
     c->closed = true;
 }
 
-static void fail(conn *c, const char *fmt, const char *detail)
+const char *conn_error(const conn *c)
+{
+    return c->error ? c->error : "connection closed (out of memory for the reason)";
+}
+
+static void fail(conn *c, const char *why)
 {
     if (c->closed)
         return;
-    snprintf(c->error, sizeof c->error, fmt, detail);
+    c->error = strdup(why);
     c->closed = true;
     if (c->rev)
         event_del(c->rev);
@@ -75,7 +83,27 @@ static void tls_fail(conn *c, const char *what)
     ERR_clear_error();
     char msg[160];
     snprintf(msg, sizeof msg, "%s%s%s", what, *buf ? ": " : "", buf);
-    fail(c, "%s", msg);
+    fail(c, msg);
+}
+
+/* Registers for writability, making the event the first time: most
+ * connections never fill the kernel's buffer and never need one. */
+static int want_write(conn *c)
+{
+    if (!c->wev)
+        c->wev = event_new(event_get_base(c->rev), c->fd, EV_WRITE, on_write_event, c);
+    if (!c->wev) {
+        fail(c, "out of memory");
+        return -1;
+    }
+    event_add(c->wev, NULL);
+    return 0;
+}
+
+static void unwant_write(conn *c)
+{
+    if (c->wev)
+        event_del(c->wev);
 }
 
 void conn_read(conn *c, bool enable)
@@ -99,7 +127,7 @@ static void handshake(conn *c)
     int rc = SSL_do_handshake(c->ssl);
     if (rc == 1) {
         c->handshaking = false;
-        event_del(c->wev);
+        unwant_write(c);
         c->cb(c, CONN_TLS_READY, c->arg);
         return;
     }
@@ -107,7 +135,7 @@ static void handshake(conn *c)
     case SSL_ERROR_WANT_READ:
         return;   /* the persistent read event brings us back */
     case SSL_ERROR_WANT_WRITE:
-        event_add(c->wev, NULL);
+        want_write(c);
         return;
     default:
         tls_fail(c, "TLS handshake failed");
@@ -147,11 +175,11 @@ static ssize_t read_plain(conn *c)
     if (got <= 0) {
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        fail(c, "%s", got == 0 ? "connection closed" : strerror(errno));
+        fail(c, got == 0 ? "connection closed" : strerror(errno));
         return -1;
     }
     if (evbuffer_add(c->in, read_buf, (size_t)got) != 0) {
-        fail(c, "%s", "out of memory");
+        fail(c, "out of memory");
         return -1;
     }
     return got;
@@ -165,17 +193,26 @@ static ssize_t read_tls(conn *c)
         int rc = SSL_read(c->ssl, read_buf, (int)sizeof read_buf);
         if (rc > 0) {
             if (evbuffer_add(c->in, read_buf, (size_t)rc) != 0) {
-                fail(c, "%s", "out of memory");
+                fail(c, "out of memory");
                 return -1;
             }
             total += rc;
+            /* An SSL_read that finds the socket empty keeps the record
+             * buffer it set up for the next record, for as long as the
+             * session then idles (RELEASE_BUFFERS frees it only after a
+             * record). Ask the kernel instead: the read event brings us back
+             * when more comes. */
+            int queued = 0;
+            if (!SSL_has_pending(c->ssl) && ioctl(c->fd, FIONREAD, &queued) == 0 && queued == 0)
+                break;
             continue;
         }
         int err = SSL_get_error(c->ssl, rc);
         if (err == SSL_ERROR_WANT_READ)
             break;
         if (err == SSL_ERROR_WANT_WRITE) {
-            event_add(c->wev, NULL);
+            if (want_write(c) < 0)
+                return -1;
             break;
         }
         /* a peer that closes without close_notify (most clients do) is a
@@ -186,7 +223,7 @@ static ssize_t read_tls(conn *c)
             ERR_clear_error();
             if (total)
                 break;   /* deliver what came before the close first */
-            fail(c, "%s", "connection closed");
+            fail(c, "connection closed");
             return -1;
         }
         tls_fail(c, "TLS read failed");
@@ -222,7 +259,7 @@ static int flush_plain(conn *c)
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return 0;
-            fail(c, "%s", strerror(errno));
+            fail(c, strerror(errno));
             return -1;
         }
         if (n == 0)
@@ -241,7 +278,7 @@ static int flush_tls(conn *c)
             want = 16384;
         unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)want);
         if (!p) {
-            fail(c, "%s", "out of memory");
+            fail(c, "out of memory");
             return -1;
         }
         v.iov_base = p;
@@ -275,10 +312,10 @@ int conn_flush(conn *c)
     int rc = c->ssl ? flush_tls(c) : flush_plain(c);
     if (rc < 0)
         return -1;
-    if (evbuffer_get_length(c->out) > 0)
-        event_add(c->wev, NULL);
-    else
-        event_del(c->wev);
+    if (evbuffer_get_length(c->out) == 0)
+        unwant_write(c);
+    else if (want_write(c) < 0)
+        return -1;
     return 0;
 }
 

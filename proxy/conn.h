@@ -40,7 +40,7 @@ struct conn {
     conn_cb cb;
     void *arg;
     uint64_t *bytes_read;     /* optional: bytes read are added here (metrics) */
-    char error[160];
+    char *error;              /* why it closed (CONN_CLOSED): read it with conn_error */
 };
 
 int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg);
@@ -52,6 +52,8 @@ void conn_read(conn *c, bool enable);
 /* Writes as much of c->out as the socket takes now; registers for
  * writability when some is left. -1 when the connection is broken. */
 int conn_flush(conn *c);
+/* Why the connection closed, once CONN_CLOSED was reported. */
+const char *conn_error(const conn *c);
 /* Frees events, buffers and (if owned) the SSL; never closes fd. */
 void conn_close(conn *c);
 

@@ -19,7 +19,7 @@ static void guard_log(const session_guard *g, log_level level, const char *fmt, 
 {
     va_list ap;
     va_start(ap, fmt);
-    log_vmsg(level, g->log_prefix, fmt, ap);
+    log_vmsg(level, g->log_prefix ? *g->log_prefix : NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -666,7 +666,7 @@ void guard_on_ready_for_query(session_guard *g, char previous, char status)
     }
 }
 
-void guard_init(session_guard *g, const char *log_prefix, const guard_tmpl_ops *tmpl_ops)
+void guard_init(session_guard *g, const char *const *log_prefix, const guard_tmpl_ops *tmpl_ops)
 {
     memset(g, 0, sizeof *g);
     g->log_prefix = log_prefix;
@@ -682,7 +682,6 @@ int guard_login(session_guard *g, const policy_t *p, const decide_principal *who
         return 0;
     g->who = *who;
     g->login_who = g->who;
-    decision_init(&g->dec);
     if (asked) {
         /* the client's own (pgjdbc currentSchema): every schema must be readable */
         if (schema_list_parse_search_path(asked, &g->startup_path) != 0) {
@@ -728,7 +727,5 @@ void guard_free(session_guard *g)
     guard_names_free(&g->portals);
     free(g->imp_role);
     decide_memo_free(g->memo);
-    if (g->ready)
-        decision_free(&g->dec);
     memset(g, 0, sizeof *g);
 }

@@ -139,13 +139,12 @@ typedef struct {
     guard_names cursors;             /* cursors declared (DECLARE), by name */
     guard_names portals;             /* portals bound (Bind), until their transaction ends */
     uint32_t who_serial;             /* bumped whenever `who` changes */
-    decision dec;                    /* reused between statements */
     struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
     uint64_t memo_first;             /* until there is one: the hash of the last shape it could keep */
     double catalog_since;            /* WAIT: the snapshot must be newer than this */
     bool catalog_missing;
 
-    const char *log_prefix;          /* the session's, for the guard's log lines */
+    const char *const *log_prefix;   /* the session's (it changes at login), for the guard's log lines */
     const guard_tmpl_ops *tmpl_ops;
     /* What the caller carries out after a call (see the top of this file). */
     bool learn_wanted;               /* ask the warehouse for search_path once idle */
@@ -165,7 +164,7 @@ typedef struct {
 
 /* Before anything else: the session's log prefix (kept by reference) and
  * template operations (NULL: no audit templates). */
-void guard_init(session_guard *g, const char *log_prefix, const guard_tmpl_ops *tmpl_ops);
+void guard_init(session_guard *g, const char *const *log_prefix, const guard_tmpl_ops *tmpl_ops);
 void guard_free(session_guard *g);
 
 /* Login: fills the principal (who; its strings must outlive the session)

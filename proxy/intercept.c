@@ -716,32 +716,34 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         return;
     }
     decide_request req = session_request(s, sql, a, &g->who, false);
+    decision dec;   /* this statement's only: an idle session keeps none of it */
+    decision_init(&dec);
     char err[512];
     g->catalog_missing = false;
-    int rc = decide(p, &req, &g->dec, err, sizeof err);
+    int rc = decide(p, &req, &dec, err, sizeof err);
     if (rc != 0) {
         session_log(s, LOG_ERROR, "decision failed: %s", err);
         deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "martgate could not decide on this statement: %s", err);
-    } else if (g->dec.verdict == DECIDE_DENY && g->catalog_missing) {
+    } else if (dec.verdict == DECIDE_DENY && g->catalog_missing) {
         /* a masked table the catalog snapshot does not know yet: read it, then decide again */
         if (g->catalog_since == 0)
             g->catalog_since = catalog_now();
         out->verdict = INTERCEPT_WAIT;
-    } else if (g->dec.verdict == DECIDE_DENY) {
-        const char *reason = decision_reason(&g->dec);
-        const char *dataset = g->dec.deciding < g->dec.n_items ? g->dec.items[g->dec.deciding].dataset : NULL;
+    } else if (dec.verdict == DECIDE_DENY) {
+        const char *reason = decision_reason(&dec);
+        const char *dataset = dec.deciding < dec.n_items ? dec.items[dec.deciding].dataset : NULL;
         s->srv->metrics.denials[metrics_name(&s->srv->metric_datasets, dataset)]++;
         deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "permission denied by policy: %s", reason);
-        if (g->dec.rule_id) {
+        if (dec.rule_id) {
             char detail[300];
-            snprintf(detail, sizeof detail, "Decided by rule \"%s\".", g->dec.rule_id);
+            snprintf(detail, sizeof detail, "Decided by rule \"%s\".", dec.rule_id);
             out->detail = strdup(detail);
         }
         session_log(s, LOG_INFO, "denied: %s", reason);
     } else {
-        if (g->dec.verdict == DECIDE_REWRITE) {
+        if (dec.verdict == DECIDE_REWRITE) {
             out->verdict = INTERCEPT_REPLACE;
-            out->text = strdup(g->dec.rewritten_sql);
+            out->text = strdup(dec.rewritten_sql);
             if (!out->text)
                 deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "out of memory rewriting the statement");
         }
@@ -755,24 +757,24 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         g->catalog_since = 0;
         if (rc != 0) {
             trail_refused(s, sql, out->sqlstate, out->message);
-        } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &g->dec) &&
+        } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &dec) &&
                    memo_may_start(s, p, memo)) {
             /* the next text of this shape is allowed without a parse */
             bool audited = audit_enabled(s->srv->audit);
-            char *members = audited ? trail_decision_members(s, 0, a, &g->dec, "allow", false,
-                                                             decision_reason(&g->dec))
+            char *members = audited ? trail_decision_members(s, 0, a, &dec, "allow", false,
+                                                             decision_reason(&dec))
                                     : NULL;
             if (members || !audited)
                 decide_memo_put(g->memo, memo, sql, strlen(sql), members);
             s->pending_req = trail_allowed(s, kind, stmt_name, sql, members, shape->normalized, shape->normalized_len);
             free(members);
         } else {
-            s->pending_req = trail_decided(s, kind, stmt_name, sql, a, &g->dec, out->verdict == INTERCEPT_DENY,
+            s->pending_req = trail_decided(s, kind, stmt_name, sql, a, &dec, out->verdict == INTERCEPT_DENY,
                                            out->verdict == INTERCEPT_REPLACE, out->sqlstate, out->message,
                                            shape ? shape->normalized : NULL, shape ? shape->normalized_len : 0);
         }
     }
-    decision_reset(&g->dec);
+    decision_free(&dec);
     analysis_free(a);
 }
 

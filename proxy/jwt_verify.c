@@ -50,6 +50,24 @@ void jwt_identity_clear(jwt_identity *id)
     memset(id, 0, sizeof *id);
 }
 
+void jwt_identity_keep_claims(jwt_identity *id, bool (*keep)(const char *name, void *arg), void *arg)
+{
+    if (!id->claims)
+        return;
+    json_t *kept = NULL, *v;
+    const char *name;
+    json_object_foreach(id->claims, name, v) {
+        if (!keep(name, arg))
+            continue;
+        if ((!kept && !(kept = json_object())) || json_object_set(kept, name, v) != 0) {
+            json_decref(kept);
+            return;
+        }
+    }
+    json_decref(id->claims);
+    id->claims = kept;
+}
+
 /* A claim by name: the exact top-level key first (names such as
  * "https://idp.example/groups" contain dots), else a dotted path. */
 static json_t *claim_at(json_t *claims, const char *path)

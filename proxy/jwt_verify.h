@@ -48,6 +48,10 @@ int jwt_verifier_check(const jwt_verifier *v, const char *token, size_t token_le
                        const char *startup_user, time_t now, jwt_identity *out, char *why,
                        size_t whylen);
 void jwt_identity_clear(jwt_identity *id);
+/* Keeps only the top-level claims `keep` says yes to (NULL claims when none),
+ * so that an idle session holds no more of the token than it reads. Out of
+ * memory, keeps them all. */
+void jwt_identity_keep_claims(jwt_identity *id, bool (*keep)(const char *name, void *arg), void *arg);
 
 /* ---- minting (proxy/cmd_token.c) ----------------------------------------- */
 

@@ -391,7 +391,8 @@ static bool tracked_request(char type)
 /* What a scanner found where it stopped. SCAN_DENY: the client message at
  * the approved offset (a Bind or Execute) is refused; the error is in the
  * scanner's `bad` buffer. SCAN_REPREPARE: the Bind there must wait for its
- * statement (relay_state.reprepare) to be prepared again. */
+ * statement, whose name is then in `bad` (badlen > RELAY_MAX_NAME), to be
+ * prepared again. */
 typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD, SCAN_DENY, SCAN_REPREPARE } scan_result;
 
 /* Client → warehouse. Messages the relay only counts are approved in place
@@ -465,7 +466,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
                 const char *sqlstate = SQLSTATE_INSUFFICIENT_PRIVILEGE;
                 intercept_bind_result br = intercept_bind(s, a, b, &sqlstate, bad, badlen);
                 if (br == INTERCEPT_BIND_REPREPARE && !r->reprepared) {
-                    snprintf(r->reprepare, sizeof r->reprepare, "%s", b);
+                    snprintf(bad, badlen, "%s", b);
                     r->reprepared = true;
                     return SCAN_REPREPARE;
                 }
@@ -655,6 +656,7 @@ void relay_client_readable(session *s)
             break;
         size_t approved = 0;
         char bad[1024];
+        _Static_assert(sizeof bad > RELAY_MAX_NAME, "bad carries a statement name for SCAN_REPREPARE");
         scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
         if (!guard_following(s))
             return;
@@ -666,7 +668,7 @@ void relay_client_readable(session *s)
             return;
         }
         if (res == SCAN_REPREPARE) {
-            if (!reprepare(s, r->reprepare)) {
+            if (!reprepare(s, bad)) {
                 session_log(s, LOG_ERROR, "out of memory preparing a statement again");
                 session_kill(s);
                 return;
@@ -733,6 +735,7 @@ static void note_parameter(session *s, const char *body, size_t len)
     free(s->application_name_set);
     s->application_name_set = copy;
     s->application_name = copy;
+    s->application_name_serial++;
 }
 
 /* Tells the audit trail what the head request's answer says. */

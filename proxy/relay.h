@@ -37,8 +37,7 @@ typedef struct {
     size_t denied_len;           /* the refused message (scan_client → refuse_message) */
     char denied_type;
     const char *denied_sqlstate;
-    char reprepare[RELAY_MAX_NAME + 1]; /* the statement a Bind needs prepared again (scan_client) */
-    bool reprepared;             /* ... and it was, for the Bind at the head */
+    bool reprepared;             /* the statement of the Bind at the head was prepared again */
     bool in_batch;               /* extended-protocol messages sent since the last Sync */
     bool copy_in;                /* the warehouse reads COPY data; the client has not ended it */
     uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */

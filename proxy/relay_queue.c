@@ -26,7 +26,7 @@ static void rq_check(const relay_queue *q)
 
 static bool q_grow(relay_queue *q)
 {
-    size_t ncap = q->cap ? q->cap * 2 : 16;
+    size_t ncap = q->cap ? q->cap * 2 : 4;   /* most sessions have one request in flight */
     uint8_t *k = malloc(ncap);
     struct trail_req **r = calloc(ncap, sizeof *r);
     if (!k || !r) {

@@ -442,6 +442,7 @@ out:
     event_base_free(srv.base);
     metrics_names_free(&srv.metric_databases);
     metrics_names_free(&srv.metric_datasets);
+    jw_free(&srv.trail_scratch);
     config_unref(srv.cfg);
     backend_cancel_drain(3.0);   /* cancels of the last sessions' queries */
     return rc;

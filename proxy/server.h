@@ -15,6 +15,7 @@
 #include "adapters/catalog.h"
 #include "proxy/audit.h"
 #include "proxy/config.h"
+#include "proxy/jsonw.h"
 #include "proxy/metrics.h"
 #include "common/log.h"
 
@@ -35,6 +36,8 @@ typedef struct server {
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *shutdown_timer;
     audit_log *audit;            /* started once; a reload keeps it */
+    jsonw trail_scratch;         /* the audit record being built, one at a time for every
+                                  * session of this loop (proxy/audit_trail.c) */
     catalog_cache **catalogs;    /* per cfg->databases entry, when a policy is loaded */
     size_t ncatalogs;
     /* operations (proxy/ops_http, proxy/metrics) */

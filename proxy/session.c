@@ -40,6 +40,39 @@ const char *session_state_name(session_state st)
     }
 }
 
+/* The startup packet, its parsed pairs and the split "options" only serve the
+ * login: once logged in, the session keeps a copy of the three names it goes
+ * on using (user, database, application_name) and frees the rest, so that an
+ * idle session holds none of it. Out of memory, it keeps everything. */
+static void forget_login(session *s)
+{
+    if (!s->startup_packet)
+        return;
+    const char *name[3] = {s->user, s->database, s->application_name};
+    size_t len[3], total = 0;
+    for (int i = 0; i < 3; i++)
+        total += len[i] = name[i] ? strlen(name[i]) + 1 : 0;
+    char *names = malloc(total ? total : 1), *at = names;
+    if (!names)
+        return;
+    const char **field[3] = {&s->user, &s->database, &s->application_name};
+    for (int i = 0; i < 3; i++) {
+        if (!name[i])
+            continue;
+        memcpy(at, name[i], len[i]);
+        if (*field[i] == name[i])
+            *field[i] = at;
+        at += len[i];
+    }
+    s->names = names;
+    free(s->startup);
+    s->startup = NULL;
+    free(s->startup_packet);
+    s->startup_packet = NULL;
+    free(s->options_buf);
+    s->options_buf = NULL;
+}
+
 /* The only way a session changes state; the transitions are the ones the
  * state machine of session.h allows (checked in the ASan/Debug build). A
  * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
@@ -55,6 +88,8 @@ void session_set_state(session *s, session_state next)
            (from == SS_AUTH && next == SS_ADMIN));
     assert(from != SS_CLOSING || next == SS_DEAD);
     s->state = next;
+    if (next == SS_READY || next == SS_ADMIN)
+        forget_login(s);
 }
 
 static void on_client_io(conn *c, conn_event what, void *arg);
@@ -69,10 +104,16 @@ void session_log(const session *s, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The prefix of the session's log lines, at its length; out of memory, the
+ * previous one stays. */
 static void update_prefix(session *s)
 {
-    snprintf(s->log_prefix, sizeof s->log_prefix, "session=%llu user=%s client=%s:%d",
-             (unsigned long long)s->id, s->user ? s->user : "-", s->client_addr, s->client_port);
+    char *p;
+    if (asprintf(&p, "session=%llu user=%.128s client=%s:%d", (unsigned long long)s->id,
+                 s->user ? s->user : "-", s->client_addr, s->client_port) < 0)
+        return;
+    free(s->log_prefix);
+    s->log_prefix = p;
 }
 
 static void fatal(session *s, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -146,15 +187,12 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
     update_prefix(s);
-    guard_init(&s->guard, s->log_prefix, &trail_tmpl_ops);
+    guard_init(&s->guard, (const char *const *)&s->log_prefix, &trail_tmpl_ops);
     s->timer = evtimer_new(s->base, on_login_timeout, s);
-    s->reaper = evtimer_new(s->base, on_reap, s);
-    if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer || !s->reaper) {
+    if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer) {
         conn_close(&s->client);
         if (s->timer)
             event_free(s->timer);
-        if (s->reaper)
-            event_free(s->reaper);
         config_unref(s->cfg);
         free(s);
         return NULL;
@@ -179,7 +217,6 @@ void session_free(session *s)
     if (s->fd >= 0)
         close(s->fd);
     event_free(s->timer);
-    event_free(s->reaper);
     if (s->relay.waiting_catalog || s->waiting_facts) {
         catalog_cache *c = server_catalog(s->srv, s->database);
         if (c)
@@ -194,8 +231,11 @@ void session_free(session *s)
     guard_free(&s->guard);
     free(s->search_path_text);
     jwt_identity_clear(&s->ident);
+    free(s->startup);
     free(s->startup_packet);
     free(s->options_buf);
+    free(s->names);
+    free(s->log_prefix);
     free(s->application_name_set);
     config_unref(s->cfg);
     free(s);
@@ -234,8 +274,11 @@ void session_kill(session *s)
     session_set_state(s, SS_DEAD);
     close_warehouse(s);
     conn_read(&s->client, false);
+    /* the timer's last job: free the session at the next turn of the loop
+     * (reassigned while neither pending nor active) */
     evtimer_del(s->timer);
-    event_active(s->reaper, EV_TIMEOUT, 0);
+    evtimer_assign(s->timer, s->base, on_reap, s);
+    event_active(s->timer, EV_TIMEOUT, 0);
 }
 
 void session_close(session *s, const pg_error *err)
@@ -327,7 +370,7 @@ static bool option_space(char c)
  * that each is checked like any other startup parameter. */
 static int expand_options(session *s, char *err, size_t errlen)
 {
-    pg_startup *st = &s->startup;
+    pg_startup *st = s->startup;
     size_t at = st->nparams;
     for (size_t i = 0; i < st->nparams; i++)
         if (!strcmp(st->names[i], "options"))
@@ -398,7 +441,7 @@ static int expand_options(session *s, char *err, size_t errlen)
 
 static void handle_startup(session *s)
 {
-    const pg_startup *st = &s->startup;
+    const pg_startup *st = s->startup;
     if (s->over_limit) {
         /* said after TLS and the startup packet, where clients show it */
         fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
@@ -512,13 +555,24 @@ static void read_startup(session *s)
             evbuffer_add(s->client.out, "N", 1);
             continue;
         }
+        s->startup = malloc(sizeof *s->startup);
+        if (!s->startup) {
+            free(pkt);
+            session_kill(s);
+            return;
+        }
+        *s->startup = st;
         s->startup_packet = pkt;
-        s->startup = st;
         handle_startup(s);
     }
 }
 
 /* ---- AUTH -------------------------------------------------------------- */
+
+static bool policy_reads_claim_of(const char *name, void *policy)
+{
+    return policy_reads_claim(policy, name);
+}
 
 static void read_password(session *s)
 {
@@ -572,6 +626,10 @@ static void read_password(session *s)
         return;
     }
     s->metrics_db = metrics_name(&s->srv->metric_databases, s->database);   /* a configured one: bounded */
+    /* the claims the policy's templates read at login; a reload that starts
+     * reading another one reaches the sessions that log in after it (a
+     * template whose claim is missing denies, docs/policy.md) */
+    jwt_identity_keep_claims(&s->ident, policy_reads_claim_of, (void *)session_policy(s));
     char gerr[300];
     decide_principal who = {
         .user = s->ident.user ? s->ident.user : s->user,
@@ -579,7 +637,7 @@ static void read_password(session *s)
         .n_groups = s->ident.ngroups,
         .claims = s->ident.claims,
     };
-    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(&s->startup, "search_path"),
+    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(s->startup, "search_path"),
                     &s->search_path_text, gerr, sizeof gerr) != 0) {
         session_log(s, LOG_INFO, "login refused: %s", gerr);
         login_failed(s, MG_LOGIN_PRINCIPAL, gerr);
@@ -761,7 +819,7 @@ static bool warehouse_allows(session *s, const config_database *db)
                      "privileged than martgate allows (the operator's log says what to change)", s->database);
         return false;
     }
-    const pg_startup *st = &s->startup;
+    const pg_startup *st = s->startup;
     for (size_t i = 0; i < st->nparams; i++) {
         const char *n = st->names[i];
         if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
@@ -786,8 +844,8 @@ static void connect_warehouse(session *s)
     char options[4096];
     size_t n = 0, off = 0;
     options[0] = 0;
-    for (size_t i = 0; i < s->startup.nparams; i++) {
-        const char *name = s->startup.names[i], *v = s->startup.values[i];
+    for (size_t i = 0; i < s->startup->nparams; i++) {
+        const char *name = s->startup->names[i], *v = s->startup->values[i];
         if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
             continue;
         if (!strcmp(name, "search_path") && s->search_path_text)
@@ -841,9 +899,9 @@ static void on_client_io(conn *c, conn_event what, void *arg)
         if (s->client.handshaking)
             s->srv->metrics.tls_failures++;
         if (s->state == SS_READY)
-            session_log(s, LOG_INFO, "client disconnected: %s", s->client.error);
+            session_log(s, LOG_INFO, "client disconnected: %s", conn_error(&s->client));
         else if (s->state != SS_CLOSING)
-            session_log(s, LOG_DEBUG, "client went away during login: %s", s->client.error);
+            session_log(s, LOG_DEBUG, "client went away during login: %s", conn_error(&s->client));
         session_kill(s);
         return;
     }
@@ -883,7 +941,7 @@ static void on_server_io(conn *c, conn_event what, void *arg)
         if (s->state == SS_READY)
             relay_server_readable(s); /* deliver the warehouse's last words */
         if (s->state == SS_READY) {
-            session_log(s, LOG_WARNING, "warehouse connection closed: %s", s->server.error);
+            session_log(s, LOG_WARNING, "warehouse connection closed: %s", conn_error(&s->server));
             pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_CONNECTION_FAILURE,
                           .message = "the warehouse closed the connection"};
             session_close(s, &e);

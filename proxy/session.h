@@ -46,24 +46,27 @@ typedef struct session {
     conn client;                     /* client.ssl is set once TLS starts */
     char client_addr[64];
     int client_port;
-    char log_prefix[192];
+    char *log_prefix;                /* "session=N user=U client=A:P" (owned) */
     session_state state;
     bool draining;                   /* server stopping: close when idle */
     bool over_limit;                 /* beyond max_clients: refused after the startup packet */
     bool pending;                    /* accepted, not logged in yet (limits.max_pending_logins) */
 
-    char *startup_packet;            /* copy; names/values below point into it */
+    /* login only, freed once logged in (session.c, forget_login) */
+    char *startup_packet;            /* copy; the pairs of startup point into it */
     char *options_buf;               /* settings split out of "options" */
-    pg_startup startup;
-    const char *user, *database, *application_name;
+    pg_startup *startup;             /* the parsed packet */
+    const char *user, *database, *application_name;   /* into startup_packet, then names */
+    char *names;                     /* once logged in: user, database, application_name */
     char *application_name_set;      /* as the warehouse last reported it (owned) */
+    unsigned application_name_serial;   /* changes with application_name (audit base cache) */
     jwt_identity ident;
 
     backend *be;
     conn server;                     /* warehouse side, valid when server_open */
     bool server_open;
-    struct event *timer;             /* login timeout, then close timeout */
-    struct event *reaper;            /* frees a dead session outside callbacks */
+    struct event *timer;             /* login timeout, then close timeout, then (dead) the
+                                      * free outside callbacks */
     uint32_t key_pid, key_secret;    /* what the client was given */
 
     relay_state relay;

@@ -38,7 +38,8 @@ static char tmpl_storage;   /* any address: the guard never looks inside */
 /* Each test's guard: logged in, search_path "public". */
 static void guard_ready(session_guard *g)
 {
-    guard_init(g, "test", &fake_ops);
+    static const char *const prefix = "test";
+    guard_init(g, &prefix, &fake_ops);
     g->ready = true;
     static const char *const start[] = {"public"};
     assert_int_equal(schema_list_set(&g->startup_path, start, 1), 0);

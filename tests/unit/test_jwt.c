@@ -317,6 +317,19 @@ static char *hand_hs256(const char *header_json, const char *payload_json, const
 
 /* ---- valid tokens -------------------------------------------------------- */
 
+static bool keep_region(const char *name, void *arg)
+{
+    (void)arg;
+    return !strcmp(name, "region");
+}
+
+static bool keep_none(const char *name, void *arg)
+{
+    (void)name;
+    (void)arg;
+    return false;
+}
+
 static void test_valid_hs256(void **state)
 {
     (void)state;
@@ -339,6 +352,14 @@ static void test_valid_hs256(void **state)
     assert_int_equal(id.exp, (long long)g_now + 3600);
     assert_int_equal(id.iat, (long long)g_now);
     assert_string_equal(json_string_value(json_object_get(id.claims, "region")), "west");
+    /* a session keeps only the claims its policy reads */
+    jwt_identity_keep_claims(&id, keep_region, NULL);
+    assert_int_equal(json_object_size(id.claims), 1);
+    assert_string_equal(json_string_value(json_object_get(id.claims, "region")), "west");
+    assert_string_equal(id.user, "alice");
+    assert_int_equal(id.ngroups, 2);
+    jwt_identity_keep_claims(&id, keep_none, NULL);
+    assert_null(id.claims);
     jwt_identity_clear(&id);
     assert_null(id.user);
     /* The session code may hand us the length of a buffer; extra bytes count. */

@@ -253,6 +253,13 @@ static void test_row_filters(void **state)
     assert_int_equal(t->segs[5].kind, TPL_GROUPS);
     assert_int_equal(t->segs[7].kind, TPL_CLAIM);
     assert_string_equal(t->segs[7].text, "sub");
+    /* the claims a session keeps: exactly those the templates read */
+    assert_true(policy_reads_claim(p, "region"));
+    assert_true(policy_reads_claim(p, "sub"));
+    assert_false(policy_reads_claim(p, "reg"));
+    assert_false(policy_reads_claim(p, "regions"));
+    assert_false(policy_reads_claim(p, "groups"));
+    assert_false(policy_reads_claim(NULL, "region"));
     policy_unref(p);
 #undef RF
 }
