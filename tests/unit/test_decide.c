@@ -357,13 +357,9 @@ static void test_requests(void **state)
     decision_free(&d);
 }
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
+/* One decision reused for many statements (as a caller may): the same
+ * verdict and reason each time, and its item array kept once grown. How
+ * long it takes is measured by bench/bench_analyze, not asserted here. */
 static void test_hot_path(void **state)
 {
     const char *sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 1";
@@ -372,31 +368,23 @@ static void test_hot_path(void **state)
     decision d;
     decision_init(&d);
     char err[256];
-    int n = 20000;
-    double t0 = 0, t_decide = 0;
-    for (int i = -100; i < n; i++) {   /* 100 rounds to warm up */
-        if (i == 0)
-            t0 = now_us();
+    size_t cap = 0;
+    for (int i = 0; i < 2000; i++) {
         analysis *a;
         analyze_error aerr;
         assert_int_equal(analyze_sql(sql, &ctx, &a, &aerr), 0);
         decide_request req = {.sql = sql, .facts = a, .who = &zoe};
-        double t1 = now_us();
-        decide(P, &req, &d, err, sizeof err);
-        t_decide += i >= 0 ? now_us() - t1 : 0;
+        assert_int_equal(decide(P, &req, &d, err, sizeof err), 0);
         assert_int_equal(d.verdict, DECIDE_ALLOW);
-        if (i == n - 1)   /* reasons borrow from the analysis: format before freeing it */
-            assert_string_equal(decision_reason(&d), "relation public.pgbench_accounts (dataset shared): rule "
-                                                     "'everyone-shared' gives everyone read on dataset shared");
+        /* reasons borrow from the analysis: format before freeing it */
+        assert_string_equal(decision_reason(&d), "relation public.pgbench_accounts (dataset shared): rule "
+                                                 "'everyone-shared' gives everyone read on dataset shared");
+        if (i == 0)
+            cap = d.cap;
+        assert_true(cap >= 1);
+        assert_int_equal(d.cap, cap);   /* no reallocation once grown */
         analysis_free(a);
     }
-    double total = (now_us() - t0) / n, dec = t_decide / n;
-    /* the decision reuses its buffer: no reallocation once grown */
-    size_t cap = d.cap;
-    assert_true(cap >= 1);
-    fprintf(stderr, "    hot path: analysis + decision %.2f us, decision alone %.2f us\n", total, dec);
-    /* generous bounds: sanitizer builds and a loaded machine must pass too */
-    assert_true(dec < 50.0);
     decision_free(&d);
 }
 
