@@ -1,18 +1,14 @@
 /*
- * session: login. Reads the startup packet (with TLS negotiation and cancel
- * requests), asks for the password, verifies it as a JWT, opens the warehouse
- * session through adapters/postgres and hands over to the relay.
+ * session: one client connection's life: created at accept, its state
+ * machine (session.h), its events, closing and freeing. The login's states
+ * (STARTUP, AUTH, CONNECTING) are proxy/session_login.c.
  */
 #include "proxy/session.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "common/log.h"
 #include "proxy/audit_trail.h"
 #include "proxy/admin_console.h"
-#include "proxy/ops_http.h"
 #include "proxy/server.h"
+#include "proxy/session_internal.h"
 
 const char *session_state_name(session_state st)
 {
@@ -94,7 +89,6 @@ void session_set_state(session *s, session_state next)
 
 static void on_client_io(conn *c, conn_event what, void *arg);
 static void close_warehouse(session *s);
-static void on_server_io(conn *c, conn_event what, void *arg);
 
 void session_log(const session *s, int level, const char *fmt, ...)
 {
@@ -106,7 +100,7 @@ void session_log(const session *s, int level, const char *fmt, ...)
 
 /* The prefix of the session's log lines, at its length; out of memory, the
  * previous one stays. */
-static void update_prefix(session *s)
+void session_update_prefix(session *s)
 {
     char *p;
     if (asprintf(&p, "session=%llu user=%.128s client=%s:%d", (unsigned long long)s->id,
@@ -116,8 +110,7 @@ static void update_prefix(session *s)
     s->log_prefix = p;
 }
 
-static void fatal(session *s, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fatal(session *s, const char *sqlstate, const char *fmt, ...)
+void session_fatal(session *s, const char *sqlstate, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -129,7 +122,7 @@ static void fatal(session *s, const char *sqlstate, const char *fmt, ...)
 }
 
 /* A login refused: the audit record, and the metric of its reason. */
-static void login_failed(session *s, metrics_login reason, const char *why)
+void session_login_failed(session *s, metrics_login reason, const char *why)
 {
     s->srv->metrics.logins[reason]++;
     trail_login_failed(s, why);
@@ -146,7 +139,7 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
     }
     session_log(s, LOG_WARNING, "login timed out after %d s in state %d", s->cfg->login_timeout_s, s->state);
     s->srv->metrics.logins[MG_LOGIN_TIMEOUT]++;
-    fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
+    session_fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -186,7 +179,7 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->relay.tx_status = 'I';
     s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
-    update_prefix(s);
+    session_update_prefix(s);
     guard_init(&s->guard, (const char *const *)&s->log_prefix, &trail_tmpl_ops);
     s->timer = evtimer_new(s->base, on_login_timeout, s);
     if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer) {
@@ -313,582 +306,6 @@ void session_cancel(session *s)
         session_log(s, LOG_WARNING, "cancel request dropped: too many cancels in flight");
 }
 
-/* ---- STARTUP ---------------------------------------------------------- */
-
-static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
-{
-    session *target = server_find_by_key(s->srv, pid);
-    if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
-        s->srv->metrics.cancels[MG_CANCEL_FORWARDED]++;
-        session_cancel(target);
-    } else {
-        s->srv->metrics.cancels[MG_CANCEL_REFUSED]++;
-        static log_rate wrong_keys;
-        unsigned long unlogged;
-        if (log_rate_ok(&wrong_keys, &unlogged))
-            log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session%s",
-                    s->client_addr, s->client_port, unlogged ? " (and more not logged in the last second)" : "");
-    }
-    /* PostgreSQL answers a cancel request with nothing but a closed socket */
-    session_kill(s);
-}
-
-static int start_tls(session *s)
-{
-    /* 'S' goes out in the clear, everything after it inside TLS */
-    evbuffer_add(s->client.out, "S", 1);
-    if (conn_flush(&s->client) < 0 || evbuffer_get_length(s->client.out) > 0)
-        return -1;
-    SSL *ssl = SSL_new(s->cfg->ssl_ctx);
-    if (!ssl)
-        return -1;
-    conn_tls_accept(&s->client, ssl);
-    return 0;
-}
-
-static void connect_warehouse(session *s);
-
-/* A startup parameter's value: no control character (the server splits
- * "-c" settings on any whitespace, and nothing legitimate needs one). */
-static bool plain_value(const char *v)
-{
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
-            return false;
-    return true;
-}
-
-/* The server's own separators of "options" (pg_split_opts: isspace). */
-static bool option_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* Replaces the "options" startup parameter by the settings it carries
- * ("-c name=value", "-cname=value", "--name=value"; whitespace separates,
- * a backslash escapes the next character, as the server splits them), so
- * that each is checked like any other startup parameter. */
-static int expand_options(session *s, char *err, size_t errlen)
-{
-    pg_startup *st = s->startup;
-    size_t at = st->nparams;
-    for (size_t i = 0; i < st->nparams; i++)
-        if (!strcmp(st->names[i], "options"))
-            at = i;
-    if (at == st->nparams)
-        return 0;
-    const char *src = st->values[at];
-    size_t len = strlen(src);
-    s->options_buf = malloc(len * 2 + 2);
-    if (!s->options_buf) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    st->names[at] = st->names[--st->nparams];   /* drop "options" itself */
-    st->values[at] = st->values[st->nparams];
-    char *out = s->options_buf;
-    const char *p = src;
-    bool pending_c = false;
-    for (;;) {
-        while (option_space(*p))
-            p++;
-        if (!*p)
-            break;
-        char *tok = out;
-        while (*p && !option_space(*p)) {
-            if (*p == '\\' && p[1])
-                p++;
-            *out++ = *p++;
-        }
-        *out++ = 0;
-        char *setting;
-        if (pending_c) {
-            setting = tok;
-            pending_c = false;
-        } else if (!strcmp(tok, "-c")) {
-            pending_c = true;
-            continue;
-        } else if (!strncmp(tok, "-c", 2)) {
-            setting = tok + 2;
-        } else if (!strncmp(tok, "--", 2)) {
-            setting = tok + 2;
-            for (char *d = setting; *d && *d != '='; d++)
-                if (*d == '-')
-                    *d = '_';
-        } else {
-            snprintf(err, errlen, "\"options\" may only carry -c name=value settings, not \"%s\"", tok);
-            return -1;
-        }
-        char *eq = strchr(setting, '=');
-        if (!eq || eq == setting) {
-            snprintf(err, errlen, "invalid setting \"%s\" in \"options\"", setting);
-            return -1;
-        }
-        *eq = 0;
-        if (st->nparams == PG_MAX_STARTUP_PARAMS) {
-            snprintf(err, errlen, "too many startup parameters");
-            return -1;
-        }
-        st->names[st->nparams] = setting;
-        st->values[st->nparams++] = eq + 1;
-    }
-    if (pending_c) {
-        snprintf(err, errlen, "\"options\" ends with -c and no setting");
-        return -1;
-    }
-    return 0;
-}
-
-static void handle_startup(session *s)
-{
-    const pg_startup *st = s->startup;
-    if (s->over_limit) {
-        /* said after TLS and the startup packet, where clients show it */
-        fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
-        return;
-    }
-    if (!s->client.ssl && !s->cfg->allow_plaintext) {
-        session_log(s, LOG_INFO, "refused: plaintext connection");
-        s->srv->metrics.logins[MG_LOGIN_TLS_REQUIRED]++;
-        fatal(s, SQLSTATE_INVALID_AUTHORIZATION,
-              "martgate requires an encrypted connection; connect with sslmode=require or stronger");
-        return;
-    }
-    s->user = pgw_startup_get(st, "user");
-    s->database = pgw_startup_get(st, "database");
-    s->application_name = pgw_startup_get(st, "application_name");
-    if (!s->user || !*s->user) {
-        fatal(s, SQLSTATE_INVALID_AUTHORIZATION, "no PostgreSQL user name specified in startup packet");
-        return;
-    }
-    if (!s->database || !*s->database)
-        s->database = s->user;
-    update_prefix(s);
-    for (size_t i = 0; i < st->nparams; i++)
-        if (!plain_value(st->values[i])) {
-            fatal(s, SQLSTATE_INVALID_PARAMETER_VALUE,
-                  "the value of startup parameter \"%s\" contains a control character", st->names[i]);
-            return;
-        }
-    char oerr[300];
-    if (expand_options(s, oerr, sizeof oerr) != 0) {
-        fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", oerr);
-        return;
-    }
-    for (size_t i = 0; i < st->nparams; i++) {
-        const char *n = st->names[i];
-        if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
-            continue;
-        if (!strcmp(n, "replication")) {
-            fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "replication connections are not allowed through martgate");
-            return;
-        }
-    }
-    struct evbuffer *out = s->client.out;
-    /* newer 3.x minor versions and _pq_ options: say what we speak */
-    const char *unknown[PG_MAX_STARTUP_PARAMS];
-    size_t nunknown = 0;
-    for (size_t i = 0; i < st->nparams; i++)
-        if (!strncmp(st->names[i], "_pq_.", 5))
-            unknown[nunknown++] = st->names[i];
-    if ((st->code & 0xffff) != 0 || nunknown)
-        pgw_negotiate_protocol(out, 0, unknown, nunknown);
-    pgw_auth_request(out, 3); /* AuthenticationCleartextPassword */
-    session_set_state(s, SS_AUTH);
-}
-
-static void read_startup(session *s)
-{
-    struct evbuffer *in = s->client.in;
-    while (s->state == SS_STARTUP) {
-        unsigned char hdr[4];
-        if (evbuffer_copyout(in, hdr, 4) < 4)
-            return;
-        uint32_t len = pgw_get_u32(hdr);
-        if (len < 8 || len > PG_MAX_STARTUP_PACKET) {
-            fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
-            return;
-        }
-        if (evbuffer_get_length(in) < len)
-            return;
-        char *pkt = malloc(len);
-        if (!pkt) {
-            session_kill(s);
-            return;
-        }
-        evbuffer_remove(in, pkt, len);
-        pg_startup st;
-        char why[256];
-        if (pgw_parse_startup(pkt + 4, len - 4, &st, why, sizeof why) != 0) {
-            free(pkt);
-            fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "%s", why);
-            return;
-        }
-        if (st.code == PG_CANCEL_REQUEST_CODE) {
-            free(pkt);
-            handle_cancel_request(s, st.cancel_pid, st.cancel_key);
-            return;
-        }
-        if (st.code == PG_SSL_REQUEST_CODE) {
-            free(pkt);
-            if (s->client.ssl) {
-                fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest inside an encrypted connection");
-                return;
-            }
-            if (!s->cfg->ssl_ctx) {
-                evbuffer_add(s->client.out, "N", 1);
-                continue;
-            }
-            if (evbuffer_get_length(in) > 0) {
-                /* bytes behind the request would bypass the handshake (CVE-2021-23214) */
-                fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "received unencrypted data after SSL request");
-                return;
-            }
-            if (start_tls(s) != 0) {
-                session_log(s, LOG_WARNING, "cannot start TLS");
-                session_kill(s);
-            }
-            return;
-        }
-        if (st.code == PG_GSSENC_REQUEST_CODE) {
-            free(pkt);
-            evbuffer_add(s->client.out, "N", 1);
-            continue;
-        }
-        s->startup = malloc(sizeof *s->startup);
-        if (!s->startup) {
-            free(pkt);
-            session_kill(s);
-            return;
-        }
-        *s->startup = st;
-        s->startup_packet = pkt;
-        handle_startup(s);
-    }
-}
-
-/* ---- AUTH -------------------------------------------------------------- */
-
-static bool policy_reads_claim_of(const char *name, void *policy)
-{
-    return policy_reads_claim(policy, name);
-}
-
-static void read_password(session *s)
-{
-    struct evbuffer *in = s->client.in;
-    char type;
-    uint32_t len;
-    if (!pgw_peek_header(in, &type, &len))
-        return;
-    size_t limit = jwt_verifier_max_token_bytes(s->cfg->jwt) + 64;
-    if (type != 'p') {
-        fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "expected password response, got message type %d", type);
-        return;
-    }
-    if (len < 5 || len > limit) {
-        session_log(s, LOG_WARNING, "login failed: password message of %u bytes (limit %zu)", len, limit);
-        login_failed(s, MG_LOGIN_TOKEN, "password message over the token size limit");
-        fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
-        return;
-    }
-    if (evbuffer_get_length(in) < (size_t)len + 1)
-        return;
-    char *msg = pgw_take_message(in, len);
-    if (!msg) {
-        session_kill(s);
-        return;
-    }
-    size_t tlen = strnlen(msg + 5, len - 4);
-    char why[512];
-    int rc = tlen < len - 4 ? jwt_verifier_check(s->cfg->jwt, msg + 5, tlen, s->user, time(NULL),
-                                                 &s->ident, why, sizeof why)
-                            : (snprintf(why, sizeof why, "password is not NUL-terminated"), -1);
-    explicit_bzero(msg, len + 1);
-    free(msg);
-    if (rc != 0) {
-        session_log(s, LOG_WARNING, "login failed: %s", why);
-        login_failed(s, MG_LOGIN_TOKEN, why);
-        fatal(s, SQLSTATE_INVALID_PASSWORD, "password authentication failed for user \"%s\"", s->user);
-        return;
-    }
-    if (admin_console_database(s) && admin_console_allowed(s)) {
-        admin_console_start(s);
-        return;
-    }
-    if (!config_find_database(s->cfg, s->database)) {
-        /* the admin console too, for whoever is not in admin.groups */
-        session_log(s, LOG_INFO, "login refused: unknown database \"%s\"%s", s->database,
-                    admin_console_database(s) ? " (the admin console, and the principal is in none of admin.groups)"
-                                              : "");
-        login_failed(s, MG_LOGIN_DATABASE, "unknown database");
-        fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
-        return;
-    }
-    s->metrics_db = metrics_name(&s->srv->metric_databases, s->database);   /* a configured one: bounded */
-    /* the claims the policy's templates read at login; a reload that starts
-     * reading another one reaches the sessions that log in after it (a
-     * template whose claim is missing denies, docs/policy.md) */
-    jwt_identity_keep_claims(&s->ident, policy_reads_claim_of, (void *)session_policy(s));
-    char gerr[300];
-    decide_principal who = {
-        .user = s->ident.user ? s->ident.user : s->user,
-        .groups = (const char *const *)s->ident.groups,
-        .n_groups = s->ident.ngroups,
-        .claims = s->ident.claims,
-    };
-    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(s->startup, "search_path"),
-                    &s->search_path_text, gerr, sizeof gerr) != 0) {
-        session_log(s, LOG_INFO, "login refused: %s", gerr);
-        login_failed(s, MG_LOGIN_PRINCIPAL, gerr);
-        fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);
-        return;
-    }
-    connect_warehouse(s);
-}
-
-/* ---- CONNECTING ---------------------------------------------------------- */
-
-/* Facts read from another server version (the warehouse was upgraded while
- * martgate ran) say nothing of this one's catalog: decisions treat its
- * pg_catalog as unknown (wh_catalog_lacks) until a refresh reads it again. */
-static void check_facts_version(session *s)
-{
-    catalog_cache *cat = server_catalog(s->srv, s->database);
-    const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
-    const char *v = backend_parameter(s->be, "server_version");
-    if (!wh || !v || wh_same_version(wh, v))
-        return;
-    session_log(s, LOG_WARNING, "the warehouse of database \"%s\" reports version %s, its metadata was read from "
-                "%s: reading it again", s->database, v, wh->server_version ? wh->server_version : "(unknown)");
-    catalog_cache_refresh(cat);
-}
-
-static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
-{
-    session *s = arg;
-    metrics_block *m = &s->srv->metrics;
-    if (ok) {
-        m->warehouse_opens[s->metrics_db]++;
-        metrics_observe_connect(m, clock_mono_s() - s->connect_started);
-    } else {
-        m->warehouse_failures[s->metrics_db]++;
-    }
-    ops_warehouse_outcome(s->srv, s->database, ok ? NULL : (error ? error : "unknown error"));
-    if (!ok) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
-        size_t l = strlen(msg);
-        while (l && msg[l - 1] == '\n')
-            msg[--l] = 0;
-        const char *refusal = backend_refusal(b);
-        session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, msg);
-        if (refusal) {
-            login_failed(s, MG_LOGIN_WAREHOUSE, "the warehouse session does not parse SQL as martgate does");
-            fatal(s, SQLSTATE_CONNECTION_FAILURE, "%s", refusal);
-        } else {
-            login_failed(s, MG_LOGIN_WAREHOUSE, "the warehouse could not be reached");
-            fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"",
-                  s->database);
-        }
-        backend_free(s->be);
-        s->be = NULL;
-        session_flush(s);
-        return;
-    }
-    if (conn_init(&s->server, s->base, backend_fd(s->be), on_server_io, s) != 0) {
-        fatal(s, SQLSTATE_CONNECTION_FAILURE, "out of memory");
-        session_flush(s);
-        return;
-    }
-    s->server_open = true;
-    s->server.low_water = RELAY_HIGH_WATER / 2;
-    s->server.bytes_read = &s->srv->metrics.bytes_from_warehouse;
-    check_facts_version(s);
-    SSL *ssl = backend_ssl(s->be);
-    if (ssl)
-        conn_tls_attach(&s->server, ssl);
-
-    struct evbuffer *out = s->client.out;
-    pgw_auth_request(out, 0); /* AuthenticationOk */
-    for (const char *const *p = backend_reported_parameters; *p; p++) {
-        const char *v = backend_parameter(s->be, *p);
-        if (v)
-            pgw_parameter_status(out, *p, v);
-    }
-    s->key_pid = server_new_key_pid(s->srv);
-    RAND_bytes((unsigned char *)&s->key_secret, sizeof s->key_secret);
-    pgw_backend_key(out, s->key_pid, s->key_secret);
-    pgw_ready_for_query(out, 'I');
-    evtimer_del(s->timer);
-    session_set_state(s, SS_READY);
-    server_login_done(s->srv, s);
-    s->srv->metrics.logins[MG_LOGIN_OK]++;
-    char groups[512];
-    size_t off = 0;
-    groups[0] = 0;
-    for (size_t i = 0; i < s->ident.ngroups && off < sizeof groups; i++)
-        off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", s->ident.groups[i]);
-    session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse_pid=%d",
-                s->database, groups[0] ? groups : "-", s->application_name ? s->application_name : "-",
-                s->client.ssl ? SSL_get_version(s->client.ssl) : "off", backend_pid(s->be));
-    trail_session_start(s);
-    relay_start(s);
-    session_flush(s);
-}
-
-/* Appends "-c name=value" to the warehouse's options, escaping what the
- * server would split on. false when it does not fit. */
-static bool add_option(char *options, size_t cap, size_t *off, const char *name, const char *value)
-{
-    int w = snprintf(options + *off, cap - *off, "%s-c %s=", *off ? " " : "", name);
-    if (w < 0 || (size_t)w >= cap - *off)
-        return false;
-    *off += (size_t)w;
-    for (const char *c = value; *c; c++) {
-        if (*off + 3 >= cap)
-            return false;
-        if (option_space(*c) || *c == '\\')
-            options[(*off)++] = '\\';
-        options[(*off)++] = *c;
-    }
-    options[*off] = 0;
-    return true;
-}
-
-static void on_facts_ready(void *arg)
-{
-    session *s = arg;
-    s->waiting_facts = false;
-    connect_warehouse(s);
-    session_flush(s);
-}
-
-/* Refuses the login: the audit and the log get `why`, the client `fmt`. */
-static void refuse_login(session *s, metrics_login reason, const char *sqlstate, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void refuse_login(session *s, metrics_login reason, const char *sqlstate, const char *why, const char *fmt, ...)
-{
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    login_failed(s, reason, why);
-    fatal(s, sqlstate, "%s", msg);
-}
-
-/* What the warehouse's own metadata says before a session may open: the
- * service role is not more privileged than martgate needs (unless the
- * config allows it), and each startup parameter is a setting the principal
- * may give that value (the rules of SET). false when the session was
- * refused or waits for the metadata (read once per snapshot, not per login). */
-static bool warehouse_allows(session *s, const config_database *db)
-{
-    const policy_t *p = session_policy(s);
-    if (!p)
-        return true;   /* no policy: a plain authenticating proxy */
-    catalog_cache *cat = server_catalog(s->srv, s->database);
-    const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
-    if (!wh) {
-        /* again after a reload replaced the cache it waited on (its
-         * successor may still be reading); not after a failed read */
-        if (cat && (!s->facts_waited || !catalog_cache_failed(cat))) {
-            s->facts_waited = true;
-            if (catalog_cache_wait(cat, on_facts_ready, s) == 0) {
-                s->waiting_facts = true;
-                if (s->state != SS_CONNECTING)
-                    session_set_state(s, SS_CONNECTING);   /* waiting again after a reload */
-                conn_read(&s->client, false);
-                return false;
-            }
-        }
-        session_log(s, LOG_ERROR, "login refused: the metadata of database \"%s\" (settings, functions, service "
-                    "role) could not be read from the warehouse; the catalog log line says why", s->database);
-        refuse_login(s, MG_LOGIN_METADATA, SQLSTATE_CONNECTION_FAILURE, "the warehouse's metadata could not be read",
-                     "could not read the warehouse metadata of database \"%s\"", s->database);
-        return false;
-    }
-    char why[300];
-    if (wh_role_privileged(wh, why, sizeof why) && !db->allow_privileged_service_account) {
-        session_log(s, LOG_ERROR, "login refused: the service role \"%s\" of database \"%s\" is %s; give it only "
-                    "the grants docs/security.md lists, or set databases.%s.allow_privileged_service_account",
-                    wh->role.name, s->database, why, s->database);
-        refuse_login(s, MG_LOGIN_SERVICE_ROLE, SQLSTATE_INSUFFICIENT_PRIVILEGE, "the service role is privileged",
-                     "martgate refuses to open warehouse sessions for database \"%s\": its service role is more "
-                     "privileged than martgate allows (the operator's log says what to change)", s->database);
-        return false;
-    }
-    const pg_startup *st = s->startup;
-    for (size_t i = 0; i < st->nparams; i++) {
-        const char *n = st->names[i];
-        if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
-            continue;
-        char reason[400];
-        if (!decide_setting_value(p, wh, n, st->values[i], reason, sizeof reason)) {
-            session_log(s, LOG_INFO, "refused startup parameter %s: %s", n, reason);
-            refuse_login(s, MG_LOGIN_STARTUP, SQLSTATE_INSUFFICIENT_PRIVILEGE, "startup parameter refused",
-                         "startup parameter refused: %s", reason);
-            return false;
-        }
-    }
-    return true;
-}
-
-static void connect_warehouse(session *s)
-{
-    const config_database *db = config_find_database(s->cfg, s->database);
-    if (!warehouse_allows(s, db))
-        return;
-    const char *keys[PG_MAX_STARTUP_PARAMS + 2], *vals[PG_MAX_STARTUP_PARAMS + 2];
-    char options[4096];
-    size_t n = 0, off = 0;
-    options[0] = 0;
-    for (size_t i = 0; i < s->startup->nparams; i++) {
-        const char *name = s->startup->names[i], *v = s->startup->values[i];
-        if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
-            continue;
-        if (!strcmp(name, "search_path") && s->search_path_text)
-            continue;   /* added below as the policy allowed it */
-        if (!strcmp(name, "client_encoding"))
-            continue;   /* UTF8 by another spelling (checked): the adapter sends UTF8 */
-        if (!strcmp(name, "application_name")) {
-            keys[n] = name;
-            vals[n++] = v;
-            continue;
-        }
-        /* other parameters travel as -c name=value */
-        if (!add_option(options, sizeof options, &off, name, v)) {
-            fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "startup parameters are too long");
-            return;
-        }
-    }
-    if (s->search_path_text && !add_option(options, sizeof options, &off, "search_path", s->search_path_text)) {
-        fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "search_path is too long");
-        return;
-    }
-    if (off) {
-        keys[n] = "options";
-        vals[n++] = options;
-    }
-    /* client_encoding, standard_conforming_strings and backslash_quote are
-     * the adapter's: it starts and verifies every session with them */
-    keys[n] = NULL;
-    vals[n] = NULL;
-    char err[512];
-    if (s->state != SS_CONNECTING)   /* it waited for the warehouse facts */
-        session_set_state(s, SS_CONNECTING);
-    conn_read(&s->client, false);
-    s->connect_started = clock_mono_s();
-    s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
-    if (!s->be) {
-        s->srv->metrics.warehouse_failures[s->metrics_db]++;
-        ops_warehouse_outcome(s->srv, s->database, err);
-        session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, err);
-        fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"", s->database);
-    }
-}
-
 /* ---- events ---------------------------------------------------------------- */
 
 static void on_client_io(conn *c, conn_event what, void *arg)
@@ -913,12 +330,12 @@ static void on_client_io(conn *c, conn_event what, void *arg)
     } else if (what == CONN_READABLE || what == CONN_TLS_READY) {
         switch (s->state) {
         case SS_STARTUP:
-            read_startup(s);
+            session_read_startup(s);
             if (s->state == SS_AUTH && evbuffer_get_length(s->client.in) > 0)
-                read_password(s);   /* the client sent its password with the startup packet */
+                session_read_password(s);   /* the client sent its password with the startup packet */
             break;
         case SS_AUTH:
-            read_password(s);
+            session_read_password(s);
             break;
         case SS_READY:
             relay_client_readable(s);
@@ -933,7 +350,7 @@ static void on_client_io(conn *c, conn_event what, void *arg)
     session_flush(s);
 }
 
-static void on_server_io(conn *c, conn_event what, void *arg)
+void session_on_server_io(conn *c, conn_event what, void *arg)
 {
     session *s = arg;
     (void)c;
