@@ -3,8 +3,8 @@
  * name order), checks it strictly and compiles it into the immutable struct
  * policy that policy/decide reads. Every error names file:line:column and the
  * field; loading goes on after an error so that `martgate policy check` can
- * list all of them at once. Warnings (shadowed rules, unused datasets) never
- * stop a load.
+ * list all of them at once. Warnings (shadowed rules, policy_load_lint's
+ * unused and overlapping parts) never stop a load.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -551,20 +551,7 @@ static int build(loader *L)
     p->sensitive = find_dataset(p, POLICY_SENSITIVE_DATASET);
     if (L->msgs.n_errors == 0) {
         warn_shadowed(L);
-        for (size_t i = 0; i < p->n_datasets; i++) {
-            if (p->datasets[i].builtin)
-                continue;
-            bool used = false;
-            for (size_t r = 0; r < p->n_rules && !used; r++)
-                for (size_t k = 0; k < p->rules[r].n_datasets && !used; k++)
-                    used = p->rules[r].datasets[k] == &p->datasets[i];
-            if (!used) {
-                char line[900];
-                snprintf(line, sizeof line, "%s: datasets.%s: no rule names this dataset (only its schemas' "
-                         "own rules, if any, reach it)", p->datasets[i].where, p->datasets[i].name);
-                push_msg(L, false, line);
-            }
-        }
+        warn_unused(L);
     }
     if (L->oom) {
         push_msg(L, true, "out of memory while loading the policy");

@@ -55,6 +55,8 @@ policy_dataset *find_dataset(policy_t *p, const char *name);
 void rule_free(policy_rule *r);
 void parse_rules(loader *L, const json_doc *d, json_t *arr, size_t *seq);
 void warn_shadowed(loader *L);
+/* policy_load_lint.c: datasets, groups and roles nothing uses; datasets sharing schemas */
+void warn_unused(loader *L);
 /* qsort order of the rules collected from every file */
 int pending_cmp(const void *a, const void *b);
 

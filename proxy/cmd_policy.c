@@ -24,7 +24,7 @@
 #include "proxy/commands.h"
 
 static const char usage_text[] =
-    "usage: martgate policy check PATH\n"
+    "usage: martgate policy check [--strict] PATH\n"
     "       martgate policy explain --policy PATH --user USER [--groups G1,G2] [--claim NAME=VALUE]...\n"
     "                               [--search-path S1,S2] [--database DB] [--columns-from FILE.json]\n"
     "                               [--warehouse FILE.json] SQL\n"
@@ -34,7 +34,9 @@ static const char usage_text[] =
     "\n"
     "PATH is a policy file or a directory of *.json policy files (docs/policy.md).\n"
     "  check    load the policy strictly: print a summary and the warnings (exit 0), or every\n"
-    "           error with file:line:column and the field (exit 1)\n"
+    "           error with file:line:column and the field (exit 1). Warnings are the parts that\n"
+    "           do nothing or overlap: rules an earlier rule shadows, datasets, groups and roles\n"
+    "           nothing uses, datasets matching the same schemas; --strict exits 1 on any warning\n"
     "  explain  the decision for one SQL text: allow, rewrite or deny, the rule and reason for\n"
     "           every relation, function and setting, and the rewritten SQL. Without\n"
     "           --search-path the principal's starting search_path from the policy is used;\n"
@@ -78,25 +80,29 @@ static int load_policy(const char *path, policy_t **p, bool quiet)
 
 static int cmd_check(int argc, char **argv)
 {
-    if (argc != 3)
+    bool strict = argc == 4 && strcmp(argv[2], "--strict") == 0;
+    if (argc != 3 + strict)
         return usage(stderr, 2);
+    const char *path = argv[2 + strict];
     policy_t *p = NULL;
     policy_messages m;
     char err[2048], sum[256];
-    int rc = policy_load(argv[2], &p, &m, err, sizeof err);
+    int rc = policy_load(path, &p, &m, err, sizeof err);
     for (size_t i = 0; i < m.n_errors; i++)
         printf("error: %s\n", m.errors[i]);
     for (size_t i = 0; i < m.n_warnings; i++)
         printf("warning: %s\n", m.warnings[i]);
     if (rc == 0) {
         policy_summary(p, sum, sizeof sum);
-        printf("%s: ok: %s, %zu warning%s\n", argv[2], sum, m.n_warnings, m.n_warnings == 1 ? "" : "s");
+        printf("%s: ok: %s, %zu warning%s%s\n", path, sum, m.n_warnings, m.n_warnings == 1 ? "" : "s",
+               strict && m.n_warnings ? " (--strict: failing)" : "");
     } else {
-        printf("%s: %zu error%s\n", argv[2], m.n_errors, m.n_errors == 1 ? "" : "s");
+        printf("%s: %zu error%s\n", path, m.n_errors, m.n_errors == 1 ? "" : "s");
     }
+    bool failed = rc != 0 || (strict && m.n_warnings > 0);
     policy_messages_free(&m);
     policy_unref(p);
-    return rc == 0 ? 0 : 1;
+    return failed ? 1 : 0;
 }
 
 /* Splits "a,b,c" into a NULL-terminated array of pieces of a copy. */

@@ -65,6 +65,18 @@ pg_admin postgres -c "DROP DATABASE ${DB}_again WITH (FORCE)" >/dev/null
 
 # ---- the policy and the committed configuration
 check "policy check" "$MARTGATE_BIN" policy check "$EX/policy"
+check "policy check --strict: the example has no part that does nothing" "$MARTGATE_BIN" policy check --strict "$EX/policy"
+# the same policy with a group nothing names: a warning, and --strict fails on it
+lint=$T_DIR/lint-policy
+cp -r "$EX/policy" "$lint"
+printf '{"groups": {"forgotten": {"members": ["nobody-*"]}}}\n' >"$lint/zz-forgotten.json"
+rc=0; out=$("$MARTGATE_BIN" policy check "$lint" 2>&1) || rc=$?
+check_eq "policy check: a warning alone exits 0" "0" "$rc"
+check_match "policy check: the unused group is named with its file and line" \
+  'warning: .*zz-forgotten.json:1:[0-9]+: groups.forgotten: no rule' "$out"
+rc=0; out=$("$MARTGATE_BIN" policy check --strict "$lint" 2>&1) || rc=$?
+check_eq "policy check --strict: a warning exits 1" "1" "$rc"
+check_match "policy check --strict says why it fails" '1 warning \(--strict: failing\)' "$out"
 out=$("$MARTGATE_BIN" policy test "$EX/policy" "$EX/tests.json" 2>&1) || true
 check_match "policy test: every case of tests.json passes" '^[0-9]+ passed, 0 failed$' "$(tail -1 <<<"$out")"
 st=$T_DIR/state

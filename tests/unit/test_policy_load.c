@@ -459,6 +459,38 @@ static void test_size_limit(void **state)
 
 /* ---- globs ---------------------------------------------------------- */
 
+/* The parts of a policy that do nothing or overlap (policy_load_lint.c). */
+static void test_lint_warnings(void **state)
+{
+    (void)state;
+    policy_messages m;
+    policy_t *p = load_text_ok(
+        "{\"datasets\": {\"marts\": {\"schemas\": [\"*_mart\"]}, \"sales\": {\"schemas\": [\"sales_mart\"]},\n"
+        "              \"raw\": {\"schemas\": [\"raw\"]}, \"rawish\": {\"schemas\": [\"raw_*\"]}},\n"
+        " \"groups\": {\"used\": {\"members\": [\"ana\"]}, \"idle\": {\"members\": [\"bob\"]}},\n"
+        " \"roles\": {\"mb_reached\": {\"groups\": [\"used\"]}, \"mb_dark\": {\"groups\": [\"nobody\"]},\n"
+        "           \"orphan\": {\"groups\": [\"used\"]}},\n"
+        " \"impersonators\": [{\"subjects\": {\"users\": [\"metabase\"]}, \"roles\": [\"mb_*\"]}],\n"
+        " \"rules\": [\n"
+        "  {\"id\": \"a\", \"subjects\": {\"groups\": [\"used\"]}, \"objects\": {\"datasets\": [\"marts\", \"raw\"]}, \"access\": \"read\"},\n"
+        "  {\"id\": \"b\", \"subjects\": {\"users\": [\"bob\"]}, \"objects\": {\"datasets\": [\"sales\", \"rawish\"]}, \"access\": \"read\"}\n"
+        " ]}",
+        &m);
+    assert_true(any_contains(m.warnings, m.n_warnings, "t.json:3:51: groups.idle: no rule, search_path"));
+    assert_false(any_contains(m.warnings, m.n_warnings, "groups.used"));
+    assert_true(any_contains(m.warnings, m.n_warnings, "roles.mb_dark: no rule's subjects match this role"));
+    assert_true(any_contains(m.warnings, m.n_warnings, "roles.orphan: no impersonators entry may assume this role"));
+    assert_false(any_contains(m.warnings, m.n_warnings, "roles.mb_reached"));
+    /* "*_mart" and "sales_mart" overlap, so do "raw_*" and "*_mart" (raw_mart); "raw" and "raw_*" do not */
+    assert_true(any_contains(m.warnings, m.n_warnings,
+                             "t.json:1:58: datasets.sales: its \"sales_mart\" and \"*_mart\" of dataset marts (t.json:1:24)"));
+    assert_true(any_contains(m.warnings, m.n_warnings, "datasets.rawish: its \"raw_*\" and \"*_mart\" of dataset marts"));
+    assert_false(any_contains(m.warnings, m.n_warnings, "of dataset raw "));
+    assert_int_equal(m.n_warnings, 5);
+    policy_messages_free(&m);
+    policy_unref(p);
+}
+
 static void test_globs(void **state)
 {
     policy_glob g, h;
@@ -541,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_defaults_once),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_lint_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
