@@ -1,14 +1,14 @@
 /*
  * relay: message flow of a READY session. See relay.h for the model.
  *
- * Client → warehouse: Query/Parse are held whole (bounded by
+ * Client → warehouse (this file): Query/Parse are held whole (bounded by
  * max_message_bytes) and go through intercept; FunctionCall is refused;
- * everything else is streamed without being held. Warehouse → client:
- * streamed, except ErrorResponse and ReadyForQuery, which are small and read
- * whole. Each direction stops reading when the other side's output passes
- * RELAY_HIGH_WATER and resumes when it drains to half.
+ * everything else is streamed without being held. Warehouse → client is
+ * proxy/relay_backend.c. Each direction stops reading when the other side's
+ * output passes RELAY_HIGH_WATER and resumes when it drains to half.
  */
 #include "proxy/relay.h"
+#include "proxy/relay_internal.h"
 #include "proxy/relay_queue.h"
 
 #include <event2/buffer.h>
@@ -66,7 +66,7 @@ static void take_touched(session *s)
 
 /* The guard lost track of the session (guard.h): it ends, before anything
  * more of it reaches the warehouse. Returns false then. */
-static bool guard_following(session *s)
+bool relay_guard_following(session *s)
 {
     if (!s->guard.lost)
         return true;
@@ -89,7 +89,7 @@ bool relay_idle(const session *s)
 
 /* The guard wants the session's real search_path (guard.h): asked once the
  * statement that changed it has run and nothing else is in flight. */
-static void inject_learn(session *s)
+void relay_inject_learn(session *s)
 {
     if (pgw_query(s->server.out, GUARD_SEARCH_PATH_QUERY) == 0 && rq_push(&s->relay.q, INTERNAL))
         guard_search_path_asked(&s->guard);
@@ -99,7 +99,7 @@ static void inject_learn(session *s)
 
 /* Flushes dst; if it still holds more than the high-water mark, stops
  * reading src until dst drains. Returns true when src was paused. */
-static bool pause_if_backed_up(conn *dst, conn *src, bool *paused)
+bool relay_pause_if_backed_up(conn *dst, conn *src, bool *paused)
 {
     if (evbuffer_get_length(dst->out) <= RELAY_HIGH_WATER)
         return false;
@@ -121,7 +121,7 @@ void relay_client_drained(session *s)
 
 /* Nothing holds the client back any more: no statement waits for the
  * catalog, audit room or the search_path, and the queue has room. */
-static bool client_may_resume(const session *s)
+bool relay_client_may_resume(const session *s)
 {
     const relay_state *r = &s->relay;
     return r->client_paused && !r->waiting_catalog && !r->waiting_learn && !s->waiting_audit &&
@@ -130,7 +130,7 @@ static bool client_may_resume(const session *s)
 
 void relay_server_drained(session *s)
 {
-    if (client_may_resume(s)) {
+    if (relay_client_may_resume(s)) {
         s->relay.client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);
@@ -321,7 +321,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
             trail_finish(s, s->pending_req);
             s->pending_req = NULL;
         }
-        return guard_following(s);   /* false: the session ends */
+        return relay_guard_following(s);   /* false: the session ends */
     }
     if (res.verdict != INTERCEPT_ALLOW && res.verdict != INTERCEPT_REPLACE)
         q->names_len = names_mark;   /* nothing of it runs */
@@ -385,15 +385,6 @@ static bool tracked_request(char type)
     return type == 'B' || type == 'E' || type == 'D' || type == 'C' || type == 'S';
 }
 
-/* How much of a buffer the scanners look at in one go. */
-#define SCAN_WINDOW (64 * 1024)
-
-/* What a scanner found where it stopped. SCAN_DENY: the client message at
- * the approved offset (a Bind or Execute) is refused; the error is in the
- * scanner's `bad` buffer. SCAN_REPREPARE: the Bind there must wait for its
- * statement, whose name is then in `bad` (badlen > RELAY_MAX_NAME), to be
- * prepared again. */
-typedef enum { SCAN_MORE, SCAN_HOLD, SCAN_BAD, SCAN_DENY, SCAN_REPREPARE } scan_result;
 
 /* Client → warehouse. Messages the relay only counts are approved in place
  * and moved with one evbuffer_remove_buffer per window; Query, Parse,
@@ -538,7 +529,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
 
 /* The rest of a message being streamed: 1 when some moved (go on), 0 when
  * none is left to stream, -1 when it waits for more bytes. */
-static int stream_rest(struct evbuffer *in, struct evbuffer *out, uint32_t *remaining)
+int relay_stream_rest(struct evbuffer *in, struct evbuffer *out, uint32_t *remaining)
 {
     if (!*remaining)
         return 0;
@@ -551,7 +542,7 @@ static int stream_rest(struct evbuffer *in, struct evbuffer *out, uint32_t *rema
 
 /* The next window of `in` to scan, or NULL (less than a header buffered, or
  * out of memory: then the session is killed). */
-static const unsigned char *scan_window(session *s, struct evbuffer *in, size_t *win)
+const unsigned char *relay_scan_window(session *s, struct evbuffer *in, size_t *win)
 {
     size_t avail = evbuffer_get_length(in);
     if (avail < 5)
@@ -564,7 +555,7 @@ static const unsigned char *scan_window(session *s, struct evbuffer *in, size_t 
 }
 
 /* Moves the approved bytes; false (session killed) when that fails. */
-static bool move_approved(session *s, struct evbuffer *in, struct evbuffer *out, size_t approved)
+bool relay_move_approved(session *s, struct evbuffer *in, struct evbuffer *out, size_t approved)
 {
     if (approved && evbuffer_remove_buffer(in, out, approved) != (int)approved) {
         session_kill(s);
@@ -627,7 +618,7 @@ void relay_client_readable(session *s)
             r->client_discard -= (uint32_t)n;
             continue;
         }
-        int st = stream_rest(in, out, &r->client_remaining);
+        int st = relay_stream_rest(in, out, &r->client_remaining);
         if (st > 0)
             continue;
         if (st < 0)
@@ -648,19 +639,19 @@ void relay_client_readable(session *s)
             r->client_paused = true;
             break;
         }
-        if (pause_if_backed_up(&s->server, &s->client, &r->client_paused))
+        if (relay_pause_if_backed_up(&s->server, &s->client, &r->client_paused))
             break;
         size_t win;
-        const unsigned char *p = scan_window(s, in, &win);
+        const unsigned char *p = relay_scan_window(s, in, &win);
         if (!p)
             break;
         size_t approved = 0;
         char bad[1024];
         _Static_assert(sizeof bad > RELAY_MAX_NAME, "bad carries a statement name for SCAN_REPREPARE");
         scan_result res = scan_client(s, p, win, &approved, bad, sizeof bad);
-        if (!guard_following(s))
+        if (!relay_guard_following(s))
             return;
-        if (!move_approved(s, in, out, approved))
+        if (!relay_move_approved(s, in, out, approved))
             return;
         if (res == SCAN_BAD) {
             session_log(s, LOG_WARNING, "%s", bad);
@@ -715,245 +706,5 @@ void relay_client_readable(session *s)
             break;
         if (!handle_statement(s, type, len))
             return;
-    }
-}
-
-/* ---- warehouse → client ------------------------------------------------------- */
-
-/* ParameterStatus: application_name changes (pgjdbc sets it with SET after
- * login) are what the audit trail reports from then on. */
-static void note_parameter(session *s, const char *body, size_t len)
-{
-    size_t pos = 0;
-    const char *name = pgw_read_cstring(body, len, &pos);
-    const char *value = name ? pgw_read_cstring(body, len, &pos) : NULL;
-    if (!value || strcmp(name, "application_name") != 0)
-        return;
-    char *copy = strdup(value);
-    if (!copy)
-        return;
-    free(s->application_name_set);
-    s->application_name_set = copy;
-    s->application_name = copy;
-    s->application_name_serial++;
-}
-
-/* Tells the audit trail what the head request's answer says. */
-static void note_answer(struct trail_req *req, char type, const unsigned char *msg, uint32_t len, bool whole)
-{
-    const char *body = (const char *)msg + 5;
-    size_t blen = len - 4;
-    if (type == 'D') {
-        trail_count_row(req);
-    } else if (type == 'C' || type == 'I' || type == 's') {
-        trail_answer(req, type, whole && type == 'C' && memchr(body, 0, blen) ? body : "");
-    } else if (type == 'E') {
-        trail_answer(req, 'E', whole ? pgw_error_field(body, blen, 'C') : NULL);
-    }
-}
-
-/* Warehouse → client. Completion messages pop the request queue in place;
- * the scan stops at an ErrorResponse answering a poison (to swap it) and
- * after a ReadyForQuery that leaves a draining session idle. */
-static scan_result scan_server(session *s, const unsigned char *p, size_t n, size_t *approved)
-{
-    relay_state *r = &s->relay;
-    size_t off = 0;
-    while (off + 5 <= n) {
-        char type = (char)p[off];
-        uint32_t len = pgw_get_u32(p + off + 1);
-        *approved = off;
-        if (len < 4 || len > 0x3fffffff)
-            return SCAN_BAD;
-        if (rq_head(&r->q) == INTERNAL)
-            return SCAN_HOLD;
-        struct trail_req *req = rq_head_req(&r->q);
-        if (req)
-            note_answer(req, type, p + off, len, off + len + 1 <= n);
-        if ((type == 'C' || type == 'E') && r->copy_in)
-            r->copy_in = false;   /* the COPY ended (an error ends it early) */
-        /* a Sync is answered by ReadyForQuery alone (an error or notice may
-         * come first): anything else means the queue is not the warehouse's */
-        if ((rq_head(&r->q) & (uint8_t)~POISON) == 'S' && type && strchr("123CDTnsIGHtW", type)) {
-            session_log(s, LOG_ERROR, "lost track of the requests in flight: '%c' answers a Sync", type);
-            return SCAN_BAD;
-        }
-        switch (type) {
-        case 'G':
-            r->copy_in = rq_copy_started(&r->q);
-            break;
-        case 'E':
-            if (rq_head(&r->q) & POISON)
-                return SCAN_HOLD;
-            if (rq_head(&r->q) == 'Q')
-                r->q.head_failed = true;   /* its later statements did not run */
-            rq_pop_after_error(&r->q);
-            break;
-        case 'Z': {
-            if (len != 5)
-                return SCAN_BAD;
-            if (off + 6 > n)
-                return SCAN_MORE;
-            char prev = r->tx_status;
-            r->tx_status = (char)p[off + 5];
-            uint8_t head = rq_head(&r->q) & (uint8_t)~POISON;
-            if (head != 'S' && head != 'Q' && head != 'F') {
-                session_log(s, LOG_ERROR, "lost track of the requests in flight: ReadyForQuery with no Sync or "
-                            "Query in flight");
-                return SCAN_BAD;
-            }
-            rq_pop_outcome(&r->q, !r->q.head_failed);
-            r->q.head_failed = false;
-            guard_on_ready_for_query(&s->guard, prev, r->tx_status);
-            if (s->guard.lost)
-                return SCAN_HOLD;   /* the session ends (relay_server_readable) */
-            if (guard_wants_search_path(&s->guard) && r->q.len == 0 && r->client_remaining == 0)
-                inject_learn(s);
-            if (s->draining && relay_idle(s)) {
-                *approved = off + 6;
-                return SCAN_HOLD;
-            }
-            break;
-        }
-        case 'S':
-            if (off + len + 1 <= n)
-                note_parameter(s, (const char *)p + off + 5, len - 4);
-            break;
-        case '1':
-            if (rq_head(&r->q) == HIDDEN_PARSE)
-                return SCAN_HOLD;   /* answers martgate's own Parse: dropped */
-            if (!rq_pop_expected(&r->q, 'P'))
-                return SCAN_BAD;
-            break;
-        case '2':
-            if (!rq_pop_expected(&r->q, 'B'))
-                return SCAN_BAD;
-            break;
-        case '3':
-            if (rq_head(&r->q) == HIDDEN_CLOSE)
-                return SCAN_HOLD;
-            if (!rq_pop_expected(&r->q, 'C'))
-                return SCAN_BAD;
-            break;
-        case 'T': case 'n': rq_pop_if(&r->q, 'D'); break;
-        case 'C': case 'I': case 's': rq_pop_if(&r->q, 'E'); break;
-        default: break;
-        }
-        if (off + len + 1 > n) {
-            r->server_remaining = (uint32_t)(off + len + 1 - n);
-            *approved = n;
-            return SCAN_MORE;
-        }
-        off += len + 1;
-    }
-    *approved = off;
-    return SCAN_MORE;
-}
-
-/* One message answering martgate's own SHOW search_path: consumed here. */
-static void take_internal_answer(session *s, char type, uint32_t len)
-{
-    relay_state *r = &s->relay;
-    struct evbuffer *in = s->server.in;
-    if (type == 'D') {
-        const unsigned char *m = evbuffer_pullup(in, (ev_ssize_t)len + 1);
-        /* DataRow: int16 columns, int32 length, bytes */
-        if (m && len >= 10 && ((m[5] << 8) | m[6]) == 1) {
-            uint32_t vlen = pgw_get_u32(m + 7);
-            if (vlen != 0xffffffffu && 10 + (size_t)vlen <= (size_t)len + 1) {
-                free(r->learned);
-                r->learned = strndup((const char *)m + 11, vlen);
-            }
-        }
-    } else if (type == 'Z') {
-        unsigned char z[6];
-        evbuffer_copyout(in, z, 6);
-        r->tx_status = (char)z[5];
-        rq_pop(&r->q);
-        guard_search_path_answer(&s->guard, r->learned, r->tx_status);
-        free(r->learned);
-        r->learned = NULL;
-        r->waiting_learn = false;   /* a held statement goes on (see the end of relay_server_readable) */
-        if (guard_wants_search_path(&s->guard) && r->q.len == 0)
-            inject_learn(s);
-    }
-    evbuffer_drain(in, len + 1);
-}
-
-void relay_server_readable(session *s)
-{
-    relay_state *r = &s->relay;
-    struct evbuffer *in = s->server.in;
-    struct evbuffer *out = s->client.out;
-    while (s->state == SS_READY) {
-        int st = stream_rest(in, out, &r->server_remaining);
-        if (st > 0)
-            continue;
-        if (st < 0)
-            break;
-        if (pause_if_backed_up(&s->client, &s->server, &r->server_paused))
-            break;
-        size_t win;
-        const unsigned char *p = scan_window(s, in, &win);
-        if (!p)
-            break;
-        size_t approved = 0;
-        scan_result res = scan_server(s, p, win, &approved);
-        if (!move_approved(s, in, out, approved) || !guard_following(s))
-            return;
-        if (res == SCAN_BAD) {
-            session_log(s, LOG_ERROR, "the warehouse sent an invalid or unexpected message");
-            pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
-                          .message = "the warehouse sent an invalid or unexpected message"};
-            session_close(s, &e);
-            return;
-        }
-        if (res == SCAN_MORE) {
-            if (approved == 0 && r->server_remaining == 0)
-                break;
-            continue;
-        }
-        if (s->draining && relay_idle(s)) {
-            pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
-                          .message = "terminating connection due to administrator command"};
-            session_close(s, &e);
-            return;
-        }
-        char type;
-        uint32_t len;
-        pgw_peek_header(in, &type, &len);
-        if (evbuffer_get_length(in) < (size_t)len + 1)
-            break;
-        if (rq_head(&r->q) == INTERNAL) {
-            take_internal_answer(s, type, len);
-            if (!guard_following(s))
-                return;
-            continue;
-        }
-        if (rq_head(&r->q) == HIDDEN_CLOSE || rq_head(&r->q) == HIDDEN_PARSE) {
-            evbuffer_drain(in, len + 1);   /* its CloseComplete or ParseComplete */
-            rq_pop(&r->q);
-            continue;
-        }
-        /* an ErrorResponse answering a poison is at the head: swap in ours,
-         * unless the transaction had failed already: the statement would
-         * have met the warehouse's 25P02 (the poison's syntax error comes
-         * first there), which says nothing of it; but a syntax error of the
-         * client's own text is what the warehouse's parser would say first */
-        evbuffer_drain(in, len + 1);
-        if (r->tx_status == 'E' && !r->q.poison[r->q.phead].parser) {
-            pg_error aborted = {.severity = "ERROR", .sqlstate = SQLSTATE_IN_FAILED_TRANSACTION,
-                                .message = "current transaction is aborted, commands ignored until end of "
-                                           "transaction block"};
-            pgw_error(out, &aborted);
-        } else {
-            pgw_error(out, &r->q.poison[r->q.phead]);
-        }
-        rq_pop_after_error(&r->q);
-    }
-    if (s->state == SS_READY && client_may_resume(s) && evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
-        r->client_paused = false;
-        conn_read(&s->client, true);
-        relay_client_readable(s);
     }
 }
