@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "common/textbuf.h"
 
 /* A PGcancel shared by the session and the cancel threads it started. */
 typedef struct {
@@ -92,23 +93,10 @@ static void cancel_unref(cancel_ref *c)
  * SSL object reads and writes through it. */
 static int keep_login(backend *b)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < N_REPORTED; i++) {
-        const char *v = PQparameterStatus(b->conn, backend_reported_parameters[i]);
-        total += v ? strlen(v) + 1 : 0;
-    }
-    if (!(b->param_text = malloc(total ? total : 1)))
+    for (size_t i = 0; i < N_REPORTED; i++)
+        b->params[i] = PQparameterStatus(b->conn, backend_reported_parameters[i]);
+    if (!(b->param_text = text_pack(b->params, N_REPORTED)))
         return -1;
-    char *at = b->param_text;
-    for (size_t i = 0; i < N_REPORTED; i++) {
-        const char *v = PQparameterStatus(b->conn, backend_reported_parameters[i]);
-        if (!v)
-            continue;
-        size_t n = strlen(v) + 1;
-        memcpy(at, v, n);
-        b->params[i] = at;
-        at += n;
-    }
     b->pid = PQbackendPID(b->conn);
     b->cancel = calloc(1, sizeof *b->cancel);
     if (!b->cancel)

@@ -90,3 +90,22 @@ char *textbuf_finish(textbuf *b)
     b->oom = false;
     return s;
 }
+
+char *text_pack(const char **v, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += v[i] ? strlen(v[i]) + 1 : 0;
+    char *block = malloc(total ? total : 1), *at = block;
+    if (!block)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i])
+            continue;
+        size_t len = strlen(v[i]) + 1;
+        memcpy(at, v[i], len);
+        v[i] = at;
+        at += len;
+    }
+    return block;
+}

@@ -60,4 +60,10 @@ void textbuf_free(textbuf *b);
  * buffer is freed either way). Not for fixed buffers. */
 char *textbuf_finish(textbuf *b) __attribute__((warn_unused_result));
 
+/* Copies the strings v[0..n) (NULL entries stay NULL) into one allocation
+ * and points v at the copies: what a long-lived holder of a few short strings
+ * keeps (one allocation instead of n). Returns the block to free, or NULL out
+ * of memory, v untouched. */
+char *text_pack(const char **v, size_t n) __attribute__((warn_unused_result));
+
 #endif

@@ -6,22 +6,10 @@
  * (shadowed rules are policy_load_rules.c's); `martgate policy check
  * --strict` fails on any warning. Private to policy/policy_load*.c.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "policy/policy_load_internal.h"
-
-static void warn(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(loader *L, const char *fmt, ...)
-{
-    char line[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    push_msg(L, false, line);
-}
 
 /* ---- what matches a name ------------------------------------------------ */
 
@@ -119,9 +107,10 @@ static void warn_shared_schemas(loader *L)
                 for (size_t y = 0; y < b->n_pats && !found; y++) {
                     const policy_objpat *pa = &a->pats[x], *pb = &b->pats[y];
                     if (globs_overlap(&pa->schema, &pb->schema) && globs_overlap(&pa->table, &pb->table)) {
-                        warn(L, "%s: datasets.%s: its \"%s\" and \"%s\" of dataset %s (%s) can match the same "
-                             "relations: a rule on either reaches them, and reasons name only one",
-                             b->where, b->name, pb->text, pa->text, a->name, a->where);
+                        lwarn(L, NULL, NULL, NULL,
+                              "%s: datasets.%s: its \"%s\" and \"%s\" of dataset %s (%s) can match the same "
+                              "relations: a rule on either reaches them, and reasons name only one",
+                              b->where, b->name, pb->text, pa->text, a->name, a->where);
                         found = true;
                     }
                 }
@@ -143,20 +132,26 @@ void warn_unused(loader *L)
             for (size_t k = 0; k < p->rules[r].n_datasets && !used; k++)
                 used = p->rules[r].datasets[k] == ds;
         if (!used)
-            warn(L, "%s: datasets.%s: no rule names this dataset (only its schemas' own rules, if any, reach it)",
-                 ds->where, ds->name);
+            lwarn(L, NULL, NULL, NULL,
+                  "%s: datasets.%s: no rule names this dataset (only its schemas' own rules, if any, reach it)",
+                  ds->where, ds->name);
     }
     for (size_t i = 0; i < p->n_groups; i++)
         if (!group_referenced(p, p->groups[i].name))
-            warn(L, "%s: groups.%s: no rule, search_path, catalog visibility or impersonator entry names this "
-                 "group, so membership of it changes nothing", p->groups[i].where, p->groups[i].name);
+            lwarn(L, NULL, NULL, NULL,
+                  "%s: groups.%s: no rule, search_path, catalog visibility or impersonator entry names this "
+                  "group, so membership of it changes nothing",
+                  p->groups[i].where, p->groups[i].name);
     for (size_t i = 0; i < p->n_roles; i++) {
         const policy_role *role = &p->roles[i];
         if (!role_assumable(p, role))
-            warn(L, "%s: roles.%s: no impersonators entry may assume this role", role->where, role->name);
+            lwarn(L, NULL, NULL, NULL, "%s: roles.%s: no impersonators entry may assume this role", role->where,
+                  role->name);
         else if (!role_reached(p, role))
-            warn(L, "%s: roles.%s: no rule's subjects match this role or its groups: a session impersonating it "
-                 "is denied everything", role->where, role->name);
+            lwarn(L, NULL, NULL, NULL,
+                  "%s: roles.%s: no rule's subjects match this role or its groups: a session impersonating it "
+                  "is denied everything",
+                  role->where, role->name);
     }
     warn_shared_schemas(L);
 }

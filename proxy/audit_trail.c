@@ -168,8 +168,8 @@ static trail_blob *session_base(session *s)
     if (!t)
         return NULL;
     const char *role = s->guard.imp_role;
-    if (t->base && t->base_app == s->application_name_serial && !t->base_role == !role &&
-        (!role || !strcmp(t->base_role, role)))
+    bool same_role = role ? t->base_role && !strcmp(t->base_role, role) : !t->base_role;
+    if (t->base && t->base_app == s->application_name_serial && same_role)
         return t->base;
     char *role_copy = NULL;
     if (role && !(role_copy = strdup(role)))

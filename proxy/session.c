@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "proxy/audit_trail.h"
 #include "proxy/admin_console.h"
 #include "proxy/server.h"
@@ -44,22 +45,11 @@ static void forget_login(session *s)
     if (!s->startup_packet)
         return;
     const char *name[3] = {s->user, s->database, s->application_name};
-    size_t len[3], total = 0;
-    for (int i = 0; i < 3; i++)
-        total += len[i] = name[i] ? strlen(name[i]) + 1 : 0;
-    char *names = malloc(total ? total : 1), *at = names;
-    if (!names)
+    if (!(s->names = text_pack(name, 3)))
         return;
-    const char **field[3] = {&s->user, &s->database, &s->application_name};
-    for (int i = 0; i < 3; i++) {
-        if (!name[i])
-            continue;
-        memcpy(at, name[i], len[i]);
-        if (*field[i] == name[i])
-            *field[i] = at;
-        at += len[i];
-    }
-    s->names = names;
+    s->user = name[0];
+    s->database = name[1];
+    s->application_name = name[2];
     free(s->startup);
     s->startup = NULL;
     free(s->startup_packet);
