@@ -304,6 +304,60 @@ warehouse_facts *catalog_read_facts(const char *conninfo, const char *password, 
     return f;
 }
 
+#define RELATIONS_SQL \
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_namespace n " \
+    "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p', 'f') " \
+    "WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2"
+
+int catalog_read_relations(const char *conninfo, const char *password, const char ***schemas,
+                           const char ***tables, size_t *n, char *err, size_t errlen)
+{
+    *schemas = *tables = NULL;
+    *n = 0;
+    PGconn *conn = open_conn(conninfo, password, err, errlen);
+    if (!conn)
+        return -1;
+    PGresult *res = PQexec(conn, RELATIONS_SQL);
+    int rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        goto out;
+    }
+    size_t rows = (size_t)PQntuples(res), bytes = 0;
+    for (size_t i = 0; i < rows; i++)
+        bytes += (size_t)PQgetlength(res, (int)i, 0) + (size_t)PQgetlength(res, (int)i, 1) + 2;
+    /* the two pointer arrays, then the strings */
+    char *block = malloc(2 * rows * sizeof(char *) + bytes + 1);
+    if (!block) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const char **sv = (const char **)block, **tv = sv + rows;
+    char *w = (char *)(tv + rows);
+    for (size_t i = 0; i < rows; i++) {
+        for (int col = 0; col < 2; col++) {
+            const char **dst = col ? &tv[i] : &sv[i];
+            if (PQgetisnull(res, (int)i, col)) {
+                *dst = NULL;
+                continue;
+            }
+            size_t l = (size_t)PQgetlength(res, (int)i, col);
+            memcpy(w, PQgetvalue(res, (int)i, col), l);
+            w[l] = '\0';
+            *dst = w;
+            w += l + 1;
+        }
+    }
+    *schemas = sv;
+    *tables = tv;
+    *n = rows;
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
 static void *refresh_thread(void *arg)
 {
     catalog_cache *c = arg;

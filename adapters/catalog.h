@@ -49,6 +49,13 @@ const warehouse_facts *catalog_cache_facts(const catalog_cache *c, unsigned long
  * with err filled. wh_free the result. */
 warehouse_facts *catalog_read_facts(const char *conninfo, const char *password, char *err, size_t errlen);
 
+/* The warehouse's own schemas (not pg_*, not information_schema) and their
+ * tables, views and foreign tables, blocking (for `policy matrix --catalog`):
+ * n pairs, sorted; an empty schema has one pair with table NULL. One
+ * allocation: free(*schemas) frees it all. 0, or -1 with err filled. */
+int catalog_read_relations(const char *conninfo, const char *password, const char ***schemas,
+                           const char ***tables, size_t *n, char *err, size_t errlen);
+
 /* The last refresh failed and none is running. */
 bool catalog_cache_failed(const catalog_cache *c);
 

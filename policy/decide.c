@@ -281,6 +281,18 @@ static void decide_one_relation(const policy_t *p, const subj *s, const char *sc
     }
 }
 
+/* The verdict on one relation the way a statement's would be (catalog
+ * schemas aside), and the rule that gave it: for the review tools
+ * (policy/decide_access.c), so their effective access is the decision's. */
+decide_verdict relation_verdict(const policy_t *p, const subj *s, const char *schema, const char *name, bool write,
+                                const policy_rule **rule)
+{
+    rel_verdict rv;
+    decide_one_relation(p, s, schema, name, write, false, &rv);
+    *rule = rv.rule;
+    return rv.verdict;
+}
+
 bool schema_readable(const policy_t *p, const subj *s, const char *schema)
 {
     if (policy_is_catalog_schema(schema))

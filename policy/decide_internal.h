@@ -58,6 +58,9 @@ void describe_subject(const policy_subjects *ps, const subj *s, char *buf, size_
 const char *dataset_of(const policy_t *p, const char *schema, const char *name);
 const char *norm_schema(const char *schema);
 bool schema_readable(const policy_t *p, const subj *s, const char *schema);
+/* One relation's verdict and deciding rule (NULL: default or built-in). */
+decide_verdict relation_verdict(const policy_t *p, const subj *s, const char *schema, const char *name, bool write,
+                                const policy_rule **rule);
 bool full_catalog(const policy_t *p, const subj *s);
 /* policy/decide_settings.c */
 void decide_setting(const policy_t *p, const subj *s, const warehouse_facts *wh, const analysis_setting *st,

@@ -31,6 +31,8 @@ static const char usage_text[] =
     "       martgate policy test PATH TESTS.json [--warehouse FILE.json]\n"
     "       martgate policy warehouse CONNINFO > FILE.json\n"
     "       martgate policy catalog\n"
+    "       martgate policy diff [--format terminal|markdown|json] OLD NEW\n"
+    "       martgate policy matrix [--format terminal|markdown|html|json] [--catalog CONNINFO] PATH\n"
     "\n"
     "PATH is a policy file or a directory of *.json policy files (docs/policy.md).\n"
     "  check    load the policy strictly: print a summary and the warnings (exit 0), or every\n"
@@ -52,7 +54,16 @@ static const char usage_text[] =
     "           and the login role's attributes, as JSON for --warehouse and test files (the\n"
     "           password from PGPASSWORD or ~/.pgpass, as libpq reads them)\n"
     "  catalog  every classified relation of pg_catalog and information_schema as\n"
-    "           schema.name<TAB>class (filtered, safe or restricted), sorted; any other is denied\n";
+    "           schema.name<TAB>class (filtered, safe or restricted), sorted; any other is denied\n"
+    "  diff     every change of effective access from policy OLD to NEW (after rule order and first\n"
+    "           match), subject by object, and of search_path, catalog visibility, impersonation,\n"
+    "           functions, settings and roles. A side may be --git REV[:PATH] (PATH from the\n"
+    "           repository's top; without it, the other side's path). Exit 0 no change, 1 changes\n"
+    "           that do not widen access, 2 access widens somewhere, 3 an error\n"
+    "  matrix   every subject the policy names (groups, users, roles, everyone else) x every\n"
+    "           dataset, each cell the effective access, and the tables that differ from their\n"
+    "           dataset; --catalog CONNINFO finds those among the warehouse's real tables and\n"
+    "           lists the schemas no dataset covers\n";
 
 static int usage(FILE *f, int rc)
 {
@@ -540,6 +551,10 @@ int cmd_policy_main(int argc, char **argv)
         return cmd_warehouse(argc, argv);
     if (strcmp(sub, "catalog") == 0)
         return cmd_catalog(argc, argv);
+    if (strcmp(sub, "diff") == 0)
+        return cmd_policy_diff(argc, argv);
+    if (strcmp(sub, "matrix") == 0)
+        return cmd_policy_matrix(argc, argv);
     fprintf(stderr, "martgate policy: unknown command '%s'\n", sub);
     return usage(stderr, 2);
 }

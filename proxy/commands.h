@@ -10,6 +10,8 @@
 int cmd_serve_main(int argc, char **argv);   /* proxy/server.c */
 int cmd_token_main(int argc, char **argv);   /* proxy/cmd_token.c */
 int cmd_policy_main(int argc, char **argv);  /* proxy/cmd_policy.c */
+int cmd_policy_diff(int argc, char **argv);  /* proxy/cmd_policy_diff.c */
+int cmd_policy_matrix(int argc, char **argv); /* proxy/cmd_policy_matrix.c */
 int cmd_audit_main(int argc, char **argv);   /* proxy/cmd_audit.c */
 
 #endif
