@@ -183,7 +183,7 @@ const char *norm_schema(const char *schema)
 }
 
 /* Has the principal a write rule on anything? */
-static bool writes_somewhere(const policy_t *p, const subj *s)
+bool writes_somewhere(const policy_t *p, const subj *s)
 {
     for (size_t i = 0; i < p->n_rules; i++) {
         const char *what;

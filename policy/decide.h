@@ -200,6 +200,10 @@ int decide_impersonation(const policy_t *p, const decide_principal *who, const c
                          const char *const **groups, size_t *n_groups, char *why, size_t whylen)
     __attribute__((warn_unused_result));
 
+/* May a session of `who` ever write: a write rule for it, or for a role it may
+ * impersonate (the test for sending a session to a read-only standby). */
+bool decide_may_write(const policy_t *p, const decide_principal *who);
+
 /* Is `who` one of the policy's impersonators (for any role)? */
 bool decide_is_impersonator(const policy_t *p, const decide_principal *who);
 

@@ -62,6 +62,8 @@ bool schema_readable(const policy_t *p, const subj *s, const char *schema);
 decide_verdict relation_verdict(const policy_t *p, const subj *s, const char *schema, const char *name, bool write,
                                 const policy_rule **rule);
 bool full_catalog(const policy_t *p, const subj *s);
+/* Has the principal a write rule on anything? */
+bool writes_somewhere(const policy_t *p, const subj *s);
 /* policy/decide_settings.c */
 void decide_setting(const policy_t *p, const subj *s, const warehouse_facts *wh, const analysis_setting *st,
                     decide_item *it);

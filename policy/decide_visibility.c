@@ -242,6 +242,38 @@ bool decide_is_impersonator(const policy_t *p, const decide_principal *who)
     return ok;
 }
 
+bool decide_may_write(const policy_t *p, const decide_principal *who)
+{
+    subj s;
+    if (subj_init(&s, p, who) != 0)
+        return true;   /* out of memory: the primary, which can do both */
+    bool w = writes_somewhere(p, &s);
+    for (size_t i = 0; i < p->n_impersonators && !w; i++) {
+        const char *what;
+        if (subjects_match(&p->impersonators[i].subjects, &s, &what) <= 0)
+            continue;
+        for (size_t r = 0; r < p->n_roles && !w; r++) {
+            bool may = false;
+            for (size_t k = 0; k < p->impersonators[i].n_roles && !may; k++)
+                may = glob_match(&p->impersonators[i].roles[k], p->roles[r].name);
+            if (!may)
+                continue;
+            /* as proxy/intercept.c impersonates: the role's name and groups */
+            decide_principal as = {p->roles[r].name, (const char *const *)p->roles[r].groups, p->roles[r].n_groups,
+                                   NULL};
+            subj rs;
+            if (subj_init(&rs, p, &as) != 0) {
+                w = true;
+                break;
+            }
+            w = writes_somewhere(p, &rs);
+            subj_free(&rs);
+        }
+    }
+    subj_free(&s);
+    return w;
+}
+
 int decide_impersonation(const policy_t *p, const decide_principal *who, const char *role,
                          const char *const **groups, size_t *n_groups, char *why, size_t whylen)
 {

@@ -93,7 +93,7 @@ static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *e
 
 static int parse_databases(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"conninfo", "password_file", "password_env",
+    static const char *const keys[] = {"conninfo", "standby_conninfo", "password_file", "password_env",
                                        "allow_privileged_service_account", NULL};
     json_t *dbs = json_object_get(root, "databases");
     if (!json_is_object(dbs) || json_object_size(dbs) == 0)
@@ -109,9 +109,10 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         snprintf(field, sizeof field, "databases.%s", name);
         if (json_doc_check_keys(doc, d, field, keys, err, errlen))
             return -1;
-        const char *conninfo = NULL, *pwfile = NULL, *pwenv = NULL;
+        const char *conninfo = NULL, *standby = NULL, *pwfile = NULL, *pwenv = NULL;
         bool privileged = false;
         if (json_doc_get_string(doc, d, field, "conninfo", true, &conninfo, err, errlen) < 0 ||
+            json_doc_get_string(doc, d, field, "standby_conninfo", false, &standby, err, errlen) < 0 ||
             json_doc_get_bool(doc, d, field, "allow_privileged_service_account", false, &privileged, err,
                               errlen) < 0 ||
             json_doc_get_string(doc, d, field, "password_file", false, &pwfile, err, errlen) < 0 ||
@@ -122,6 +123,7 @@ static int parse_databases(const json_doc *doc, const json_t *root, config *c, c
         config_database *db = &c->databases[c->ndatabases++];
         db->name = strdup(name);
         db->conninfo = strdup(conninfo);
+        db->standby_conninfo = standby ? strdup(standby) : NULL;
         db->allow_privileged_service_account = privileged;
         if (pwfile) {
             char why[300], *p = path_resolve(c->dir, pwfile);
@@ -491,6 +493,7 @@ void config_unref(config *c)
     for (size_t i = 0; i < c->ndatabases; i++) {
         free(c->databases[i].name);
         free(c->databases[i].conninfo);
+        free(c->databases[i].standby_conninfo);
         if (c->databases[i].password) {
             explicit_bzero(c->databases[i].password, strlen(c->databases[i].password));
             free(c->databases[i].password);

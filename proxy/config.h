@@ -19,6 +19,7 @@
 typedef struct {
     char *name;       /* the database name clients ask for */
     char *conninfo;   /* libpq connection string of the warehouse */
+    char *standby_conninfo;   /* read-only sessions' warehouse (a standby), or NULL */
     bool allow_privileged_service_account;   /* superuser, BYPASSRLS, CREATEROLE, predefined roles: warn, not refuse */
     char *password;   /* service account password (file or env), or NULL */
 } config_database;

@@ -78,6 +78,8 @@ typedef struct session {
     bool waiting_audit;              /* paused until the audit queue has room */
     bool waiting_facts;              /* login paused until the warehouse's metadata is read */
     bool facts_waited;               /* ... which it waits for once */
+    bool on_standby;                 /* the warehouse session is the database's standby (read-only principal) */
+    bool standby_failed;             /* no standby answered: the primary instead */
     char *search_path_text;          /* the warehouse session's starting search_path */
     unsigned metrics_db;             /* the database's metrics label (a configured one, or "(none)") */
     time_t connected_at;             /* accepted (for the admin console) */

@@ -385,6 +385,20 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     } else {
         m->warehouse_failures[s->metrics_db]++;
     }
+    if (!ok && s->on_standby && !backend_refusal(b)) {
+        /* readiness is the primary's: a standby that does not answer costs
+         * this session a second connect, not the instance its readiness */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
+        msg[strcspn(msg, "\n")] = '\0';
+        session_log(s, LOG_WARNING, "no standby of database \"%s\" answered (%s): connecting to the primary",
+                    s->database, msg);
+        backend_free(s->be);
+        s->be = NULL;
+        s->standby_failed = true;
+        connect_warehouse(s);
+        return;
+    }
     ops_warehouse_outcome(s->srv, s->database, ok ? NULL : (error ? error : "unknown error"));
     if (!ok) {
         char msg[512];
@@ -440,9 +454,10 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     groups[0] = 0;
     for (size_t i = 0; i < s->ident.ngroups && off < sizeof groups; i++)
         off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", s->ident.groups[i]);
-    session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse_pid=%d",
+    session_log(s, LOG_INFO, "login ok database=%s groups=%s application=%s tls=%s warehouse=%s warehouse_pid=%d",
                 s->database, groups[0] ? groups : "-", s->application_name ? s->application_name : "-",
-                s->client.ssl ? SSL_get_version(s->client.ssl) : "off", backend_pid(s->be));
+                s->client.ssl ? SSL_get_version(s->client.ssl) : "off", s->on_standby ? "standby" : "primary",
+                backend_pid(s->be));
     trail_session_start(s);
     relay_start(s);
     session_flush(s);
@@ -591,7 +606,11 @@ static void connect_warehouse(session *s)
         session_set_state(s, SS_CONNECTING);
     conn_read(&s->client, false);
     s->connect_started = clock_mono_s();
-    s->be = backend_connect(s->base, db->conninfo, db->password, keys, vals, on_backend_ready, s, err, sizeof err);
+    /* a principal that can never write goes to the standby when there is one */
+    const policy_t *p = session_policy(s);
+    s->on_standby = db->standby_conninfo && !s->standby_failed && p && !decide_may_write(p, &s->guard.login_who);
+    s->be = backend_connect(s->base, s->on_standby ? db->standby_conninfo : db->conninfo, db->password, keys, vals,
+                            on_backend_ready, s, err, sizeof err);
     if (!s->be) {
         s->srv->metrics.warehouse_failures[s->metrics_db]++;
         ops_warehouse_outcome(s->srv, s->database, err);

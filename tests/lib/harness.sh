@@ -386,6 +386,7 @@ mg_write_config() {
     dbs+="$sep    \"$db\": {\"conninfo\": \"host=127.0.0.1 port=$MG_PG_PORT dbname=$db user=$MG_SVC_USER sslmode=${MG_CFG_WAREHOUSE_SSLMODE:-require}\", \"password_file\": \"svc.pass\"}"
     sep=$',\n'
   done
+  [ -n "${MG_CFG_DATABASES:-}" ] && dbs=$MG_CFG_DATABASES   # whole database entries, for multi-host tests
   local keys=${MG_CFG_KEYS:-'{"hmac_secret_file": "jwt.secret", "algorithms": ["HS256"]},
              {"kid": "rs1", "public_key_file": "jwt-rs.pub.pem", "algorithms": ["RS256"]}'}
   cat >"$file" <<EOF

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/decide.h"
 #include "policy/decide_access.h"
 #include "policy/policy.h"
 
@@ -226,6 +227,32 @@ static void defaults_and_facts(void **state)
     policy_unref(p);
 }
 
+/* The standby test: a session goes to a read-only standby only when neither
+ * its principal nor any role it may impersonate has a write rule. */
+static void may_write(void **state)
+{
+    (void)state;
+    policy_t *p = load("{\"datasets\": {\"m\": {\"schemas\": [\"m\"]}},"
+                       " \"groups\": {\"eng\": {\"members\": [\"bob\"]}},"
+                       " \"rules\": [{\"id\": \"w\", \"subjects\": {\"groups\": [\"eng\"]},"
+                       "  \"objects\": {\"datasets\": [\"m\"]}, \"access\": \"write\"},"
+                       " {\"id\": \"r\", \"subjects\": {\"groups\": [\"bi\", \"sci\"]},"
+                       "  \"objects\": {\"datasets\": [\"m\"]}, \"access\": \"read\"}],"
+                       " \"roles\": {\"bi_eng\": {\"groups\": [\"eng\"]}, \"bi_sci\": {\"groups\": [\"sci\"]}},"
+                       " \"impersonators\": [{\"subjects\": {\"users\": [\"bi-w\"]}, \"roles\": [\"bi_*\"]},"
+                       "  {\"subjects\": {\"users\": [\"bi-r\"]}, \"roles\": [\"bi_sci\"]}]}");
+    const char *eng[] = {"eng"}, *sci[] = {"sci"}, *bi[] = {"bi"};
+    decide_principal writer = {"erin", eng, 1, NULL}, reader = {"ana", sci, 1, NULL}, member = {"bob", NULL, 0, NULL},
+                     imp_w = {"bi-w", bi, 1, NULL}, imp_r = {"bi-r", bi, 1, NULL}, nobody = {"x", NULL, 0, NULL};
+    assert_true(decide_may_write(p, &writer));
+    assert_true(decide_may_write(p, &member));      /* eng by the policy's groups */
+    assert_false(decide_may_write(p, &reader));
+    assert_true(decide_may_write(p, &imp_w));       /* may become bi_eng */
+    assert_false(decide_may_write(p, &imp_r));      /* only bi_sci */
+    assert_false(decide_may_write(p, &nobody));
+    policy_unref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +260,7 @@ int main(void)
         cmocka_unit_test(cells_are_first_match),
         cmocka_unit_test(compare_classes_changes),
         cmocka_unit_test(defaults_and_facts),
+        cmocka_unit_test(may_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
