@@ -190,4 +190,28 @@ rc=0; out=$(cd "$T_DIR" && "$MG" policy diff --git HEAD:policy "$EX" 2>&1) || rc
 check_eq "--git outside a repository is an error" 3 "$rc"
 check_eq "no temporary side is left behind" "" "$(find /tmp -maxdepth 1 -name 'martgate-diff.*' -newer "$T_DIR/cat/p.json" 2>/dev/null)"
 
+# ---- the governance CI example (examples/passei-direto/ci) ------------------
+CI=$(cd "$(dirname "$0")/../.." && pwd)/examples/passei-direto/ci/policy-review.sh
+GOV=$T_DIR/gov
+mkdir -p "$GOV"
+cp -r "$EX" "$GOV/policy"
+cp "$EX/../tests.json" "$GOV/tests.json"
+(cd "$GOV" && git init -q -b main && git add . && git -c user.name=t -c user.email=t@example.com commit -qm base) ||
+  h_die "governance repository setup failed"
+review() { (cd "$GOV" && MARTGATE=$MG BASE=main AUDIT="${1:-none/*}" REPORT=$T_DIR/review.md bash "$CI" >/dev/null 2>&1); }
+rc=0; review || rc=$?
+check_eq "ci: an unchanged policy has nothing to approve" 0 "$rc"
+check_match "ci: the report says every test passed" '[0-9]+ passed, 0 failed' "$(cat "$T_DIR/review.md")"
+check_match "ci: and no change of access" 'no change of access' "$(cat "$T_DIR/review.md")"
+jq '.datasets.scratch = {"schemas": ["scratch"]} | .rules += [{"id": "sales-scratch", "subjects": {"groups": ["squad-sales"]},
+    "objects": {"datasets": ["scratch"]}, "access": "write"}]' "$EX/40-squad-sales.json" >"$GOV/policy/40-squad-sales.json"
+rc=0; review || rc=$?
+check_eq "ci: a widening needs a reviewer (exit 2)" 2 "$rc"
+check_match "ci: the report's diff names it" '\| widens \| group squad-sales \| scratch\.\\\* \| scratch \| none \| write' "$(cat "$T_DIR/review.md")"
+echo '{"rules": [' >"$GOV/policy/40-squad-sales.json"
+rc=0; review || rc=$?
+check_eq "ci: a policy that does not load is broken (exit 1)" 1 "$rc"
+check_match "ci: the report shows the error" 'does not pass `policy check --strict`' "$(cat "$T_DIR/review.md")"
+cp "$EX/40-squad-sales.json" "$GOV/policy/40-squad-sales.json"
+
 h_done
