@@ -47,7 +47,9 @@ static int parse_listen(const json_doc *doc, const json_t *root, config *c, char
         c->nlisten++;
     }
     free(list);
-    return c->listen ? 0 : -1;
+    if (!c->listen)
+        return -1;
+    return json_doc_get_bool(doc, root, "", "so_reuseport", false, &c->so_reuseport, err, errlen) < 0 ? -1 : 0;
 }
 
 static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
@@ -383,8 +385,9 @@ static bool lookup_database(void *arg, const char *name, const char **conninfo, 
 
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "tls", "auth", "databases", "limits", "policy", "deny_hint", "audit",
-                                       "log_level", "hash_mask_key_file", "metrics", "admin", NULL};
+    static const char *const keys[] = {"listen", "so_reuseport", "tls", "auth", "databases", "limits", "policy",
+                                       "deny_hint", "audit", "log_level", "hash_mask_key_file", "metrics", "admin",
+                                       NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;

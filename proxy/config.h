@@ -30,6 +30,7 @@ typedef struct config {
     char *dir;                      /* relative paths resolve here */
     char **listen;                  /* "host:port" / "[v6]:port" */
     size_t nlisten;
+    bool so_reuseport;              /* share the ports with another martgate (a restart that drops nothing) */
     SSL_CTX *ssl_ctx;               /* NULL when TLS is not configured */
     bool allow_plaintext;
     jwt_verifier *jwt;

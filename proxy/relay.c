@@ -608,6 +608,8 @@ void relay_client_readable(session *s)
     relay_state *r = &s->relay;
     struct evbuffer *in = s->client.in;
     struct evbuffer *out = s->server.out;
+    if (evbuffer_get_length(in))
+        r->asked = true;
     while (s->state == SS_READY) {
         if (r->client_discard) {   /* the rest of a refused message */
             size_t have = evbuffer_get_length(in);

@@ -46,6 +46,7 @@ typedef struct {
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
     bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
     bool client_terminated;      /* Terminate passed on: what is in flight runs to its end */
+    bool asked;                  /* the client has sent something since its login */
     char *learned;               /* the answer to GUARD_SEARCH_PATH_QUERY, while it arrives */
 } relay_state;
 

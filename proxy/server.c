@@ -188,9 +188,11 @@ static int open_listeners(server *srv, char *err, size_t errlen)
                      srv->cfg->listen[i]);
             return -1;
         }
-        struct evconnlistener *l = evconnlistener_new_bind(
-            srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-            512, (struct sockaddr *)&ss, sslen);
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+        if (srv->cfg->so_reuseport)
+            flags |= LEV_OPT_REUSEABLE_PORT;
+        struct evconnlistener *l = evconnlistener_new_bind(srv->base, on_accept, srv, flags, 512,
+                                                           (struct sockaddr *)&ss, sslen);
         if (!l) {
             snprintf(err, errlen, "cannot listen on %s: %s", srv->cfg->listen[i], strerror(errno));
             return -1;
@@ -314,7 +316,13 @@ static void begin_shutdown(server *srv, const char *why)
     for (session *s = srv->sessions; s; s = next) {
         next = s->next;
         s->draining = true;
-        if (s->state != SS_READY || relay_idle(s))
+        /* a login in progress finishes, and a session that has not yet sent
+         * its first request gets its answer (its client connected before the
+         * stop, and is about to ask): each is closed once idle after that
+         * request, as a busy session is */
+        bool logging_in = s->state == SS_STARTUP || s->state == SS_AUTH || s->state == SS_CONNECTING;
+        bool fresh = s->state == SS_READY && !s->relay.asked;
+        if (!logging_in && !fresh && (s->state != SS_READY || relay_idle(s)))
             session_close(s, &e);
     }
     if (srv->nsessions == 0) {
