@@ -4,8 +4,9 @@
  * ones, or stdin), filters records by user, group, decision, dataset,
  * relation, session, event and time, and prints an aligned table, JSON lines,
  * or a summary (counts by user x dataset x decision and the most frequent
- * denied fingerprints). --follow tails a live log across rotations. A bad
- * input line is reported with file:line and skipped.
+ * denied fingerprints); `audit report --html` writes that summary as an HTML
+ * page. --follow tails a live log across rotations. A bad input line is
+ * reported with file:line and skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "policy/decide_access.h"
+#include "policy/policy.h"
 #include "proxy/cmd_audit_internal.h"
 #include "proxy/commands.h"
 
@@ -147,20 +150,6 @@ static bool parse_time(const char *s, bool end_of_day, int64_t *out)
 }
 
 /* --------------------------------------------------------------- input -- */
-
-typedef struct {
-    const char *name;        /* for messages: the path, or "<stdin>" */
-    const char *path;        /* NULL for stdin */
-    gzFile gz;
-    dev_t dev;
-    ino_t ino;
-    unsigned long long consumed;   /* uncompressed bytes read */
-    char *buf;
-    size_t cap, len, pos;
-    bool skipping;           /* inside a line longer than max_line */
-    unsigned long long lineno;
-    unsigned long long skip_lineno;
-} line_reader;
 
 static int reader_open(line_reader *r, const char *path, char *why, size_t whylen)
 {
@@ -294,6 +283,22 @@ static int reader_next(line_reader *r, size_t max_line, bool final, char **line,
         r->consumed += (unsigned long long)n;
         r->len += (size_t)n;
     }
+}
+
+/* The reader for other commands (cmd_audit_internal.h). */
+int cmd_audit_reader_open(line_reader *r, const char *path, char *why, size_t whylen)
+{
+    return reader_open(r, path, why, whylen);
+}
+
+int cmd_audit_reader_next(line_reader *r, size_t max_line, char **line, size_t *len, char *why, size_t whylen)
+{
+    return reader_next(r, max_line, true, line, len, why, whylen);
+}
+
+void cmd_audit_reader_close(line_reader *r)
+{
+    reader_close(r);
 }
 
 /* --------------------------------------------------------------- match -- */
@@ -521,6 +526,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: martgate audit [OPTIONS] [FILE...]\n"
+            "       martgate audit report --html OUT.html [OPTIONS] [FILE...]\n"
             "Reads audit logs (JSON lines; gzip-compressed rotated files too; stdin without FILE),\n"
             "oldest file first, and prints the records that match every filter given.\n"
             "A filter given several times matches any of its values.\n\n"
@@ -537,6 +543,9 @@ static void usage(FILE *f)
             "  --summary            counts by user x dataset x decision and the most frequent\n"
             "                       denied fingerprints (with --json: one JSON object)\n"
             "  --top N              how many denied fingerprints --summary lists (10)\n"
+            "  --policy PATH        with --summary or report: datasets classified \"restricted\" there\n"
+            "                       (and pg_sensitive) are counted as restricted reads\n"
+            "  report --html OUT    write the summary as one self-contained HTML page (charts and tables)\n"
             "  --follow             keep reading FILE as it grows, across rotation (one FILE)\n"
             "  --limit N            stop after N matching records\n"
             "  --max-line-bytes N   longer input lines are reported and skipped (64 MiB)\n"
@@ -545,7 +554,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_USER = 256, OPT_GROUP, OPT_DECISION, OPT_DATASET, OPT_RELATION, OPT_SESSION, OPT_EVENT, OPT_SINCE, OPT_UNTIL,
-       OPT_JSON, OPT_SUMMARY, OPT_TOP, OPT_FOLLOW, OPT_LIMIT, OPT_MAXLINE };
+       OPT_JSON, OPT_SUMMARY, OPT_TOP, OPT_FOLLOW, OPT_LIMIT, OPT_MAXLINE, OPT_HTML, OPT_POLICY };
 
 /* The option statuses below: 0 goes on, -1 after --help (or out of memory
  * from strlist_add, which parse_audit_options tells apart), 2 a usage error. */
@@ -628,6 +637,8 @@ static int apply_audit_option(audit_filter *f, int o)
     case OPT_JSON: f->json = true; return 0;
     case OPT_SUMMARY: f->summary = true; return 0;
     case OPT_FOLLOW: f->follow = true; return 0;
+    case OPT_HTML: f->html_path = optarg; return 0;
+    case OPT_POLICY: f->policy_path = optarg; return 0;
     case OPT_TOP:
     case OPT_LIMIT:
     case OPT_MAXLINE: return set_number(f, o, optarg);
@@ -642,7 +653,7 @@ static int apply_audit_option(audit_filter *f, int o)
 
 /* Fills f from argv and sets *first_file to the first FILE argument.
  * 0 goes on, -1 after --help, 1 when out of memory, 2 on a usage error. */
-static int parse_audit_options(int argc, char **argv, audit_filter *f, int *first_file)
+static int parse_audit_options(int argc, char **argv, audit_filter *f, int *first_file, bool report)
 {
     static const struct option opts[] = {
         {"user", required_argument, NULL, OPT_USER},         {"group", required_argument, NULL, OPT_GROUP},
@@ -653,6 +664,7 @@ static int parse_audit_options(int argc, char **argv, audit_filter *f, int *firs
         {"summary", no_argument, NULL, OPT_SUMMARY},         {"top", required_argument, NULL, OPT_TOP},
         {"follow", no_argument, NULL, OPT_FOLLOW},           {"limit", required_argument, NULL, OPT_LIMIT},
         {"max-line-bytes", required_argument, NULL, OPT_MAXLINE}, {"help", no_argument, NULL, 'h'},
+        {"html", required_argument, NULL, OPT_HTML},         {"policy", required_argument, NULL, OPT_POLICY},
         {NULL, 0, NULL, 0}};
     int status = 0, o;
     optind = 1;
@@ -667,6 +679,19 @@ static int parse_audit_options(int argc, char **argv, audit_filter *f, int *firs
     *first_file = optind;
     if (status == 0 && f->follow && (f->summary || argc - optind != 1)) {
         fprintf(stderr, "martgate audit: --follow takes exactly one FILE and no --summary\n");
+        status = 2;
+    }
+    if (status == 0 && report != (f->html_path != NULL)) {
+        fprintf(stderr, report ? "martgate audit report: --html OUT.html is required\n"
+                               : "martgate audit: --html goes with the report command: martgate audit report --html OUT.html\n");
+        status = 2;
+    }
+    if (status == 0 && report && (f->follow || f->json || f->summary)) {
+        fprintf(stderr, "martgate audit report: --follow, --json and --summary do not apply\n");
+        status = 2;
+    }
+    if (status == 0 && f->policy_path && !report && !f->summary) {
+        fprintf(stderr, "martgate audit: --policy goes with --summary or report\n");
         status = 2;
     }
     if (status == 0 && f->has_since && f->has_until && f->until_us <= f->since_us) {
@@ -723,21 +748,57 @@ static int read_inputs(run_state *st, char **files, int n)
 }
 
 /* Prints the summary (with --summary), the rest of the table, and how many bad lines were skipped. */
-static void print_results(run_state *st)
+static int print_results(run_state *st)
 {
-    if (st->f->summary)
+    int status = 0;
+    if (st->f->html_path)
+        status = cmd_audit_write_html(&st->sum, st->f->top, st->f->html_path, st->f->policy_path) ? 1 : 0;
+    else if (st->f->summary)
         cmd_audit_print_summary(&st->sum, st->f->top, st->f->json, st->out);
     flush_output(st);
     if (st->bad_lines)
         fprintf(stderr, "martgate audit: %llu bad lines skipped\n", st->bad_lines);
+    return status;
+}
+
+/* The restricted datasets: those the policy at path (if any) classifies
+ * "restricted", and the built-in pg_sensitive. 0, or 1 when the policy does
+ * not load (its errors on stderr) or out of memory. */
+static int init_summary(summary *sum, const char *path)
+{
+    const char *names[256];
+    size_t n = 0;
+    policy_t *p = NULL;
+    if (path) {
+        policy_messages m;
+        char err[2048];
+        if (policy_load(path, &p, &m, err, sizeof err) != 0) {
+            for (size_t i = 0; i < m.n_errors; i++)
+                fprintf(stderr, "error: %s\n", m.errors[i]);
+            fprintf(stderr, "martgate audit: --policy %s: %zu error%s\n", path, m.n_errors, m.n_errors == 1 ? "" : "s");
+            policy_messages_free(&m);
+            return 1;
+        }
+        policy_messages_free(&m);
+        const char *name, *cls;
+        for (size_t i = 0; n < sizeof names / sizeof *names - 1 && access_dataset_at(p, i, &name, &cls); i++)
+            if (cls && strcmp(cls, "restricted") == 0 && strcmp(name, POLICY_SENSITIVE_DATASET) != 0)
+                names[n++] = name;
+    }
+    names[n++] = POLICY_SENSITIVE_DATASET;
+    int rc = cmd_audit_summary_init(sum, names, n, path != NULL);
+    policy_unref(p);
+    if (rc != 0) {
+        fprintf(stderr, "martgate audit: out of memory\n");
+        return 1;
+    }
+    return 0;
 }
 
 /* Frees the counts, the table and the filter's lists. */
 static void free_audit_run(run_state *st, audit_filter *f)
 {
-    json_decref(st->sum.events);
-    json_decref(st->sum.udd);
-    json_decref(st->sum.denied);
+    cmd_audit_summary_free(&st->sum);
     free(st->table.cells);
     free(f->users.v);
     free(f->groups.v);
@@ -754,15 +815,21 @@ int cmd_audit_main(int argc, char **argv)
     audit_filter f = {.top = 10, .max_line = CLI_DEFAULT_MAX_LINE};
     run_state st = {.f = &f, .out = stdout};
     int first_file;
-    int status = parse_audit_options(argc, argv, &f, &first_file);
+    bool report = argc > 1 && strcmp(argv[1], "report") == 0;
+    if (report) {
+        argc--;
+        argv++;
+    }
+    int status = parse_audit_options(argc, argv, &f, &first_file, report);
+    if (status == 0 && report)
+        f.summary = true;
+    if (status == 0 && f.summary)
+        status = init_summary(&st.sum, f.policy_path);
     if (status == 0) {
-        if (f.summary) {
-            st.sum.events = json_object();
-            st.sum.udd = json_object();
-            st.sum.denied = json_object();
-        }
         status = read_inputs(&st, argv + first_file, argc - first_file);
-        print_results(&st);
+        int prc = print_results(&st);
+        if (prc)
+            status = prc;
     }
     if (status == -1)
         status = 0;

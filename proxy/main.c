@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  token --key FILE --alg ALG --sub USER [...]   mint a JWT for demos and tests\n"
             "  policy check|explain|test ...   validate, explain and test a policy\n"
             "  audit [FILES...] [filters]      review the audit log (--summary, --follow, --json)\n"
+            "  audit report --html OUT [...]   the audit summary as an HTML page with charts\n"
             "  help                            this text\n"
             "  --version                       print the version\n\n"
             "Each command takes --help.\n",

@@ -16,6 +16,7 @@ PKGS=(
   python3-asyncpg python3-psycopg python3-psycopg2
   unixodbc odbc-postgresql python3-pyodbc
   prometheus curl haproxy
+  chromium
   debhelper dpkg-dev fakeroot binutils logrotate systemd adduser
 )
 
