@@ -320,6 +320,48 @@ static int parse_admin(const json_doc *doc, const json_t *root, config *c, char 
     return c->admin_database && c->n_admin_groups == n ? 0 : -1;
 }
 
+/* "proxy_protocol": the load balancers (CIDR ranges) whose connections
+ * start with a PROXY protocol header naming the client (docs/scaling.md). */
+static int parse_proxy_protocol(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"trusted", NULL};
+    json_t *pp = json_object_get(root, "proxy_protocol");
+    if (!pp)
+        return 0;
+    if (json_doc_check_keys(doc, pp, "proxy_protocol", keys, err, errlen))
+        return -1;
+    const char **list = NULL;
+    size_t n = 0;
+    if (json_doc_get_strings(doc, pp, "proxy_protocol", "trusted", true, &list, &n, err, errlen) != 0)
+        return -1;
+    json_t *arr = json_object_get(pp, "trusted");
+    if (n == 0) {
+        free(list);
+        return json_doc_error(doc, arr, err, errlen, "proxy_protocol.trusted",
+                              "needs at least one address range (\"127.0.0.1/32\"); without the PROXY protocol, "
+                              "leave proxy_protocol out");
+    }
+    c->proxy_trusted = calloc(n, sizeof *c->proxy_trusted);
+    if (!c->proxy_trusted) {
+        free(list);
+        snprintf(err, errlen, "%s: out of memory", c->path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char why[200];
+        if (proxy_cidr_parse(list[i], &c->proxy_trusted[i], why, sizeof why) != 0) {
+            free(list);
+            char field[64];
+            snprintf(field, sizeof field, "proxy_protocol.trusted[%zu]", i);
+            return json_doc_error(doc, json_array_get(arr, i), err, errlen, field,
+                                  "%s (an IPv4 or IPv6 range: 10.0.0.0/8, ::1/128)", why);
+        }
+    }
+    c->n_proxy_trusted = n;
+    free(list);
+    return 0;
+}
+
 static int only_json(const struct dirent *e)
 {
     size_t n = strlen(e->d_name);
@@ -387,7 +429,7 @@ config *config_load(const char *path, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen", "so_reuseport", "tls", "auth", "databases", "limits", "policy",
                                        "deny_hint", "audit", "log_level", "hash_mask_key_file", "metrics", "admin",
-                                       NULL};
+                                       "proxy_protocol", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -415,6 +457,7 @@ config *config_load(const char *path, char *err, size_t errlen)
              parse_hash_key(doc, root, c, err, errlen) == 0 &&
              parse_metrics(doc, root, c, err, errlen) == 0 &&
              parse_admin(doc, root, c, err, errlen) == 0 &&
+             parse_proxy_protocol(doc, root, c, err, errlen) == 0 &&
              json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
     if (ok && level) {
         c->log_level = log_level_from_name(level);
@@ -520,6 +563,7 @@ void config_unref(config *c)
     for (size_t i = 0; i < c->n_admin_groups; i++)
         free(c->admin_groups[i]);
     free(c->admin_groups);
+    free(c->proxy_trusted);
     if (c->metrics_token) {
         explicit_bzero(c->metrics_token, strlen(c->metrics_token));
         free(c->metrics_token);

@@ -15,6 +15,7 @@
 #include "policy/rewrite.h"
 #include "proxy/audit.h"
 #include "proxy/jwt_verify.h"
+#include "proxy/proxy_protocol.h"
 
 typedef struct {
     char *name;       /* the database name clients ask for */
@@ -55,6 +56,8 @@ typedef struct config {
     char *admin_database;           /* admin.database (default "martgate") when admin.groups is set, or NULL */
     char **admin_groups;            /* admin.groups: who may use the admin console */
     size_t n_admin_groups;         /* the policy files' SHA-256, first 16 hex digits ("" without one) */
+    proxy_cidr *proxy_trusted;      /* proxy_protocol.trusted: peers that must send a PROXY header */
+    size_t n_proxy_trusted;
 } config;
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20)

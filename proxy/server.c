@@ -53,13 +53,36 @@ void server_login_done(server *srv, session *s)
     }
 }
 
-/* Connections from `addr` that have not logged in yet. */
+/* Connections from `addr` that have not logged in yet (those still in
+ * their PROXY header do not know their client's address yet). */
 static int pending_from(const server *srv, const char *addr)
 {
     int n = 0;
     for (const session *s = srv->sessions; s; s = s->next)
-        n += s->pending && strcmp(s->client_addr, addr) == 0;
+        n += s->pending && s->state != SS_PROXY_HEADER && strcmp(s->client_addr, addr) == 0;
     return n;
+}
+
+/* n: the connections from peer not logged in yet, besides the refused one */
+static void log_pending_refusal(server *srv, const char *peer, bool total, int n)
+{
+    srv->metrics.limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
+    unsigned long more;
+    if (log_rate_ok(&srv->pending_refusals, &more))
+        log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
+                peer, total ? srv->npending : n, total ? "in all" : "from there",
+                total ? "max_pending_logins" : "max_pending_per_address",
+                more ? " (and more not logged in the last second)" : "");
+}
+
+bool server_pending_address_ok(server *srv, session *s)
+{
+    /* s itself is one of them */
+    int n = pending_from(srv, s->client_addr) - 1;
+    if (n < s->cfg->max_pending_per_address)
+        return true;
+    log_pending_refusal(srv, s->client_addr, false, n);
+    return false;
 }
 
 session *server_find_by_id(server *srv, uint64_t id)
@@ -143,16 +166,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
      * those who do. */
     char peer[64];
     session_address(addr, peer, sizeof peer);
+    /* a load balancer's connections are counted under the address its
+     * PROXY header names, once read (server_pending_address_ok) */
+    bool proxied = proxy_cidr_list_match(srv->cfg->proxy_trusted, srv->cfg->n_proxy_trusted, addr);
     if (srv->npending >= srv->cfg->max_pending_logins ||
-        pending_from(srv, peer) >= srv->cfg->max_pending_per_address) {
-        bool total = srv->npending >= srv->cfg->max_pending_logins;
-        srv->metrics.limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
-        unsigned long more;
-        if (log_rate_ok(&srv->pending_refusals, &more))
-            log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
-                    peer, total ? srv->npending : pending_from(srv, peer), total ? "in all" : "from there",
-                    total ? "max_pending_logins" : "max_pending_per_address",
-                    more ? " (and more not logged in the last second)" : "");
+        (!proxied && pending_from(srv, peer) >= srv->cfg->max_pending_per_address)) {
+        log_pending_refusal(srv, peer, srv->npending >= srv->cfg->max_pending_logins, pending_from(srv, peer));
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
         return;
     }
@@ -320,7 +339,8 @@ static void begin_shutdown(server *srv, const char *why)
          * its first request gets its answer (its client connected before the
          * stop, and is about to ask): each is closed once idle after that
          * request, as a busy session is */
-        bool logging_in = s->state == SS_STARTUP || s->state == SS_AUTH || s->state == SS_CONNECTING;
+        bool logging_in = s->state == SS_PROXY_HEADER || s->state == SS_STARTUP || s->state == SS_AUTH ||
+                          s->state == SS_CONNECTING;
         bool fresh = s->state == SS_READY && !s->relay.asked;
         if (!logging_in && !fresh && (s->state != SS_READY || relay_idle(s)))
             session_close(s, &e);

@@ -63,6 +63,10 @@ catalog_cache *server_catalog(server *srv, const char *database);
 void server_session_removed(server *srv, struct session *s);
 /* Session s has logged in (or is gone): it no longer counts as pending. */
 void server_login_done(server *srv, struct session *s);
+/* Once a PROXY header named session s's client: false (logged and counted)
+ * when that address already has limits.max_pending_per_address connections
+ * not logged in. */
+bool server_pending_address_ok(server *srv, struct session *s);
 /* The live session whose client was given this cancel key pid, or NULL. */
 struct session *server_find_by_key(server *srv, uint32_t pid);
 /* Picks a cancel key pid no live session uses. */

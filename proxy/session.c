@@ -26,6 +26,7 @@
 const char *session_state_name(session_state st)
 {
     switch (st) {
+    case SS_PROXY_HEADER: return "proxy_header";
     case SS_STARTUP: return "startup";
     case SS_AUTH: return "auth";
     case SS_CONNECTING: return "connecting";
@@ -60,7 +61,7 @@ static void forget_login(session *s)
 
 /* The only way a session changes state; the transitions are the ones the
  * state machine of session.h allows (checked in the ASan/Debug build). A
- * session moves forward only: STARTUP -> AUTH -> CONNECTING -> READY (or
+ * session moves forward only: (PROXY_HEADER ->) STARTUP -> AUTH -> CONNECTING -> READY (or
  * AUTH -> ADMIN, the admin console), any live state -> CLOSING -> DEAD, or
  * straight to DEAD when killed. */
 void session_set_state(session *s, session_state next)
@@ -68,7 +69,8 @@ void session_set_state(session *s, session_state next)
     session_state from = s->state;
     (void)from;
     assert(from != SS_DEAD);
-    assert(next == SS_DEAD || next == SS_CLOSING || (from == SS_STARTUP && next == SS_AUTH) ||
+    assert(next == SS_DEAD || next == SS_CLOSING || (from == SS_PROXY_HEADER && next == SS_STARTUP) ||
+           (from == SS_STARTUP && next == SS_AUTH) ||
            (from == SS_AUTH && next == SS_CONNECTING) || (from == SS_CONNECTING && next == SS_READY) ||
            (from == SS_AUTH && next == SS_ADMIN));
     assert(from != SS_CLOSING || next == SS_DEAD);
@@ -127,7 +129,8 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
         session_kill(s);
         return;
     }
-    session_log(s, LOG_WARNING, "login timed out after %d s in state %d", s->cfg->login_timeout_s, s->state);
+    session_log(s, LOG_WARNING, "login timed out after %d s in state %s", s->cfg->login_timeout_s,
+                session_state_name(s->state));
     s->srv->metrics.logins[MG_LOGIN_TIMEOUT]++;
     session_fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
 }
@@ -165,7 +168,8 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
     s->cfg = config_ref(cfg);
     s->base = srv->base;
     s->fd = fd;
-    s->state = SS_STARTUP;
+    /* a trusted load balancer names the client in a PROXY header first */
+    s->state = proxy_cidr_list_match(cfg->proxy_trusted, cfg->n_proxy_trusted, addr) ? SS_PROXY_HEADER : SS_STARTUP;
     s->relay.tx_status = 'I';
     s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
@@ -307,6 +311,9 @@ static void on_client_io(conn *c, conn_event what, void *arg)
             s->srv->metrics.tls_failures++;
         if (s->state == SS_READY)
             session_log(s, LOG_INFO, "client disconnected: %s", conn_error(&s->client));
+        else if (s->state == SS_PROXY_HEADER && s->client.in && evbuffer_get_length(s->client.in) > 0)
+            session_log(s, LOG_WARNING, "refused: the connection closed within its PROXY protocol header "
+                        "(%zu bytes of it came)", evbuffer_get_length(s->client.in));
         else if (s->state != SS_CLOSING)
             session_log(s, LOG_DEBUG, "client went away during login: %s", conn_error(&s->client));
         session_kill(s);
@@ -318,8 +325,14 @@ static void on_client_io(conn *c, conn_event what, void *arg)
         else if (s->state == SS_READY)
             relay_client_drained(s);
     } else if (what == CONN_READABLE || what == CONN_TLS_READY) {
+        if (s->state == SS_PROXY_HEADER)
+            session_read_proxy_header(s);   /* then the startup packet behind it, if it came along */
         switch (s->state) {
+        case SS_PROXY_HEADER:
+            break;
         case SS_STARTUP:
+            if (evbuffer_get_length(s->client.in) == 0)
+                break;
             session_read_startup(s);
             if (s->state == SS_AUTH && evbuffer_get_length(s->client.in) > 0)
                 session_read_password(s);   /* the client sent its password with the startup packet */

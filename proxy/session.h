@@ -1,6 +1,7 @@
 /*
  * session: one client connection, from the first byte to the last. Its state
- * machine: STARTUP (SSLRequest → TLS, GSSENCRequest → 'N', CancelRequest,
+ * machine: PROXY_HEADER (only for a peer in proxy_protocol.trusted: the
+ * PROXY protocol header that names the client) → STARTUP (SSLRequest → TLS, GSSENCRequest → 'N', CancelRequest,
  * StartupMessage) → AUTH (cleartext password = JWT) → CONNECTING (libpq opens
  * the warehouse session) → READY (proxy/relay.c moves messages both ways) →
  * CLOSING (flush the last error, then free).
@@ -28,6 +29,7 @@ struct trail_req;
 struct server;
 
 typedef enum {
+    SS_PROXY_HEADER,                 /* a trusted load balancer's PROXY header comes first (proxy/proxy_protocol) */
     SS_STARTUP,
     SS_AUTH,
     SS_CONNECTING,
@@ -44,7 +46,7 @@ typedef struct session {
     struct event_base *base;
     int fd;
     conn client;                     /* client.ssl is set once TLS starts */
-    char client_addr[64];
+    char client_addr[64];            /* the client's: the peer's, or what its PROXY header says */
     int client_port;
     char *log_prefix;                /* "session=N user=U client=A:P" (owned) */
     session_state state;
@@ -113,7 +115,7 @@ void session_cancel(session *s);
 const policy_t *session_policy(const session *s);
 const char *session_deny_hint(const session *s);
 
-/* "startup", "auth", "connecting", "ready", "admin", "closing", "closed". */
+/* "proxy_header", "startup", "auth", "connecting", "ready", "admin", "closing", "closed". */
 const char *session_state_name(session_state st);
 /* The state machine's one transition function (see session.c). */
 void session_set_state(session *s, session_state next);

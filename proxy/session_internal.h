@@ -16,7 +16,8 @@ void session_fatal(session *s, const char *sqlstate, const char *fmt, ...) __att
 void session_login_failed(session *s, metrics_login reason, const char *why);
 /* The prefix of the session's log lines, again (the user is known). */
 void session_update_prefix(session *s);
-/* STARTUP and AUTH: what the client sent so far (session_login.c). */
+/* PROXY_HEADER, STARTUP and AUTH: what the client sent so far (session_login.c). */
+void session_read_proxy_header(session *s);
 void session_read_startup(session *s);
 void session_read_password(session *s);
 /* The warehouse connection's events (session.c). */

@@ -24,6 +24,59 @@
 #include "proxy/server.h"
 #include "proxy/session_internal.h"
 
+/* ---- PROXY_HEADER -------------------------------------------------------- */
+
+/* A peer in proxy_protocol.trusted (a load balancer) names the client in a
+ * PROXY protocol header before anything else: read it (bounded, under the
+ * login timeout that runs since accept), and from then on the client's
+ * address is the header's everywhere (log prefix, audit, the pending-login
+ * limit per address, the admin console). A LOCAL header or an UNKNOWN/UNSPEC
+ * one (health checks) keeps the peer's own address. */
+void session_read_proxy_header(session *s)
+{
+    struct evbuffer *in = s->client.in;
+    uint8_t buf[PROXY_HEADER_MAX_BYTES];
+    size_t len = evbuffer_get_length(in);
+    if (len > sizeof buf)
+        len = sizeof buf;
+    if (evbuffer_copyout(in, buf, len) != (ev_ssize_t)len) {
+        session_kill(s);
+        return;
+    }
+    proxy_header h;
+    size_t used = 0;
+    int rc = proxy_header_parse(buf, len, &h, &used);
+    if (rc == PROXY_NEED_MORE)
+        return;
+    if (rc == PROXY_ERROR && !proxy_header_looks_like(buf, len)) {
+        session_log(s, LOG_WARNING, "refused: no PROXY protocol header from a proxy_protocol.trusted address "
+                    "(first byte 0x%02x); connect through the load balancer", buf[0]);
+        session_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "a PROXY protocol header was expected from this address");
+        return;
+    }
+    if (rc == PROXY_ERROR) {
+        session_log(s, LOG_WARNING, "refused: bad PROXY protocol header from a proxy_protocol.trusted address: %s",
+                    h.reason);
+        session_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid PROXY protocol header");
+        return;
+    }
+    evbuffer_drain(in, used);
+    char peer[80];
+    snprintf(peer, sizeof peer, "%s:%d", s->client_addr, s->client_port);
+    if (h.has_address)
+        s->client_port = proxy_header_source(&h, s->client_addr, sizeof s->client_addr);
+    session_update_prefix(s);
+    session_log(s, LOG_DEBUG, "PROXY protocol v%d header from %s: %s", h.version, peer,
+                h.local ? "LOCAL (the proxy's own connection)"
+                        : h.has_address ? "client address from the header" : "no address (the peer's stands)");
+    session_set_state(s, SS_STARTUP);
+    /* the pending-login limit per address, now under the client's own */
+    if (!server_pending_address_ok(s->srv, s)) {
+        session_fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
+        return;
+    }
+}
+
 /* ---- STARTUP ---------------------------------------------------------- */
 
 static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
@@ -217,6 +270,11 @@ void session_read_startup(session *s)
             return;
         uint32_t len = pgw_get_u32(hdr);
         if (len < 8 || len > PG_MAX_STARTUP_PACKET) {
+            uint8_t head[12];
+            ev_ssize_t hn = evbuffer_copyout(in, head, sizeof head);
+            if (hn > 0 && proxy_header_looks_like(head, (size_t)hn))
+                session_log(s, LOG_WARNING, "refused: a PROXY protocol header from an address that "
+                            "proxy_protocol.trusted does not list");
             session_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
             return;
         }

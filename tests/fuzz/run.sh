@@ -20,7 +20,7 @@ ROOT=$PWD
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 BUILD=build-fuzz
 OUT=$ROOT/$BUILD/fuzz-out
-ALL_TARGETS=(fuzz_sql fuzz_startup fuzz_policy fuzz_jsonw)
+ALL_TARGETS=(fuzz_sql fuzz_startup fuzz_policy fuzz_jsonw fuzz_proxy_header)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 # ---- prerequisites ------------------------------------------------------
@@ -111,6 +111,19 @@ seed_startup() {
   printf 'SERROR\x00C08P01\x00Mbad\x00\x00' >"$dir/error-fields"
 }
 
+seed_proxy_header() {
+  local dir=$SEEDS/fuzz_proxy_header
+  mkdir -p "$dir"
+  printf 'PROXY TCP4 192.168.1.10 10.0.0.1 56324 6432\r\n\x00\x00\x00\x08\x04\xd2\x16\x2f' >"$dir/v1-tcp4"
+  printf 'PROXY TCP6 2001:db8::1 ::1 65535 6432\r\n' >"$dir/v1-tcp6"
+  printf 'PROXY UNKNOWN\r\n' >"$dir/v1-unknown"
+  printf '\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x12\x7f\x00\x00\x02\x7f\x00\x00\x01\x9c\x40\x19\x20\x01\x00\x03abc' >"$dir/v2-tcp4-tlv"
+  printf '\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x9c\x40\x19\x20' >"$dir/v2-tcp6"
+  printf '\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00' >"$dir/v2-local"
+  printf '10.0.0.0/8' >"$dir/cidr4"
+  printf '::ffff:127.0.0.0/104' >"$dir/cidr6"
+}
+
 seed_jsonw() {
   local dir=$SEEDS/fuzz_jsonw
   mkdir -p "$dir"
@@ -124,7 +137,7 @@ passed=0
 failed=0
 for t in "${TARGETS[@]}"; do
   case $t in
-    fuzz_sql|fuzz_policy) max_len=4096 ;;
+    fuzz_sql|fuzz_policy|fuzz_proxy_header) max_len=4096 ;;   # a v2 header may take 2064
     *) max_len=1024 ;;
   esac
   case $t in
@@ -132,6 +145,7 @@ for t in "${TARGETS[@]}"; do
     fuzz_policy) seed_policy ;;
     fuzz_startup) seed_startup ;;
     fuzz_jsonw) seed_jsonw ;;
+    fuzz_proxy_header) seed_proxy_header ;;
   esac
   corpus=$SEEDS/$t
   mkdir -p "$corpus"

@@ -75,13 +75,15 @@ def parse_row(payload):
 
 
 class Conn:
-    def __init__(self, host="127.0.0.1", port=5432, unix_dir=None, timeout=10.0):
+    def __init__(self, host="127.0.0.1", port=5432, unix_dir=None, timeout=10.0, source=None):
         if unix_dir:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(timeout)
             s.connect(os.path.join(unix_dir, ".s.PGSQL.%d" % port))
         else:
-            s = socket.create_connection((host, port), timeout=timeout)
+            # source: the local address to bind (127.0.0.2 ...: another client address)
+            s = socket.create_connection((host, port), timeout=timeout,
+                                         source_address=(source, 0) if source else None)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.settimeout(timeout)
         self.sock = s
