@@ -76,6 +76,16 @@ struct trail_state {
                              * could be freed and handed out again for another) */
     int trusts_remark;      /* -1 unknown; 1: a Metabase remark names the end user */
     char last_end_user[48]; /* the last statement's trusted end user (the admin console shows it) */
+    /* Statement records' "search_path" and "claims" members (for `policy
+     * replay`), kept as text: the path with a copy of the value it shows
+     * (the guard narrows it in place after learning it, so no serial tells),
+     * the claims with the object they show (the session's, or NULL while
+     * impersonating: each lives as long as the session). */
+    char *path_member;
+    schema_list path_shown;
+    char *claims_member;    /* "" when the claims are none */
+    const void *claims_shown;
+    bool claims_done;
 };
 
 static audit_log *log_of(const session *s)
@@ -267,6 +277,62 @@ void trail_session_end(session *s)
 
 /* ---- statements ---------------------------------------------------------- */
 
+static bool same_path(const schema_list *a, const schema_list *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/* `"search_path":[...]` of the path statements are decided with now, or
+ * NULL out of memory; built again only when the path changes. */
+static const char *path_member(session *s, trail_state *t)
+{
+    const schema_list *now = &s->guard.effective_path;
+    if (t->path_member && same_path(now, &t->path_shown))
+        return t->path_member;
+    jsonw w = {0};
+    jw_strs(&w, "search_path", (const char *const *)now->v, now->n);
+    free(t->path_member);
+    t->path_member = NULL;
+    schema_list_clear(&t->path_shown);
+    if (schema_list_copy(&t->path_shown, now) != 0) {
+        jw_free(&w);
+        return NULL;
+    }
+    t->path_member = textbuf_finish(&w);   /* NULL out of memory: built again next time */
+    return t->path_member;
+}
+
+/* `"claims":{...}` of the claims statements are decided with now (only the
+ * ones the policy's templates read: jwt_identity_keep_claims), "" when there
+ * are none, or NULL out of memory. */
+static const char *claims_member(session *s, trail_state *t)
+{
+    const json_t *c = s->guard.who.claims;
+    if (t->claims_done && t->claims_shown == (const void *)c)
+        return t->claims_member;
+    free(t->claims_member);
+    t->claims_member = NULL;
+    t->claims_done = false;
+    char *text = c && json_object_size(c) ? json_dumps(c, JSON_COMPACT) : NULL;
+    if (c && json_object_size(c) && !text)
+        return NULL;
+    if (text && asprintf(&t->claims_member, "\"claims\":%s", text) < 0)
+        t->claims_member = NULL;
+    else if (!text)
+        t->claims_member = strdup("");
+    free(text);
+    if (!t->claims_member)
+        return NULL;
+    t->claims_done = true;
+    t->claims_shown = c;
+    return t->claims_member;
+}
+
 char *trail_decision_members(session *s, size_t index, const analysis *a, decision *d, const char *verdict,
                              bool rewritten, const char *reason)
 {
@@ -311,6 +377,15 @@ char *trail_decision_members(session *s, size_t index, const analysis *a, decisi
         free(sets);
     jw_bool(w, "rewritten", rewritten);
     jw_str(w, "reason", reason);
+    const char *path = path_member(s, t), *claims = claims_member(s, t);
+    if (!path || !claims)
+        return NULL;
+    jw_raw(w, ",", 1);
+    jw_raw(w, path, strlen(path));
+    if (*claims) {
+        jw_raw(w, ",", 1);
+        jw_raw(w, claims, strlen(claims));
+    }
     return w->oom ? NULL : strdup(w->s);
 }
 
@@ -596,5 +671,8 @@ void trail_state_free(trail_state *t)
         return;
     blob_unref(t->base);
     free(t->base_role);
+    free(t->path_member);
+    schema_list_clear(&t->path_shown);
+    free(t->claims_member);
     free(t);
 }

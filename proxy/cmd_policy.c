@@ -22,6 +22,7 @@
 #include "policy/policy_cases.h"
 #include "policy/rewrite.h"
 #include "proxy/commands.h"
+#include "proxy/policy_offline.h"
 
 static const char usage_text[] =
     "usage: martgate policy check [--strict] PATH\n"
@@ -29,6 +30,8 @@ static const char usage_text[] =
     "                               [--search-path S1,S2] [--database DB] [--columns-from FILE.json]\n"
     "                               [--warehouse FILE.json] SQL\n"
     "       martgate policy test PATH TESTS.json [--warehouse FILE.json]\n"
+    "       martgate policy replay --policy NEW [--warehouse FILE.json] [--columns-from FILE.json] [--json]\n"
+    "                              [--top N] AUDIT...\n"
     "       martgate policy warehouse CONNINFO > FILE.json\n"
     "       martgate policy catalog\n"
     "       martgate policy diff [--format terminal|markdown|json] OLD NEW\n"
@@ -50,6 +53,12 @@ static const char usage_text[] =
     "           the warehouse says they are)\n"
     "  test     run decision cases (a JSON array, or {\"columns\", \"database\", \"cases\"}); print\n"
     "           each failure and why, then \"N passed, N failed\"; exit 1 on any failure\n"
+    "  replay   decide every statement record of the audit files (plain or gzip) again under\n"
+    "           policy NEW as the same principal (user, groups, impersonated role, database,\n"
+    "           search_path, claims) and report the decisions that change: newly denied, newly\n"
+    "           allowed, rewrite changes, by user and dataset, counted by record and by distinct\n"
+    "           fingerprint, and the records it cannot replay, by reason. Exit 0 no decision\n"
+    "           changes, 1 some change, 2 a usage error, 3 an error\n"
     "  warehouse  read a warehouse's settings (pg_settings), the functions PUBLIC may not execute\n"
     "           and the login role's attributes, as JSON for --warehouse and test files (the\n"
     "           password from PGPASSWORD or ~/.pgpass, as libpq reads them)\n"
@@ -87,6 +96,11 @@ static int load_policy(const char *path, policy_t **p, bool quiet)
         fprintf(stderr, "%s: %zu error%s\n", path, m.n_errors, m.n_errors == 1 ? "" : "s");
     policy_messages_free(&m);
     return rc;
+}
+
+int cmd_policy_load(const char *path, policy_t **p)
+{
+    return load_policy(path, p, true);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -281,21 +295,15 @@ static bool explain_principal(const explain_options *o, explain_inputs *in)
     if (o->groups && !(in->glist = split_list(o->groups, &ng, &in->gcopy)))
         return false;
     in->who = (decide_principal){o->user, (const char *const *)in->glist, ng, o->claims};
-    if (o->search_path) {
-        if (!(in->splist = split_list(o->search_path, &in->nsp, &in->spcopy)))
-            return false;
-        in->path = (const char *const *)in->splist;
-    } else {
-        if (decide_search_path(in->p, &in->who, &in->start, &in->nsp) < 0)
-            return false;
-        in->path = in->start;
-    }
-    static const char *const empty_path[] = {""};
-    in->actx = (analyze_context){.database = o->database, .search_path = in->path, .n_search_path = in->nsp};
-    if (in->nsp == 0) {
-        in->actx.search_path = empty_path;
-        in->actx.n_search_path = 1;
-    }
+    if (o->search_path && !(in->splist = split_list(o->search_path, &in->nsp, &in->spcopy)))
+        return false;
+    size_t nstart;
+    if (policy_offline_context(in->p, &in->who, o->database, (const char *const *)in->splist, in->nsp, &in->start,
+                               &nstart, &in->actx) != 0)
+        return false;
+    in->path = in->splist ? (const char *const *)in->splist : in->start;
+    if (!in->splist)
+        in->nsp = nstart;
     return true;
 }
 
@@ -383,23 +391,18 @@ static int explain_decision(const explain_options *o, explain_inputs *in)
 {
     analysis *an = NULL;
     analyze_error aerr;
-    if (analyze_sql(o->sql, &in->actx, &an, &aerr) != 0) {
-        printf("decision: deny\nreason: the SQL does not parse: %s (SQLSTATE %s)\n", aerr.message, aerr.sqlstate);
-        analysis_free(an);
-        return 1;
-    }
-    rewrite_hash_key placeholder;   /* offline: never the deployment's key */
-    rewrite_hash_key_placeholder(&placeholder);
-    decide_request req = {.sql = o->sql, .facts = an, .who = &in->who, .warehouse = in->wh,
-                          .hash_key = &placeholder};
-    if (in->cols) {
-        req.columns = policy_cases_columns;
-        req.columns_ctx = json_doc_root(in->cols);
-    }
     decision d;
     decision_init(&d);
     char derr[512] = "";
-    decide(in->p, &req, &d, derr, sizeof derr);
+    if (policy_offline_decide(in->p, &in->who, &in->actx, in->wh, in->cols, o->sql, &an, &aerr, &d, derr,
+                              sizeof derr) != 0) {
+        printf("decision: deny\nreason: the SQL does not parse: %s (SQLSTATE %s)\n", aerr.message, aerr.sqlstate);
+        decision_free(&d);
+        analysis_free(an);
+        return 1;
+    }
+    rewrite_hash_key placeholder;   /* the key policy_offline_decide used, for the note below */
+    rewrite_hash_key_placeholder(&placeholder);
     printf("decision: %s\n", decide_verdict_name(d.verdict));
     printf("rule: %s\n", d.rule_id ? d.rule_id : "(none: built-in or default)");
     printf("reason: %s\n", decision_reason(&d));
@@ -547,6 +550,8 @@ int cmd_policy_main(int argc, char **argv)
         return cmd_explain(argc, argv);
     if (strcmp(sub, "test") == 0)
         return cmd_test(argc, argv);
+    if (strcmp(sub, "replay") == 0)
+        return cmd_policy_replay(argc, argv);
     if (strcmp(sub, "warehouse") == 0)
         return cmd_warehouse(argc, argv);
     if (strcmp(sub, "catalog") == 0)

@@ -200,17 +200,10 @@ static void remove_tree(const char *dir)
 
 static int load_side(const char *path, const char *label, policy_t **p)
 {
-    policy_messages m;
-    char err[2048];
-    int rc = policy_load(path, p, &m, err, sizeof err);
-    if (rc != 0) {
-        for (size_t i = 0; i < m.n_errors; i++)
-            fprintf(stderr, "error: %s\n", m.errors[i]);
-        fprintf(stderr, "martgate policy diff: %s does not load (%zu error%s)\n", label, m.n_errors,
-                m.n_errors == 1 ? "" : "s");
-    }
-    policy_messages_free(&m);
-    return rc;
+    if (cmd_policy_load(path, p) == 0)
+        return 0;
+    fprintf(stderr, "martgate policy diff: %s does not load\n", label);
+    return -1;
 }
 
 static void diff_cells(const policy_t *a, const policy_t *b, const access_space *sp, changes *cs)

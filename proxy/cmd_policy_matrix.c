@@ -418,16 +418,10 @@ int cmd_policy_matrix(int argc, char **argv)
         return 2;
     }
     policy_t *p = NULL;
-    policy_messages msgs;
-    char err[2048];
-    if (policy_load(path, &p, &msgs, err, sizeof err) != 0) {
-        for (size_t i = 0; i < msgs.n_errors; i++)
-            fprintf(stderr, "error: %s\n", msgs.errors[i]);
+    if (cmd_policy_load(path, &p) != 0) {
         fprintf(stderr, "martgate policy matrix: %s does not load\n", path);
-        policy_messages_free(&msgs);
         return 1;
     }
-    policy_messages_free(&msgs);
     matrix m = {.p = p};
     int rc = build(&m, conninfo);
     if (rc == -1)
