@@ -17,6 +17,7 @@
 
 #include "policy/policy_cases.h"
 #include "proxy/cmd_audit_internal.h"
+#include "proxy/commands.h"
 #include "proxy/policy_offline.h"
 #include "proxy/replay_tally.h"
 
@@ -56,16 +57,9 @@ typedef struct {
 
 static int load_inputs(replay_run *r)
 {
-    policy_messages m;
     char err[2048];
-    if (policy_load(r->o->policy_path, &r->p, &m, err, sizeof err) != 0) {
-        for (size_t i = 0; i < m.n_errors; i++)
-            fprintf(stderr, "error: %s\n", m.errors[i]);
-        fprintf(stderr, "%s: %zu error%s\n", r->o->policy_path, m.n_errors, m.n_errors == 1 ? "" : "s");
-        policy_messages_free(&m);
+    if (cmd_policy_load(r->o->policy_path, &r->p) != 0)
         return -1;
-    }
-    policy_messages_free(&m);
     if (r->o->columns_path) {
         r->cols = json_doc_load(r->o->columns_path, POLICY_CASES_MAX_BYTES, err, sizeof err);
         if (!r->cols || !json_is_object(json_doc_root(r->cols))) {
