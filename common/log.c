@@ -5,17 +5,20 @@
 #include "common/log.h"
 #include "common/clock.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static log_level current_level = LOG_INFO;
+static _Atomic int current_level = LOG_INFO;   /* set by a reload, read by every thread */
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;   /* every log_rate: rare, off the hot path */
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
-void log_set_level(log_level lvl) { current_level = lvl; }
-log_level log_get_level(void) { return current_level; }
+void log_set_level(log_level lvl) { atomic_store_explicit(&current_level, (int)lvl, memory_order_relaxed); }
+log_level log_get_level(void) { return (log_level)atomic_load_explicit(&current_level, memory_order_relaxed); }
 
 const char *log_level_name(log_level lvl)
 {
@@ -34,7 +37,7 @@ int log_level_from_name(const char *name)
 
 void log_vmsg(log_level lvl, const char *prefix, const char *fmt, va_list ap)
 {
-    if (lvl < current_level)
+    if ((int)lvl < atomic_load_explicit(&current_level, memory_order_relaxed))
         return;
     char line[2048];
     struct timeval tv;
@@ -70,12 +73,15 @@ void log_msg(log_level lvl, const char *fmt, ...)
 bool log_rate_ok(log_rate *r, unsigned long *suppressed)
 {
     double now = clock_mono_s();
-    if (r->last != 0 && now - r->last < 1.0) {
+    pthread_mutex_lock(&rate_mu);
+    bool ok = !(r->last != 0 && now - r->last < 1.0);
+    if (!ok) {
         r->suppressed++;
-        return false;
+    } else {
+        *suppressed = r->suppressed;
+        r->last = now;
+        r->suppressed = 0;
     }
-    *suppressed = r->suppressed;
-    r->last = now;
-    r->suppressed = 0;
-    return true;
+    pthread_mutex_unlock(&rate_mu);
+    return ok;
 }

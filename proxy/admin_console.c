@@ -43,9 +43,14 @@ static const char *operator_name(const session *s)
 }
 
 /* One audit record per login and command: who, from where, what, and how it ended. */
-static void audit_admin(session *s, const char *command, const char *result, const session *target)
+typedef struct {
+    uint64_t id;
+    const char *user;
+} admin_target;
+
+static void audit_admin(session *s, const char *command, const char *result, const admin_target *target)
 {
-    if (!audit_enabled(s->srv->audit))
+    if (!audit_enabled(s->wk->audit))
         return;
     json_t *rec = json_pack("{sssIssssss}", "event", "admin", "session", (json_int_t)s->id, "user", operator_name(s),
                             "client", s->client_addr, "command", command);
@@ -54,9 +59,9 @@ static void audit_admin(session *s, const char *command, const char *result, con
     json_object_set_new(rec, "result", json_string(result));
     if (target) {
         json_object_set_new(rec, "target_session", json_integer((json_int_t)target->id));
-        json_object_set_new(rec, "target_user", json_string(target->ident.user ? target->ident.user : target->user ? target->user : ""));
+        json_object_set_new(rec, "target_user", json_string(target->user ? target->user : ""));
     }
-    audit_submit_always(s->srv->audit, rec);
+    audit_submit_always(s->wk->audit, rec);
 }
 
 void admin_console_start(session *s)
@@ -73,8 +78,8 @@ void admin_console_start(session *s)
     pgw_ready_for_query(out, 'I');
     evtimer_del(s->timer);
     session_set_state(s, SS_ADMIN);
-    server_login_done(s->srv, s);
-    s->srv->metrics.logins[MG_LOGIN_OK]++;
+    server_login_done(s->wk->srv, s);
+    s->wk->metrics.logins[MG_LOGIN_OK]++;
     session_log(s, LOG_INFO, "admin console login");
     audit_admin(s, "login", "ok", NULL);
 }
@@ -105,16 +110,34 @@ static void iso_time(time_t t, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void show_sessions(session *s)
+/* SHOW SESSIONS: each worker copies its sessions' rows on its own thread. */
+enum { SESSION_COLS = 10 };
+typedef struct {
+    uint64_t id;
+    char *vals[SESSION_COLS];
+} session_row;
+typedef struct {
+    session_row *rows;
+    size_t n, cap;
+    bool oom;
+} session_rows;
+
+static void collect_sessions(worker *w, void *arg)
 {
-    static const char *const cols[] = {"id", "user", "end_user", "groups", "client", "database", "application",
-                                       "state", "since", "last_decision"};
-    enum { N = sizeof cols / sizeof *cols };
-    rows_begin(s, cols, N);
-    size_t n = 0;
-    for (const session *x = s->srv->sessions; x; x = x->next) {
+    session_rows *out = arg;
+    for (const session *x = w->sessions; x; x = x->next) {
         if (x->state == SS_DEAD)
             continue;
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 32;
+            session_row *r = realloc(out->rows, cap * sizeof *r);
+            if (!r) {
+                out->oom = true;
+                return;
+            }
+            out->rows = r;
+            out->cap = cap;
+        }
         char id[24], client[96], since[32], groups[512];
         snprintf(id, sizeof id, "%llu", (unsigned long long)x->id);
         snprintf(client, sizeof client, "%s:%d", x->client_addr, x->client_port);
@@ -124,12 +147,41 @@ static void show_sessions(session *s)
         for (size_t i = 0; i < x->ident.ngroups && off < sizeof groups; i++)
             off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%s", i ? "," : "", x->ident.groups[i]);
         const char *user = x->state >= SS_CONNECTING ? (x->ident.user ? x->ident.user : x->user) : x->user;
-        const char *vals[N] = {id, user, trail_end_user(x), x->state >= SS_CONNECTING ? groups : NULL, client,
-                               x->database, x->application_name, session_state_name(x->state), since, x->last_decision};
-        row(s, vals, N);
-        n++;
+        const char *vals[SESSION_COLS] = {id, user, trail_end_user(x), x->state >= SS_CONNECTING ? groups : NULL, client,
+                                          x->database, x->application_name, session_state_name(x->state), since,
+                                          x->last_decision};
+        session_row *r = &out->rows[out->n++];
+        r->id = x->id;
+        for (size_t i = 0; i < SESSION_COLS; i++) {
+            r->vals[i] = vals[i] ? strdup(vals[i]) : NULL;
+            out->oom |= vals[i] && !r->vals[i];
+        }
     }
-    rows_end(s, n);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = ((const session_row *)a)->id, y = ((const session_row *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static void show_sessions(session *s)
+{
+    static const char *const cols[SESSION_COLS] = {"id", "user", "end_user", "groups", "client", "database",
+                                                   "application", "state", "since", "last_decision"};
+    session_rows rows = {0};
+    server_each_worker(s->wk->srv, collect_sessions, &rows);
+    qsort(rows.rows, rows.n, sizeof *rows.rows, by_id);
+    rows_begin(s, cols, SESSION_COLS);
+    for (size_t i = 0; i < rows.n; i++)
+        row(s, (const char *const *)rows.rows[i].vals, SESSION_COLS);
+    rows_end(s, rows.n);
+    for (size_t i = 0; i < rows.n; i++)
+        for (size_t k = 0; k < SESSION_COLS; k++)
+            free(rows.rows[i].vals[k]);
+    free(rows.rows);
+    if (rows.oom)
+        session_log(s, LOG_ERROR, "SHOW SESSIONS: out of memory, some sessions are missing");
 }
 
 /* The exposition /metrics serves, as rows (metric, labels, value): one
@@ -137,38 +189,41 @@ static void show_sessions(session *s)
 static void show_stats(session *s)
 {
     static const char *const cols[] = {"metric", "labels", "value"};
-    server *srv = s->srv;
-    metrics_info info = {.version = MARTGATE_VERSION, .pg_query_version = "", .openssl_version = "",
-                         .start_time = srv->started_at, .reloads_ok = srv->reloads_ok,
-                         .reloads_failed = srv->reloads_failed};
-    const metrics_block *blocks[] = {&srv->metrics};
+    server *srv = s->wk->srv;
+    metrics_info info = {.version = MARTGATE_VERSION, .pg_query_version = "", .openssl_version = ""};
+    char hash[65];
+    server_metrics_info(srv, &info, hash);
+    server_snapshot snap;
     struct evbuffer *b = evbuffer_new();
     rows_begin(s, cols, 3);
     size_t n = 0;
-    if (b && metrics_write(b, blocks, 1, &srv->metric_databases, &srv->metric_datasets, NULL, 0, &info) == 0) {
-        char *line;
-        size_t len;
-        while ((line = evbuffer_readln(b, &len, EVBUFFER_EOL_LF))) {
-            if (line[0] != '#' && line[0]) {
-                char *sp = strrchr(line, ' ');
-                if (sp) {
-                    *sp = 0;
-                    char *brace = strchr(line, '{');
-                    const char *labels = "";
-                    if (brace) {
-                        *brace = 0;
-                        labels = brace + 1;
-                        brace[strlen(brace + 1)] = 0;   /* the closing brace */
-                    }
-                    if (strncmp(line, "martgate_build_info", 19) != 0) {
-                        const char *vals[] = {line, labels, sp + 1};
-                        row(s, vals, 3);
-                        n++;
+    if (b && server_snapshot_take(srv, &snap) == 0) {
+        if (metrics_write(b, snap.ptrs, snap.n, &srv->metric_databases, &srv->metric_datasets, NULL, 0, &info) == 0) {
+            char *line;
+            size_t len;
+            while ((line = evbuffer_readln(b, &len, EVBUFFER_EOL_LF))) {
+                if (line[0] != '#' && line[0]) {
+                    char *sp = strrchr(line, ' ');
+                    if (sp) {
+                        *sp = 0;
+                        char *brace = strchr(line, '{');
+                        const char *labels = "";
+                        if (brace) {
+                            *brace = 0;
+                            labels = brace + 1;
+                            brace[strlen(brace + 1)] = 0;   /* the closing brace */
+                        }
+                        if (strncmp(line, "martgate_build_info", 19) != 0) {
+                            const char *vals[] = {line, labels, sp + 1};
+                            row(s, vals, 3);
+                            n++;
+                        }
                     }
                 }
+                free(line);
             }
-            free(line);
         }
+        server_snapshot_free(&snap);
     }
     if (b)
         evbuffer_free(b);
@@ -224,40 +279,43 @@ static void redact_conninfo(const char *in, char *out, size_t len)
 static void show_databases(session *s)
 {
     static const char *const cols[] = {"name", "warehouse", "sessions", "ready", "last_error"};
-    server *srv = s->srv;
-    const config *cfg = srv->cfg;
+    server *srv = s->wk->srv;
+    const config *cfg = s->wk->cfg;
+    server_snapshot snap;
+    bool counted = server_snapshot_take(srv, &snap) == 0;
     rows_begin(s, cols, 5);
     for (size_t i = 0; i < cfg->ndatabases; i++) {
         const config_database *db = &cfg->databases[i];
-        char wh[1024], count[16];
+        char wh[1024], count[16], last_error[200];
         redact_conninfo(db->conninfo, wh, sizeof wh);
-        int n = 0;
-        for (const session *x = srv->sessions; x; x = x->next)
-            n += x->state == SS_READY && x->database && strcmp(x->database, db->name) == 0;
-        snprintf(count, sizeof count, "%d", n);
         unsigned k = metrics_name(&srv->metric_databases, db->name);
-        double at = srv->warehouse_ok_at[k];
+        snprintf(count, sizeof count, "%d", counted && k < METRICS_OTHER ? snap.sessions_ready_by_db[k] : 0);
+        double at = server_warehouse_state(srv, k, last_error, sizeof last_error);
         bool ready = at > 0 && clock_mono_s() - at <= cfg->ready_warehouse_s;
-        const char *vals[] = {db->name, wh, count, ready ? "yes" : "no",
-                              srv->warehouse_error[k][0] ? srv->warehouse_error[k] : NULL};
+        const char *vals[] = {db->name, wh, count, ready ? "yes" : "no", last_error[0] ? last_error : NULL};
         row(s, vals, 5);
     }
     rows_end(s, cfg->ndatabases);
+    if (counted)
+        server_snapshot_free(&snap);
 }
 
 static void show_policy(session *s)
 {
     static const char *const cols[] = {"path", "sha256", "loaded_at", "summary", "last_reload_error"};
-    server *srv = s->srv;
-    const config *cfg = srv->cfg;
-    char at[32], summary[256] = "";
+    server *srv = s->wk->srv;
+    const config *cfg = s->wk->cfg;
+    char at[32], summary[256] = "", last_error[1024];
+    pthread_mutex_lock(&srv->mu);
     iso_time((time_t)srv->policy_loaded_at, at, sizeof at);
+    snprintf(last_error, sizeof last_error, "%s", srv->last_reload_error);
+    pthread_mutex_unlock(&srv->mu);
     if (cfg->policy)
         policy_summary(cfg->policy, summary, sizeof summary);
     rows_begin(s, cols, 5);
     const char *vals[] = {cfg->policy_path, cfg->policy ? cfg->policy_sha256 : NULL, at,
                           cfg->policy ? summary : "no policy configured: every authenticated statement is allowed",
-                          srv->last_reload_error[0] ? srv->last_reload_error : NULL};
+                          last_error[0] ? last_error : NULL};
     row(s, vals, 5);
     rows_end(s, 1);
 }
@@ -265,7 +323,7 @@ static void show_policy(session *s)
 static void show_config(session *s)
 {
     static const char *const cols[] = {"key", "value"};
-    const config *cfg = s->srv->cfg;
+    const config *cfg = s->wk->cfg;
     char listen[512] = "", buf[16][64];
     for (size_t i = 0, off = 0; i < cfg->nlisten && off < sizeof listen; i++)
         off += (size_t)snprintf(listen + off, sizeof listen - off, "%s%s", i ? ", " : "", cfg->listen[i]);
@@ -282,7 +340,7 @@ static void show_config(session *s)
         {"policy", cfg->policy_path ? cfg->policy_path : "(none)"},
         {"deny_hint", cfg->deny_hint ? cfg->deny_hint : "(none)"},
         {"hash_mask_key", cfg->hash_key ? "(set)" : "(none)"},
-        {"audit", audit_enabled(s->srv->audit) ? audit_query_text_mode(s->srv->audit) : "off"},
+        {"audit", audit_enabled(s->wk->audit) ? audit_query_text_mode(s->wk->audit) : "off"},
         {"limits.max_clients", buf[1]},
         {"limits.max_pending_logins", buf[2]},
         {"limits.max_pending_per_address", buf[3]},
@@ -324,6 +382,46 @@ static void error(session *s, const char *sqlstate, const char *msg, const char 
 {
     pg_error e = {.severity = "ERROR", .sqlstate = sqlstate, .message = msg, .hint = hint};
     pgw_error(s->client.out, &e);
+}
+
+/* ---- KILL SESSION across workers ---------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    worker *owner;               /* the worker that runs it, or NULL */
+    char user[256];
+} kill_find;
+
+static void find_session(worker *w, void *arg)
+{
+    kill_find *f = arg;
+    const session *t = worker_find_by_id(w, f->id);
+    if (!t || t->state == SS_CLOSING)
+        return;
+    f->owner = w;
+    snprintf(f->user, sizeof f->user, "%s", t->ident.user ? t->ident.user : t->user ? t->user : "");
+}
+
+typedef struct {
+    uint64_t id, by_session;
+    char operator[256];
+} kill_msg;
+
+/* On the target's worker: ends it with 57P01, if it is still there. */
+static void kill_session(worker *w, void *arg)
+{
+    kill_msg *k = arg;
+    session *t = worker_find_by_id(w, k->id);
+    if (t && t->state != SS_CLOSING) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "Ended from martgate's admin console by %s.", k->operator);
+        session_log(t, LOG_WARNING, "killed from the admin console by %s (session %llu)", k->operator,
+                    (unsigned long long)k->by_session);
+        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
+                      .message = "terminating connection due to administrator command", .detail = detail};
+        session_close(t, &e);
+    }
+    free(k);
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -369,36 +467,42 @@ static bool run_command(session *s, const char *text)
         if (ok)
             audit_admin(s, text, "ok", NULL);
     } else if (ok && n == 1 && !strcmp(w[0], "reload")) {
-        if (server_reload(s->srv) == 0) {
+        char err[1024];
+        if (server_reload(s->wk->srv, err, sizeof err) == 0) {
             pgw_command_complete(s->client.out, "RELOAD");
             audit_admin(s, text, "ok", NULL);
         } else {
-            error(s, "F0000", s->srv->last_reload_error, "the running configuration stays");
+            error(s, "F0000", err, "the running configuration stays");
             audit_admin(s, text, "failed", NULL);
             return false;
         }
     } else if (ok && n == 3 && !strcmp(w[0], "kill") && !strcmp(w[1], "session")) {
         char *end;
         unsigned long long id = strtoull(w[2], &end, 10);
-        session *t = *w[2] && !*end ? server_find_by_id(s->srv, id) : NULL;
-        if (!t || t->state == SS_CLOSING) {
+        kill_find f = {.id = id};
+        if (*w[2] && !*end)
+            server_each_worker(s->wk->srv, find_session, &f);
+        if (!f.owner) {
             error(s, "42704", "no such session (SHOW SESSIONS lists them)", NULL);
             audit_admin(s, text, "no such session", NULL);
             return false;
         }
-        if (t == s) {
+        if (f.owner == s->wk && id == s->id) {
             error(s, "55000", "this is your own session: \\q ends it", NULL);
             audit_admin(s, text, "own session", NULL);
             return false;
         }
-        char detail[200];
-        snprintf(detail, sizeof detail, "Ended from martgate's admin console by %s.", operator_name(s));
-        session_log(t, LOG_WARNING, "killed from the admin console by %s (session %llu)", operator_name(s),
-                    (unsigned long long)s->id);
-        audit_admin(s, text, "ok", t);
-        pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
-                      .message = "terminating connection due to administrator command", .detail = detail};
-        session_close(t, &e);
+        kill_msg *k = calloc(1, sizeof *k);
+        if (!k) {
+            error(s, "53200", "out of memory", NULL);
+            return false;
+        }
+        k->id = id;
+        k->by_session = s->id;
+        snprintf(k->operator, sizeof k->operator, "%s", operator_name(s));
+        admin_target t = {id, f.user};
+        audit_admin(s, text, "ok", &t);
+        worker_post(f.owner, kill_session, k, free);
         pgw_command_complete(s->client.out, "KILL");
         return true;
     } else {

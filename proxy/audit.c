@@ -73,13 +73,24 @@ typedef struct audit_waiter {
     struct audit_waiter *next;
 } audit_waiter;
 
-struct audit_log {
-    bool enabled;
-    audit_settings cfg;
+/* One event loop's sessions waiting for room, woken on that loop's thread
+ * through its own eventfd (each worker thread attaches one). */
+struct audit_loop {
+    audit_log *a;
     struct event_base *base;
     int wake_fd;
     struct event *wake_ev;
-    bool wake_added;
+    bool wake_added;            /* the loop's thread only */
+    audit_waiter *waiters;      /* waiting for room (a->mu) */
+    audit_waiter *firing;       /* being called back now (a->mu) */
+    struct audit_loop *next;    /* a->loops (a->mu) */
+};
+
+struct audit_log {
+    bool enabled;
+    audit_settings cfg;
+    audit_loop *loop0;          /* the loop audit_start was given */
+    audit_loop *loops;          /* every attached loop (mu) */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;     /* the writer waits on it */
@@ -89,8 +100,7 @@ struct audit_log {
     bool stopping, paused, reopen_req, busy, writer_waiting;
     bool writer_ticking;   /* records came lately: the writer polls instead of being woken */
     bool writer_polls;     /* the writer's current wait ends by itself within a tick */
-    audit_waiter *waiters;      /* waiting for room */
-    audit_waiter *firing;       /* being called back now (event-loop thread) */
+    bool any_waiters;           /* some loop has waiters (mu) */
     pthread_t thread;
     bool thread_started;
     audit_stats stats;
@@ -343,13 +353,17 @@ static void *writer_main(void *arg)
             a->back = taken;
             a->count = 0;
             a->busy = true;
-            bool wake = a->waiters && a->count < a->cfg.queue_size;
-            pthread_mutex_unlock(&a->mu);
-            if (wake) {
-                uint64_t one = 1;
-                ssize_t w = write(a->wake_fd, &one, sizeof one);
-                (void)w;
+            if (a->any_waiters) {
+                a->any_waiters = false;
+                for (audit_loop *l = a->loops; l; l = l->next) {
+                    if (l->waiters) {
+                        uint64_t one = 1;
+                        ssize_t w = write(l->wake_fd, &one, sizeof one);
+                        (void)w;
+                    }
+                }
             }
+            pthread_mutex_unlock(&a->mu);
             process_batch(a, &a->back);
             pthread_mutex_lock(&a->mu);
             a->busy = false;
@@ -400,24 +414,25 @@ static void *writer_main(void *arg)
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    audit_log *a = arg;
+    audit_loop *l = arg;
+    audit_log *a = l->a;
     (void)what;
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof v);
     (void)r;
     pthread_mutex_lock(&a->mu);
     /* move the waiters to the firing list, keeping their order */
-    audit_waiter **tailp = &a->firing;
+    audit_waiter **tailp = &l->firing;
     while (*tailp)
         tailp = &(*tailp)->next;
-    *tailp = a->waiters;
-    a->waiters = NULL;
+    *tailp = l->waiters;
+    l->waiters = NULL;
     pthread_mutex_unlock(&a->mu);
     for (;;) {
         pthread_mutex_lock(&a->mu);
-        audit_waiter *w = a->firing;
+        audit_waiter *w = l->firing;
         if (w)
-            a->firing = w->next;
+            l->firing = w->next;
         pthread_mutex_unlock(&a->mu);
         if (!w)
             break;
@@ -427,11 +442,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         cb(cbarg);
     }
     pthread_mutex_lock(&a->mu);
-    bool none = a->waiters == NULL;
+    bool none = l->waiters == NULL;
     pthread_mutex_unlock(&a->mu);
-    if (none && a->wake_added) {
-        event_del(a->wake_ev);
-        a->wake_added = false;
+    if (none && l->wake_added) {
+        event_del(l->wake_ev);
+        l->wake_added = false;
     }
 }
 
@@ -448,10 +463,11 @@ static bool remove_waiter(audit_waiter **list, void *arg)
     return false;
 }
 
-void audit_wait(audit_log *a, void (*cb)(void *arg), void *arg)
+void audit_loop_wait(audit_loop *l, void (*cb)(void *arg), void *arg)
 {
-    if (!a || !a->enabled || !cb)
+    if (!l || !cb)
         return;
+    audit_log *a = l->a;
     audit_waiter *w = calloc(1, sizeof *w);
     if (!w) {
         log_msg(LOG_ERROR, "audit: out of memory registering a waiting session");
@@ -460,30 +476,97 @@ void audit_wait(audit_log *a, void (*cb)(void *arg), void *arg)
     w->cb = cb;
     w->arg = arg;
     pthread_mutex_lock(&a->mu);
-    remove_waiter(&a->waiters, arg);
-    remove_waiter(&a->firing, arg);
-    audit_waiter **tailp = &a->waiters;
+    remove_waiter(&l->waiters, arg);
+    remove_waiter(&l->firing, arg);
+    audit_waiter **tailp = &l->waiters;
     while (*tailp)
         tailp = &(*tailp)->next;
     *tailp = w;
+    a->any_waiters = true;
     bool room = a->count < a->cfg.queue_size;
     pthread_mutex_unlock(&a->mu);
-    if (!a->wake_added) {
-        event_add(a->wake_ev, NULL);
-        a->wake_added = true;
+    if (!l->wake_added) {
+        event_add(l->wake_ev, NULL);
+        l->wake_added = true;
     }
     if (room)
-        event_active(a->wake_ev, EV_READ, 0);
+        event_active(l->wake_ev, EV_READ, 0);
+}
+
+void audit_loop_wait_cancel(audit_loop *l, void *arg)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->a->mu);
+    while (remove_waiter(&l->waiters, arg) || remove_waiter(&l->firing, arg))
+        ;
+    pthread_mutex_unlock(&l->a->mu);
+}
+
+void audit_wait(audit_log *a, void (*cb)(void *arg), void *arg)
+{
+    if (a && a->enabled)
+        audit_loop_wait(a->loop0, cb, arg);
 }
 
 void audit_wait_cancel(audit_log *a, void *arg)
 {
+    if (a && a->enabled)
+        audit_loop_wait_cancel(a->loop0, arg);
+}
+
+static void free_waiters(audit_waiter *w)
+{
+    while (w) {
+        audit_waiter *next = w->next;
+        free(w);
+        w = next;
+    }
+}
+
+audit_loop *audit_loop_attach(audit_log *a, struct event_base *base)
+{
     if (!a || !a->enabled)
-        return;
+        return NULL;
+    audit_loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->a = a;
+    l->base = base;
+    l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wake_fd >= 0)
+        l->wake_ev = event_new(base, l->wake_fd, EV_READ | EV_PERSIST, on_wake, l);
+    if (!l->wake_ev) {
+        if (l->wake_fd >= 0)
+            close(l->wake_fd);
+        free(l);
+        return NULL;
+    }
     pthread_mutex_lock(&a->mu);
-    while (remove_waiter(&a->waiters, arg) || remove_waiter(&a->firing, arg))
-        ;
+    l->next = a->loops;
+    a->loops = l;
     pthread_mutex_unlock(&a->mu);
+    return l;
+}
+
+void audit_loop_detach(audit_loop *l)
+{
+    if (!l)
+        return;
+    audit_log *a = l->a;
+    pthread_mutex_lock(&a->mu);
+    for (audit_loop **pp = &a->loops; *pp; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    free_waiters(l->waiters);
+    free_waiters(l->firing);
+    pthread_mutex_unlock(&a->mu);
+    event_free(l->wake_ev);
+    close(l->wake_fd);
+    free(l);
 }
 
 /* --------------------------------------------------------------- API -- */
@@ -496,7 +579,6 @@ audit_log *audit_start(const audit_settings *s, struct event_base *base, char *e
         return NULL;
     }
     a->fd = -1;
-    a->wake_fd = -1;
     if (!s || !s->enabled)
         return a;   /* the no-op log */
     if (!base) {
@@ -511,7 +593,6 @@ audit_log *audit_start(const audit_settings *s, struct event_base *base, char *e
         return NULL;
     }
     a->enabled = true;
-    a->base = base;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->work_cv, NULL);
     pthread_cond_init(&a->idle_cv, NULL);
@@ -520,14 +601,9 @@ audit_log *audit_start(const audit_settings *s, struct event_base *base, char *e
         snprintf(err, errlen, "audit.file: cannot open %s: %s", a->cfg.file, strerror(errno));
         goto fail;
     }
-    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (a->wake_fd < 0) {
-        snprintf(err, errlen, "audit: eventfd: %s", strerror(errno));
-        goto fail;
-    }
-    a->wake_ev = event_new(base, a->wake_fd, EV_READ | EV_PERSIST, on_wake, a);
-    if (!a->wake_ev) {
-        snprintf(err, errlen, "audit: cannot create the wake-up event");
+    a->loop0 = audit_loop_attach(a, base);
+    if (!a->loop0) {
+        snprintf(err, errlen, "audit: cannot create the wake-up event: %s", strerror(errno));
         goto fail;
     }
     if (a->cfg.has_warehouse) {
@@ -693,15 +769,6 @@ void audit_reopen(audit_log *a)
     pthread_mutex_unlock(&a->mu);
 }
 
-static void free_waiters(audit_waiter *w)
-{
-    while (w) {
-        audit_waiter *next = w->next;
-        free(w);
-        w = next;
-    }
-}
-
 void audit_close(audit_log *a)
 {
     if (!a)
@@ -717,12 +784,9 @@ void audit_close(audit_log *a)
         audit_pg_stop(a->pg);
         free(a->front.data);   /* records left only if the thread never ran */
         free(a->back.data);
-        free_waiters(a->waiters);
-        free_waiters(a->firing);
-        if (a->wake_ev)
-            event_free(a->wake_ev);
-        if (a->wake_fd >= 0)
-            close(a->wake_fd);
+        /* the workers detached theirs; loop0 (the caller's base) is left */
+        while (a->loops)
+            audit_loop_detach(a->loops);
         if (a->fd >= 0)
             close(a->fd);
         jw_free(&a->buf);

@@ -12,8 +12,9 @@
  * silently.
  *
  * Threads: audit_submit and audit_submit_record are safe from any thread. audit_wait,
- * audit_wait_cancel, audit_reopen and audit_close belong to the event-loop
- * thread (the one running `base`).
+ * audit_wait_cancel and audit_close belong to the event-loop thread (the one
+ * running `base`); audit_loop_wait and audit_loop_wait_cancel to the thread of
+ * the loop attached; audit_reopen may be called from any thread.
  */
 #ifndef MARTGATE_AUDIT_H
 #define MARTGATE_AUDIT_H
@@ -108,6 +109,16 @@ audit_status audit_room(audit_log *a);
  * audit_wait_cancel removes it (call it when the session is freed). */
 void audit_wait(audit_log *a, void (*cb)(void *arg), void *arg);
 void audit_wait_cancel(audit_log *a, void *arg);
+
+/* The same for the sessions of another event loop (a worker thread): each
+ * attaches its own, whose callbacks run on that loop's thread. NULL when
+ * auditing is off (waiting is then never needed). Detach on the loop's
+ * thread before freeing its base; audit_close detaches those left. */
+typedef struct audit_loop audit_loop;
+audit_loop *audit_loop_attach(audit_log *a, struct event_base *base);
+void audit_loop_detach(audit_loop *l);
+void audit_loop_wait(audit_loop *l, void (*cb)(void *arg), void *arg);
+void audit_loop_wait_cancel(audit_loop *l, void *arg);
 
 /* SIGUSR1: the writer closes and reopens the file by its path between two
  * batches (after logrotate renamed it), so every record lands in exactly one

@@ -90,7 +90,7 @@ struct trail_state {
 
 static audit_log *log_of(const session *s)
 {
-    return s->srv->audit;
+    return s->wk->audit;
 }
 
 static trail_state *state_of(session *s)
@@ -184,7 +184,7 @@ static trail_blob *session_base(session *s)
     char *role_copy = NULL;
     if (role && !(role_copy = strdup(role)))
         return NULL;
-    jsonw *w = &s->srv->trail_scratch;
+    jsonw *w = &s->wk->trail_scratch;
     jw_reset(w);
     write_session_fields(s, w);
     if (w->oom) {
@@ -210,7 +210,7 @@ static trail_blob *session_base(session *s)
 /* Starts a record in the scratch buffer: base and event. */
 static jsonw *record_start(session *s, const trail_blob *base, const char *event)
 {
-    jsonw *w = &s->srv->trail_scratch;
+    jsonw *w = &s->wk->trail_scratch;
     jw_reset(w);
     jw_raw(w, base->data, base->len);
     jw_str(w, "event", event);
@@ -339,7 +339,7 @@ char *trail_decision_members(session *s, size_t index, const analysis *a, decisi
     trail_state *t = state_of(s);
     if (!t)
         return NULL;
-    jsonw *w = &s->srv->trail_scratch;
+    jsonw *w = &s->wk->trail_scratch;
     jw_reset(w);
     jw_int(w, "statement_index", (long long)index);
     const analysis_stmt *st = a && index < a->n_stmts ? &a->stmts[index] : NULL;

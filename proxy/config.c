@@ -13,10 +13,12 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/json_doc.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "proxy/cancel_key.h"
 #include "proxy/secret_file.h"
 #include "proxy/tls.h"
 
@@ -49,7 +51,16 @@ static int parse_listen(const json_doc *doc, const json_t *root, config *c, char
     free(list);
     if (!c->listen)
         return -1;
-    return json_doc_get_bool(doc, root, "", "so_reuseport", false, &c->so_reuseport, err, errlen) < 0 ? -1 : 0;
+    if (json_doc_get_bool(doc, root, "", "so_reuseport", false, &c->so_reuseport, err, errlen) < 0)
+        return -1;
+    /* worker threads: by default one per core, up to what a cancel key
+     * can name (proxy/cancel_key.h) */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long long workers = cores < 1 ? 1 : cores > CANCEL_KEY_MAX_WORKERS ? CANCEL_KEY_MAX_WORKERS : cores;
+    if (json_doc_get_int(doc, root, "", "workers", false, 1, CANCEL_KEY_MAX_WORKERS, &workers, err, errlen) < 0)
+        return -1;
+    c->workers = (int)workers;
+    return 0;
 }
 
 static int parse_tls(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
@@ -427,7 +438,7 @@ static bool lookup_database(void *arg, const char *name, const char **conninfo, 
 
 config *config_load(const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "so_reuseport", "tls", "auth", "databases", "limits", "policy",
+    static const char *const keys[] = {"listen", "so_reuseport", "workers", "tls", "auth", "databases", "limits", "policy",
                                        "deny_hint", "audit", "log_level", "hash_mask_key_file", "metrics", "admin",
                                        "proxy_protocol", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
@@ -525,13 +536,15 @@ config *config_load(const char *path, char *err, size_t errlen)
 
 config *config_ref(config *c)
 {
-    c->refcount++;
+    atomic_fetch_add_explicit(&c->refcount, 1, memory_order_relaxed);
     return c;
 }
 
 void config_unref(config *c)
 {
-    if (!c || --c->refcount > 0)
+    /* the last reference frees: acq_rel so that every thread's use of it
+     * happens before the free */
+    if (!c || atomic_fetch_sub_explicit(&c->refcount, 1, memory_order_acq_rel) > 1)
         return;
     for (size_t i = 0; i < c->nlisten; i++)
         free(c->listen[i]);

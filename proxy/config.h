@@ -8,6 +8,7 @@
 #define MARTGATE_CONFIG_H
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,12 +27,13 @@ typedef struct {
 } config_database;
 
 typedef struct config {
-    int refcount;
+    atomic_int refcount;            /* sessions of every worker hold it */
     char *path;
     char *dir;                      /* relative paths resolve here */
     char **listen;                  /* "host:port" / "[v6]:port" */
     size_t nlisten;
     bool so_reuseport;              /* share the ports with another martgate (a restart that drops nothing) */
+    int workers;                    /* event-loop threads (proxy/worker); a restart changes it */
     SSL_CTX *ssl_ctx;               /* NULL when TLS is not configured */
     bool allow_plaintext;
     jwt_verifier *jwt;

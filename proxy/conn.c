@@ -159,11 +159,11 @@ void conn_tls_attach(conn *c, SSL *ssl)
     SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 }
 
-/* Reads land in one buffer shared by every connection (there is one event
- * loop thread) and are then appended to c->in at their size: an idle
- * connection holds no read buffer at all, which is most of what an idle
- * session would otherwise cost. */
-static unsigned char read_buf[READ_CHUNK];
+/* Reads land in one buffer shared by every connection of the thread (each
+ * worker thread has its own) and are then appended to c->in at their size:
+ * an idle connection holds no read buffer at all, which is most of what an
+ * idle session would otherwise cost. */
+static _Thread_local unsigned char read_buf[READ_CHUNK];
 
 /* Returns bytes read, 0 on would-block, -1 after fail(). */
 static ssize_t read_plain(conn *c)

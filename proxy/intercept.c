@@ -24,7 +24,7 @@
 static int guard_columns(void *ctx, const char *schema, const char *table, const char ***names, size_t *n)
 {
     session *s = ctx;
-    catalog_cache *c = server_catalog(s->srv, s->database);
+    catalog_cache *c = worker_catalog(s->wk, s->database);
     if (!c)
         return -1;
     switch (catalog_cache_columns(c, schema, table, s->guard.catalog_since, names, n)) {
@@ -42,7 +42,7 @@ static int guard_columns(void *ctx, const char *schema, const char *table, const
  * its snapshot's number, part of the memo state), or NULL. */
 static const warehouse_facts *session_facts(session *s, unsigned long *gen)
 {
-    return catalog_cache_facts(server_catalog(s->srv, s->database), gen);
+    return catalog_cache_facts(worker_catalog(s->wk, s->database), gen);
 }
 
 static bool guard_prepared(void *ctx, const char *name)
@@ -54,7 +54,7 @@ static bool guard_prepared(void *ctx, const char *name)
 /* The hash mask's key of the configuration whose policy decides (NULL: none). */
 static const rewrite_hash_key *session_hash_key(const session *s)
 {
-    return s->srv->cfg->hash_key;
+    return s->wk->cfg->hash_key;
 }
 
 static void session_context(const session *s, analyze_context *ctx);
@@ -573,7 +573,7 @@ void intercept_statement(session *s, char kind, const char *stmt_name, const cha
 {
     double t0 = clock_mono_s();
     intercept_decide(s, kind, stmt_name, sql, types, types_len, out);
-    metrics_block *m = &s->srv->metrics;
+    metrics_block *m = &s->wk->metrics;
     switch (out->verdict) {
     case INTERCEPT_ALLOW: m->statements[s->metrics_db][MG_DECISION_ALLOW]++; s->last_decision = "allow"; break;
     case INTERCEPT_REPLACE: m->statements[s->metrics_db][MG_DECISION_REWRITE]++; s->last_decision = "rewrite"; break;
@@ -589,7 +589,7 @@ static void intercept_decide(session *s, char kind, const char *stmt_name, const
     memset(out, 0, sizeof *out);
     guard_parse parse_msg = {types, types_len, NULL};
     guard_parse *parse = kind == 'P' ? &parse_msg : NULL;
-    switch (audit_room(s->srv->audit)) {
+    switch (audit_room(s->wk->audit)) {
     case AUDIT_OK:
         break;
     case AUDIT_FULL_WAIT:
@@ -732,7 +732,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
     } else if (dec.verdict == DECIDE_DENY) {
         const char *reason = decision_reason(&dec);
         const char *dataset = dec.deciding < dec.n_items ? dec.items[dec.deciding].dataset : NULL;
-        s->srv->metrics.denials[metrics_name(&s->srv->metric_datasets, dataset)]++;
+        s->wk->metrics.denials[metrics_name(&s->wk->srv->metric_datasets, dataset)]++;
         deny(out, SQLSTATE_INSUFFICIENT_PRIVILEGE, hint, 0, "permission denied by policy: %s", reason);
         if (dec.rule_id) {
             char detail[300];
@@ -760,7 +760,7 @@ static void decide_statement(session *s, const policy_t *p, char kind, const cha
         } else if (memo && out->verdict == INTERCEPT_ALLOW && decide_memo_keeps(a, &dec) &&
                    memo_may_start(s, p, memo)) {
             /* the next text of this shape is allowed without a parse */
-            bool audited = audit_enabled(s->srv->audit);
+            bool audited = audit_enabled(s->wk->audit);
             char *members = audited ? trail_decision_members(s, 0, a, &dec, "allow", false,
                                                              decision_reason(&dec))
                                     : NULL;

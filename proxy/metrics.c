@@ -4,6 +4,7 @@
  */
 #include "proxy/metrics.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -22,7 +23,11 @@ static const char *const limit_names[MG_LIMIT_N] = {"max_clients", "max_pending_
                                                      "max_message_bytes"};
 static const char *const cancel_names[MG_CANCEL_N] = {"forwarded", "refused"};
 
-unsigned metrics_name(metrics_names *t, const char *name)
+/* Every table of names, shared by the worker threads: interning (a login,
+ * a denial) and a scrape take it. Names are only ever appended. */
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned name_locked(metrics_names *t, const char *name)
 {
     if (!name || !*name)
         name = "(none)";
@@ -36,6 +41,22 @@ unsigned metrics_name(metrics_names *t, const char *name)
         return METRICS_OTHER;
     t->names[t->n] = copy;
     return (unsigned)t->n++;
+}
+
+unsigned metrics_name(metrics_names *t, const char *name)
+{
+    pthread_mutex_lock(&names_mu);
+    unsigned k = name_locked(t, name);
+    pthread_mutex_unlock(&names_mu);
+    return k;
+}
+
+const char *metrics_name_at(const metrics_names *t, unsigned k)
+{
+    pthread_mutex_lock(&names_mu);
+    const char *n = k < t->n ? t->names[k] : NULL;
+    pthread_mutex_unlock(&names_mu);
+    return n;
 }
 
 void metrics_names_free(metrics_names *t)
@@ -101,7 +122,7 @@ static void head(writer *w, const char *name, const char *type, const char *help
 
 static const char *name_at(const metrics_names *t, unsigned i)
 {
-    return i == METRICS_OTHER ? "other" : i < t->n ? t->names[i] : NULL;
+    return i == METRICS_OTHER ? "other" : metrics_name_at(t, i);
 }
 
 #define SUM(field) ({                          \

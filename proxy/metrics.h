@@ -90,6 +90,8 @@ typedef struct {
 /* The index of name in the table (interned on first use; "other" when the
  * table is full; NULL or "" is "(none)"). */
 unsigned metrics_name(metrics_names *t, const char *name);
+/* The name of index k, or NULL (the string lives as long as the table). */
+const char *metrics_name_at(const metrics_names *t, unsigned k);
 void metrics_names_free(metrics_names *t);
 
 void metrics_observe_decide(metrics_block *b, double seconds);

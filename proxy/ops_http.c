@@ -47,17 +47,22 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 }
 
 /* The bearer token, when metrics.token_file is set, compared in constant time. */
-static bool authorized(const server *srv, struct evhttp_request *req)
+static bool authorized(server *srv, struct evhttp_request *req)
 {
-    const char *want = srv->cfg->metrics_token;
-    if (!want)
-        return true;
-    const char *got = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!got || strncmp(got, "Bearer ", 7) != 0)
-        return false;
-    got += 7;
-    size_t n = strlen(want);
-    return strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
+    config *cfg = server_config(srv);
+    const char *want = cfg->metrics_token;
+    bool ok = true;
+    if (want) {
+        const char *got = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        ok = got && strncmp(got, "Bearer ", 7) == 0;
+        if (ok) {
+            got += 7;
+            size_t n = strlen(want);
+            ok = strlen(got) == n && CRYPTO_memcmp(got, want, n) == 0;
+        }
+    }
+    config_unref(cfg);
+    return ok;
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg)
@@ -69,54 +74,27 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         reply_text(req, 401, "Unauthorized", "a bearer token is required (metrics.token_file)");
         return;
     }
-    /* sessions by state and database: a handful of distinct pairs */
-    metrics_session_count counts[64];
-    size_t nc = 0;
-    for (const session *s = srv->sessions; s; s = s->next) {
-        const char *st = session_state_name(s->state);
-        unsigned db = s->metrics_db;
-        size_t i = 0;
-        while (i < nc && !(counts[i].database == db && strcmp(counts[i].state, st) == 0))
-            i++;
-        if (i == nc) {
-            if (nc == sizeof counts / sizeof *counts)
-                continue;
-            counts[nc++] = (metrics_session_count){st, db, 0};
-        }
-        counts[i].n++;
-    }
-    audit_stats as;
-    audit_get_stats(srv->audit, &as);
     metrics_info info = {
         .version = MARTGATE_VERSION,
         .pg_query_version = analyze_parser_version(),
         .openssl_version = OpenSSL_version(OPENSSL_VERSION),
-        .start_time = srv->started_at,
-        .reloads_ok = srv->reloads_ok,
-        .reloads_failed = srv->reloads_failed,
-        .policy_hash = srv->cfg->policy ? srv->cfg->policy_sha256 : NULL,
-        .policy_loaded_at = srv->policy_loaded_at,
-        .audit_enabled = audit_enabled(srv->audit),
-        .audit_warehouse = as.warehouse,
-        .audit_written = as.written,
-        .audit_refused = as.refused,
-        .audit_queued = as.queued,
-        .audit_queue_size = as.queue_size,
-        .audit_wh_inserted = as.warehouse_inserted,
-        .audit_wh_spooled = as.warehouse_spooled,
-        .audit_wh_replayed = as.warehouse_replayed,
-        .audit_wh_pending = as.warehouse_pending,
-        .audit_wh_dropped = as.warehouse_dropped,
-        .audit_wh_connected = as.warehouse_connected,
     };
-    const metrics_block *blocks[] = {&srv->metrics};
+    char hash[65];
+    server_metrics_info(srv, &info, hash);
+    /* every worker's counters and sessions, copied on its own thread */
+    server_snapshot snap;
     struct evbuffer *b = evbuffer_new();
-    if (!b || metrics_write(b, blocks, 1, &srv->metric_databases, &srv->metric_datasets, counts, nc, &info) != 0) {
+    bool taken = b && server_snapshot_take(srv, &snap) == 0;
+    if (!taken || metrics_write(b, snap.ptrs, snap.n, &srv->metric_databases, &srv->metric_datasets, snap.counts,
+                                snap.ncounts, &info) != 0) {
+        if (taken)
+            server_snapshot_free(&snap);
         if (b)
             evbuffer_free(b);
         reply_text(req, 500, "Internal Server Error", "out of memory");
         return;
     }
+    server_snapshot_free(&snap);
     reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }
@@ -140,8 +118,8 @@ static void on_healthz(struct evhttp_request *req, void *arg)
     ops_http *h = arg;
     struct evbuffer *b = evbuffer_new();
     if (b)
-        evbuffer_add_printf(b, "{\"status\": \"%s\", \"sessions\": %d}\n", h->srv->stopping ? "stopping" : "ok",
-                            h->srv->nsessions);
+        evbuffer_add_printf(b, "{\"status\": \"%s\", \"sessions\": %d}\n",
+                            atomic_load(&h->srv->stopping) ? "stopping" : "ok", atomic_load(&h->srv->nsessions));
     reply(req, 200, "OK", "application/json", b);
     if (b)
         evbuffer_free(b);
@@ -152,15 +130,16 @@ static void on_readyz(struct evhttp_request *req, void *arg)
 {
     ops_http *h = arg;
     server *srv = h->srv;
-    const config *cfg = srv->cfg;
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         reply_text(req, 500, "Internal Server Error", "out of memory");
         return;
     }
-    bool ready = !srv->stopping;
+    config *cfg = server_config(srv);
+    bool stopping = atomic_load(&srv->stopping);
+    bool ready = !stopping;
     evbuffer_add_printf(b, "{\"checks\": {\"accepting\": ");
-    put_json_string(b, srv->stopping ? "no: shutting down" : "ok");
+    put_json_string(b, stopping ? "no: shutting down" : "ok");
     evbuffer_add_printf(b, ", \"policy\": ");
     if (cfg->policy_path && !cfg->policy) {
         ready = false;
@@ -172,15 +151,15 @@ static void on_readyz(struct evhttp_request *req, void *arg)
     for (size_t i = 0; i < cfg->ndatabases; i++) {
         const char *name = cfg->databases[i].name;
         unsigned k = metrics_name(&srv->metric_databases, name);
-        char why[300];
-        double at = srv->warehouse_ok_at[k];
+        char why[300], last_error[200];
+        double at = server_warehouse_state(srv, k, last_error, sizeof last_error);
         if (at > 0 && now - at <= cfg->ready_warehouse_s) {
             snprintf(why, sizeof why, "ok");
         } else {
             ready = false;
-            if (srv->warehouse_error[k][0])
+            if (last_error[0])
                 snprintf(why, sizeof why, "no connection accepted in the last %d s: %s", cfg->ready_warehouse_s,
-                         srv->warehouse_error[k]);
+                         last_error);
             else
                 snprintf(why, sizeof why, "no connection accepted in the last %d s", cfg->ready_warehouse_s);
         }
@@ -203,6 +182,7 @@ static void on_readyz(struct evhttp_request *req, void *arg)
     } else {
         put_json_string(b, audit_enabled(srv->audit) ? "ok" : "ok: auditing is off");
     }
+    config_unref(cfg);
     evbuffer_add_printf(b, "}, \"ready\": %s}\n", ready ? "true" : "false");
     reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "application/json", b);
     evbuffer_free(b);
@@ -216,27 +196,14 @@ static void on_other(struct evhttp_request *req, void *arg)
 
 /* ---- warehouse probes ------------------------------------------------- */
 
-void ops_warehouse_outcome(server *srv, const char *database, const char *error)
-{
-    unsigned k = metrics_name(&srv->metric_databases, database);
-    if (!error) {
-        srv->warehouse_ok_at[k] = clock_mono_s();
-        srv->warehouse_error[k][0] = 0;
-        return;
-    }
-    snprintf(srv->warehouse_error[k], sizeof srv->warehouse_error[k], "%s", error);
-    size_t l = strlen(srv->warehouse_error[k]);
-    while (l && srv->warehouse_error[k][l - 1] == '\n')
-        srv->warehouse_error[k][--l] = 0;
-}
-
 static void on_probe(backend *b, bool ok, const char *error, void *arg)
 {
     ops_http *h = arg;
     for (size_t k = 0; k < METRICS_MAX_NAMES; k++) {
         if (h->probe[k] != b)
             continue;
-        ops_warehouse_outcome(h->srv, h->srv->metric_databases.names[k], ok ? NULL : (error ? error : "unknown error"));
+        server_warehouse_outcome(h->srv, metrics_name_at(&h->srv->metric_databases, (unsigned)k),
+                                 ok ? NULL : (error ? error : "unknown error"));
         h->probe[k] = NULL;
     }
     backend_free(b);
@@ -250,28 +217,31 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
     server *srv = h->srv;
     (void)fd;
     (void)what;
-    if (srv->stopping)
+    if (atomic_load(&srv->stopping))
         return;
     double now = clock_mono_s();
-    const config *cfg = srv->cfg;
+    config *cfg = server_config(srv);
     for (size_t i = 0; i < cfg->ndatabases; i++) {
         const config_database *db = &cfg->databases[i];
         unsigned k = metrics_name(&srv->metric_databases, db->name);
-        if (k == METRICS_OTHER || h->probe[k] || now - srv->warehouse_ok_at[k] < cfg->ready_warehouse_s / 2.0)
+        char last_error[8];
+        if (k == METRICS_OTHER || h->probe[k] ||
+            now - server_warehouse_state(srv, k, last_error, sizeof last_error) < cfg->ready_warehouse_s / 2.0)
             continue;
         char options[4096];
         const char *keys[] = {"application_name", "connect_timeout", "options", NULL};
         const char *vals[] = {"martgate-probe", "5", options, NULL};
         char err[256];
         if (backend_parse_options(db->conninfo, NULL, options, sizeof options) != 0) {
-            ops_warehouse_outcome(srv, db->name, "the conninfo's options are too long");
+            server_warehouse_outcome(srv, db->name, "the conninfo's options are too long");
             continue;
         }
         h->probe[k] = backend_connect(srv->base, db->conninfo, db->password, keys, vals, on_probe, h, err,
                                       sizeof err);
         if (!h->probe[k])
-            ops_warehouse_outcome(srv, db->name, err);
+            server_warehouse_outcome(srv, db->name, err);
     }
+    config_unref(cfg);
 }
 
 ops_http *ops_http_start(server *srv, char *err, unsigned long errlen)

@@ -19,8 +19,4 @@ typedef struct ops_http ops_http;
 ops_http *ops_http_start(struct server *srv, char *err, unsigned long errlen);
 void ops_http_free(ops_http *h);
 
-/* A warehouse session (or probe) of that database opened, or failed with
- * error (NULL: it opened). */
-void ops_warehouse_outcome(struct server *srv, const char *database, const char *error);
-
 #endif

@@ -211,7 +211,7 @@ static void on_audit_room(void *arg)
 {
     session *s = arg;
     s->waiting_audit = false;
-    s->srv->metrics.audit_blocked_seconds += clock_mono_s() - s->audit_wait_since;
+    s->wk->metrics.audit_blocked_seconds += clock_mono_s() - s->audit_wait_since;
     resume_held(s);
 }
 
@@ -222,12 +222,12 @@ static void wait_for_audit(session *s)
     s->relay.client_paused = true;
     s->waiting_audit = true;
     s->audit_wait_since = clock_mono_s();
-    audit_wait(s->srv->audit, on_audit_room, s);
+    audit_loop_wait(s->wk->audit_loop, on_audit_room, s);
 }
 
 static void wait_for_catalog(session *s)
 {
-    catalog_cache *c = server_catalog(s->srv, s->database);
+    catalog_cache *c = worker_catalog(s->wk, s->database);
     conn_read(&s->client, false);
     s->relay.client_paused = true;
     s->relay.waiting_catalog = true;
@@ -473,7 +473,7 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             } else if (type == 'E') {
                 /* an Execute is a statement the audit log records: it waits,
                  * or is refused, while the log's queue is full */
-                audit_status room = audit_room(s->srv->audit);
+                audit_status room = audit_room(s->wk->audit);
                 if (room == AUDIT_FULL_WAIT) {
                     wait_for_audit(s);
                     return SCAN_MORE;   /* *approved is this message's start */
@@ -571,7 +571,7 @@ static void too_large(session *s, uint32_t len)
              "message of %u bytes exceeds martgate's limit of %zu bytes (limits.max_message_bytes)",
              len + 1, s->cfg->max_message_bytes);
     session_log(s, LOG_WARNING, "%s", msg);
-    s->srv->metrics.limits[MG_LIMIT_MAX_MESSAGE_BYTES]++;
+    s->wk->metrics.limits[MG_LIMIT_MAX_MESSAGE_BYTES]++;
     pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_PROGRAM_LIMIT_EXCEEDED, .message = msg};
     session_close(s, &e);
 }

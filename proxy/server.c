@@ -1,6 +1,6 @@
 /*
- * server: listeners, session registry, signals, reload and graceful stop;
- * `martgate serve --config FILE [--check]`.
+ * server: the acceptor, the limits across workers, signals, reload, the
+ * graceful stop, and `martgate serve --config FILE [--check]`.
  */
 #include "proxy/server.h"
 
@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proxy/commands.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "proxy/pgwire.h"
 #include "adapters/postgres.h"
@@ -31,97 +33,101 @@ static double unix_time(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void server_session_removed(server *srv, session *s)
+/* ---- limits across workers ------------------------------------------- */
+
+typedef struct pending_addr {
+    char addr[64];
+    int n;
+} pending_addr;
+
+/* Counts one more connection not logged in from addr, unless it has `limit`
+ * already: the count before, or -1 (*n_out has it) when at the limit. */
+static int pending_try_add(server *srv, const char *addr, int limit, int *n_out)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else if (srv->sessions == s)
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    srv->nsessions--;
-    server_login_done(srv, s);
-    server_maybe_exit(srv);
+    pthread_mutex_lock(&srv->pending_mu);
+    size_t i = 0;
+    while (i < srv->npending_addrs && strcmp(srv->pending_addrs[i].addr, addr) != 0)
+        i++;
+    int n = i < srv->npending_addrs ? srv->pending_addrs[i].n : 0;
+    *n_out = n;
+    int rc = -1;
+    if (n < limit) {
+        if (i == srv->npending_addrs) {
+            if (srv->npending_addrs == srv->pending_cap) {
+                size_t cap = srv->pending_cap ? srv->pending_cap * 2 : 16;
+                pending_addr *p = realloc(srv->pending_addrs, cap * sizeof *p);
+                if (!p)
+                    goto out;
+                srv->pending_addrs = p;
+                srv->pending_cap = cap;
+            }
+            snprintf(srv->pending_addrs[i].addr, sizeof srv->pending_addrs[i].addr, "%s", addr);
+            srv->pending_addrs[i].n = 0;
+            srv->npending_addrs++;
+        }
+        srv->pending_addrs[i].n++;
+        rc = n;
+    }
+out:
+    pthread_mutex_unlock(&srv->pending_mu);
+    return rc;
+}
+
+static void pending_remove(server *srv, const char *addr)
+{
+    pthread_mutex_lock(&srv->pending_mu);
+    for (size_t i = 0; i < srv->npending_addrs; i++) {
+        if (strcmp(srv->pending_addrs[i].addr, addr) == 0) {
+            if (--srv->pending_addrs[i].n == 0)
+                srv->pending_addrs[i] = srv->pending_addrs[--srv->npending_addrs];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->pending_mu);
 }
 
 void server_login_done(server *srv, session *s)
 {
     if (s->pending) {
         s->pending = false;
-        srv->npending--;
+        atomic_fetch_sub(&srv->npending, 1);
+    }
+    if (s->pending_counted) {
+        s->pending_counted = false;
+        pending_remove(srv, s->client_addr);
     }
 }
 
-/* Connections from `addr` that have not logged in yet (those still in
- * their PROXY header do not know their client's address yet). */
-static int pending_from(const server *srv, const char *addr)
+void server_session_gone(server *srv, worker *w)
 {
-    int n = 0;
-    for (const session *s = srv->sessions; s; s = s->next)
-        n += s->pending && s->state != SS_PROXY_HEADER && strcmp(s->client_addr, addr) == 0;
-    return n;
+    atomic_fetch_sub(&srv->nsessions, 1);
+    atomic_fetch_sub(&w->load, 1);
 }
 
 /* n: the connections from peer not logged in yet, besides the refused one */
-static void log_pending_refusal(server *srv, const char *peer, bool total, int n)
+static void log_pending_refusal(server *srv, metrics_block *m, const char *peer, bool total, int n)
 {
-    srv->metrics.limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
+    m->limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
     unsigned long more;
     if (log_rate_ok(&srv->pending_refusals, &more))
         log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
-                peer, total ? srv->npending : n, total ? "in all" : "from there",
+                peer, n, total ? "in all" : "from there",
                 total ? "max_pending_logins" : "max_pending_per_address",
                 more ? " (and more not logged in the last second)" : "");
 }
 
 bool server_pending_address_ok(server *srv, session *s)
 {
-    /* s itself is one of them */
-    int n = pending_from(srv, s->client_addr) - 1;
-    if (n < s->cfg->max_pending_per_address)
+    int n;
+    if (pending_try_add(srv, s->client_addr, s->cfg->max_pending_per_address, &n) >= 0) {
+        s->pending_counted = true;
         return true;
-    log_pending_refusal(srv, s->client_addr, false, n);
+    }
+    log_pending_refusal(srv, &s->wk->metrics, s->client_addr, false, n);
     return false;
 }
 
-session *server_find_by_id(server *srv, uint64_t id)
-{
-    for (session *s = srv->sessions; s; s = s->next)
-        if (s->id == id && s->state != SS_DEAD)
-            return s;
-    return NULL;
-}
-
-session *server_find_by_key(server *srv, uint32_t pid)
-{
-    for (session *s = srv->sessions; s; s = s->next)
-        if (s->state == SS_READY && s->key_pid == pid)
-            return s;
-    return NULL;
-}
-
-uint32_t server_new_key_pid(server *srv)
-{
-    for (;;) {
-        uint32_t pid;
-        RAND_bytes((unsigned char *)&pid, sizeof pid);
-        pid &= 0x7fffffff;   /* clients read it as a positive int32 */
-        if (pid == 0)
-            continue;
-        bool used = false;
-        for (session *s = srv->sessions; s && !used; s = s->next)
-            used = s->key_pid == pid;
-        if (!used)
-            return pid;
-    }
-}
-
-void server_maybe_exit(server *srv)
-{
-    if (srv->stopping && srv->nsessions == 0)
-        event_base_loopexit(srv->base, NULL);
-}
+/* ---- accepting -------------------------------------------------------- */
 
 /* Refuses a connection beyond max_clients before reading anything: libpq and
  * pgjdbc both report an ErrorResponse sent in answer to their first packet. */
@@ -137,61 +143,151 @@ static void refuse_now(int fd, const char *sqlstate, const char *msg)
     close(fd);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len, void *arg)
+/* A connection handed to a worker. */
+typedef struct accepted {
+    server *srv;
+    int fd;
+    struct sockaddr_storage addr;
+    int addrlen;
+    bool over, counted;
+    char peer[64];
+} accepted;
+
+/* What accept counted, undone: the connection never became a session. */
+static void accepted_undo(accepted *a, worker *w)
 {
-    server *srv = arg;
-    (void)l;
-    if (srv->stopping) {
-        refuse_now(fd, SQLSTATE_CANNOT_CONNECT_NOW, "martgate is shutting down");
+    atomic_fetch_sub(&a->srv->nsessions, 1);
+    atomic_fetch_sub(&a->srv->npending, 1);
+    atomic_fetch_sub(&w->load, 1);
+    if (a->counted)
+        pending_remove(a->srv, a->peer);
+}
+
+static void on_handed(worker *w, void *arg)
+{
+    accepted *a = arg;
+    session *s = w->stopping ? NULL : session_new(w, w->cfg, a->fd, (struct sockaddr *)&a->addr, a->addrlen);
+    if (!s) {
+        if (w->stopping)
+            refuse_now(a->fd, SQLSTATE_CANNOT_CONNECT_NOW, "martgate is shutting down");
+        else {
+            log_msg(LOG_ERROR, "out of memory accepting a connection");
+            close(a->fd);
+        }
+        accepted_undo(a, w);
+        free(a);
         return;
     }
+    s->over_limit = a->over;
+    s->pending = true;
+    s->pending_counted = a->counted;
+    worker_session_added(w, s);
+    free(a);
+}
+
+static void on_handed_dropped(void *arg)
+{
+    accepted *a = arg;
+    close(a->fd);
+    /* the counters go with the process */
+    free(a);
+}
+
+static worker *least_loaded(server *srv)
+{
+    worker *best = &srv->workers[0];
+    int load = atomic_load(&best->load);
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        int l = atomic_load(&srv->workers[i].load);
+        if (l < load) {
+            best = &srv->workers[i];
+            load = l;
+        }
+    }
+    return best;
+}
+
+static void accept_one(server *srv, const config *cfg, int fd, struct sockaddr *addr, int len)
+{
     /* Beyond max_clients a session still gets its TLS handshake and startup
      * packet read, so the client can show why it is refused (libpq does not
      * show an error sent in answer to SSLRequest); beyond a margin more, the
-     * socket is refused at once to bound memory. */
-    bool over = srv->nsessions >= srv->cfg->max_clients;
-    if (srv->nsessions >= srv->cfg->max_clients + 64) {
+     * socket is refused at once to bound memory. Only this thread adds to
+     * the counts, so a check here holds until the add. */
+    int nsessions = atomic_load(&srv->nsessions);
+    bool over = nsessions >= cfg->max_clients;
+    if (nsessions >= cfg->max_clients + 64 || over) {
+        pthread_mutex_lock(&srv->mu);
         srv->metrics.limits[MG_LIMIT_MAX_CLIENTS]++;
-        log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", srv->nsessions);
+        pthread_mutex_unlock(&srv->mu);
+    }
+    if (nsessions >= cfg->max_clients + 64) {
+        log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", nsessions);
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
         return;
     }
-    if (over) {
-        srv->metrics.limits[MG_LIMIT_MAX_CLIENTS]++;
-        log_msg(LOG_WARNING, "refusing a connection: %d clients already (limits.max_clients)", srv->nsessions);
-    }
+    if (over)
+        log_msg(LOG_WARNING, "refusing a connection: %d clients already (limits.max_clients)", nsessions);
     /* Handshakes not done yet (nobody has logged in on them) may hold only
      * so many of the slots, and only so many from one address: a client
      * that opens connections and never logs in cannot take the room of
      * those who do. */
-    char peer[64];
-    session_address(addr, peer, sizeof peer);
-    /* a load balancer's connections are counted under the address its
-     * PROXY header names, once read (server_pending_address_ok) */
-    bool proxied = proxy_cidr_list_match(srv->cfg->proxy_trusted, srv->cfg->n_proxy_trusted, addr);
-    if (srv->npending >= srv->cfg->max_pending_logins ||
-        (!proxied && pending_from(srv, peer) >= srv->cfg->max_pending_per_address)) {
-        log_pending_refusal(srv, peer, srv->npending >= srv->cfg->max_pending_logins, pending_from(srv, peer));
-        refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
-        return;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    session *s = session_new(srv, srv->cfg, fd, addr, len);
-    if (!s) {
+    accepted *a = calloc(1, sizeof *a);
+    if (!a) {
         log_msg(LOG_ERROR, "out of memory accepting a connection");
         close(fd);
         return;
     }
-    s->over_limit = over;
-    s->pending = true;
-    srv->npending++;
-    s->next = srv->sessions;
-    if (srv->sessions)
-        srv->sessions->prev = s;
-    srv->sessions = s;
-    srv->nsessions++;
+    a->srv = srv;
+    a->fd = fd;
+    a->over = over;
+    a->addrlen = len < (int)sizeof a->addr ? len : (int)sizeof a->addr;
+    memcpy(&a->addr, addr, (size_t)a->addrlen);
+    session_address(addr, a->peer, sizeof a->peer);
+    int npending = atomic_load(&srv->npending);
+    if (npending >= cfg->max_pending_logins) {
+        pthread_mutex_lock(&srv->mu);
+        log_pending_refusal(srv, &srv->metrics, a->peer, true, npending);
+        pthread_mutex_unlock(&srv->mu);
+        refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
+        free(a);
+        return;
+    }
+    /* a load balancer's connections are counted under the address its
+     * PROXY header names, once read (server_pending_address_ok) */
+    if (!proxy_cidr_list_match(cfg->proxy_trusted, cfg->n_proxy_trusted, addr)) {
+        int n;
+        if (pending_try_add(srv, a->peer, cfg->max_pending_per_address, &n) < 0) {
+            pthread_mutex_lock(&srv->mu);
+            log_pending_refusal(srv, &srv->metrics, a->peer, false, n);
+            pthread_mutex_unlock(&srv->mu);
+            refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
+            free(a);
+            return;
+        }
+        a->counted = true;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    atomic_fetch_add(&srv->nsessions, 1);
+    atomic_fetch_add(&srv->npending, 1);
+    worker *w = least_loaded(srv);
+    atomic_fetch_add(&w->load, 1);
+    worker_post(w, on_handed, a, on_handed_dropped);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len, void *arg)
+{
+    server *srv = arg;
+    (void)l;
+    if (atomic_load(&srv->stopping)) {
+        refuse_now(fd, SQLSTATE_CANNOT_CONNECT_NOW, "martgate is shutting down");
+        return;
+    }
+    config *cfg = server_config(srv);
+    accept_one(srv, cfg, fd, addr, len);
+    config_unref(cfg);
 }
 
 static int open_listeners(server *srv, char *err, size_t errlen)
@@ -231,41 +327,6 @@ static void close_listeners(server *srv)
     srv->nlisteners = 0;
 }
 
-/* Column lists for masks come from each warehouse's catalog: read at start
- * and on every reload, in worker threads. */
-static void build_catalogs(server *srv)
-{
-    catalog_cache **old = srv->catalogs;
-    size_t nold = srv->ncatalogs;
-    srv->catalogs = NULL;
-    srv->ncatalogs = 0;
-    if (srv->cfg->policy) {
-        srv->catalogs = calloc(srv->cfg->ndatabases, sizeof *srv->catalogs);
-        for (size_t i = 0; srv->catalogs && i < srv->cfg->ndatabases; i++) {
-            const config_database *db = &srv->cfg->databases[i];
-            char err[256];
-            srv->catalogs[i] = catalog_cache_new(srv->base, db->name, db->conninfo, db->password, err, sizeof err);
-            if (srv->catalogs[i])
-                catalog_cache_refresh(srv->catalogs[i]);
-            else
-                log_msg(LOG_ERROR, "%s", err);
-        }
-        if (srv->catalogs)
-            srv->ncatalogs = srv->cfg->ndatabases;
-    }
-    for (size_t i = 0; i < nold; i++)
-        catalog_cache_free(old[i]);
-    free(old);
-}
-
-catalog_cache *server_catalog(server *srv, const char *database)
-{
-    for (size_t i = 0; i < srv->ncatalogs; i++)
-        if (strcmp(srv->cfg->databases[i].name, database) == 0)
-            return srv->catalogs[i];
-    return NULL;
-}
-
 static bool same_listen(const config *a, const config *b)
 {
     if (a->nlisten != b->nlisten)
@@ -276,90 +337,224 @@ static bool same_listen(const config *a, const config *b)
     return true;
 }
 
-int server_reload(server *srv)
+config *server_config(server *srv)
 {
-    char err[1024];
-    config *c = config_load(srv->config_path, err, sizeof err);
+    pthread_mutex_lock(&srv->mu);
+    config *c = config_ref(srv->cfg);
+    pthread_mutex_unlock(&srv->mu);
+    return c;
+}
+
+static void drop_config(void *c) { config_unref(c); }
+static void barrier(worker *w, void *arg) { (void)w; (void)arg; }
+
+int server_reload(server *srv, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&srv->reload_mu);
+    config *c = config_load(srv->config_path, err, errlen);
+    pthread_mutex_lock(&srv->mu);
     if (!c) {
-        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
         srv->reloads_failed++;
         snprintf(srv->last_reload_error, sizeof srv->last_reload_error, "%s", err);
+        pthread_mutex_unlock(&srv->mu);
+        pthread_mutex_unlock(&srv->reload_mu);
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
         return -1;
     }
+    config *old = srv->cfg;
+    srv->cfg = c;
     srv->last_reload_error[0] = 0;
     srv->reloads_ok++;
     srv->policy_loaded_at = unix_time();
-    if (!same_listen(srv->cfg, c))
+    pthread_mutex_unlock(&srv->mu);
+    if (!same_listen(old, c))
         log_msg(LOG_WARNING, "reload: listen addresses changed; that takes a restart");
-    if ((srv->cfg->metrics_listen == NULL) != (c->metrics_listen == NULL) ||
-        (c->metrics_listen && strcmp(srv->cfg->metrics_listen, c->metrics_listen) != 0))
+    if ((old->metrics_listen == NULL) != (c->metrics_listen == NULL) ||
+        (c->metrics_listen && strcmp(old->metrics_listen, c->metrics_listen) != 0))
         log_msg(LOG_WARNING, "reload: metrics.listen changed; that takes a restart");
-    if (!audit_settings_same(srv->cfg->audit, c->audit))
+    if (!audit_settings_same(old->audit, c->audit))
         log_msg(LOG_WARNING, "reload: the audit section changed; the running audit log keeps its settings until a restart");
-    config_unref(srv->cfg);
-    srv->cfg = c;
+    if (old->workers != c->workers)
+        log_msg(LOG_WARNING, "reload: workers changed; that takes a restart");
+    config_unref(old);
     log_set_level((log_level)c->log_level);
-    build_catalogs(srv);
+    /* every worker takes it (the inbox runs before the sockets); the
+     * barrier returns once each has run what was posted before it */
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_post(&srv->workers[i], worker_take_config, config_ref(c), drop_config);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_call(&srv->workers[i], barrier, NULL);
+    pthread_mutex_unlock(&srv->reload_mu);
     log_msg(LOG_INFO, "configuration reloaded from %s (TLS certificate, JWT keys, databases, limits); "
-                      "%d sessions keep theirs", srv->config_path, srv->nsessions);
+                      "%d sessions keep theirs", srv->config_path, atomic_load(&srv->nsessions));
     return 0;
 }
 
-static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+void server_each_worker(server *srv, worker_fn fn, void *arg)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_call(&srv->workers[i], fn, arg);
+}
+
+/* ---- what a scrape reads ---------------------------------------------- */
+
+typedef struct {
+    server_snapshot *snap;
+    size_t next;
+} snapshot_walk;
+
+static void snapshot_worker(worker *w, void *arg)
+{
+    snapshot_walk *sw = arg;
+    server_snapshot *snap = sw->snap;
+    snap->blocks[sw->next++] = w->metrics;
+    for (const session *s = w->sessions; s; s = s->next) {
+        const char *st = session_state_name(s->state);
+        unsigned db = s->metrics_db;
+        if (s->state == SS_READY && db < METRICS_MAX_NAMES)
+            snap->sessions_ready_by_db[db]++;
+        size_t i = 0;
+        while (i < snap->ncounts && !(snap->counts[i].database == db && strcmp(snap->counts[i].state, st) == 0))
+            i++;
+        if (i == snap->ncounts) {
+            if (snap->ncounts == sizeof snap->counts / sizeof *snap->counts)
+                continue;
+            snap->counts[snap->ncounts++] = (metrics_session_count){st, db, 0};
+        }
+        snap->counts[i].n++;
+    }
+}
+
+int server_snapshot_take(server *srv, server_snapshot *snap)
+{
+    memset(snap, 0, sizeof *snap);
+    snap->n = srv->nworkers + 1;
+    snap->blocks = calloc(snap->n, sizeof *snap->blocks);
+    snap->ptrs = calloc(snap->n, sizeof *snap->ptrs);
+    if (!snap->blocks || !snap->ptrs) {
+        server_snapshot_free(snap);
+        return -1;
+    }
+    snapshot_walk sw = {snap, 0};
+    server_each_worker(srv, snapshot_worker, &sw);
+    pthread_mutex_lock(&srv->mu);
+    snap->blocks[sw.next++] = srv->metrics;
+    pthread_mutex_unlock(&srv->mu);
+    snap->n = sw.next;   /* a worker that had ended answered nothing */
+    for (size_t i = 0; i < snap->n; i++)
+        snap->ptrs[i] = &snap->blocks[i];
+    return 0;
+}
+
+void server_snapshot_free(server_snapshot *snap)
+{
+    free(snap->blocks);
+    free(snap->ptrs);
+    memset(snap, 0, sizeof *snap);
+}
+
+void server_metrics_info(server *srv, metrics_info *info, char hash[65])
+{
+    audit_stats as;
+    audit_get_stats(srv->audit, &as);
+    pthread_mutex_lock(&srv->mu);
+    info->start_time = srv->started_at;
+    info->reloads_ok = srv->reloads_ok;
+    info->reloads_failed = srv->reloads_failed;
+    info->policy_loaded_at = srv->policy_loaded_at;
+    hash[0] = 0;
+    if (srv->cfg->policy)
+        snprintf(hash, 65, "%s", srv->cfg->policy_sha256);
+    pthread_mutex_unlock(&srv->mu);
+    info->policy_hash = hash[0] ? hash : NULL;
+    info->audit_enabled = audit_enabled(srv->audit);
+    info->audit_warehouse = as.warehouse;
+    info->audit_written = as.written;
+    info->audit_refused = as.refused;
+    info->audit_queued = as.queued;
+    info->audit_queue_size = as.queue_size;
+    info->audit_wh_inserted = as.warehouse_inserted;
+    info->audit_wh_spooled = as.warehouse_spooled;
+    info->audit_wh_replayed = as.warehouse_replayed;
+    info->audit_wh_pending = as.warehouse_pending;
+    info->audit_wh_dropped = as.warehouse_dropped;
+    info->audit_wh_connected = as.warehouse_connected;
+}
+
+void server_warehouse_outcome(server *srv, const char *database, const char *error)
+{
+    unsigned k = metrics_name(&srv->metric_databases, database);
+    pthread_mutex_lock(&srv->mu);
+    if (!error) {
+        srv->warehouse_ok_at[k] = clock_mono_s();
+        srv->warehouse_error[k][0] = 0;
+    } else {
+        snprintf(srv->warehouse_error[k], sizeof srv->warehouse_error[k], "%s", error);
+        size_t l = strlen(srv->warehouse_error[k]);
+        while (l && srv->warehouse_error[k][l - 1] == '\n')
+            srv->warehouse_error[k][--l] = 0;
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+double server_warehouse_state(server *srv, unsigned k, char *err, size_t errlen)
+{
+    if (k >= METRICS_MAX_NAMES) {
+        err[0] = 0;
+        return 0;
+    }
+    pthread_mutex_lock(&srv->mu);
+    double at = srv->warehouse_ok_at[k];
+    snprintf(err, errlen, "%s", srv->warehouse_error[k]);
+    pthread_mutex_unlock(&srv->mu);
+    return at;
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+void server_worker_exited(server *srv, worker *w)
+{
+    (void)w;
+    atomic_fetch_add(&srv->workers_exited, 1);
+    uint64_t one = 1;
+    ssize_t rc = write(srv->exited_fd, &one, sizeof one);
+    (void)rc;
+}
+
+static void on_worker_exited(evutil_socket_t fd, short what, void *arg)
 {
     server *srv = arg;
-    (void)fd;
     (void)what;
-    log_msg(LOG_WARNING, "shutdown timeout: closing %d sessions still open", srv->nsessions);
-    while (srv->sessions)
-        session_free(srv->sessions);
-    event_base_loopexit(srv->base, NULL);
+    uint64_t v;
+    ssize_t rc = read(fd, &v, sizeof v);
+    (void)rc;
+    if ((unsigned)atomic_load(&srv->workers_exited) >= srv->nworkers)
+        event_base_loopexit(srv->base, NULL);
 }
 
 static void begin_shutdown(server *srv, const char *why)
 {
-    if (srv->stopping) {
-        log_msg(LOG_WARNING, "%s again: closing %d sessions now", why, srv->nsessions);
-        while (srv->sessions)
-            session_free(srv->sessions);
-        event_base_loopexit(srv->base, NULL);
-        return;
+    if (atomic_load(&srv->stopping)) {
+        log_msg(LOG_WARNING, "%s again: closing %d sessions now", why, atomic_load(&srv->nsessions));
+    } else {
+        atomic_store(&srv->stopping, true);
+        close_listeners(srv);
+        config *cfg = server_config(srv);
+        log_msg(LOG_INFO, "%s: not accepting connections; waiting up to %d s for %d sessions to finish",
+                why, cfg->shutdown_timeout_s, atomic_load(&srv->nsessions));
+        config_unref(cfg);
     }
-    srv->stopping = true;
-    close_listeners(srv);
-    log_msg(LOG_INFO, "%s: not accepting connections; waiting up to %d s for %d sessions to finish",
-            why, srv->cfg->shutdown_timeout_s, srv->nsessions);
-    pg_error e = {.severity = "FATAL", .sqlstate = SQLSTATE_ADMIN_SHUTDOWN,
-                  .message = "terminating connection due to administrator command"};
-    session *next;
-    for (session *s = srv->sessions; s; s = next) {
-        next = s->next;
-        s->draining = true;
-        /* a login in progress finishes, and a session that has not yet sent
-         * its first request gets its answer (its client connected before the
-         * stop, and is about to ask): each is closed once idle after that
-         * request, as a busy session is */
-        bool logging_in = s->state == SS_PROXY_HEADER || s->state == SS_STARTUP || s->state == SS_AUTH ||
-                          s->state == SS_CONNECTING;
-        bool fresh = s->state == SS_READY && !s->relay.asked;
-        if (!logging_in && !fresh && (s->state != SS_READY || relay_idle(s)))
-            session_close(s, &e);
-    }
-    if (srv->nsessions == 0) {
-        event_base_loopexit(srv->base, NULL);
-        return;
-    }
-    struct timeval tv = {srv->cfg->shutdown_timeout_s, 0};
-    srv->shutdown_timer = evtimer_new(srv->base, on_shutdown_timeout, srv);
-    evtimer_add(srv->shutdown_timer, &tv);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_post(&srv->workers[i], worker_begin_shutdown, NULL, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     server *srv = arg;
     (void)what;
+    char err[1024];
     if (sig == SIGHUP)
-        (void)server_reload(srv);
+        (void)server_reload(srv, err, sizeof err);
     else if (sig == SIGUSR1)
         audit_reopen(srv->audit);
     else
@@ -408,37 +603,64 @@ int cmd_serve_main(int argc, char **argv)
     }
     log_set_level((log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
-    server srv = {0};
-    srv.cfg = cfg;
-    srv.config_path = path;
-    srv.started_at = srv.policy_loaded_at = unix_time();
-    srv.base = event_base_new();
-    if (!srv.base) {
-        fprintf(stderr, "martgate: cannot create the event loop\n");
+    server *srv = calloc(1, sizeof *srv);   /* the workers point at it */
+    if (!srv) {
         config_unref(cfg);
         return 1;
     }
+    srv->cfg = cfg;
+    srv->config_path = path;
+    srv->peer_id = 0;
+    srv->started_at = srv->policy_loaded_at = unix_time();
+    srv->exited_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->reload_mu, NULL);
+    pthread_mutex_init(&srv->pending_mu, NULL);
     int rc = 1;
-    srv.audit = audit_start(cfg->audit, srv.base, err, sizeof err);
-    if (!srv.audit) {
+    srv->base = event_base_new();
+    if (!srv->base) {
+        log_msg(LOG_ERROR, "cannot create the event loop");
+        goto out;
+    }
+    srv->audit = audit_start(cfg->audit, srv->base, err, sizeof err);
+    if (!srv->audit) {
         log_msg(LOG_ERROR, "audit: %s", err);
         goto out;
     }
-    if (open_listeners(&srv, err, sizeof err) != 0) {
+    srv->nworkers = (unsigned)cfg->workers;
+    srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+    if (!srv->workers) {
+        srv->nworkers = 0;
+        goto out;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (worker_init(&srv->workers[i], srv, i, cfg, err, sizeof err) != 0) {
+            log_msg(LOG_ERROR, "%s", err);
+            srv->nworkers = i + 1;   /* worker_finish frees what it made */
+            goto out;
+        }
+    }
+    srv->exited_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (srv->exited_fd >= 0)
+        srv->exited_ev = event_new(srv->base, srv->exited_fd, EV_READ | EV_PERSIST, on_worker_exited, srv);
+    if (!srv->exited_ev || event_add(srv->exited_ev, NULL) != 0) {
+        log_msg(LOG_ERROR, "cannot create an event: %s", strerror(errno));
+        goto out;
+    }
+    if (open_listeners(srv, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "%s", err);
         goto out;
     }
-    srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
-    srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
-    srv.sig_hup = evsignal_new(srv.base, SIGHUP, on_signal, &srv);
-    srv.sig_usr1 = evsignal_new(srv.base, SIGUSR1, on_signal, &srv);
-    evsignal_add(srv.sig_usr1, NULL);
-    evsignal_add(srv.sig_term, NULL);
-    evsignal_add(srv.sig_int, NULL);
-    evsignal_add(srv.sig_hup, NULL);
-    build_catalogs(&srv);
-    srv.ops = ops_http_start(&srv, err, sizeof err);
-    if (!srv.ops && err[0]) {
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_signal, srv);
+    srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, on_signal, srv);
+    evsignal_add(srv->sig_usr1, NULL);
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_int, NULL);
+    evsignal_add(srv->sig_hup, NULL);
+    srv->ops = ops_http_start(srv, err, sizeof err);
+    if (!srv->ops && err[0]) {
         log_msg(LOG_ERROR, "%s", err);
         goto out;
     }
@@ -449,29 +671,51 @@ int cmd_serve_main(int argc, char **argv)
     } else {
         log_msg(LOG_WARNING, "no policy configured: every statement of an authenticated user is allowed");
     }
-    log_msg(LOG_INFO, "martgate %s ready (pid %d)", MARTGATE_VERSION, (int)getpid());
-    event_base_dispatch(srv.base);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (worker_start(&srv->workers[i]) != 0) {
+            /* those not started count as ended */
+            atomic_fetch_add(&srv->workers_exited, (int)(srv->nworkers - i));
+            begin_shutdown(srv, "a worker did not start");
+            if ((unsigned)atomic_load(&srv->workers_exited) >= srv->nworkers)
+                goto out;
+            break;
+        }
+    }
+    log_msg(LOG_INFO, "martgate %s ready (pid %d), %u worker threads", MARTGATE_VERSION, (int)getpid(),
+            srv->nworkers);
+    event_base_dispatch(srv->base);
     log_msg(LOG_INFO, "martgate stopped");
     rc = 0;
 out:
-    while (srv.sessions)
-        session_free(srv.sessions);
-    close_listeners(&srv);
-    ops_http_free(srv.ops);
-    for (size_t i = 0; i < srv.ncatalogs; i++)
-        catalog_cache_free(srv.catalogs[i]);
-    free(srv.catalogs);
-    audit_close(srv.audit);   /* every session_end is queued by now */
-    if (srv.sig_term) event_free(srv.sig_term);
-    if (srv.sig_int) event_free(srv.sig_int);
-    if (srv.sig_hup) event_free(srv.sig_hup);
-    if (srv.sig_usr1) event_free(srv.sig_usr1);
-    if (srv.shutdown_timer) event_free(srv.shutdown_timer);
-    event_base_free(srv.base);
-    metrics_names_free(&srv.metric_databases);
-    metrics_names_free(&srv.metric_datasets);
-    jw_free(&srv.trail_scratch);
-    config_unref(srv.cfg);
+    /* a start that failed half-way: workers not started end here */
+    if ((unsigned)atomic_load(&srv->workers_exited) < srv->nworkers && rc != 0) {
+        atomic_store(&srv->stopping, true);
+        for (unsigned i = 0; i < srv->nworkers; i++)
+            if (srv->workers[i].thread_started)
+                worker_post(&srv->workers[i], worker_begin_shutdown, NULL, NULL);
+    }
+    close_listeners(srv);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_finish(&srv->workers[i]);   /* joins: every session_end is queued by then */
+    free(srv->workers);
+    ops_http_free(srv->ops);
+    audit_close(srv->audit);
+    if (srv->sig_term) event_free(srv->sig_term);
+    if (srv->sig_int) event_free(srv->sig_int);
+    if (srv->sig_hup) event_free(srv->sig_hup);
+    if (srv->sig_usr1) event_free(srv->sig_usr1);
+    if (srv->exited_ev) event_free(srv->exited_ev);
+    if (srv->exited_fd >= 0) close(srv->exited_fd);
+    if (srv->base)
+        event_base_free(srv->base);
+    metrics_names_free(&srv->metric_databases);
+    metrics_names_free(&srv->metric_datasets);
+    free(srv->pending_addrs);
+    config_unref(srv->cfg);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->reload_mu);
+    pthread_mutex_destroy(&srv->pending_mu);
+    free(srv);
     backend_cancel_drain(3.0);   /* cancels of the last sessions' queries */
     return rc;
 }

@@ -116,7 +116,7 @@ void session_fatal(session *s, const char *sqlstate, const char *fmt, ...)
 /* A login refused: the audit record, and the metric of its reason. */
 void session_login_failed(session *s, metrics_login reason, const char *why)
 {
-    s->srv->metrics.logins[reason]++;
+    s->wk->metrics.logins[reason]++;
     trail_login_failed(s, why);
 }
 
@@ -131,7 +131,7 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
     }
     session_log(s, LOG_WARNING, "login timed out after %d s in state %s", s->cfg->login_timeout_s,
                 session_state_name(s->state));
-    s->srv->metrics.logins[MG_LOGIN_TIMEOUT]++;
+    s->wk->metrics.logins[MG_LOGIN_TIMEOUT]++;
     session_fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
 }
 
@@ -158,15 +158,15 @@ int session_address(const struct sockaddr *addr, char *buf, size_t len)
     return 0;
 }
 
-session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
+session *session_new(worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
 {
     session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->id = ++srv->next_session_id;
-    s->srv = srv;
+    s->id = atomic_fetch_add(&wk->srv->next_session_id, 1) + 1;
+    s->wk = wk;
     s->cfg = config_ref(cfg);
-    s->base = srv->base;
+    s->base = wk->base;
     s->fd = fd;
     /* a trusted load balancer names the client in a PROXY header first */
     s->state = proxy_cidr_list_match(cfg->proxy_trusted, cfg->n_proxy_trusted, addr) ? SS_PROXY_HEADER : SS_STARTUP;
@@ -185,8 +185,8 @@ session *session_new(struct server *srv, config *cfg, int fd, const struct socka
         return NULL;
     }
     s->client.low_water = RELAY_HIGH_WATER / 2;
-    s->client.bytes_read = &srv->metrics.bytes_from_clients;
-    s->metrics_db = metrics_name(&srv->metric_databases, NULL);
+    s->client.bytes_read = &wk->metrics.bytes_from_clients;
+    s->metrics_db = metrics_name(&wk->srv->metric_databases, NULL);
     s->connected_at = time(NULL);
     struct timeval tv = {cfg->login_timeout_s, 0};
     evtimer_add(s->timer, &tv);
@@ -198,19 +198,19 @@ void session_free(session *s)
 {
     if (s->audit_started || s->key_pid)
         session_log(s, LOG_INFO, "session ended");
-    server_session_removed(s->srv, s);
+    worker_session_removed(s->wk, s);
     close_warehouse(s);
     conn_close(&s->client);
     if (s->fd >= 0)
         close(s->fd);
     event_free(s->timer);
     if (s->relay.waiting_catalog || s->waiting_facts) {
-        catalog_cache *c = server_catalog(s->srv, s->database);
+        catalog_cache *c = worker_catalog(s->wk, s->database);
         if (c)
             catalog_cache_wait_cancel(c, s);
     }
     if (s->waiting_audit)
-        audit_wait_cancel(s->srv->audit, s);
+        audit_loop_wait_cancel(s->wk->audit_loop, s);
     relay_free(&s->relay);           /* finishes the records of requests in flight */
     trail_discard(s->pending_req);
     trail_session_end(s);            /* after every statement record of the session */
@@ -308,7 +308,7 @@ static void on_client_io(conn *c, conn_event what, void *arg)
     (void)c;
     if (what == CONN_CLOSED) {
         if (s->client.handshaking)
-            s->srv->metrics.tls_failures++;
+            s->wk->metrics.tls_failures++;
         if (s->state == SS_READY)
             session_log(s, LOG_INFO, "client disconnected: %s", conn_error(&s->client));
         else if (s->state == SS_PROXY_HEADER && s->client.in && evbuffer_get_length(s->client.in) > 0)
@@ -377,10 +377,10 @@ void session_on_server_io(conn *c, conn_event what, void *arg)
 
 const policy_t *session_policy(const session *s)
 {
-    return s->srv->cfg->policy;
+    return s->wk->cfg->policy;
 }
 
 const char *session_deny_hint(const session *s)
 {
-    return s->srv->cfg->deny_hint;
+    return s->wk->cfg->deny_hint;
 }

@@ -26,7 +26,7 @@
 struct trail_state;
 struct trail_req;
 
-struct server;
+struct worker;
 
 typedef enum {
     SS_PROXY_HEADER,                 /* a trusted load balancer's PROXY header comes first (proxy/proxy_protocol) */
@@ -41,7 +41,7 @@ typedef enum {
 
 typedef struct session {
     uint64_t id;
-    struct server *srv;
+    struct worker *wk;               /* the worker thread that runs it (proxy/worker) */
     config *cfg;                     /* the config this session started with */
     struct event_base *base;
     int fd;
@@ -53,6 +53,7 @@ typedef struct session {
     bool draining;                   /* server stopping: close when idle */
     bool over_limit;                 /* beyond max_clients: refused after the startup packet */
     bool pending;                    /* accepted, not logged in yet (limits.max_pending_logins) */
+    bool pending_counted;            /* ... counted under client_addr (limits.max_pending_per_address) */
 
     /* login only, freed once logged in (session.c, forget_login) */
     char *startup_packet;            /* copy; the pairs of startup point into it */
@@ -88,10 +89,10 @@ typedef struct session {
     const char *last_decision;       /* "allow", "rewrite", "deny" of the last statement, or NULL */
     double connect_started;          /* monotonic: the warehouse connection began */
     double audit_wait_since;         /* monotonic: began waiting for audit room */
-    struct session *prev, *next;     /* server's list */
+    struct session *prev, *next;     /* the worker's list */
 } session;
 
-session *session_new(struct server *srv, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
+session *session_new(struct worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
 /* The client address of addr as logs print it, into buf; returns the port. */
 int session_address(const struct sockaddr *addr, char *buf, size_t len);
 /* Sends err (may be NULL) to the client, then closes once it is written.

@@ -71,7 +71,7 @@ void session_read_proxy_header(session *s)
                         : h.has_address ? "client address from the header" : "no address (the peer's stands)");
     session_set_state(s, SS_STARTUP);
     /* the pending-login limit per address, now under the client's own */
-    if (!server_pending_address_ok(s->srv, s)) {
+    if (!server_pending_address_ok(s->wk->srv, s)) {
         session_fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
         return;
     }
@@ -79,19 +79,54 @@ void session_read_proxy_header(session *s)
 
 /* ---- STARTUP ---------------------------------------------------------- */
 
-static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
+/* A CancelRequest, carried to the worker whose session its key names. */
+typedef struct cancel_msg {
+    uint32_t pid, key;
+    char from[80];               /* the canceller, for the log */
+} cancel_msg;
+
+static void refuse_cancel(worker *w, const cancel_msg *m, const char *why)
 {
-    session *target = server_find_by_key(s->srv, pid);
-    if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
-        s->srv->metrics.cancels[MG_CANCEL_FORWARDED]++;
+    w->metrics.cancels[MG_CANCEL_REFUSED]++;
+    static log_rate wrong_keys;
+    unsigned long unlogged;
+    if (log_rate_ok(&wrong_keys, &unlogged))
+        log_msg(LOG_INFO, "cancel request from %s with a key that %s%s", m->from, why,
+                unlogged ? " (and more not logged in the last second)" : "");
+}
+
+/* On the worker the key names (its thread). */
+static void cancel_on_owner(worker *w, void *arg)
+{
+    cancel_msg *m = arg;
+    session *target = worker_find_by_key(w, m->pid);
+    if (target && CRYPTO_memcmp(&target->key_secret, &m->key, sizeof m->key) == 0) {
+        w->metrics.cancels[MG_CANCEL_FORWARDED]++;
         session_cancel(target);
     } else {
-        s->srv->metrics.cancels[MG_CANCEL_REFUSED]++;
-        static log_rate wrong_keys;
-        unsigned long unlogged;
-        if (log_rate_ok(&wrong_keys, &unlogged))
-            log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session%s",
-                    s->client_addr, s->client_port, unlogged ? " (and more not logged in the last second)" : "");
+        refuse_cancel(w, m, "matches no session");
+    }
+    free(m);
+}
+
+static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
+{
+    server *srv = s->wk->srv;
+    cancel_msg *m = calloc(1, sizeof *m);
+    if (m) {
+        m->pid = pid;
+        m->key = key;
+        snprintf(m->from, sizeof m->from, "%s:%d", s->client_addr, s->client_port);
+        /* the key says which worker runs the session (proxy/cancel_key.h) */
+        unsigned owner = cancel_key_worker(pid);
+        if (cancel_key_peer(pid) != srv->peer_id || owner >= srv->nworkers) {
+            refuse_cancel(s->wk, m, "matches no session");
+            free(m);
+        } else if (owner == s->wk->index) {
+            cancel_on_owner(s->wk, m);
+        } else {
+            worker_post(&srv->workers[owner], cancel_on_owner, m, free);
+        }
     }
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
@@ -213,7 +248,7 @@ static void handle_startup(session *s)
     }
     if (!s->client.ssl && !s->cfg->allow_plaintext) {
         session_log(s, LOG_INFO, "refused: plaintext connection");
-        s->srv->metrics.logins[MG_LOGIN_TLS_REQUIRED]++;
+        s->wk->metrics.logins[MG_LOGIN_TLS_REQUIRED]++;
         session_fatal(s, SQLSTATE_INVALID_AUTHORIZATION,
               "martgate requires an encrypted connection; connect with sslmode=require or stronger");
         return;
@@ -394,7 +429,7 @@ void session_read_password(session *s)
         session_fatal(s, SQLSTATE_INVALID_CATALOG_NAME, "database \"%s\" does not exist", s->database);
         return;
     }
-    s->metrics_db = metrics_name(&s->srv->metric_databases, s->database);   /* a configured one: bounded */
+    s->metrics_db = metrics_name(&s->wk->srv->metric_databases, s->database);   /* a configured one: bounded */
     /* the claims the policy's templates read at login; a reload that starts
      * reading another one reaches the sessions that log in after it (a
      * template whose claim is missing denies, docs/policy.md) */
@@ -423,7 +458,7 @@ void session_read_password(session *s)
  * pg_catalog as unknown (wh_catalog_lacks) until a refresh reads it again. */
 static void check_facts_version(session *s)
 {
-    catalog_cache *cat = server_catalog(s->srv, s->database);
+    catalog_cache *cat = worker_catalog(s->wk, s->database);
     const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
     const char *v = backend_parameter(s->be, "server_version");
     if (!wh || !v || wh_same_version(wh, v))
@@ -436,7 +471,7 @@ static void check_facts_version(session *s)
 static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
 {
     session *s = arg;
-    metrics_block *m = &s->srv->metrics;
+    metrics_block *m = &s->wk->metrics;
     if (ok) {
         m->warehouse_opens[s->metrics_db]++;
         metrics_observe_connect(m, clock_mono_s() - s->connect_started);
@@ -457,7 +492,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         connect_warehouse(s);
         return;
     }
-    ops_warehouse_outcome(s->srv, s->database, ok ? NULL : (error ? error : "unknown error"));
+    server_warehouse_outcome(s->wk->srv, s->database, ok ? NULL : (error ? error : "unknown error"));
     if (!ok) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", error ? error : "unknown error");
@@ -486,7 +521,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     }
     s->server_open = true;
     s->server.low_water = RELAY_HIGH_WATER / 2;
-    s->server.bytes_read = &s->srv->metrics.bytes_from_warehouse;
+    s->server.bytes_read = &s->wk->metrics.bytes_from_warehouse;
     check_facts_version(s);
     SSL *ssl = backend_ssl(s->be);
     if (ssl)
@@ -499,14 +534,14 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         if (v)
             pgw_parameter_status(out, *p, v);
     }
-    s->key_pid = server_new_key_pid(s->srv);
+    s->key_pid = worker_new_key_pid(s->wk);
     RAND_bytes((unsigned char *)&s->key_secret, sizeof s->key_secret);
     pgw_backend_key(out, s->key_pid, s->key_secret);
     pgw_ready_for_query(out, 'I');
     evtimer_del(s->timer);
     session_set_state(s, SS_READY);
-    server_login_done(s->srv, s);
-    s->srv->metrics.logins[MG_LOGIN_OK]++;
+    server_login_done(s->wk->srv, s);
+    s->wk->metrics.logins[MG_LOGIN_OK]++;
     char groups[512];
     size_t off = 0;
     groups[0] = 0;
@@ -572,7 +607,7 @@ static bool warehouse_allows(session *s, const config_database *db)
     const policy_t *p = session_policy(s);
     if (!p)
         return true;   /* no policy: a plain authenticating proxy */
-    catalog_cache *cat = server_catalog(s->srv, s->database);
+    catalog_cache *cat = worker_catalog(s->wk, s->database);
     const warehouse_facts *wh = cat ? catalog_cache_facts(cat, NULL) : NULL;
     if (!wh) {
         /* again after a reload replaced the cache it waited on (its
@@ -670,8 +705,8 @@ static void connect_warehouse(session *s)
     s->be = backend_connect(s->base, s->on_standby ? db->standby_conninfo : db->conninfo, db->password, keys, vals,
                             on_backend_ready, s, err, sizeof err);
     if (!s->be) {
-        s->srv->metrics.warehouse_failures[s->metrics_db]++;
-        ops_warehouse_outcome(s->srv, s->database, err);
+        s->wk->metrics.warehouse_failures[s->metrics_db]++;
+        server_warehouse_outcome(s->wk->srv, s->database, err);
         session_log(s, LOG_ERROR, "cannot connect to the warehouse of database \"%s\": %s", s->database, err);
         session_fatal(s, SQLSTATE_CONNECTION_FAILURE, "could not connect to the warehouse of database \"%s\"", s->database);
     }

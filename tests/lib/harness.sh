@@ -376,11 +376,14 @@ for line in sys.stdin.read().splitlines():
 }
 
 # mg_write_config FILE DB...: config from the MG_CFG_* knobs (MG_CFG_EXTRA:
-# more top-level members, e.g. '"policy": "/path", "deny_hint": "ask"'). Database names
+# more top-level members, e.g. '"policy": "/path", "deny_hint": "ask"';
+# MG_WORKERS: the "workers" member, else martgate's default of one per core). Database names
 # are the warehouse's (identity mapping), so direct and proxied runs match.
 # Every config gives the hash mask's key (mg_setup_keys' hash-mask.key).
 mg_write_config() {
   local file=$1; shift
+  local workers_member=""
+  [ -n "${MG_WORKERS:-}" ] && workers_member="\"workers\": $MG_WORKERS,"
   local dbs="" db sep=""
   for db in "$@"; do
     dbs+="$sep    \"$db\": {\"conninfo\": \"host=127.0.0.1 port=$MG_PG_PORT dbname=$db user=$MG_SVC_USER sslmode=${MG_CFG_WAREHOUSE_SSLMODE:-require}\", \"password_file\": \"svc.pass\"}"
@@ -392,6 +395,7 @@ mg_write_config() {
   cat >"$file" <<EOF
 {
   ${MG_CFG_EXTRA:+$MG_CFG_EXTRA,}
+  $workers_member
   "hash_mask_key_file": "hash-mask.key",
   "listen": ["127.0.0.1:$MG_PORT"],
   "tls": {"cert_file": "${MG_CFG_CERT:-$MG_CERTS/server.crt}", "key_file": "${MG_CFG_KEY:-$MG_CERTS/server.key}",
