@@ -111,7 +111,7 @@ static void iso_time(time_t t, char *buf, size_t len)
 }
 
 /* SHOW SESSIONS: each worker copies its sessions' rows on its own thread. */
-enum { SESSION_COLS = 10 };
+enum { SESSION_COLS = 11 };
 typedef struct {
     uint64_t id;
     char *vals[SESSION_COLS];
@@ -138,8 +138,9 @@ static void collect_sessions(worker *w, void *arg)
             out->rows = r;
             out->cap = cap;
         }
-        char id[24], client[96], since[32], groups[512];
+        char id[24], client[96], since[32], groups[512], wk[12];
         snprintf(id, sizeof id, "%llu", (unsigned long long)x->id);
+        snprintf(wk, sizeof wk, "%u", w->index);
         snprintf(client, sizeof client, "%s:%d", x->client_addr, x->client_port);
         iso_time(x->connected_at, since, sizeof since);
         size_t off = 0;
@@ -149,7 +150,7 @@ static void collect_sessions(worker *w, void *arg)
         const char *user = x->state >= SS_CONNECTING ? (x->ident.user ? x->ident.user : x->user) : x->user;
         const char *vals[SESSION_COLS] = {id, user, trail_end_user(x), x->state >= SS_CONNECTING ? groups : NULL, client,
                                           x->database, x->application_name, session_state_name(x->state), since,
-                                          x->last_decision};
+                                          x->last_decision, wk};
         session_row *r = &out->rows[out->n++];
         r->id = x->id;
         for (size_t i = 0; i < SESSION_COLS; i++) {
@@ -168,7 +169,8 @@ static int by_id(const void *a, const void *b)
 static void show_sessions(session *s)
 {
     static const char *const cols[SESSION_COLS] = {"id", "user", "end_user", "groups", "client", "database",
-                                                   "application", "state", "since", "last_decision"};
+                                                   "application", "state", "since", "last_decision",
+                                                   "worker"};
     session_rows rows = {0};
     server_each_worker(s->wk->srv, collect_sessions, &rows);
     qsort(rows.rows, rows.n, sizeof *rows.rows, by_id);
@@ -364,7 +366,7 @@ static void show_help(session *s)
 {
     static const char *const cols[] = {"command", "what it does"};
     static const char *const rows[][2] = {
-        {"SHOW SESSIONS", "every client session: id, user, end user, groups, client, database, state, since, last decision"},
+        {"SHOW SESSIONS", "every client session: id, user, end user, groups, client, database, state, since, last decision, worker"},
         {"SHOW STATS", "the counters /metrics serves"},
         {"SHOW DATABASES", "the configured warehouses (no password), their sessions and readiness"},
         {"SHOW POLICY", "the policy's path, SHA-256, load time and the last reload error"},

@@ -40,7 +40,7 @@ wait_until 10 victim_ready || fail "the watched session ran its query" "$(cat "$
 out=$(admin -c "SHOW SESSIONS")
 line=$(grep "|$MG_USER|" <<<"$out" | head -1)
 check_match "SHOW SESSIONS lists the live session: user, groups, database, state, last decision" \
-  "^[0-9]+\|$MG_USER\|[^|]*\|analysts\|127\.0\.0\.1:[0-9]+\|$DB\|psql\|ready\|20[0-9-]+T[0-9:]+Z\|allow$" "$line"
+  "^[0-9]+\|$MG_USER\|[^|]*\|analysts\|127\.0\.0\.1:[0-9]+\|$DB\|psql\|ready\|20[0-9-]+T[0-9:]+Z\|allow\|[0-9]+$" "$line"
 check_match "... and the console's own session" "\|olivia\|\|ops\|.*\|martgate\|psql\|admin\|" "$out"
 vid=$(cut -d'|' -f1 <<<"$line")
 
