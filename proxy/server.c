@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/cancel_forward.h"
+#include "proxy/cancel_key.h"
 #include "proxy/commands.h"
 #include "common/log.h"
 #include "proxy/pgwire.h"
@@ -104,10 +106,10 @@ session *server_find_by_key(server *srv, uint32_t pid)
 uint32_t server_new_key_pid(server *srv)
 {
     for (;;) {
-        uint32_t pid;
-        RAND_bytes((unsigned char *)&pid, sizeof pid);
-        pid &= 0x7fffffff;   /* clients read it as a positive int32 */
-        if (pid == 0)
+        uint32_t r;
+        RAND_bytes((unsigned char *)&r, sizeof r);
+        uint32_t pid = cancel_key_encode((unsigned)srv->cfg->peer_id, 0, r);
+        if (!cancel_key_valid(pid))
             continue;
         bool used = false;
         for (session *s = srv->sessions; s && !used; s = s->next)
@@ -296,6 +298,10 @@ int server_reload(server *srv)
         log_msg(LOG_WARNING, "reload: metrics.listen changed; that takes a restart");
     if (!audit_settings_same(srv->cfg->audit, c->audit))
         log_msg(LOG_WARNING, "reload: the audit section changed; the running audit log keeps its settings until a restart");
+    if (srv->cfg->peer_id != c->peer_id)
+        log_msg(LOG_WARNING, "reload: peer_id changed from %d to %d; the %d sessions open keep cancel keys with "
+                "the old one (cancels that reach this instance still find them)", srv->cfg->peer_id, c->peer_id,
+                srv->nsessions);
     config_unref(srv->cfg);
     srv->cfg = c;
     log_set_level((log_level)c->log_level);
@@ -419,6 +425,11 @@ int cmd_serve_main(int argc, char **argv)
         return 1;
     }
     int rc = 1;
+    srv.cancel_fwd = cancel_forwarder_new(srv.base, &srv.metrics.cancels[MG_CANCEL_TO_PEER]);
+    if (!srv.cancel_fwd) {
+        log_msg(LOG_ERROR, "out of memory");
+        goto out;
+    }
     srv.audit = audit_start(cfg->audit, srv.base, err, sizeof err);
     if (!srv.audit) {
         log_msg(LOG_ERROR, "audit: %s", err);
@@ -449,6 +460,16 @@ int cmd_serve_main(int argc, char **argv)
     } else {
         log_msg(LOG_WARNING, "no policy configured: every statement of an authenticated user is allowed");
     }
+    if (cfg->peer_id) {
+        char peers[512] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < cfg->npeers && off < sizeof peers; i++)
+            off += (size_t)snprintf(peers + off, sizeof peers - off, "%s%d at %s%s", i ? ", " : "",
+                                    cfg->peers[i].id, cfg->peers[i].address,
+                                    cfg->peers[i].proxy_protocol ? " (PROXY header)" : "");
+        log_msg(LOG_INFO, "peer_id %d: cancels whose key names a peer go to it; peers: %s", cfg->peer_id,
+                cfg->npeers ? peers : "none");
+    }
     log_msg(LOG_INFO, "martgate %s ready (pid %d)", MARTGATE_VERSION, (int)getpid());
     event_base_dispatch(srv.base);
     log_msg(LOG_INFO, "martgate stopped");
@@ -461,6 +482,7 @@ out:
     for (size_t i = 0; i < srv.ncatalogs; i++)
         catalog_cache_free(srv.catalogs[i]);
     free(srv.catalogs);
+    cancel_forwarder_free(srv.cancel_fwd);
     audit_close(srv.audit);   /* every session_end is queued by now */
     if (srv.sig_term) event_free(srv.sig_term);
     if (srv.sig_int) event_free(srv.sig_int);

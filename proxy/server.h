@@ -21,6 +21,7 @@
 
 struct session;
 struct ops_http;
+struct cancel_forwarder;
 
 typedef struct server {
     struct event_base *base;
@@ -36,6 +37,7 @@ typedef struct server {
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *shutdown_timer;
     audit_log *audit;            /* started once; a reload keeps it */
+    struct cancel_forwarder *cancel_fwd;   /* cancels sent on to peer instances (proxy/cancel_forward) */
     jsonw trail_scratch;         /* the audit record being built, one at a time for every
                                   * session of this loop (proxy/audit_trail.c) */
     catalog_cache **catalogs;    /* per cfg->databases entry, when a policy is loaded */
@@ -69,7 +71,8 @@ void server_login_done(server *srv, struct session *s);
 bool server_pending_address_ok(server *srv, struct session *s);
 /* The live session whose client was given this cancel key pid, or NULL. */
 struct session *server_find_by_key(server *srv, uint32_t pid);
-/* Picks a cancel key pid no live session uses. */
+/* Picks a cancel key pid no live session uses, in the layout of
+ * proxy/cancel_key.h: the configuration's peer_id, worker 0, random bits. */
 uint32_t server_new_key_pid(server *srv);
 /* Called by sessions that became idle while the server is stopping. */
 void server_maybe_exit(server *srv);

@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "proxy/admin_console.h"
 #include "proxy/audit_trail.h"
+#include "proxy/cancel_forward.h"
+#include "proxy/cancel_key.h"
 #include "proxy/ops_http.h"
 #include "proxy/server.h"
 #include "proxy/session_internal.h"
@@ -79,19 +81,44 @@ void session_read_proxy_header(session *s)
 
 /* ---- STARTUP ---------------------------------------------------------- */
 
-static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
+/* A CancelRequest, or (forwarded) a cancel another martgate instance sent
+ * on because the key names this one. The key's pid says whose session it is
+ * (proxy/cancel_key.h): one of ours (a live session has that pid: also when
+ * a reload changed peer_id since it logged in), a configured peer's (sent
+ * on to it, never when it was forwarded to us already: two instances whose
+ * "peers" disagree cannot pass it back and forth), or nobody's. The peers
+ * are the server's current configuration's. */
+static void handle_cancel_request(session *s, uint32_t pid, uint32_t key, bool forwarded)
 {
-    session *target = server_find_by_key(s->srv, pid);
+    server *srv = s->srv;
+    const config *cur = srv->cfg;
+    unsigned peer_id = cancel_key_peer(pid);
+    session *target = server_find_by_key(srv, pid);
+    const config_peer *peer = NULL;
+    if (!target && !forwarded && peer_id != 0 && (int)peer_id != cur->peer_id)
+        peer = config_find_peer(cur, (int)peer_id);
     if (target && CRYPTO_memcmp(&target->key_secret, &key, sizeof key) == 0) {
-        s->srv->metrics.cancels[MG_CANCEL_FORWARDED]++;
+        srv->metrics.cancels[MG_CANCEL_FORWARDED]++;
+        if (forwarded)
+            session_log(target, LOG_INFO, "cancel request from %s:%d came through a peer martgate instance",
+                        s->client_addr, s->client_port);
         session_cancel(target);
+    } else if (peer && cancel_key_valid(pid)) {
+        /* one connection per cancel, bounded in flight; it logs a drop */
+        (void)cancel_forward(srv->cancel_fwd, peer, pid, key, s->client_addr, s->client_port);
     } else {
-        s->srv->metrics.cancels[MG_CANCEL_REFUSED]++;
+        srv->metrics.cancels[MG_CANCEL_REFUSED]++;
         static log_rate wrong_keys;
         unsigned long unlogged;
+        char why[96];
+        if (!target && !forwarded && peer_id != 0 && (int)peer_id != cur->peer_id && !peer)
+            snprintf(why, sizeof why, "a key naming peer %u, which peers does not list", peer_id);
+        else
+            snprintf(why, sizeof why, "a key that matches no session%s",
+                     forwarded ? " (forwarded by a peer instance)" : "");
         if (log_rate_ok(&wrong_keys, &unlogged))
-            log_msg(LOG_INFO, "cancel request from %s:%d with a key that matches no session%s",
-                    s->client_addr, s->client_port, unlogged ? " (and more not logged in the last second)" : "");
+            log_msg(LOG_INFO, "cancel request from %s:%d with %s%s", s->client_addr, s->client_port, why,
+                    unlogged ? " (and more not logged in the last second)" : "");
     }
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
@@ -295,7 +322,17 @@ void session_read_startup(session *s)
         }
         if (st.code == PG_CANCEL_REQUEST_CODE) {
             free(pkt);
-            handle_cancel_request(s, st.cancel_pid, st.cancel_key);
+            handle_cancel_request(s, st.cancel_pid, st.cancel_key, false);
+            return;
+        }
+        if (st.code == PG_FORWARDED_CANCEL_CODE) {
+            free(pkt);
+            /* a peer instance sends it in plaintext, before any TLS */
+            if (s->client.ssl) {
+                session_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "forwarded cancel request inside TLS");
+                return;
+            }
+            handle_cancel_request(s, st.cancel_pid, st.cancel_key, true);
             return;
         }
         if (st.code == PG_SSL_REQUEST_CODE) {
