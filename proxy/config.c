@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <event2/util.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,8 +57,9 @@ static int parse_listen(const json_doc *doc, const json_t *root, config *c, char
     /* worker threads: by default one per core, up to what a cancel key
      * can name (proxy/cancel_key.h) */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    long long workers = cores < 1 ? 1 : cores > CANCEL_KEY_MAX_WORKERS ? CANCEL_KEY_MAX_WORKERS : cores;
-    if (json_doc_get_int(doc, root, "", "workers", false, 1, CANCEL_KEY_MAX_WORKERS, &workers, err, errlen) < 0)
+    long long most = CANCEL_KEY_MAX_WORKER + 1;
+    long long workers = cores < 1 ? 1 : cores > most ? most : cores;
+    if (json_doc_get_int(doc, root, "", "workers", false, 1, most, &workers, err, errlen) < 0)
         return -1;
     c->workers = (int)workers;
     return 0;
@@ -373,6 +375,82 @@ static int parse_proxy_protocol(const json_doc *doc, const json_t *root, config 
     return 0;
 }
 
+/* "peer_id" and "peers": cancels across instances behind one load balancer
+ * (docs/scaling.md). peer_id goes into every cancel key this instance hands
+ * out (proxy/cancel_key.h); each peer is another instance, by its own
+ * peer_id, to which a cancel whose key names that id is forwarded. */
+static int parse_peers(const json_doc *doc, const json_t *root, config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"id", "address", "proxy_protocol", NULL};
+    long long own = 0;
+    if (json_doc_get_int(doc, root, "", "peer_id", false, 1, CANCEL_KEY_MAX_PEER, &own, err, errlen) < 0)
+        return -1;
+    c->peer_id = (int)own;
+    json_t *arr = json_object_get(root, "peers");
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return json_doc_error(doc, arr, err, errlen, "peers",
+                              "must be an array of {\"id\": N, \"address\": \"IP:port\"} objects");
+    if (json_array_size(arr) > 0 && c->peer_id == 0)
+        return json_doc_error(doc, arr, err, errlen, "peers",
+                              "needs peer_id (this instance's own id, 1 to %d): the peers find this instance's "
+                              "sessions by it", CANCEL_KEY_MAX_PEER);
+    c->peers = calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof *c->peers);
+    if (!c->peers) {
+        snprintf(err, errlen, "%s: out of memory", c->path);
+        return -1;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(arr, i, p) {
+        char field[40];
+        snprintf(field, sizeof field, "peers[%zu]", i);
+        if (!json_is_object(p))
+            return json_doc_error(doc, p, err, errlen, field,
+                                  "must be an object {\"id\": N, \"address\": \"IP:port\"}");
+        if (json_doc_check_keys(doc, p, field, keys, err, errlen))
+            return -1;
+        long long id;
+        const char *address = NULL;
+        bool pp = false;
+        if (json_doc_get_int(doc, p, field, "id", true, 1, CANCEL_KEY_MAX_PEER, &id, err, errlen) < 0 ||
+            json_doc_get_string(doc, p, field, "address", true, &address, err, errlen) < 0 ||
+            json_doc_get_bool(doc, p, field, "proxy_protocol", false, &pp, err, errlen) < 0)
+            return -1;
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s.id", field);
+        if (id == c->peer_id)
+            return json_doc_error(doc, json_object_get(p, "id"), err, errlen, sub,
+                                  "%lld is this instance's own peer_id", id);
+        if (config_find_peer(c, (int)id))
+            return json_doc_error(doc, json_object_get(p, "id"), err, errlen, sub,
+                                  "%lld is listed twice", id);
+        /* an IP address and a port, as listen takes them: no host name
+         * (a cancel is no time to wait for DNS) */
+        snprintf(sub, sizeof sub, "%s.address", field);
+        config_peer *peer = &c->peers[c->npeers];
+        const char *colon = strrchr(address, ':');
+        int sslen = (int)sizeof peer->addr;
+        bool shaped = colon && colon != address && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
+        if (!shaped || evutil_parse_sockaddr_port(address, (struct sockaddr *)&peer->addr, &sslen) != 0 ||
+            atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+            return json_doc_error(doc, json_object_get(p, "address"), err, errlen, sub,
+                                  "'%s' is not an IP address and port (10.0.2.12:6432; [::1]:6432 for IPv6)",
+                                  address);
+        peer->addrlen = sslen;
+        peer->id = (int)id;
+        peer->proxy_protocol = pp;
+        peer->address = strdup(address);
+        if (!peer->address) {
+            snprintf(err, errlen, "%s: out of memory", c->path);
+            return -1;
+        }
+        c->npeers++;
+    }
+    return 0;
+}
+
 static int only_json(const struct dirent *e)
 {
     size_t n = strlen(e->d_name);
@@ -440,7 +518,7 @@ config *config_load(const char *path, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen", "so_reuseport", "workers", "tls", "auth", "databases", "limits", "policy",
                                        "deny_hint", "audit", "log_level", "hash_mask_key_file", "metrics", "admin",
-                                       "proxy_protocol", NULL};
+                                       "proxy_protocol", "peer_id", "peers", NULL};
     json_doc *doc = json_doc_load(path, CONFIG_MAX_FILE_BYTES, err, errlen);
     if (!doc)
         return NULL;
@@ -469,6 +547,7 @@ config *config_load(const char *path, char *err, size_t errlen)
              parse_metrics(doc, root, c, err, errlen) == 0 &&
              parse_admin(doc, root, c, err, errlen) == 0 &&
              parse_proxy_protocol(doc, root, c, err, errlen) == 0 &&
+             parse_peers(doc, root, c, err, errlen) == 0 &&
              json_doc_get_string(doc, root, "", "log_level", false, &level, err, errlen) >= 0;
     if (ok && level) {
         c->log_level = log_level_from_name(level);
@@ -577,6 +656,9 @@ void config_unref(config *c)
         free(c->admin_groups[i]);
     free(c->admin_groups);
     free(c->proxy_trusted);
+    for (size_t i = 0; i < c->npeers; i++)
+        free(c->peers[i].address);
+    free(c->peers);
     if (c->metrics_token) {
         explicit_bzero(c->metrics_token, strlen(c->metrics_token));
         free(c->metrics_token);
@@ -591,5 +673,13 @@ const config_database *config_find_database(const config *c, const char *name)
     for (size_t i = 0; i < c->ndatabases; i++)
         if (strcmp(c->databases[i].name, name) == 0)
             return &c->databases[i];
+    return NULL;
+}
+
+const config_peer *config_find_peer(const config *c, int id)
+{
+    for (size_t i = 0; i < c->npeers; i++)
+        if (c->peers[i].id == id)
+            return &c->peers[i];
     return NULL;
 }

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "policy/policy.h"
 #include "policy/rewrite.h"
@@ -25,6 +26,17 @@ typedef struct {
     bool allow_privileged_service_account;   /* superuser, BYPASSRLS, CREATEROLE, predefined roles: warn, not refuse */
     char *password;   /* service account password (file or env), or NULL */
 } config_database;
+
+/* One entry of "peers": another martgate instance behind the same load
+ * balancer, to which cancels whose key names its peer id are forwarded
+ * (proxy/cancel_forward, docs/scaling.md). */
+typedef struct {
+    int id;                          /* 1..255, its own "peer_id" */
+    char *address;                   /* "IP:port" as written */
+    struct sockaddr_storage addr;    /* ... parsed */
+    int addrlen;
+    bool proxy_protocol;             /* send a PROXY v2 header naming the canceller first */
+} config_peer;
 
 typedef struct config {
     atomic_int refcount;            /* sessions of every worker hold it */
@@ -60,6 +72,9 @@ typedef struct config {
     size_t n_admin_groups;         /* the policy files' SHA-256, first 16 hex digits ("" without one) */
     proxy_cidr *proxy_trusted;      /* proxy_protocol.trusted: peers that must send a PROXY header */
     size_t n_proxy_trusted;
+    int peer_id;                    /* this instance's id in cancel keys (1..255), 0: no peering */
+    config_peer *peers;             /* the other instances, by id */
+    size_t npeers;
 } config;
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20)
@@ -71,5 +86,7 @@ config *config_load(const char *path, char *err, size_t errlen);
 config *config_ref(config *c);
 void config_unref(config *c);
 const config_database *config_find_database(const config *c, const char *name);
+/* The entry of "peers" with this id, or NULL. */
+const config_peer *config_find_peer(const config *c, int id);
 
 #endif

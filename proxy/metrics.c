@@ -21,7 +21,7 @@ static const char *const login_names[MG_LOGIN_N] = {
 static const char *const decision_names[MG_DECISION_N] = {"allow", "rewrite", "deny"};
 static const char *const limit_names[MG_LIMIT_N] = {"max_clients", "max_pending_logins", "max_pending_per_address",
                                                      "max_message_bytes"};
-static const char *const cancel_names[MG_CANCEL_N] = {"forwarded", "refused"};
+static const char *const cancel_names[MG_CANCEL_N] = {"forwarded", "refused", "to_peer"};
 
 /* Every table of names, shared by the worker threads: interning (a login,
  * a denial) and a scrape take it. Names are only ever appended. */
@@ -234,7 +234,8 @@ int metrics_write(struct evbuffer *out, const metrics_block *const *blocks, size
     add(&w, "martgate_received_bytes_total{from=\"warehouse\"} %llu\n", (unsigned long long)SUM(bytes_from_warehouse));
 
     head(&w, "martgate_cancel_requests_total", "counter",
-         "cancel requests: forwarded to the warehouse, or refused (no session has the key)");
+         "cancel requests: forwarded to the warehouse, refused (no session has the key), or sent to the "
+         "peer instance the key names (to_peer)");
     for (int c = 0; c < MG_CANCEL_N; c++)
         add(&w, "martgate_cancel_requests_total{result=\"%s\"} %llu\n", cancel_names[c],
             (unsigned long long)SUM(cancels[c]));

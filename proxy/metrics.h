@@ -40,7 +40,12 @@ typedef enum {
     MG_LIMIT_N
 } metrics_limit;
 
-typedef enum { MG_CANCEL_FORWARDED = 0, MG_CANCEL_REFUSED, MG_CANCEL_N } metrics_cancel;
+typedef enum {
+    MG_CANCEL_FORWARDED = 0,     /* the key matched a session here: its warehouse query was cancelled */
+    MG_CANCEL_REFUSED,           /* no session has the key (or a peer id that is not configured) */
+    MG_CANCEL_TO_PEER,           /* the key names a peer: the cancel was sent to it (proxy/cancel_forward) */
+    MG_CANCEL_N
+} metrics_cancel;
 
 #define METRICS_MAX_NAMES 64
 #define METRICS_OTHER (METRICS_MAX_NAMES - 1)   /* the name index of "other" */

@@ -84,6 +84,14 @@ int pgw_ready_for_query(struct evbuffer *out, char status)
     return add_msg(out, 'Z', &status, 1);
 }
 
+void pgw_cancel_packet(unsigned char out[PG_CANCEL_PACKET_BYTES], uint32_t code, uint32_t pid, uint32_t key)
+{
+    pgw_put_u32(out, PG_CANCEL_PACKET_BYTES);
+    pgw_put_u32(out + 4, code);
+    pgw_put_u32(out + 8, pid);
+    pgw_put_u32(out + 12, key);
+}
+
 /* A message built in a scratch buffer: type, then the body appended. */
 static int add_built(struct evbuffer *out, char type, struct evbuffer *body)
 {
@@ -238,9 +246,10 @@ int pgw_parse_startup(const char *body, size_t len, pg_startup *out, char *err, 
         return -1;
     }
     out->code = pgw_get_u32(body);
-    if (out->code == PG_CANCEL_REQUEST_CODE) {
+    if (out->code == PG_CANCEL_REQUEST_CODE || out->code == PG_FORWARDED_CANCEL_CODE) {
         if (len != 12) {
-            snprintf(err, errlen, "cancel request of %zu bytes, expected 12", len);
+            snprintf(err, errlen, "%scancel request of %zu bytes, expected 12",
+                     out->code == PG_FORWARDED_CANCEL_CODE ? "forwarded " : "", len);
             return -1;
         }
         out->cancel_pid = pgw_get_u32(body + 4);

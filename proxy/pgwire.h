@@ -17,6 +17,14 @@
 #define PG_SSL_REQUEST_CODE  80877103u
 #define PG_GSSENC_REQUEST_CODE 80877104u
 #define PG_CANCEL_REQUEST_CODE 80877102u
+/* martgate's own: a CancelRequest one martgate instance forwards to the peer
+ * whose id the key names (proxy/cancel_forward). Handled like a
+ * CancelRequest but never forwarded again, so that two instances whose
+ * "peers" disagree cannot pass a cancel back and forth. 1234 << 16 | 5690:
+ * PostgreSQL's request codes are 1234 << 16 | 5678..5680. */
+#define PG_FORWARDED_CANCEL_CODE 80877114u
+/* A CancelRequest packet: length 16, code, pid, secret key. */
+#define PG_CANCEL_PACKET_BYTES 16
 
 /* Startup packets are small; PostgreSQL itself caps them at 10000 bytes. */
 #define PG_MAX_STARTUP_PACKET 10000u
@@ -56,6 +64,9 @@ int pgw_auth_request(struct evbuffer *out, uint32_t code);          /* 'R' */
 int pgw_parameter_status(struct evbuffer *out, const char *name, const char *value);
 int pgw_backend_key(struct evbuffer *out, uint32_t pid, uint32_t secret);
 int pgw_ready_for_query(struct evbuffer *out, char status);
+/* A whole CancelRequest (code PG_CANCEL_REQUEST_CODE) or forwarded cancel
+ * (PG_FORWARDED_CANCEL_CODE) packet into out. */
+void pgw_cancel_packet(unsigned char out[PG_CANCEL_PACKET_BYTES], uint32_t code, uint32_t pid, uint32_t key);
 /* A result set of text columns (type text, OID 25), for answers martgate
  * gives itself (the admin console): RowDescription, DataRow (NULL values
  * as SQL NULL), CommandComplete. */
@@ -86,6 +97,7 @@ char *pgw_take_message(struct evbuffer *buf, uint32_t len);
 #define PG_MAX_STARTUP_PARAMS 64
 typedef struct {
     uint32_t code;          /* protocol version, or a request code */
+                            /* cancel_pid, cancel_key: of a CancelRequest or forwarded cancel */
     uint32_t cancel_pid, cancel_key;
     size_t nparams;
     const char *names[PG_MAX_STARTUP_PARAMS];

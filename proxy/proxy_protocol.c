@@ -1,6 +1,7 @@
 /*
- * proxy_protocol: the PROXY protocol v1/v2 header parser and the CIDR ranges
- * of proxy_protocol.trusted (proxy_protocol.h). No I/O, no allocation.
+ * proxy_protocol: the PROXY protocol v1/v2 header parser, the v2 header
+ * builder, and the CIDR ranges of proxy_protocol.trusted (proxy_protocol.h).
+ * No I/O, no allocation.
  */
 #include "proxy/proxy_protocol.h"
 
@@ -200,6 +201,56 @@ int proxy_header_source(const proxy_header *h, char *buf, size_t len)
         return 0;
     }
     return h->src_port;
+}
+
+/* ---- building a v2 header ------------------------------------------------- */
+
+size_t proxy_header_v2_build(uint8_t out[PROXY_V2_BUILD_MAX_BYTES], const char *src, int src_port,
+                             const struct sockaddr *dst)
+{
+    uint8_t a[16], b[16] = {0};
+    int family = 0;
+    size_t alen = 0;
+    uint16_t dport = 0;
+    if (src && inet_pton(AF_INET, src, a) == 1) {
+        family = AF_INET;
+        alen = 4;
+    } else if (src && inet_pton(AF_INET6, src, a) == 1) {
+        family = AF_INET6;
+        alen = 16;
+    }
+    if (family && dst && dst->sa_family == family) {
+        if (family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)dst;
+            memcpy(b, &in->sin_addr, 4);
+            dport = ntohs(in->sin_port);
+        } else {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)dst;
+            memcpy(b, &in6->sin6_addr, 16);
+            dport = ntohs(in6->sin6_port);
+        }
+    } else if (family && dst && dst->sa_family == AF_INET) {
+        dport = ntohs(((const struct sockaddr_in *)dst)->sin_port);
+    } else if (family && dst && dst->sa_family == AF_INET6) {
+        dport = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+    }
+    memcpy(out, v2_signature, sizeof v2_signature);
+    out[12] = 0x21;   /* version 2, PROXY */
+    out[13] = family == AF_INET ? 0x11 : family == AF_INET6 ? 0x21 : 0x00;
+    size_t body = family ? 2 * alen + 4 : 0;
+    out[14] = (uint8_t)(body >> 8);
+    out[15] = (uint8_t)body;
+    if (!family)
+        return 16;
+    uint16_t sport = src_port > 0 && src_port <= 65535 ? (uint16_t)src_port : 0;
+    uint8_t *p = out + 16;
+    memcpy(p, a, alen);
+    memcpy(p + alen, b, alen);
+    p[2 * alen] = (uint8_t)(sport >> 8);
+    p[2 * alen + 1] = (uint8_t)sport;
+    p[2 * alen + 2] = (uint8_t)(dport >> 8);
+    p[2 * alen + 3] = (uint8_t)dport;
+    return 16 + body;
 }
 
 /* ---- CIDR ---------------------------------------------------------------- */

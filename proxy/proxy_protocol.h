@@ -3,8 +3,10 @@
  * versions 1 and 2) that a load balancer in front of martgate sends before
  * the client's first byte, so that the client's own address is the one
  * martgate logs, audits and limits. A pure parser (no I/O: the session feeds
- * it what it has read so far) and the CIDR ranges of proxy_protocol.trusted,
- * the addresses that must send one (docs/scaling.md).
+ * it what it has read so far), the builder of the v2 header martgate itself
+ * sends before a cancel it forwards to a peer (proxy/cancel_forward), and the
+ * CIDR ranges of proxy_protocol.trusted, the addresses that must send one
+ * (docs/scaling.md).
  */
 #ifndef MARTGATE_PROXY_PROTOCOL_H
 #define MARTGATE_PROXY_PROTOCOL_H
@@ -54,6 +56,16 @@ bool proxy_header_looks_like(const uint8_t *buf, size_t len);
 
 /* The source address of h (has_address) as text into buf; returns the port. */
 int proxy_header_source(const proxy_header *h, char *buf, size_t len);
+
+/* The most bytes proxy_header_v2_build writes (TCP over IPv6, no TLV). */
+#define PROXY_V2_BUILD_MAX_BYTES (16 + 36)
+/* A v2 PROXY header naming src (an IPv4 or IPv6 address as text, and its
+ * port) as the client and dst (AF_INET or AF_INET6; its address when of
+ * src's family, the unspecified one otherwise) as where it connected. When
+ * src is no address, the header is PROXY with family UNSPEC: the receiver
+ * keeps the connection's own address. Returns the bytes written to out. */
+size_t proxy_header_v2_build(uint8_t out[PROXY_V2_BUILD_MAX_BYTES], const char *src, int src_port,
+                             const struct sockaddr *dst);
 
 /* One range of proxy_protocol.trusted. */
 typedef struct {

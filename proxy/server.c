@@ -376,6 +376,9 @@ int server_reload(server *srv, char *err, size_t errlen)
         log_msg(LOG_WARNING, "reload: the audit section changed; the running audit log keeps its settings until a restart");
     if (old->workers != c->workers)
         log_msg(LOG_WARNING, "reload: workers changed; that takes a restart");
+    if (old->peer_id != c->peer_id)
+        log_msg(LOG_WARNING, "reload: peer_id changed from %d to %d; that takes a restart (cancel keys keep %u)",
+                old->peer_id, c->peer_id, srv->peer_id);
     config_unref(old);
     log_set_level((log_level)c->log_level);
     /* every worker takes it (the inbox runs before the sockets); the
@@ -610,7 +613,7 @@ int cmd_serve_main(int argc, char **argv)
     }
     srv->cfg = cfg;
     srv->config_path = path;
-    srv->peer_id = 0;
+    srv->peer_id = (unsigned)cfg->peer_id;   /* in every cancel key: a restart changes it */
     srv->started_at = srv->policy_loaded_at = unix_time();
     srv->exited_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
@@ -670,6 +673,16 @@ int cmd_serve_main(int argc, char **argv)
         log_msg(LOG_INFO, "policy %s: %s", cfg->policy_path, summary);
     } else {
         log_msg(LOG_WARNING, "no policy configured: every statement of an authenticated user is allowed");
+    }
+    if (cfg->peer_id) {
+        char peers[512] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < cfg->npeers && off < sizeof peers; i++)
+            off += (size_t)snprintf(peers + off, sizeof peers - off, "%s%d at %s%s", i ? ", " : "",
+                                    cfg->peers[i].id, cfg->peers[i].address,
+                                    cfg->peers[i].proxy_protocol ? " (PROXY header)" : "");
+        log_msg(LOG_INFO, "peer_id %d: cancels whose key names a peer go to it; peers: %s", cfg->peer_id,
+                cfg->npeers ? peers : "none");
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if (worker_start(&srv->workers[i]) != 0) {

@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "proxy/admin_console.h"
 #include "proxy/audit_trail.h"
+#include "proxy/cancel_forward.h"
+#include "proxy/cancel_key.h"
 #include "proxy/ops_http.h"
 #include "proxy/server.h"
 #include "proxy/session_internal.h"
@@ -82,8 +84,12 @@ void session_read_proxy_header(session *s)
 /* A CancelRequest, carried to the worker whose session its key names. */
 typedef struct cancel_msg {
     uint32_t pid, key;
-    char from[80];               /* the canceller, for the log */
+    bool forwarded;              /* by a peer instance */
+    char from[128];              /* the canceller, for the log */
 } cancel_msg;
+
+#define NO_SESSION(fwd) ((fwd) ? "a key that matches no session (forwarded by a peer instance)" \
+                              : "a key that matches no session")
 
 static void refuse_cancel(worker *w, const cancel_msg *m, const char *why)
 {
@@ -91,7 +97,7 @@ static void refuse_cancel(worker *w, const cancel_msg *m, const char *why)
     static log_rate wrong_keys;
     unsigned long unlogged;
     if (log_rate_ok(&wrong_keys, &unlogged))
-        log_msg(LOG_INFO, "cancel request from %s with a key that %s%s", m->from, why,
+        log_msg(LOG_INFO, "cancel request from %s with %s%s", m->from, why,
                 unlogged ? " (and more not logged in the last second)" : "");
 }
 
@@ -102,32 +108,56 @@ static void cancel_on_owner(worker *w, void *arg)
     session *target = worker_find_by_key(w, m->pid);
     if (target && CRYPTO_memcmp(&target->key_secret, &m->key, sizeof m->key) == 0) {
         w->metrics.cancels[MG_CANCEL_FORWARDED]++;
+        if (m->forwarded)
+            session_log(target, LOG_INFO, "cancel request from %s came through a peer martgate instance", m->from);
         session_cancel(target);
     } else {
-        refuse_cancel(w, m, "matches no session");
+        refuse_cancel(w, m, NO_SESSION(m->forwarded));
     }
     free(m);
 }
 
-static void handle_cancel_request(session *s, uint32_t pid, uint32_t key)
+/* A CancelRequest, or (forwarded) a cancel another martgate instance sent
+ * on because the key names this one. The key's pid says whose session it is
+ * (proxy/cancel_key.h): one of this instance's (carried to the worker that
+ * runs it), a configured peer's (sent on to it, never when it was forwarded
+ * to us already: two instances whose "peers" disagree cannot pass it back
+ * and forth; one cancel in, at most one connection out), or nobody's. The
+ * peers are this worker's current configuration's. */
+static void handle_cancel_request(session *s, uint32_t pid, uint32_t key, bool forwarded)
 {
     server *srv = s->wk->srv;
+    unsigned peer_id = cancel_key_peer(pid);
+    unsigned owner = cancel_key_worker(pid);
     cancel_msg *m = calloc(1, sizeof *m);
-    if (m) {
-        m->pid = pid;
-        m->key = key;
-        snprintf(m->from, sizeof m->from, "%s:%d", s->client_addr, s->client_port);
-        /* the key says which worker runs the session (proxy/cancel_key.h) */
-        unsigned owner = cancel_key_worker(pid);
-        if (cancel_key_peer(pid) != srv->peer_id || owner >= srv->nworkers) {
-            refuse_cancel(s->wk, m, "matches no session");
-            free(m);
-        } else if (owner == s->wk->index) {
-            cancel_on_owner(s->wk, m);
-        } else {
-            worker_post(&srv->workers[owner], cancel_on_owner, m, free);
-        }
+    if (!m) {
+        session_kill(s);
+        return;
     }
+    m->pid = pid;
+    m->key = key;
+    m->forwarded = forwarded;
+    snprintf(m->from, sizeof m->from, "%s:%d", s->client_addr, s->client_port);
+    const config_peer *peer = NULL;
+    if (peer_id != srv->peer_id && !forwarded && peer_id != 0)
+        peer = config_find_peer(s->wk->cfg, (int)peer_id);
+    if (peer_id == srv->peer_id && owner < srv->nworkers && cancel_key_valid(pid)) {
+        if (owner == s->wk->index)
+            cancel_on_owner(s->wk, m);
+        else
+            worker_post(&srv->workers[owner], cancel_on_owner, m, free);
+        m = NULL;
+    } else if (peer && cancel_key_valid(pid)) {
+        /* one connection per cancel, bounded in flight; it logs a drop */
+        (void)cancel_forward(s->wk->cancel_fwd, peer, pid, key, s->client_addr, s->client_port);
+    } else if (peer_id != srv->peer_id && !forwarded && peer_id != 0) {
+        char why[96];
+        snprintf(why, sizeof why, "a key naming peer %u, which peers does not list", peer_id);
+        refuse_cancel(s->wk, m, why);
+    } else {
+        refuse_cancel(s->wk, m, NO_SESSION(forwarded));
+    }
+    free(m);
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
 }
@@ -330,7 +360,17 @@ void session_read_startup(session *s)
         }
         if (st.code == PG_CANCEL_REQUEST_CODE) {
             free(pkt);
-            handle_cancel_request(s, st.cancel_pid, st.cancel_key);
+            handle_cancel_request(s, st.cancel_pid, st.cancel_key, false);
+            return;
+        }
+        if (st.code == PG_FORWARDED_CANCEL_CODE) {
+            free(pkt);
+            /* a peer instance sends it in plaintext, before any TLS */
+            if (s->client.ssl) {
+                session_fatal(s, SQLSTATE_PROTOCOL_VIOLATION, "forwarded cancel request inside TLS");
+                return;
+            }
+            handle_cancel_request(s, st.cancel_pid, st.cancel_key, true);
             return;
         }
         if (st.code == PG_SSL_REQUEST_CODE) {

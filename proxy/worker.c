@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "proxy/cancel_forward.h"
+#include "proxy/cancel_key.h"
 #include "proxy/pgwire.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
@@ -190,8 +192,8 @@ uint32_t worker_new_key_pid(worker *w)
     for (;;) {
         uint32_t r;
         RAND_bytes((unsigned char *)&r, sizeof r);
-        uint32_t pid = cancel_key_pid(w->srv->peer_id, w->index, r);
-        if (pid == 0)
+        uint32_t pid = cancel_key_encode(w->srv->peer_id, w->index, r);
+        if (!cancel_key_valid(pid))
             continue;
         bool used = false;
         for (session *s = w->sessions; s && !used; s = s->next)
@@ -331,6 +333,11 @@ int worker_init(worker *w, server *srv, unsigned index, config *cfg, char *err, 
         snprintf(err, errlen, "worker %u: cannot create its inbox: %s", index, strerror(errno));
         return -1;
     }
+    w->cancel_fwd = cancel_forwarder_new(w->base, &w->metrics.cancels[MG_CANCEL_TO_PEER]);
+    if (!w->cancel_fwd) {
+        snprintf(err, errlen, "worker %u: out of memory", index);
+        return -1;
+    }
     if (audit_enabled(srv->audit)) {
         w->audit_loop = audit_loop_attach(srv->audit, w->base);
         if (!w->audit_loop) {
@@ -395,6 +402,7 @@ void worker_finish(worker *w)
     w->posts = NULL;
     if (w->shutdown_timer)
         event_free(w->shutdown_timer);
+    cancel_forwarder_free(w->cancel_fwd);
     if (w->wake_ev)
         event_free(w->wake_ev);
     if (w->wake_fd >= 0)

@@ -36,6 +36,7 @@ struct server;
 struct session;
 struct worker_msg;
 struct worker_call_req;
+struct cancel_forwarder;
 
 typedef struct worker {
     struct server *srv;          /* the process-wide part */
@@ -55,6 +56,7 @@ typedef struct worker {
     size_t ncatalogs;
     bool stopping;
     struct event *shutdown_timer;
+    struct cancel_forwarder *cancel_fwd;   /* cancels sent on to peer instances (proxy/cancel_forward) */
 
     /* the inbox */
     pthread_mutex_t mu;

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256] = "";
     if (pgw_parse_startup(buf, size, &s, err, sizeof err) == 0) {
         CHECK(s.nparams <= PG_MAX_STARTUP_PARAMS, "%zu parameters", s.nparams);
-        if (s.code == PG_CANCEL_REQUEST_CODE)
+        if (s.code == PG_CANCEL_REQUEST_CODE || s.code == PG_FORWARDED_CANCEL_CODE)
             CHECK(size == 12, "cancel request of %zu bytes accepted", size);
         else if (s.code == PG_SSL_REQUEST_CODE || s.code == PG_GSSENC_REQUEST_CODE)
             CHECK(size == 4, "SSL/GSS request of %zu bytes accepted", size);
