@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git libtsan2
   libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libcmocka-dev
   libpg-query-dev postgresql-server-dev-15 zlib1g-dev
   postgresql-15 postgresql-client-15 pgbouncer

@@ -2,8 +2,10 @@
 # The README's test command (and CI's): installs what is missing, builds twice
 # (optimised with -Werror, and with AddressSanitizer + UndefinedBehaviorSanitizer),
 # runs every cmocka unit test in both builds, then the integration suite (real
-# PostgreSQL 15, psql, pgbench, pg_dump, pgjdbc) against both binaries, then
-# each libFuzzer target for a short while (tests/fuzz/run.sh).
+# PostgreSQL 15, psql, pgbench, pg_dump, pgjdbc) against both binaries, the
+# concurrency part of it against a ThreadSanitizer build with four worker
+# threads (tests/tsan/run.sh), then each libFuzzer target for a short while
+# (tests/fuzz/run.sh).
 # Ends with one line "total: N passed, N failed" adding up every check of every
 # suite (a suite that dies before reporting counts as one failure).
 set -uo pipefail
@@ -60,6 +62,9 @@ run_suite "policy tests: examples/passei-direto" build/martgate policy test \
 for build in build-asan build; do
   run_suite "integration: $build/martgate" env MARTGATE_BIN="$root/$build/martgate" bash tests/integration/run.sh
 done
+
+# ThreadSanitizer over the worker threads' shared parts, workers=4
+run_suite "tsan: build-tsan/martgate" bash tests/tsan/run.sh
 
 # libFuzzer (clang) over SQL through the policy engine, startup packets,
 # policy files and audit JSON, a short run each (FUZZ_SECONDS)
