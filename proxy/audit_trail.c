@@ -157,6 +157,9 @@ static void entry_template(guard_named *e, trail_tmpl *t)
 static void write_session_fields(session *s, jsonw *w)
 {
     jw_int(w, "session", (long long)s->id);
+    /* several instances (peering): (peer_id, session) names the session */
+    if (s->wk->srv->peer_id)
+        jw_int(w, "peer_id", (long long)s->wk->srv->peer_id);
     jw_str(w, "user", s->user);
     jw_strs(w, "groups", (const char *const *)s->ident.groups, s->ident.ngroups);
     jw_str(w, "client_addr", s->client_addr);
