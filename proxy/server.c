@@ -350,7 +350,9 @@ static void barrier(worker *w, void *arg) { (void)w; (void)arg; }
 
 int server_reload(server *srv, char *err, size_t errlen)
 {
-    pthread_mutex_lock(&srv->reload_mu);
+    /* a reload waits on every worker: one that runs the admin console's
+     * RELOAD keeps answering the others while it waits for this lock */
+    worker_mutex_lock(&srv->reload_mu);
     config *c = config_load(srv->config_path, err, errlen);
     pthread_mutex_lock(&srv->mu);
     if (!c) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -143,6 +144,20 @@ void worker_call(worker *w, worker_fn fn, void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     pthread_cond_destroy(&c.cv);
+}
+
+void worker_mutex_lock(pthread_mutex_t *mu)
+{
+    worker *me = current;
+    if (!me) {
+        pthread_mutex_lock(mu);
+        return;
+    }
+    while (pthread_mutex_trylock(mu) != 0) {
+        run_calls(me);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
 }
 
 /* ---- sessions --------------------------------------------------------- */

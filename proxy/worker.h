@@ -84,6 +84,9 @@ int worker_post(worker *w, worker_fn fn, void *arg, void (*drop)(void *arg));
  * caller is w's thread; without running it when w has ended). fn must only
  * read w's state and copy it into arg. */
 void worker_call(worker *w, worker_fn fn, void *arg);
+/* Locks mu; a worker thread keeps answering the calls made to it while it
+ * waits (a mutex held by someone who waits on this worker cannot deadlock). */
+void worker_mutex_lock(pthread_mutex_t *mu);
 /* The worker whose thread is the caller's, or NULL (the server's thread). */
 worker *worker_current(void);
 

@@ -137,6 +137,23 @@ R.check("KILL SESSION ends a session that another worker runs (57P01)",
         tags == ["CMD KILL"] and err is not None and err.get("C") == "57P01", (tags, pgwire.summarize(msgs)))
 sessions.remove(victim)
 
+# ---- RELOAD from consoles on several workers at once (each waits on every
+# worker while the others wait on it), and SHOW SESSIONS meanwhile: no deadlock
+consoles = [admin() for _ in range(4)]; logins += 4
+errs = []
+def reload_loop(c, n):
+    for _ in range(n):
+        tags = pgwire.summarize(c.query("RELOAD; SHOW SESSIONS"))
+        if "CMD RELOAD" not in tags:
+            errs.append(tags)
+ts = [threading.Thread(target=reload_loop, args=(c, 5)) for c in consoles]
+t0 = time.monotonic()
+for t in ts: t.start()
+for t in ts: t.join(60)
+R.check("four consoles, RELOAD and SHOW SESSIONS five times each at once, all answered (%.1f s)" % (time.monotonic() - t0),
+        not any(t.is_alive() for t in ts) and not errs, errs[:3])
+for c in consoles: c.terminate()
+
 # ---- /metrics sums the four workers: exactly the logins made
 time.sleep(0.2)
 R.check("martgate_logins_total{result=\"ok\"} is the %d logins made, summed over the workers" % logins,

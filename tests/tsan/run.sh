@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 bin=${TSAN_BIN:-$root/build-tsan/martgate}
-tests=${TSAN_TESTS:-"t_workers t_cancel t_limits t_reload t_pgbench t_admin t_metrics t_shutdown t_restart"}
+tests=${TSAN_TESTS:-"t_workers t_cancel t_peers t_limits t_reload t_pgbench t_admin t_metrics t_shutdown t_restart"}
 dir=$(mktemp -d /tmp/martgate-tsan.XXXXXX)
 chmod 755 "$dir"
 pass=0
