@@ -147,8 +147,7 @@ backend martgate
   server mg1 127.0.0.1:${PP[1]} send-proxy-v2
   server mg2 127.0.0.1:${PP[2]} send-proxy-v2
 HAP
-  h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
-  wait_until 10 port_open "$HP" || { echo "bench: haproxy did not start: $(tail -3 "$T_DIR/haproxy.log")" >&2; exit 1; }
+  haproxy_start "$T_DIR/haproxy.cfg" "$HP" >"$T_DIR/why" || { echo "bench: $(cat "$T_DIR/why")" >&2; exit 1; }
   # port_open's connection took one turn of the round robin; no matter
 
   cat >"$T_DIR/cancel.py" <<'PY'

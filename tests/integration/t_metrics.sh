@@ -144,29 +144,8 @@ backend martgate
   http-check expect status 200
   server mg1 127.0.0.1:$MG_PORT check port $MPORT inter 500ms fall 2 rise 2
 HAP
-haproxy -c -f "$T_DIR/haproxy.cfg" >/dev/null 2>&1 || fail "haproxy -c accepts the test's config" "$(haproxy -c -f "$T_DIR/haproxy.cfg" 2>&1)"
-h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
-# hap_status: mg1's status in HAProxy's own stats (UP, DOWN, ...)
-hap_status() {
-  /usr/bin/python3 - "$T_DIR/haproxy.sock" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b"show stat\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-rows = [l.split(",") for l in data.decode().splitlines() if l]
-cols = rows[0]
-cols[0] = cols[0].lstrip("# ")
-for r in rows[1:]:
-    if r[0] == "martgate" and r[1] == "mg1":
-        print(r[cols.index("status")])
-PY
-}
+haproxy_start "$T_DIR/haproxy.cfg" "$HPORT" >"$T_DIR/why" || fail "HAProxy starts on the test's config" "$(cat "$T_DIR/why")"
+hap_status() { haproxy_status "$T_DIR/haproxy.sock" martgate mg1; }   # mg1's status (UP, DOWN, ...)
 hap_is() { [ "$(hap_status)" = "$1" ]; }
 wait_until 15 hap_is UP || true
 check_eq "HAProxy's httpchk of /readyz: martgate is UP" UP "$(hap_status)"

@@ -88,20 +88,9 @@ backend martgate
   server a 127.0.0.1:${PORT[A]} send-proxy-v2 check check-send-proxy inter 1s rise 1 fall 2
   server b 127.0.0.1:${PORT[B]} send-proxy-v2 check check-send-proxy inter 1s rise 1 fall 2
 HAP
-haproxy -c -f "$T_DIR/haproxy.cfg" >/dev/null 2>&1 || h_die "haproxy -c refuses the test's config: $(haproxy -c -f "$T_DIR/haproxy.cfg" 2>&1 | tail -5)"
-h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
-wait_until 10 port_open "$HP" || h_die "haproxy did not start: $(tail -5 "$T_DIR/haproxy.log")"
+haproxy_start "$T_DIR/haproxy.cfg" "$HP" >"$T_DIR/why" || h_die "$(cat "$T_DIR/why")"
 hap_up() { # both servers UP in HAProxy's stats
-  [ "$(echo "show stat" | /usr/bin/python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"show stat\n")
-d = b""
-while True:
-    b = s.recv(65536)
-    if not b: break
-    d += b
-print(sum(1 for l in d.decode().splitlines() if l.startswith("martgate,a,") or l.startswith("martgate,b,") if ",UP," in l))
-' "$T_DIR/haproxy.sock" 2>/dev/null)" = 2 ]
+  [ "$(haproxy_status "$T_DIR/haproxy.sock" martgate a)" = UP ] && [ "$(haproxy_status "$T_DIR/haproxy.sock" martgate b)" = UP ]
 }
 wait_until 15 hap_up || true
 check "HAProxy sees both instances UP (check-send-proxy health checks)" hap_up

@@ -52,29 +52,8 @@ backend mg_v1
   tcp-check expect string N
   server mg 127.0.0.1:$MG_PORT send-proxy check check-send-proxy inter 500ms rise 1 fall 1
 HAP
-haproxy -c -f "$T_DIR/haproxy.cfg" >/dev/null 2>&1 || h_die "haproxy -c refuses the test's config: $(haproxy -c -f "$T_DIR/haproxy.cfg" 2>&1 | tail -5)"
-h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
-wait_until 10 port_open "$HP2" || h_die "haproxy did not start: $(tail -5 "$T_DIR/haproxy.log")"
-hap_status() { # BACKEND: its server's status in HAProxy's stats (UP, DOWN, ...)
-  /usr/bin/python3 - "$T_DIR/haproxy.sock" "$1" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b"show stat\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-rows = [l.split(",") for l in data.decode().splitlines() if l]
-cols = rows[0]
-cols[0] = cols[0].lstrip("# ")
-for r in rows[1:]:
-    if r[0] == sys.argv[2] and r[1] == "mg":
-        print(r[cols.index("status")])
-PY
-}
+haproxy_start "$T_DIR/haproxy.cfg" "$HP2" >"$T_DIR/why" || h_die "$(cat "$T_DIR/why")"
+hap_status() { haproxy_status "$T_DIR/haproxy.sock" "$1" mg; }   # BACKEND: its server's status
 hap_is() { [ "$(hap_status "$1")" = "$2" ]; }
 wait_until 10 hap_is mg_v2 UP || true
 wait_until 10 hap_is mg_v1 UP || true

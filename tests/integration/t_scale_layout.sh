@@ -24,17 +24,7 @@ CREATE SCHEMA mart; CREATE TABLE mart.t (a int); INSERT INTO mart.t VALUES (1), 
 SQL
 
 # ---- the standby
-STANDBY=$MG_PG_BASE/standby
-echo "local replication all trust" | as_pg tee -a "$MG_PG_DATA/pg_hba.conf" >/dev/null
-pg_admin postgres -c "select pg_reload_conf()" >/dev/null
-as_pg "$PGBIN/pg_basebackup" -D "$STANDBY" -h "$MG_PG_SOCK" -p "$PRIMARY_PORT" -U pgadmin -R -X stream -c fast \
-  >"$T_DIR/basebackup.log" 2>&1 || h_die "pg_basebackup failed: $(tail -5 "$T_DIR/basebackup.log")"
-STANDBY_PORT=$(free_port)
-as_pg sed -i "s/^port = .*/port = $STANDBY_PORT/" "$STANDBY/martgate-test.conf"
-standby_stop() { [ -d "$STANDBY" ] && as_pg "$PGBIN/pg_ctl" -D "$STANDBY" -m immediate -w -t 10 stop >/dev/null 2>&1; true; }
-trap 'rc=$?; standby_stop; (exit $rc); h_cleanup' EXIT
-as_pg "$PGBIN/pg_ctl" -D "$STANDBY" -l "$MG_PG_BASE/standby.log" -w -t 30 start >/dev/null 2>&1 ||
-  h_die "the standby did not start: $(tail -5 "$MG_PG_BASE/standby.log")"
+pg_standby_start >"$T_DIR/why" || h_die "$(cat "$T_DIR/why")"
 
 # ---- the two instances and HAProxy, from the example's templates
 mg_setup_keys
@@ -82,22 +72,14 @@ done
 sed -e "s|@STATS_SOCKET@|$T_DIR/haproxy.sock|" -e "s|@BIND@|127.0.0.1:$HP|" -e "s|@MG1@|127.0.0.1:${PORT[1]}|" \
     -e "s|@MG2@|127.0.0.1:${PORT[2]}|" -e "s|@MG1_METRICS_PORT@|${MPORT[1]}|" -e "s|@MG2_METRICS_PORT@|${MPORT[2]}|" \
     "$EX/haproxy.cfg.in" >"$T_DIR/haproxy.cfg"
-haproxy -c -f "$T_DIR/haproxy.cfg" >/dev/null 2>&1 || h_die "haproxy -c refuses the example: $(haproxy -c -f "$T_DIR/haproxy.cfg" 2>&1 | tail -3)"
-h_bg haproxy -db -f "$T_DIR/haproxy.cfg" >"$T_DIR/haproxy.log" 2>&1
-wait_until 10 port_open "$HP" || h_die "haproxy did not start: $(tail -5 "$T_DIR/haproxy.log")"
-servers_up() { # how many of the backend's servers HAProxy has UP
-  /usr/bin/python3 - "$T_DIR/haproxy.sock" <<'PY' 2>/dev/null || echo 0
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"show stat\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b: break
-    data += b
-print(sum(1 for l in data.decode().splitlines() if l.startswith("martgate,mg") and ",UP," in l))
-PY
+haproxy_start "$T_DIR/haproxy.cfg" "$HP" >"$T_DIR/why" || h_die "$(cat "$T_DIR/why")"
+servers_up() { # how many of the backend's two servers HAProxy has UP
+  local n=0 m
+  for m in mg1 mg2; do [ "$(haproxy_status "$T_DIR/haproxy.sock" martgate $m)" = UP ] && n=$((n + 1)); done
+  echo $n
 }
-wait_until 20 bash -c "[ \"\$(servers_up)\" = 2 ]" 2>/dev/null || true
+all_up() { [ "$(servers_up)" = 2 ]; }
+wait_until 20 all_up || true
 up=$(servers_up)
 check_eq "both instances UP in HAProxy (httpchk on /readyz)" 2 "$up"
 

@@ -22,17 +22,7 @@ CREATE SCHEMA mart; CREATE TABLE mart.t (a int); INSERT INTO mart.t VALUES (1), 
 SQL
 
 # ---- the standby --------------------------------------------------------------
-STANDBY=$MG_PG_BASE/standby
-echo "local replication all trust" | as_pg tee -a "$MG_PG_DATA/pg_hba.conf" >/dev/null
-pg_admin postgres -c "select pg_reload_conf()" >/dev/null
-as_pg "$PGBIN/pg_basebackup" -D "$STANDBY" -h "$MG_PG_SOCK" -p "$PRIMARY_PORT" -U pgadmin -R -X stream -c fast \
-  >"$T_DIR/basebackup.log" 2>&1 || h_die "pg_basebackup failed: $(tail -5 "$T_DIR/basebackup.log")"
-STANDBY_PORT=$(free_port)
-as_pg sed -i "s/^port = .*/port = $STANDBY_PORT/" "$STANDBY/martgate-test.conf"
-standby_stop() { [ -d "$STANDBY" ] && as_pg "$PGBIN/pg_ctl" -D "$STANDBY" -m immediate -w -t 10 stop >/dev/null 2>&1; true; }
-trap 'rc=$?; standby_stop; (exit $rc); h_cleanup' EXIT
-as_pg "$PGBIN/pg_ctl" -D "$STANDBY" -l "$MG_PG_BASE/standby.log" -w -t 30 start >/dev/null 2>&1 ||
-  h_die "the standby did not start: $(tail -5 "$MG_PG_BASE/standby.log")"
+pg_standby_start >"$T_DIR/why" || h_die "$(cat "$T_DIR/why")"
 on() { PGOPTIONS='-c client_min_messages=warning' timeout 10 psql -X -qAt -h "$MG_PG_SOCK" -p "$1" -U pgadmin -d "$2" -c "$3" 2>/dev/null; }
 check_eq "the standby is in recovery" t "$(on $STANDBY_PORT postgres 'select pg_is_in_recovery()')"
 wait_until 20 bash -c "[ \"\$(PGOPTIONS='-c client_min_messages=warning' psql -X -qAt -h '$MG_PG_SOCK' -p $STANDBY_PORT -U pgadmin -d $DB -c 'select count(*) from mart.t' 2>/dev/null)\" = 2 ]" ||

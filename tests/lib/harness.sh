@@ -229,6 +229,8 @@ h_cleanup() {
     wait "$pid" 2>/dev/null
   done
   for pid in "${H_MG_PIDS[@]}"; do pid_alive "$pid" && stop_pid "$pid" 15; done
+  [ -n "${H_STANDBY:-}" ] && [ -d "$H_STANDBY" ] &&
+    as_pg "$PGBIN/pg_ctl" -D "$H_STANDBY" -m immediate -w -t 10 stop >/dev/null 2>&1
   [ "$H_PG_OWNED" -eq 1 ] && pg_stop
   if [ -n "$T_DIR" ] && [ -d "$T_DIR" ]; then
     if [ -n "${MG_KEEP_TMP:-}" ]; then echo "# harness: kept $T_DIR" >&2; else rm -rf "$T_DIR"; fi
@@ -532,6 +534,57 @@ held_close() { # prints everything the held session printed
 }
 
 # --------------------------------------------------------------- PgBouncer --
+# haproxy_start CFG PORT: a real HAProxy on CFG (first checked by haproxy -c)
+# as a background job of the test, once PORT accepts; its log is CFG with
+# .log for .cfg. Non-zero, with why on stdout, when it does not start.
+haproxy_start() {
+  local cfg=$1 port=$2 log=${1%.cfg}.log
+  command -v haproxy >/dev/null || { echo "haproxy is missing (scripts/install-deps.sh installs it)"; return 1; }
+  haproxy -c -f "$cfg" >"$log" 2>&1 || { echo "haproxy -c refuses $cfg: $(tail -5 "$log")"; return 1; }
+  h_bg haproxy -db -f "$cfg" >"$log" 2>&1
+  wait_until 10 port_open "$port" || { echo "haproxy did not start: $(tail -5 "$log")"; return 1; }
+}
+# haproxy_status SOCKET BACKEND SERVER: that server's status in HAProxy's
+# stats (UP, DOWN, MAINT, ...), from the stats socket; empty when it does not answer.
+haproxy_status() {
+  /usr/bin/python3 - "$@" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+rows = [l.split(",") for l in data.decode().splitlines() if l]
+cols = rows[0]
+cols[0] = cols[0].lstrip("# ")
+for r in rows[1:]:
+    if r[0] == sys.argv[2] and r[1] == sys.argv[3]:
+        print(r[cols.index("status")])
+PY
+}
+
+# pg_standby_start: a streaming standby of the test's own primary (the test
+# unsets MG_PG_PORT before sourcing the harness, so that the primary is its
+# own), made by pg_basebackup -R; sets STANDBY (its data directory) and
+# STANDBY_PORT. h_cleanup stops it. Non-zero, with why on stdout, on failure.
+pg_standby_start() {
+  [ "$H_PG_OWNED" -eq 1 ] || { echo "pg_standby_start needs the test's own primary (unset MG_PG_PORT)"; return 1; }
+  STANDBY=$MG_PG_BASE/standby
+  echo "local replication all trust" | as_pg tee -a "$MG_PG_DATA/pg_hba.conf" >/dev/null
+  pg_admin postgres -c "select pg_reload_conf()" >/dev/null
+  as_pg "$PGBIN/pg_basebackup" -D "$STANDBY" -h "$MG_PG_SOCK" -p "$MG_PG_PORT" -U pgadmin -R -X stream -c fast \
+    >"$T_DIR/basebackup.log" 2>&1 || { echo "pg_basebackup failed: $(tail -5 "$T_DIR/basebackup.log")"; return 1; }
+  STANDBY_PORT=$(free_port)
+  as_pg sed -i "s/^port = .*/port = $STANDBY_PORT/" "$STANDBY/martgate-test.conf"
+  H_STANDBY=$STANDBY
+  as_pg "$PGBIN/pg_ctl" -D "$STANDBY" -l "$MG_PG_BASE/standby.log" -w -t 30 start >/dev/null 2>&1 ||
+    { echo "the standby did not start: $(tail -5 "$MG_PG_BASE/standby.log")"; return 1; }
+}
+
 # pgb_start DB...: PgBouncer in session mode in front of the warehouse (runs as
 # the unprivileged user: pgbouncer refuses root). Sets PGB_PORT, PGB_PID.
 pgb_start() {
