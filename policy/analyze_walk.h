@@ -95,5 +95,9 @@ void walk_named_by_call(walk_state *st, const FuncCall *fc, const char *schema, 
 /* analyze_utility.c: statements other than SELECT/INSERT/UPDATE/DELETE/
  * MERGE/SET. Returns false when the node type is not one it handles. */
 bool walk_utility(walk_state *st, Node *n, analyze_stmt_kind *kind, const char **tag);
+/* analyze_ddl.c: the DDL modelled object by object (false: not one of it). */
+bool walk_ddl(walk_state *st, analysis_stmt *cur, Node *n, const char **tag);
+/* The current statement touches objects the analyser does not name. */
+void walk_incomplete(walk_state *st);
 
 #endif
