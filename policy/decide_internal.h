@@ -51,6 +51,23 @@ typedef struct subj {
 } subj;
 
 
+/* decide_relations.c: one relation's verdict, with its rule and dataset */
+typedef struct rel_verdict {
+    decide_verdict verdict;
+    int why;
+    const policy_rule *rule;     /* deciding rule */
+    const policy_rule *hint;     /* default deny: a rule that matched the subject */
+    const char *dataset, *pattern;
+} rel_verdict;
+void decide_one_relation(const policy_t *p, const subj *s, const char *schema, const char *name,
+                         bool write, bool full_catalog, rel_verdict *out);
+/* A rule that lets the principal write the whole of schema (CREATE in it),
+ * or NULL with *why the reason code. */
+const policy_rule *schema_write_rule(const policy_t *p, const subj *s, const char *schema, int *why);
+/* Does a rule let the principal write every relation (for statements whose
+ * objects the analyser cannot name)? */
+bool writes_everything(const policy_t *p, const subj *s);
+
 int subj_init(subj *s, const policy_t *p, const decide_principal *who);
 void subj_free(subj *s);
 int subjects_match(const policy_subjects *ps, const subj *s, const char **what);
