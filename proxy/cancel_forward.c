@@ -76,11 +76,6 @@ void cancel_forwarder_free(cancel_forwarder *f)
     free(f);
 }
 
-size_t cancel_forwarder_in_flight(const cancel_forwarder *f)
-{
-    return f ? f->n : 0;
-}
-
 static void failed(forward *fw, const char *why)
 {
     unsigned long more;

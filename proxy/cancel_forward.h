@@ -39,7 +39,4 @@ void cancel_forwarder_free(cancel_forwarder *f);
 int cancel_forward(cancel_forwarder *f, const config_peer *peer, uint32_t pid, uint32_t key,
                    const char *client_addr, int client_port);
 
-/* Forwards started and not finished yet. */
-size_t cancel_forwarder_in_flight(const cancel_forwarder *f);
-
 #endif

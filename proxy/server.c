@@ -104,10 +104,23 @@ void server_session_gone(server *srv, worker *w)
     atomic_fetch_sub(&w->load, 1);
 }
 
-/* n: the connections from peer not logged in yet, besides the refused one */
+/* The acceptor's own counter of a limit (read by scrapes under mu). */
+static void count_refusal(server *srv, metrics_limit limit)
+{
+    pthread_mutex_lock(&srv->mu);
+    srv->metrics.limits[limit]++;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* n: the connections from peer not logged in yet, besides the refused one.
+ * m: the counters of the calling worker, or NULL for the acceptor's. */
 static void log_pending_refusal(server *srv, metrics_block *m, const char *peer, bool total, int n)
 {
-    m->limits[total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS]++;
+    metrics_limit limit = total ? MG_LIMIT_MAX_PENDING_LOGINS : MG_LIMIT_MAX_PENDING_PER_ADDRESS;
+    if (m)
+        m->limits[limit]++;
+    else
+        count_refusal(srv, limit);
     unsigned long more;
     if (log_rate_ok(&srv->pending_refusals, &more))
         log_msg(LOG_WARNING, "refused a connection from %s: %d connections %s not logged in yet (limits.%s)%s",
@@ -145,7 +158,6 @@ static void refuse_now(int fd, const char *sqlstate, const char *msg)
 
 /* A connection handed to a worker. */
 typedef struct accepted {
-    server *srv;
     int fd;
     struct sockaddr_storage addr;
     int addrlen;
@@ -156,11 +168,11 @@ typedef struct accepted {
 /* What accept counted, undone: the connection never became a session. */
 static void accepted_undo(accepted *a, worker *w)
 {
-    atomic_fetch_sub(&a->srv->nsessions, 1);
-    atomic_fetch_sub(&a->srv->npending, 1);
+    atomic_fetch_sub(&w->srv->nsessions, 1);
+    atomic_fetch_sub(&w->srv->npending, 1);
     atomic_fetch_sub(&w->load, 1);
     if (a->counted)
-        pending_remove(a->srv, a->peer);
+        pending_remove(w->srv, a->peer);
 }
 
 static void on_handed(worker *w, void *arg)
@@ -216,11 +228,8 @@ static void accept_one(server *srv, const config *cfg, int fd, struct sockaddr *
      * the counts, so a check here holds until the add. */
     int nsessions = atomic_load(&srv->nsessions);
     bool over = nsessions >= cfg->max_clients;
-    if (nsessions >= cfg->max_clients + 64 || over) {
-        pthread_mutex_lock(&srv->mu);
-        srv->metrics.limits[MG_LIMIT_MAX_CLIENTS]++;
-        pthread_mutex_unlock(&srv->mu);
-    }
+    if (over)
+        count_refusal(srv, MG_LIMIT_MAX_CLIENTS);
     if (nsessions >= cfg->max_clients + 64) {
         log_msg(LOG_WARNING, "refused a connection: %d clients already (limits.max_clients)", nsessions);
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
@@ -238,7 +247,6 @@ static void accept_one(server *srv, const config *cfg, int fd, struct sockaddr *
         close(fd);
         return;
     }
-    a->srv = srv;
     a->fd = fd;
     a->over = over;
     a->addrlen = len < (int)sizeof a->addr ? len : (int)sizeof a->addr;
@@ -246,9 +254,7 @@ static void accept_one(server *srv, const config *cfg, int fd, struct sockaddr *
     session_address(addr, a->peer, sizeof a->peer);
     int npending = atomic_load(&srv->npending);
     if (npending >= cfg->max_pending_logins) {
-        pthread_mutex_lock(&srv->mu);
-        log_pending_refusal(srv, &srv->metrics, a->peer, true, npending);
-        pthread_mutex_unlock(&srv->mu);
+        log_pending_refusal(srv, NULL, a->peer, true, npending);
         refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
         free(a);
         return;
@@ -258,9 +264,7 @@ static void accept_one(server *srv, const config *cfg, int fd, struct sockaddr *
     if (!proxy_cidr_list_match(cfg->proxy_trusted, cfg->n_proxy_trusted, addr)) {
         int n;
         if (pending_try_add(srv, a->peer, cfg->max_pending_per_address, &n) < 0) {
-            pthread_mutex_lock(&srv->mu);
-            log_pending_refusal(srv, &srv->metrics, a->peer, false, n);
-            pthread_mutex_unlock(&srv->mu);
+            log_pending_refusal(srv, NULL, a->peer, false, n);
             refuse_now(fd, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many connections waiting to log in");
             free(a);
             return;

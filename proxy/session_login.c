@@ -102,9 +102,8 @@ static void refuse_cancel(worker *w, const cancel_msg *m, const char *why)
 }
 
 /* On the worker the key names (its thread). */
-static void cancel_on_owner(worker *w, void *arg)
+static void cancel_here(worker *w, const cancel_msg *m)
 {
-    cancel_msg *m = arg;
     session *target = worker_find_by_key(w, m->pid);
     if (target && CRYPTO_memcmp(&target->key_secret, &m->key, sizeof m->key) == 0) {
         w->metrics.cancels[MG_CANCEL_FORWARDED]++;
@@ -114,7 +113,12 @@ static void cancel_on_owner(worker *w, void *arg)
     } else {
         refuse_cancel(w, m, NO_SESSION(m->forwarded));
     }
-    free(m);
+}
+
+static void cancel_posted(worker *w, void *arg)
+{
+    cancel_here(w, arg);
+    free(arg);
 }
 
 /* A CancelRequest, or (forwarded) a cancel another martgate instance sent
@@ -129,35 +133,32 @@ static void handle_cancel_request(session *s, uint32_t pid, uint32_t key, bool f
     server *srv = s->wk->srv;
     unsigned peer_id = cancel_key_peer(pid);
     unsigned owner = cancel_key_worker(pid);
-    cancel_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        session_kill(s);
-        return;
-    }
-    m->pid = pid;
-    m->key = key;
-    m->forwarded = forwarded;
-    snprintf(m->from, sizeof m->from, "%s:%d", s->client_addr, s->client_port);
-    const config_peer *peer = NULL;
-    if (peer_id != srv->peer_id && !forwarded && peer_id != 0)
-        peer = config_find_peer(s->wk->cfg, (int)peer_id);
-    if (peer_id == srv->peer_id && owner < srv->nworkers && cancel_key_valid(pid)) {
+    cancel_msg m = {.pid = pid, .key = key, .forwarded = forwarded};
+    snprintf(m.from, sizeof m.from, "%s:%d", s->client_addr, s->client_port);
+    bool ours = peer_id == srv->peer_id;
+    if (ours && owner < srv->nworkers && cancel_key_valid(pid)) {
+        cancel_msg *copy;
         if (owner == s->wk->index)
-            cancel_on_owner(s->wk, m);
-        else
-            worker_post(&srv->workers[owner], cancel_on_owner, m, free);
-        m = NULL;
-    } else if (peer && cancel_key_valid(pid)) {
-        /* one connection per cancel, bounded in flight; it logs a drop */
-        (void)cancel_forward(s->wk->cancel_fwd, peer, pid, key, s->client_addr, s->client_port);
-    } else if (peer_id != srv->peer_id && !forwarded && peer_id != 0) {
+            cancel_here(s->wk, &m);
+        else if ((copy = malloc(sizeof *copy)) != NULL) {
+            *copy = m;
+            worker_post(&srv->workers[owner], cancel_posted, copy, free);
+        }
+    } else if (!ours && !forwarded && peer_id != 0) {
+        const config_peer *peer = config_find_peer(s->wk->cfg, (int)peer_id);
         char why[96];
-        snprintf(why, sizeof why, "a key naming peer %u, which peers does not list", peer_id);
-        refuse_cancel(s->wk, m, why);
+        if (!peer) {
+            snprintf(why, sizeof why, "a key naming peer %u, which peers does not list", peer_id);
+            refuse_cancel(s->wk, &m, why);
+        } else if (cancel_key_valid(pid)) {
+            /* one connection per cancel, bounded in flight; it logs a drop */
+            (void)cancel_forward(s->wk->cancel_fwd, peer, pid, key, s->client_addr, s->client_port);
+        } else {
+            refuse_cancel(s->wk, &m, NO_SESSION(forwarded));
+        }
     } else {
-        refuse_cancel(s->wk, m, NO_SESSION(forwarded));
+        refuse_cancel(s->wk, &m, NO_SESSION(forwarded));
     }
-    free(m);
     /* PostgreSQL answers a cancel request with nothing but a closed socket */
     session_kill(s);
 }

@@ -35,8 +35,6 @@ typedef struct worker_call_req {
 
 static _Thread_local worker *current;
 
-worker *worker_current(void) { return current; }
-
 /* ---- the inbox -------------------------------------------------------- */
 
 static void wake(worker *w)

@@ -87,8 +87,6 @@ void worker_call(worker *w, worker_fn fn, void *arg);
 /* Locks mu; a worker thread keeps answering the calls made to it while it
  * waits (a mutex held by someone who waits on this worker cannot deadlock). */
 void worker_mutex_lock(pthread_mutex_t *mu);
-/* The worker whose thread is the caller's, or NULL (the server's thread). */
-worker *worker_current(void);
 
 /* The session registry of this loop (its thread only). */
 void worker_session_added(worker *w, struct session *s);

@@ -127,6 +127,30 @@ static void test_bad_listen(void **state)
                  (const char *const[]){"listen", "at least one", NULL});
 }
 
+/* workers: one per core by default, 1 to 32 (what a cancel key can name) */
+static void test_workers(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    config *c = load("{\"listen\": \"127.0.0.1:1\", \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+                     err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->workers, cores < 1 ? 1 : cores > 32 ? 32 : cores);
+    config_unref(c);
+    c = load("{\"listen\": \"127.0.0.1:1\", \"workers\": 32, \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+             err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->workers, 32);
+    config_unref(c);
+    expect_error("{\"listen\": \"127.0.0.1:1\",\n\"workers\": 33, \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+                 (const char *const[]){":2:", "workers", NULL});
+    expect_error("{\"listen\": \"127.0.0.1:1\",\n\"workers\": 0, \"tls\": {\"allow_plaintext\": true}, " AUTH ", " DBS "}",
+                 (const char *const[]){":2:", "workers", NULL});
+}
+
 static void test_metrics_section(void **state)
 {
     (void)state;
@@ -274,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_unknown_top_level_key),
         cmocka_unit_test(test_pending_limits),
         cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_workers),
         cmocka_unit_test(test_metrics_section),
         cmocka_unit_test(test_tls_required_without_cert),
         cmocka_unit_test(test_databases_errors),
