@@ -205,13 +205,15 @@ for c in conns:
     c.terminate()
 PY
 hold_ready() { grep -q READY "$1" || pid_gone "$2"; }   # OUT PID: ready, or gave up
-# measure LABEL PID PORT USER PASSWORD TLS
+# measure LABEL PID PORT USER PASSWORD TLS [WARM]
 measure() {
-  local label=$1 pid=$2 port=$3 user=$4 pw=$5 tls=$6 before after fifo out
+  local label=$1 pid=$2 port=$3 user=$4 pw=$5 tls=$6 warm=${7:-1} before after fifo out
   fifo=$T_DIR/hold.$label.fifo; out=$T_DIR/hold.$label.out
   rm -f "$fifo"; mkfifo "$fifo"
-  # one session first, so one-time allocations are not counted per session
-  PYTHONPATH=$H_PY timeout 60 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB 1 "$tls" </dev/null >/dev/null 2>&1 || true
+  # WARM sessions at once first (one per event loop: each worker thread's
+  # first session makes its malloc arena), so that one-time allocations are
+  # not counted per session
+  PYTHONPATH=$H_PY timeout 60 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$warm" "$tls" </dev/null >/dev/null 2>&1 || true
   sleep 0.5
   before=$(rss_kib "$pid")
   PYTHONPATH=$H_PY timeout 300 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$SESSIONS" "$tls" <"$fifo" >"$out" 2>&1 &
@@ -228,6 +230,9 @@ measure() {
   printf '%-28s RSS %7d KiB -> %7d KiB with %d idle sessions: %6.1f KiB per session\n' \
     "$label" "$before" "$after" "$SESSIONS" "$(awk -v a="$after" -v b="$before" -v n="$SESSIONS" 'BEGIN{print (a-b)/n}')"
 }
+# martgate's event loops: MG_WORKERS, else its default (one per core, at most 32)
+mg_loops=${MG_WORKERS:-$(nproc)}
+[ "$mg_loops" -gt 32 ] && mg_loops=32
 if [ "$SESSIONS" -gt 0 ]; then
   echo
   echo "memory: RSS growth for $SESSIONS idle, logged-in sessions"
@@ -237,12 +242,12 @@ if [ "$SESSIONS" -gt 0 ]; then
     mg_stop
     MG_CFG_ALLOW_PLAINTEXT=$([ "$TLS" = 1 ] && echo false || echo true) MG_CFG_WAREHOUSE_SSLMODE=disable \
       MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
-    measure "martgate (client TLS $([ "$TLS" = 1 ] && echo on || echo off))" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" "$([ "$TLS" = 1 ] && echo 1 || echo 0)"
+    measure "martgate (client TLS $([ "$TLS" = 1 ] && echo on || echo off))" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" "$([ "$TLS" = 1 ] && echo 1 || echo 0)" "$mg_loops"
     if [ "$TLS" != 1 ]; then
       # the production shape: TLS on the client side
       mg_stop
       MG_CFG_WAREHOUSE_SSLMODE=disable MG_CFG_MAX_CLIENTS=$((SESSIONS + 100)) mg_start $DB
-      measure "martgate (client TLS on)" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" 1
+      measure "martgate (client TLS on)" "$MG_PID" "$MG_PORT" "$MG_USER" "$MG_TOKEN" 1 "$mg_loops"
     fi
   fi
 fi
