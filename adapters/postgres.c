@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ typedef struct {
 } cancel_ref;
 
 #define N_REPORTED 13
+_Static_assert(N_REPORTED <= 16, "param_set has a bit per reported parameter");
 
 struct backend {
     PGconn *conn;             /* NULL once detached */
     int own_fd;               /* the warehouse socket after detaching, else -1 */
-    const char *params[N_REPORTED]; /* backend_reported_parameters' values at login, in param_text */
-    char *param_text;         /* one block for all of them: an idle session holds one allocation */
+    char *param_text;         /* backend_reported_parameters' values at login, one after another
+                               * (those reported: param_set), in one block */
+    uint16_t param_set;       /* bit i: backend_reported_parameters[i] was reported */
     int pid;
     cancel_ref *cancel;
     struct event_base *base;
@@ -93,9 +96,11 @@ static void cancel_unref(cancel_ref *c)
  * SSL object reads and writes through it. */
 static int keep_login(backend *b)
 {
+    const char *params[N_REPORTED];
     for (size_t i = 0; i < N_REPORTED; i++)
-        b->params[i] = PQparameterStatus(b->conn, backend_reported_parameters[i]);
-    if (!(b->param_text = text_pack(b->params, N_REPORTED)))
+        if ((params[i] = PQparameterStatus(b->conn, backend_reported_parameters[i])))
+            b->param_set |= (uint16_t)(1u << i);
+    if (!(b->param_text = text_pack(params, N_REPORTED)))
         return -1;
     b->pid = PQbackendPID(b->conn);
     b->cancel = calloc(1, sizeof *b->cancel);
@@ -395,9 +400,14 @@ SSL *backend_ssl(const backend *b)
 
 const char *backend_parameter(const backend *b, const char *name)
 {
-    for (size_t i = 0; i < N_REPORTED; i++)
+    const char *v = b->param_text;
+    for (size_t i = 0; i < N_REPORTED && v; i++) {
+        bool set = b->param_set & (1u << i);
         if (!strcmp(backend_reported_parameters[i], name))
-            return b->params[i];
+            return set ? v : NULL;
+        if (set)
+            v += strlen(v) + 1;
+    }
     return NULL;
 }
 
