@@ -66,7 +66,7 @@ static void audit_admin(session *s, const char *command, const char *result, con
 
 void admin_console_start(session *s)
 {
-    struct evbuffer *out = s->client.out;
+    struct evbuffer *out = conn_out(&s->client);
     pgw_auth_request(out, 0);
     pgw_parameter_status(out, "server_version", "15.0 (martgate admin console)");
     pgw_parameter_status(out, "server_encoding", "UTF8");
@@ -76,7 +76,7 @@ void admin_console_start(session *s)
     pgw_parameter_status(out, "standard_conforming_strings", "on");
     pgw_parameter_status(out, "application_name", s->application_name ? s->application_name : "");
     pgw_ready_for_query(out, 'I');
-    evtimer_del(s->timer);
+    session_login_timer_end(s);
     session_set_state(s, SS_ADMIN);
     server_login_done(s->wk->srv, s);
     s->wk->metrics.logins[MG_LOGIN_OK]++;
@@ -88,19 +88,19 @@ void admin_console_start(session *s)
 
 static void rows_begin(session *s, const char *const *cols, size_t n)
 {
-    pgw_row_description(s->client.out, cols, n);
+    pgw_row_description(conn_out(&s->client), cols, n);
 }
 
 static void row(session *s, const char *const *vals, size_t n)
 {
-    pgw_data_row(s->client.out, vals, n);
+    pgw_data_row(conn_out(&s->client), vals, n);
 }
 
 static void rows_end(session *s, size_t n)
 {
     char tag[32];
     snprintf(tag, sizeof tag, "SHOW %zu", n);
-    pgw_command_complete(s->client.out, tag);
+    pgw_command_complete(conn_out(&s->client), tag);
 }
 
 static void iso_time(time_t t, char *buf, size_t len)
@@ -383,7 +383,7 @@ static void show_help(session *s)
 static void error(session *s, const char *sqlstate, const char *msg, const char *hint)
 {
     pg_error e = {.severity = "ERROR", .sqlstate = sqlstate, .message = msg, .hint = hint};
-    pgw_error(s->client.out, &e);
+    pgw_error(conn_out(&s->client), &e);
 }
 
 /* ---- KILL SESSION across workers ---------------------------------------- */
@@ -471,7 +471,7 @@ static bool run_command(session *s, const char *text)
     } else if (ok && n == 1 && !strcmp(w[0], "reload")) {
         char err[1024];
         if (server_reload(s->wk->srv, err, sizeof err) == 0) {
-            pgw_command_complete(s->client.out, "RELOAD");
+            pgw_command_complete(conn_out(&s->client), "RELOAD");
             audit_admin(s, text, "ok", NULL);
         } else {
             error(s, "F0000", err, "the running configuration stays");
@@ -505,7 +505,7 @@ static bool run_command(session *s, const char *text)
         admin_target t = {id, f.user};
         audit_admin(s, text, "ok", &t);
         worker_post(f.owner, kill_session, k, free);
-        pgw_command_complete(s->client.out, "KILL");
+        pgw_command_complete(conn_out(&s->client), "KILL");
         return true;
     } else {
         ok = false;
@@ -540,13 +540,13 @@ static void run_query(session *s, char *q)
             break;
     }
     if (!any)
-        pgw_empty_query(s->client.out);
-    pgw_ready_for_query(s->client.out, 'I');
+        pgw_empty_query(conn_out(&s->client));
+    pgw_ready_for_query(conn_out(&s->client), 'I');
 }
 
 void admin_console_readable(session *s)
 {
-    struct evbuffer *in = s->client.in;
+    struct evbuffer *in = conn_in(&s->client);
     char type;
     uint32_t len;
     while (s->state == SS_ADMIN && pgw_peek_header(in, &type, &len)) {

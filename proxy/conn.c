@@ -18,6 +18,54 @@
 static void on_read_event(evutil_socket_t fd, short what, void *arg);
 static void on_write_event(evutil_socket_t fd, short what, void *arg);
 
+/* Where the bytes of a connection that has no buffer to take them go: made
+ * with the thread's first connection, emptied on every use. */
+static _Thread_local struct evbuffer *scratch_buf;
+
+static struct evbuffer *scratch(void)
+{
+    if (!scratch_buf)
+        scratch_buf = evbuffer_new();
+    else
+        evbuffer_drain(scratch_buf, evbuffer_get_length(scratch_buf));
+    return scratch_buf;
+}
+
+void conn_thread_end(void)
+{
+    if (scratch_buf)
+        evbuffer_free(scratch_buf);
+    scratch_buf = NULL;
+}
+
+static struct evbuffer *buffer(conn *c, struct evbuffer **slot)
+{
+    if (*slot)
+        return *slot;
+    if (!c->closed && (*slot = evbuffer_new()))
+        return *slot;
+    if (!c->closed)
+        c->oom = true;
+    return scratch();
+}
+
+struct evbuffer *conn_in(conn *c) { return buffer(c, &c->in_); }
+struct evbuffer *conn_out(conn *c) { return buffer(c, &c->out_); }
+size_t conn_in_len(const conn *c) { return c->in_ ? evbuffer_get_length(c->in_) : 0; }
+size_t conn_out_len(const conn *c) { return c->out_ ? evbuffer_get_length(c->out_) : 0; }
+
+void conn_trim(conn *c)
+{
+    if (c->in_ && evbuffer_get_length(c->in_) == 0) {
+        evbuffer_free(c->in_);
+        c->in_ = NULL;
+    }
+    if (c->out_ && evbuffer_get_length(c->out_) == 0) {
+        evbuffer_free(c->out_);
+        c->out_ = NULL;
+    }
+}
+
 int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
 {
     memset(c, 0, sizeof *c);
@@ -25,11 +73,10 @@ int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
     c->cb = cb;
     c->arg = arg;
     c->low_water = 0;
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
-    /* the write event is made the first time the socket's buffer is full */
-    if (!c->in || !c->out || !c->rev) {
+    /* the write event is made the first time the socket's buffer is full,
+     * the buffers when bytes first come or go */
+    if (!c->rev || !scratch()) {
         conn_close(c);
         return -1;
     }
@@ -42,16 +89,16 @@ void conn_close(conn *c)
         event_free(c->rev);
     if (c->wev)
         event_free(c->wev);
-    if (c->in)
-        evbuffer_free(c->in);
-    if (c->out)
-        evbuffer_free(c->out);
+    if (c->in_)
+        evbuffer_free(c->in_);
+    if (c->out_)
+        evbuffer_free(c->out_);
     if (c->ssl && c->owns_ssl)
         SSL_free(c->ssl);
     free(c->error);
     c->error = NULL;
     c->rev = c->wev = NULL;
-    c->in = c->out = NULL;
+    c->in_ = c->out_ = NULL;
     c->ssl = NULL;
     c->closed = true;
 }
@@ -160,7 +207,7 @@ void conn_tls_attach(conn *c, SSL *ssl)
 }
 
 /* Reads land in one buffer shared by every connection of the thread (each
- * worker thread has its own) and are then appended to c->in at their size:
+ * worker thread has its own) and are then appended to the input buffer at their size:
  * an idle connection holds no read buffer at all, which is most of what an
  * idle session would otherwise cost. */
 static _Thread_local unsigned char read_buf[READ_CHUNK];
@@ -178,7 +225,7 @@ static ssize_t read_plain(conn *c)
         fail(c, got == 0 ? "connection closed" : strerror(errno));
         return -1;
     }
-    if (evbuffer_add(c->in, read_buf, (size_t)got) != 0) {
+    if (evbuffer_add(conn_in(c), read_buf, (size_t)got) != 0 || c->oom) {
         fail(c, "out of memory");
         return -1;
     }
@@ -192,7 +239,7 @@ static ssize_t read_tls(conn *c)
         ERR_clear_error();
         int rc = SSL_read(c->ssl, read_buf, (int)sizeof read_buf);
         if (rc > 0) {
-            if (evbuffer_add(c->in, read_buf, (size_t)rc) != 0) {
+            if (evbuffer_add(conn_in(c), read_buf, (size_t)rc) != 0 || c->oom) {
                 fail(c, "out of memory");
                 return -1;
             }
@@ -254,8 +301,8 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
 
 static int flush_plain(conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+    while (evbuffer_get_length(c->out_) > 0) {
+        int n = evbuffer_write(c->out_, c->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return 0;
@@ -270,13 +317,13 @@ static int flush_plain(conn *c)
 
 static int flush_tls(conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
+    while (evbuffer_get_length(c->out_) > 0) {
         struct evbuffer_iovec v;
         /* one record up to 16 KiB at a time, from contiguous memory */
-        size_t want = evbuffer_get_length(c->out);
+        size_t want = evbuffer_get_length(c->out_);
         if (want > 16384)
             want = 16384;
-        unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)want);
+        unsigned char *p = evbuffer_pullup(c->out_, (ev_ssize_t)want);
         if (!p) {
             fail(c, "out of memory");
             return -1;
@@ -286,7 +333,7 @@ static int flush_tls(conn *c)
         ERR_clear_error();
         int rc = SSL_write(c->ssl, v.iov_base, (int)v.iov_len);
         if (rc > 0) {
-            evbuffer_drain(c->out, (size_t)rc);
+            evbuffer_drain(c->out_, (size_t)rc);
             continue;
         }
         int err = SSL_get_error(c->ssl, rc);
@@ -302,9 +349,13 @@ int conn_flush(conn *c)
 {
     if (c->closed)
         return -1;
+    if (c->oom) {
+        fail(c, "out of memory");
+        return -1;
+    }
     if (c->handshaking)
         return 0;
-    size_t before = evbuffer_get_length(c->out);
+    size_t before = conn_out_len(c);
     if (before == 0)
         return 0;
     if (before > c->low_water)
@@ -312,7 +363,7 @@ int conn_flush(conn *c)
     int rc = c->ssl ? flush_tls(c) : flush_plain(c);
     if (rc < 0)
         return -1;
-    if (evbuffer_get_length(c->out) == 0)
+    if (evbuffer_get_length(c->out_) == 0)
         unwant_write(c);
     else if (want_write(c) < 0)
         return -1;
@@ -332,7 +383,7 @@ static void on_write_event(evutil_socket_t fd, short what, void *arg)
     }
     if (conn_flush(c) < 0)
         return;
-    if (c->above_low && evbuffer_get_length(c->out) <= c->low_water) {
+    if (c->above_low && conn_out_len(c) <= c->low_water) {
         c->above_low = false;
         c->cb(c, CONN_DRAINED, c->arg);
     }

@@ -1,6 +1,8 @@
 /*
  * conn: one socket end of a session (client or warehouse), optionally TLS,
- * with an input and an output evbuffer. Unlike libevent's bufferevents it
+ * with an input and an output evbuffer, each made when first needed and
+ * freed again by conn_trim once empty, so that an idle connection holds
+ * neither (a quarter of an idle session's own memory). Unlike libevent's bufferevents it
  * writes at once when asked to flush (one send per batch, no epoll round
  * trip), reads with a single readv into reserved buffer space, and only
  * registers for writability when the kernel's buffer is full. PgBouncer's
@@ -34,8 +36,9 @@ struct conn {
     bool read_enabled;
     bool closed;
     bool above_low;           /* out went above low_water since last DRAINED */
-    size_t low_water;
-    struct evbuffer *in, *out;
+    bool oom;                 /* a buffer could not be made: fails at the next read or flush */
+    uint32_t low_water;
+    struct evbuffer *in_, *out_;   /* through conn_in / conn_out only: NULL while not needed */
     struct event *rev, *wev;
     conn_cb cb;
     void *arg;
@@ -44,6 +47,18 @@ struct conn {
 };
 
 int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg);
+/* The input and output buffers, made when first asked for. Never NULL: out
+ * of memory (or once closed) they are a scratch buffer of the thread whose
+ * bytes are dropped, and the connection fails at its next read or flush. */
+struct evbuffer *conn_in(conn *c);
+struct evbuffer *conn_out(conn *c);
+size_t conn_in_len(const conn *c);
+size_t conn_out_len(const conn *c);
+/* Frees the buffers that are empty. Only where no pointer to them is held:
+ * the end of an event's work (proxy/session.c, session_flush). */
+void conn_trim(conn *c);
+/* Frees the thread's scratch buffer (a worker thread's last act). */
+void conn_thread_end(void);
 /* Starts a server-side TLS handshake on the socket (client side of a session). */
 void conn_tls_accept(conn *c, SSL *ssl);
 /* Uses an SSL session someone else established and owns (libpq's). */

@@ -91,7 +91,7 @@ bool relay_idle(const session *s)
  * statement that changed it has run and nothing else is in flight. */
 void relay_inject_learn(session *s)
 {
-    if (pgw_query(s->server.out, GUARD_SEARCH_PATH_QUERY) == 0 && rq_push(&s->relay.q, INTERNAL))
+    if (pgw_query(conn_out(&s->server), GUARD_SEARCH_PATH_QUERY) == 0 && rq_push(&s->relay.q, INTERNAL))
         guard_search_path_asked(&s->guard);
 }
 
@@ -101,9 +101,9 @@ void relay_inject_learn(session *s)
  * reading src until dst drains. Returns true when src was paused. */
 bool relay_pause_if_backed_up(conn *dst, conn *src, bool *paused)
 {
-    if (evbuffer_get_length(dst->out) <= RELAY_HIGH_WATER)
+    if (conn_out_len(dst) <= RELAY_HIGH_WATER)
         return false;
-    if (conn_flush(dst) == 0 && evbuffer_get_length(dst->out) <= RELAY_HIGH_WATER)
+    if (conn_flush(dst) == 0 && conn_out_len(dst) <= RELAY_HIGH_WATER)
         return false;
     conn_read(src, false);
     *paused = true;
@@ -157,7 +157,7 @@ static void protocol_violation(session *s, const char *msg)
 /* Forwards the poison in place of a denied message and remembers the error. */
 static bool forward_denial(session *s, char kind, const char *stmt_name, const pg_error *e)
 {
-    struct evbuffer *out = s->server.out;
+    struct evbuffer *out = conn_out(&s->server);
     int rc = kind == 'P' ? pgw_parse(out, stmt_name, POISON_SQL, NULL, 0) : pgw_query(out, POISON_SQL);
     return rc == 0 && rq_push_poison(&s->relay.q, kind == 'P' ? 'P' : 'Q', e);
 }
@@ -167,7 +167,7 @@ static bool forward_denial(session *s, char kind, const char *stmt_name, const p
 static bool hidden_close(session *s, const char *name)
 {
     relay_queue *q = &s->relay.q;
-    return pgw_close(s->server.out, 'S', name) == 0 && rq_names_note(q, name) && rq_names_end(q) &&
+    return pgw_close(conn_out(&s->server), 'S', name) == 0 && rq_names_note(q, name) && rq_names_end(q) &&
            rq_push(q, HIDDEN_CLOSE);
 }
 
@@ -184,7 +184,7 @@ static bool reprepare(session *s, const char *name)
         return false;
     session_log(s, LOG_DEBUG, "preparing statement \"%s\" again before its Bind", name);
     return hidden_close(s, name) &&
-           pgw_parse(s->server.out, name, e->held ? e->held : e->text, e->types, e->types_len) == 0 &&
+           pgw_parse(conn_out(&s->server), name, e->held ? e->held : e->text, e->types, e->types_len) == 0 &&
            rq_names_note(q, name) && rq_names_end(q) && rq_push(q, HIDDEN_PARSE);
 }
 
@@ -260,8 +260,8 @@ static bool name_ok(const char *name, char *why, size_t len)
  * False when the caller must stop (session closing, or waiting). */
 static bool handle_statement(session *s, char type, uint32_t len)
 {
-    struct evbuffer *in = s->client.in;
-    struct evbuffer *out = s->server.out;
+    struct evbuffer *in = conn_in(&s->client);
+    struct evbuffer *out = conn_out(&s->server);
     const char *msg = (const char *)evbuffer_pullup(in, (ev_ssize_t)len + 1);
     if (!msg) {
         session_kill(s);
@@ -587,10 +587,10 @@ static void too_large(session *s, uint32_t len)
 static bool refuse_message(session *s, const char *why)
 {
     relay_state *r = &s->relay;
-    struct evbuffer *out = s->server.out;
-    size_t have = evbuffer_get_length(s->client.in);
+    struct evbuffer *out = conn_out(&s->server);
+    size_t have = conn_in_len(&s->client);
     size_t n = have < r->denied_len ? have : r->denied_len;
-    evbuffer_drain(s->client.in, n);
+    evbuffer_drain(conn_in(&s->client), n);
     r->client_discard = (uint32_t)(r->denied_len - n);
     pg_error e = {.severity = "ERROR", .sqlstate = r->denied_sqlstate, .message = why,
                   .hint = strcmp(r->denied_sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE) ? NULL : session_deny_hint(s)};
@@ -606,8 +606,8 @@ static bool refuse_message(session *s, const char *why)
 void relay_client_readable(session *s)
 {
     relay_state *r = &s->relay;
-    struct evbuffer *in = s->client.in;
-    struct evbuffer *out = s->server.out;
+    struct evbuffer *in = conn_in(&s->client);
+    struct evbuffer *out = conn_out(&s->server);
     if (evbuffer_get_length(in))
         r->asked = true;
     while (s->state == SS_READY) {

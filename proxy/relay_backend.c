@@ -156,7 +156,7 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
 static void take_internal_answer(session *s, char type, uint32_t len)
 {
     relay_state *r = &s->relay;
-    struct evbuffer *in = s->server.in;
+    struct evbuffer *in = conn_in(&s->server);
     if (type == 'D') {
         const unsigned char *m = evbuffer_pullup(in, (ev_ssize_t)len + 1);
         /* DataRow: int16 columns, int32 length, bytes */
@@ -185,8 +185,8 @@ static void take_internal_answer(session *s, char type, uint32_t len)
 void relay_server_readable(session *s)
 {
     relay_state *r = &s->relay;
-    struct evbuffer *in = s->server.in;
-    struct evbuffer *out = s->client.out;
+    struct evbuffer *in = conn_in(&s->server);
+    struct evbuffer *out = conn_out(&s->client);
     while (s->state == SS_READY) {
         int st = relay_stream_rest(in, out, &r->server_remaining);
         if (st > 0)
@@ -253,7 +253,7 @@ void relay_server_readable(session *s)
         }
         rq_pop_after_error(&r->q);
     }
-    if (s->state == SS_READY && relay_client_may_resume(s) && evbuffer_get_length(s->server.out) <= RELAY_HIGH_WATER) {
+    if (s->state == SS_READY && relay_client_may_resume(s) && conn_out_len(&s->server) <= RELAY_HIGH_WATER) {
         r->client_paused = false;
         conn_read(&s->client, true);
         relay_client_readable(s);

@@ -283,6 +283,22 @@ void rq_pop_after_error(relay_queue *q)
         q->skip_to_sync = true;   /* its Sync is still to come */
 }
 
+void rq_trim(relay_queue *q)
+{
+    if (q->len || q->plen || q->names_len)
+        return;
+    free(q->kinds);
+    free(q->reqs);
+    free(q->poison);
+    free(q->names);
+    q->kinds = NULL;
+    q->reqs = NULL;
+    q->poison = NULL;
+    q->names = NULL;
+    q->cap = q->head = q->pcap = q->phead = 0;
+    q->names_off = q->names_cap = 0;
+}
+
 void rq_free(relay_queue *q)
 {
     while (q->len) {

@@ -94,6 +94,8 @@ void rq_pop_after_error(relay_queue *q);
  * not ended its COPY data yet. */
 bool rq_copy_started(relay_queue *q);
 /* Every entry popped (audit records marked interrupted) and freed. */
+/* Frees the rings while nothing is in flight (an idle session holds none). */
+void rq_trim(relay_queue *q);
 void rq_free(relay_queue *q);
 
 #endif

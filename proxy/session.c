@@ -120,6 +120,7 @@ void session_login_failed(session *s, metrics_login reason, const char *why)
     trail_login_failed(s, why);
 }
 
+/* The login timeout, and the close timeout of a session in CLOSING. */
 static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
 {
     session *s = arg;
@@ -133,13 +134,6 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
                 session_state_name(s->state));
     s->wk->metrics.logins[MG_LOGIN_TIMEOUT]++;
     session_fatal(s, SQLSTATE_CANNOT_CONNECT_NOW, "login timed out");
-}
-
-static void on_reap(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    session_free(arg);
 }
 
 int session_address(const struct sockaddr *addr, char *buf, size_t len)
@@ -203,7 +197,8 @@ void session_free(session *s)
     conn_close(&s->client);
     if (s->fd >= 0)
         close(s->fd);
-    event_free(s->timer);
+    if (s->timer)
+        event_free(s->timer);
     if (s->relay.waiting_catalog || s->waiting_facts) {
         catalog_cache *c = worker_catalog(s->wk, s->database);
         if (c)
@@ -228,14 +223,23 @@ void session_free(session *s)
     free(s);
 }
 
+/* The end of every event's work: what is buffered goes out, and the buffers
+ * left empty are freed, so an idle session holds none. */
 void session_flush(session *s)
 {
     if (s->state == SS_DEAD)
         return;
     if (s->server_open)
         conn_flush(&s->server);
-    if (s->state != SS_DEAD)
-        conn_flush(&s->client);
+    if (s->state == SS_DEAD)
+        return;
+    conn_flush(&s->client);
+    if (s->state == SS_DEAD)
+        return;
+    if (s->server_open)
+        conn_trim(&s->server);
+    conn_trim(&s->client);
+    rq_trim(&s->relay.q);
 }
 
 static void close_warehouse(session *s)
@@ -261,11 +265,16 @@ void session_kill(session *s)
     session_set_state(s, SS_DEAD);
     close_warehouse(s);
     conn_read(&s->client, false);
-    /* the timer's last job: free the session at the next turn of the loop
-     * (reassigned while neither pending nor active) */
-    evtimer_del(s->timer);
-    evtimer_assign(s->timer, s->base, on_reap, s);
-    event_active(s->timer, EV_TIMEOUT, 0);
+    if (s->timer)
+        evtimer_del(s->timer);
+    worker_reap(s->wk, s);   /* freed at the next turn of the loop */
+}
+
+void session_login_timer_end(session *s)
+{
+    if (s->timer)
+        event_free(s->timer);
+    s->timer = NULL;
 }
 
 void session_close(session *s, const pg_error *err)
@@ -278,13 +287,17 @@ void session_close(session *s, const pg_error *err)
     if (err) {
         session_log(s, LOG_INFO, "closing: %s (%s)", err->message, err->sqlstate);
         if (!s->client.closed)
-            pgw_error(s->client.out, err);
+            pgw_error(conn_out(&s->client), err);
     }
-    if (s->client.closed || conn_flush(&s->client) < 0 || evbuffer_get_length(s->client.out) == 0) {
+    if (s->client.closed || conn_flush(&s->client) < 0 || conn_out_len(&s->client) == 0) {
         session_kill(s);
         return;
     }
     /* free once the last bytes are out (CONN_DRAINED), or after 5 s */
+    if (!s->timer && !(s->timer = evtimer_new(s->base, on_login_timeout, s))) {
+        session_kill(s);
+        return;
+    }
     s->client.low_water = 0;
     s->client.above_low = true;
     struct timeval tv = {5, 0};
@@ -311,9 +324,9 @@ static void on_client_io(conn *c, conn_event what, void *arg)
             s->wk->metrics.tls_failures++;
         if (s->state == SS_READY)
             session_log(s, LOG_INFO, "client disconnected: %s", conn_error(&s->client));
-        else if (s->state == SS_PROXY_HEADER && s->client.in && evbuffer_get_length(s->client.in) > 0)
+        else if (s->state == SS_PROXY_HEADER && conn_in_len(&s->client) > 0)
             session_log(s, LOG_WARNING, "refused: the connection closed within its PROXY protocol header "
-                        "(%zu bytes of it came)", evbuffer_get_length(s->client.in));
+                        "(%zu bytes of it came)", conn_in_len(&s->client));
         else if (s->state != SS_CLOSING)
             session_log(s, LOG_DEBUG, "client went away during login: %s", conn_error(&s->client));
         session_kill(s);
@@ -331,10 +344,10 @@ static void on_client_io(conn *c, conn_event what, void *arg)
         case SS_PROXY_HEADER:
             break;
         case SS_STARTUP:
-            if (evbuffer_get_length(s->client.in) == 0)
+            if (conn_in_len(&s->client) == 0)
                 break;
             session_read_startup(s);
-            if (s->state == SS_AUTH && evbuffer_get_length(s->client.in) > 0)
+            if (s->state == SS_AUTH && conn_in_len(&s->client) > 0)
                 session_read_password(s);   /* the client sent its password with the startup packet */
             break;
         case SS_AUTH:

@@ -68,8 +68,8 @@ typedef struct session {
     backend *be;
     conn server;                     /* warehouse side, valid when server_open */
     bool server_open;
-    struct event *timer;             /* login timeout, then close timeout, then (dead) the
-                                      * free outside callbacks */
+    struct event *timer;             /* the login timeout (freed once logged in), then the
+                                      * close timeout; NULL in between */
     uint32_t key_pid, key_secret;    /* what the client was given */
 
     relay_state relay;
@@ -90,6 +90,7 @@ typedef struct session {
     double connect_started;          /* monotonic: the warehouse connection began */
     double audit_wait_since;         /* monotonic: began waiting for audit room */
     struct session *prev, *next;     /* the worker's list */
+    struct session *reap_next;       /* DEAD: the worker's list of sessions to free (worker_reap) */
 } session;
 
 session *session_new(struct worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
@@ -100,9 +101,12 @@ int session_address(const struct sockaddr *addr, char *buf, size_t len);
 void session_close(session *s, const pg_error *err);
 /* Drops the connection now; the memory is freed at the next loop turn. */
 void session_kill(session *s);
+/* Logged in: the login timeout is over (its timer freed). */
+void session_login_timer_end(session *s);
 /* Frees at once; only for the server's own shutdown paths. */
 void session_free(session *s);
-/* Writes what is buffered for the client and the warehouse. */
+/* Writes what is buffered for the client and the warehouse, then frees the
+ * buffers left empty: only at the end of an event's work. */
 void session_flush(session *s);
 /* Asks the warehouse to cancel what this session is running. */
 void session_cancel(session *s);

@@ -36,7 +36,7 @@
  * one (health checks) keeps the peer's own address. */
 void session_read_proxy_header(session *s)
 {
-    struct evbuffer *in = s->client.in;
+    struct evbuffer *in = conn_in(&s->client);
     uint8_t buf[PROXY_HEADER_MAX_BYTES];
     size_t len = evbuffer_get_length(in);
     if (len > sizeof buf)
@@ -166,8 +166,8 @@ static void handle_cancel_request(session *s, uint32_t pid, uint32_t key, bool f
 static int start_tls(session *s)
 {
     /* 'S' goes out in the clear, everything after it inside TLS */
-    evbuffer_add(s->client.out, "S", 1);
-    if (conn_flush(&s->client) < 0 || evbuffer_get_length(s->client.out) > 0)
+    evbuffer_add(conn_out(&s->client), "S", 1);
+    if (conn_flush(&s->client) < 0 || conn_out_len(&s->client) > 0)
         return -1;
     SSL *ssl = SSL_new(s->cfg->ssl_ctx);
     if (!ssl)
@@ -314,7 +314,7 @@ static void handle_startup(session *s)
             return;
         }
     }
-    struct evbuffer *out = s->client.out;
+    struct evbuffer *out = conn_out(&s->client);
     /* newer 3.x minor versions and _pq_ options: say what we speak */
     const char *unknown[PG_MAX_STARTUP_PARAMS];
     size_t nunknown = 0;
@@ -329,7 +329,7 @@ static void handle_startup(session *s)
 
 void session_read_startup(session *s)
 {
-    struct evbuffer *in = s->client.in;
+    struct evbuffer *in = conn_in(&s->client);
     while (s->state == SS_STARTUP) {
         unsigned char hdr[4];
         if (evbuffer_copyout(in, hdr, 4) < 4)
@@ -381,7 +381,7 @@ void session_read_startup(session *s)
                 return;
             }
             if (!s->cfg->ssl_ctx) {
-                evbuffer_add(s->client.out, "N", 1);
+                evbuffer_add(conn_out(&s->client), "N", 1);
                 continue;
             }
             if (evbuffer_get_length(in) > 0) {
@@ -397,7 +397,7 @@ void session_read_startup(session *s)
         }
         if (st.code == PG_GSSENC_REQUEST_CODE) {
             free(pkt);
-            evbuffer_add(s->client.out, "N", 1);
+            evbuffer_add(conn_out(&s->client), "N", 1);
             continue;
         }
         s->startup = malloc(sizeof *s->startup);
@@ -421,7 +421,7 @@ static bool policy_reads_claim_of(const char *name, void *policy)
 
 void session_read_password(session *s)
 {
-    struct evbuffer *in = s->client.in;
+    struct evbuffer *in = conn_in(&s->client);
     char type;
     uint32_t len;
     if (!pgw_peek_header(in, &type, &len))
@@ -568,7 +568,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     if (ssl)
         conn_tls_attach(&s->server, ssl);
 
-    struct evbuffer *out = s->client.out;
+    struct evbuffer *out = conn_out(&s->client);
     pgw_auth_request(out, 0); /* AuthenticationOk */
     for (const char *const *p = backend_reported_parameters; *p; p++) {
         const char *v = backend_parameter(s->be, *p);
@@ -579,7 +579,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     RAND_bytes((unsigned char *)&s->key_secret, sizeof s->key_secret);
     pgw_backend_key(out, s->key_pid, s->key_secret);
     pgw_ready_for_query(out, 'I');
-    evtimer_del(s->timer);
+    session_login_timer_end(s);
     session_set_state(s, SS_READY);
     server_login_done(s->wk->srv, s);
     s->wk->metrics.logins[MG_LOGIN_OK]++;

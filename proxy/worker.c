@@ -169,8 +169,30 @@ void worker_session_added(worker *w, session *s)
     w->nsessions++;
 }
 
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    (void)fd;
+    (void)what;
+    while (w->reap)
+        session_free(w->reap);   /* takes it off the list */
+}
+
+void worker_reap(worker *w, session *s)
+{
+    s->reap_next = w->reap;
+    w->reap = s;
+    event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
 void worker_session_removed(worker *w, session *s)
 {
+    for (session **pp = &w->reap; *pp; pp = &(*pp)->reap_next)
+        if (*pp == s) {
+            *pp = s->reap_next;
+            break;
+        }
+    s->reap_next = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else if (w->sessions == s)
@@ -342,7 +364,8 @@ int worker_init(worker *w, server *srv, unsigned index, config *cfg, char *err, 
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd >= 0)
         w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_inbox, w);
-    if (!w->wake_ev || event_priority_set(w->wake_ev, 0) != 0 || event_add(w->wake_ev, NULL) != 0) {
+    w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
+    if (!w->reap_ev || !w->wake_ev || event_priority_set(w->wake_ev, 0) != 0 || event_add(w->wake_ev, NULL) != 0) {
         snprintf(err, errlen, "worker %u: cannot create its inbox: %s", index, strerror(errno));
         return -1;
     }
@@ -383,6 +406,7 @@ static void *worker_main(void *arg)
     run_calls(w);       /* nobody stays waiting on a worker that ended */
     /* (libpg_query frees this thread's memory context at thread exit) */
     server_worker_exited(w->srv, w);
+    conn_thread_end();
     current = NULL;
     return NULL;
 }
@@ -418,6 +442,8 @@ void worker_finish(worker *w)
     cancel_forwarder_free(w->cancel_fwd);
     if (w->wake_ev)
         event_free(w->wake_ev);
+    if (w->reap_ev)
+        event_free(w->reap_ev);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->base)

@@ -48,6 +48,8 @@ typedef struct worker {
     audit_log *audit;            /* srv->audit */
     audit_loop *audit_loop;      /* this loop's sessions waiting for audit room */
     struct session *sessions;    /* doubly linked */
+    struct session *reap;        /* killed sessions, freed at the next turn of the loop */
+    struct event *reap_ev;
     int nsessions;
     atomic_int load;             /* sessions handed to it and not yet gone (the acceptor reads it) */
     metrics_block metrics;       /* this loop's counters */
@@ -92,6 +94,9 @@ void worker_mutex_lock(pthread_mutex_t *mu);
 void worker_session_added(worker *w, struct session *s);
 void worker_session_removed(worker *w, struct session *s);
 struct session *worker_find_by_id(worker *w, uint64_t id);
+/* Frees s (now DEAD) at the next turn of the loop, outside every callback
+ * that may still touch it. */
+void worker_reap(worker *w, struct session *s);
 struct session *worker_find_by_key(worker *w, uint32_t pid);
 /* A cancel key pid no live session of this worker uses, with the worker's
  * index in it (proxy/cancel_key.h says the layout). */
