@@ -50,6 +50,16 @@ static void request_sure(void *ctx, char what, const char *name)
     guard_outcome_ok(&s->guard, what, name);
 }
 
+/* One table for every session: its queue's ctx is the session. */
+static const rq_hooks relay_hooks = {.done = request_done, .unsure = request_unsure, .sure = request_sure};
+
+/* The relay counts the queue before each client message it reads and stops
+ * at RELAY_QUEUE_MAX: the message counted last, then a held Parse and
+ * martgate's own Close before it, make RELAY_QUEUE_MAX + 2 in flight at
+ * most, and a ring's capacity (doubled when full) stays under twice that,
+ * far from RQ_MAX_CAP. */
+_Static_assert(2 * ((uint64_t)RELAY_QUEUE_MAX + 2) <= RQ_MAX_CAP, "the queue's rings stay below RQ_MAX_CAP");
+
 /* The names the statements the guard was just told of touch go with the
  * request being pushed (relay_queue), so that the guard learns if it fails. */
 static void take_touched(session *s)
@@ -139,7 +149,8 @@ void relay_server_drained(session *s)
 
 void relay_start(session *s)
 {
-    s->relay.q.hooks = (rq_hooks){.done = request_done, .unsure = request_unsure, .sure = request_sure, .ctx = s};
+    s->relay.q.hooks = &relay_hooks;
+    s->relay.q.ctx = s;
     conn_read(&s->server, true);
     conn_read(&s->client, true);
     /* the client may have pipelined queries behind its password */

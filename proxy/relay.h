@@ -32,22 +32,24 @@ struct session;
 
 typedef struct {
     relay_queue q;
+    /* the refused message (scan_client → refuse_message): its length,
+     * sqlstate and, below, type */
+    size_t denied_len;
+    const char *denied_sqlstate;
+    char *learned;               /* the answer to GUARD_SEARCH_PATH_QUERY, while it arrives */
     uint32_t client_remaining;   /* bytes of a streamed client message still to move */
     uint32_t client_discard;     /* bytes of a refused client message still to drop */
-    size_t denied_len;           /* the refused message (scan_client → refuse_message) */
+    uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
     char denied_type;
-    const char *denied_sqlstate;
+    char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool reprepared;             /* the statement of the Bind at the head was prepared again */
     bool in_batch;               /* extended-protocol messages sent since the last Sync */
     bool copy_in;                /* the warehouse reads COPY data; the client has not ended it */
-    uint32_t server_remaining;   /* bytes of a streamed warehouse message still to move */
-    char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
     bool client_paused, server_paused;
     bool waiting_catalog;        /* a statement waits for the warehouse catalog */
     bool waiting_learn;          /* a statement waits for martgate's SHOW search_path */
     bool client_terminated;      /* Terminate passed on: what is in flight runs to its end */
     bool asked;                  /* the client has sent something since its login */
-    char *learned;               /* the answer to GUARD_SEARCH_PATH_QUERY, while it arrives */
 } relay_state;
 
 #define RELAY_QUEUE_MAX 65536     /* requests in flight before we stop reading the client */

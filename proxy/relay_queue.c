@@ -15,6 +15,7 @@
  * at most, and the names of requests in flight inside their buffer. */
 static void rq_check(const relay_queue *q)
 {
+    assert(q->cap <= RQ_MAX_CAP && q->pcap <= RQ_MAX_CAP);
     assert(q->len <= q->cap);
     assert(q->cap == 0 || q->head < q->cap);
     assert(q->plen <= q->pcap);
@@ -24,9 +25,20 @@ static void rq_check(const relay_queue *q)
     (void)q;
 }
 
+/* The capacity a full ring grows to: twice its own, 4 at first (most
+ * sessions have one request in flight); 0 (refused) past RQ_MAX_CAP. */
+static uint32_t ring_next_cap(uint32_t cap)
+{
+    if (cap >= RQ_MAX_CAP)
+        return 0;
+    return cap ? cap * 2 : 4;
+}
+
 static bool q_grow(relay_queue *q)
 {
-    size_t ncap = q->cap ? q->cap * 2 : 4;   /* most sessions have one request in flight */
+    uint32_t ncap = ring_next_cap(q->cap);
+    if (!ncap)
+        return false;
     uint8_t *k = malloc(ncap);
     struct trail_req **r = calloc(ncap, sizeof *r);
     if (!k || !r) {
@@ -34,7 +46,7 @@ static bool q_grow(relay_queue *q)
         free(r);
         return false;
     }
-    for (size_t i = 0; i < q->len; i++) {
+    for (uint32_t i = 0; i < q->len; i++) {
         k[i] = q->kinds[(q->head + i) % q->cap];
         r[i] = q->reqs[(q->head + i) % q->cap];
     }
@@ -52,7 +64,7 @@ static bool skipped_after_error(uint8_t kind);
 /* Pushes a request; req (may be NULL) is the audit record it completes. */
 bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
-    assert(q->hooks.done && q->hooks.unsure);   /* set before the first push */
+    assert(q->hooks && q->hooks->done && q->hooks->unsure);   /* set before the first push */
     if (q->len == q->cap && !q_grow(q))
         return false;
     q->kinds[(q->head + q->len) % q->cap] = kind;
@@ -85,11 +97,11 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
 {
     if (q->plen == q->pcap) {
-        size_t ncap = q->pcap ? q->pcap * 2 : 4;
-        pg_error *p = malloc(ncap * sizeof *p);
+        uint32_t ncap = ring_next_cap(q->pcap);
+        pg_error *p = ncap ? malloc(ncap * sizeof *p) : NULL;
         if (!p)
             return false;
-        for (size_t i = 0; i < q->plen; i++)
+        for (uint32_t i = 0; i < q->plen; i++)
             p[i] = q->poison[(q->phead + i) % q->pcap];
         free(q->poison);
         q->poison = p;
@@ -152,8 +164,8 @@ bool rq_names_end(relay_queue *q)
 }
 
 /* Takes the names of the request popped; one that failed or was skipped
- * tells the relay of each (hooks.unsure), one that did what it asked while
- * nothing was in flight behind it tells hooks.sure. */
+ * tells the relay of each (hooks->unsure), one that did what it asked
+ * while nothing was in flight behind it tells hooks->sure. */
 static void names_take(relay_queue *q, bool ok)
 {
     bool alone = q->len == 1;
@@ -165,9 +177,9 @@ static void names_take(relay_queue *q, bool ok)
         if (n == 1)
             break;
         if (!ok)
-            q->hooks.unsure(q->hooks.ctx, rec[0], rec + 1);
-        else if (alone && q->hooks.sure)
-            q->hooks.sure(q->hooks.ctx, rec[0], rec + 1);
+            q->hooks->unsure(q->ctx, rec[0], rec + 1);
+        else if (alone && q->hooks->sure)
+            q->hooks->sure(q->ctx, rec[0], rec + 1);
     }
     if (!q->names_len)
         q->names_off = 0;
@@ -182,16 +194,16 @@ static void names_take(relay_queue *q, bool ok)
  * mode until it does. */
 bool rq_copy_started(relay_queue *q)
 {
-    size_t w = 1;
+    uint32_t w = 1;
     bool ended = false;
-    for (size_t i = 1; i < q->len; i++) {
-        size_t from = (q->head + i) % q->cap;
+    for (uint32_t i = 1; i < q->len; i++) {
+        uint32_t from = (q->head + i) % q->cap;
         uint8_t k = q->kinds[from];
         if (!ended && (k == 'S' || k == COPY_END)) {
             ended = k == COPY_END;
             continue;
         }
-        size_t to = (q->head + w++) % q->cap;
+        uint32_t to = (q->head + w++) % q->cap;
         q->kinds[to] = k;
         q->reqs[to] = q->reqs[from];
     }
@@ -217,7 +229,7 @@ void rq_pop_outcome(relay_queue *q, bool ok)
     if (has_names(q->kinds[q->head]))
         names_take(q, ok);
     if (q->reqs[q->head]) {
-        q->hooks.done(q->hooks.ctx, q->reqs[q->head], false);
+        q->hooks->done(q->ctx, q->reqs[q->head], false);
         q->reqs[q->head] = NULL;
     }
     if (q->kinds[q->head] & POISON) {
@@ -304,7 +316,7 @@ void rq_free(relay_queue *q)
     while (q->len) {
         struct trail_req *r = rq_head_req(q);
         if (r) {
-            q->hooks.done(q->hooks.ctx, r, true);
+            q->hooks->done(q->ctx, r, true);
             q->reqs[q->head] = NULL;
         }
         rq_pop(q);

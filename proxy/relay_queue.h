@@ -19,31 +19,38 @@
 struct trail_req;
 
 /* What becomes of the entries the queue pops: the relay's to carry out
- * (the queue is bookkeeping and calls nothing else). done: a request's
- * audit records are complete (interrupted: the session ends with it in
- * flight; it may have run). unsure: a request that named statement ('S')
- * or cursor ('K') `name` failed or was skipped. */
+ * (the queue is bookkeeping and calls nothing else). One table serves every
+ * queue; each hook is passed the queue's ctx. done: a request's audit
+ * records are complete (interrupted: the session ends with it in flight; it
+ * may have run). unsure: a request that named statement ('S') or cursor
+ * ('K') `name` failed or was skipped. */
 typedef struct {
     void (*done)(void *ctx, struct trail_req *req, bool interrupted);
     void (*unsure)(void *ctx, char what, const char *name);
     /* it did what it asked, and no later request was in flight to touch
      * the name again (NULL: not told) */
     void (*sure)(void *ctx, char what, const char *name);
-    void *ctx;
 } rq_hooks;
 
-/* The queue: rings in the order of the requests (hooks set before the
- * first push). */
+/* The most entries a ring grows to: a push past it fails as out of memory
+ * does. It keeps head + len (less than twice the capacity) within uint32_t;
+ * the relay stops reading its client long before (RELAY_QUEUE_MAX). */
+#define RQ_MAX_CAP (UINT32_C(1) << 31)
+
+/* The queue: rings in the order of the requests (hooks and ctx set before
+ * the first push). */
 typedef struct {
     uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
     struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
-    size_t cap, head, len;
-    rq_hooks hooks;
     pg_error *poison;        /* ring of the errors that replace poison answers */
-    size_t pcap, phead, plen;
+    uint32_t cap, head, len;    /* of kinds and reqs: entries allocated, the first, in flight */
+    uint32_t pcap, phead, plen; /* the same for poison */
+    const rq_hooks *hooks;   /* the same static table for every session */
+    void *ctx;               /* passed to each hook (the relay's session) */
     /* In the same order, for each Query, Parse and Close (not poison): the
      * statement and cursor names whose fate the guard must learn if it fails
-     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. */
+     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. (size_t: nothing
+     * bounds the names of all the requests in flight together.) */
     char *names;
     size_t names_off, names_len, names_cap;
     bool head_failed;        /* the Query at the head met an error */
@@ -93,9 +100,9 @@ void rq_pop_after_error(relay_queue *q);
 /* A CopyInResponse for the head (see relay_queue.c); true: the client has
  * not ended its COPY data yet. */
 bool rq_copy_started(relay_queue *q);
-/* Every entry popped (audit records marked interrupted) and freed. */
 /* Frees the rings while nothing is in flight (an idle session holds none). */
 void rq_trim(relay_queue *q);
+/* Every entry popped (audit records marked interrupted) and freed. */
 void rq_free(relay_queue *q);
 
 #endif
