@@ -22,32 +22,34 @@
 #include "common/log.h"
 #include "common/textbuf.h"
 
-/* A PGcancel shared by the session and the cancel threads it started. */
-typedef struct {
-    PGcancel *cancel;
-    atomic_int refs;
-} cancel_ref;
-
 #define N_REPORTED 13
 _Static_assert(N_REPORTED <= 16, "param_set has a bit per reported parameter");
 
-struct backend {
-    PGconn *conn;             /* NULL once detached */
-    int own_fd;               /* the warehouse socket after detaching, else -1 */
-    char *param_text;         /* backend_reported_parameters' values at login, one after another
-                               * (those reported: param_set), in one block */
-    uint16_t param_set;       /* bit i: backend_reported_parameters[i] was reported */
-    int pid;
-    cancel_ref *cancel;
+/* What only the connect needs: freed when it ends (finish), so that a
+ * logged-in session's backend is the few members below it. */
+typedef struct {
     struct event_base *base;
     struct event *ev;
-    int ev_fd;
-    short ev_what;
     backend_ready_cb cb;
     void *arg;
+    int ev_fd;
+    short ev_what;
     bool checking;            /* the parse-settings query is in flight */
     int check_seen;           /* its rows read so far */
+} connecting;
+
+struct backend {
+    PGconn *conn;             /* NULL once detached */
+    char *param_text;         /* backend_reported_parameters' values at login, one after another
+                               * (those reported: param_set), in one block */
+    PGcancel *cancel;         /* NULL until logged in */
     char *refusal;            /* why martgate refused the session (for the client) */
+    connecting *cn;           /* until the connect ends, else NULL */
+    int own_fd;               /* the warehouse socket after detaching, else -1 */
+    int pid;
+    atomic_int refs;          /* the session's and each cancel thread's: the last
+                               * one frees the struct and the cancel (unref) */
+    uint16_t param_set;       /* bit i: backend_reported_parameters[i] was reported */
 };
 
 /* What martgate's parser assumes of the text it checks; the warehouse
@@ -79,11 +81,12 @@ static void poll_step(backend *b);
 static void check_step(backend *b);
 static void start_parse_check(backend *b);
 
-static void cancel_unref(cancel_ref *c)
+static void unref(backend *b)
 {
-    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
-        PQfreeCancel(c->cancel);
-        free(c);
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
+        if (b->cancel)
+            PQfreeCancel(b->cancel);
+        free(b);
     }
 }
 
@@ -103,11 +106,7 @@ static int keep_login(backend *b)
     if (!(b->param_text = text_pack(params, N_REPORTED)))
         return -1;
     b->pid = PQbackendPID(b->conn);
-    b->cancel = calloc(1, sizeof *b->cancel);
-    if (!b->cancel)
-        return -1;
-    atomic_init(&b->cancel->refs, 1);
-    if (!(b->cancel->cancel = PQgetCancel(b->conn)))
+    if (!(b->cancel = PQgetCancel(b->conn)))
         return -1;
     if (PQsslInUse(b->conn))
         return 0;
@@ -135,28 +134,37 @@ static void on_socket(evutil_socket_t fd, short what, void *arg)
     poll_step(arg);
 }
 
+static void connecting_free(backend *b)
+{
+    if (b->cn && b->cn->ev)
+        event_free(b->cn->ev);
+    free(b->cn);
+    b->cn = NULL;
+}
+
+/* The connect's end: its state goes before the callback, which may free b. */
 static void finish(backend *b, bool ok, const char *msg)
 {
-    if (b->ev) {
-        event_free(b->ev);
-        b->ev = NULL;
-    }
-    b->cb(b, ok, msg, b->arg);
+    backend_ready_cb cb = b->cn->cb;
+    void *arg = b->cn->arg;
+    connecting_free(b);
+    cb(b, ok, msg, arg);
 }
 
 /* Waits for the socket libpq names in the direction PQconnectPoll asks. The
  * socket can change between steps (multi-host, SSL or GSS fallback). */
 static void wait_for(backend *b, short what)
 {
+    connecting *cn = b->cn;
     int fd = PQsocket(b->conn);
-    if (!b->ev || fd != b->ev_fd || what != b->ev_what) {
-        if (b->ev)
-            event_free(b->ev);
-        b->ev = event_new(b->base, fd, what, on_socket, b);
-        b->ev_fd = fd;
-        b->ev_what = what;
+    if (!cn->ev || fd != cn->ev_fd || what != cn->ev_what) {
+        if (cn->ev)
+            event_free(cn->ev);
+        cn->ev = event_new(cn->base, fd, what, on_socket, b);
+        cn->ev_fd = fd;
+        cn->ev_what = what;
     }
-    if (!b->ev || event_add(b->ev, NULL) != 0)
+    if (!cn->ev || event_add(cn->ev, NULL) != 0)
         finish(b, false, "cannot watch the warehouse socket");
 }
 
@@ -207,7 +215,7 @@ static void start_parse_check(backend *b)
         finish(b, false, PQerrorMessage(b->conn));
         return;
     }
-    b->checking = true;
+    b->cn->checking = true;
     check_step(b);
 }
 
@@ -230,8 +238,8 @@ static void check_step(backend *b)
     while (!PQisBusy(b->conn)) {
         PGresult *res = PQgetResult(b->conn);
         if (!res) {
-            b->checking = false;
-            if (b->check_seen != BACKEND_N_PARSE_SETTINGS) {
+            b->cn->checking = false;
+            if (b->cn->check_seen != BACKEND_N_PARSE_SETTINGS) {
                 finish(b, false, "the warehouse did not answer martgate's check of its parse settings");
                 return;
             }
@@ -262,13 +270,13 @@ static void check_step(backend *b)
                 refuse(b, n, set_ok ? "would RESET to" : "is set to", v);
                 return;
             }
-            b->check_seen++;
+            b->cn->check_seen++;
         }
         PQclear(res);
-        if (b->check_seen > BACKEND_N_PARSE_SETTINGS)
+        if (b->cn->check_seen > BACKEND_N_PARSE_SETTINGS)
             break;
     }
-    if (b->check_seen > BACKEND_N_PARSE_SETTINGS) {
+    if (b->cn->check_seen > BACKEND_N_PARSE_SETTINGS) {
         finish(b, false, "unexpected answer to martgate's check of the parse settings");
         return;
     }
@@ -277,7 +285,7 @@ static void check_step(backend *b)
 
 static void poll_step(backend *b)
 {
-    if (b->checking) {
+    if (b->cn->checking) {
         check_step(b);
         return;
     }
@@ -342,11 +350,15 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    b->base = base;
-    b->cb = cb;
-    b->arg = arg;
-    b->ev_fd = -1;
+    b->cn = calloc(1, sizeof *b->cn);
+    if (!b->cn) {
+        free(b);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *b->cn = (connecting){.base = base, .cb = cb, .arg = arg, .ev_fd = -1};
     b->own_fd = -1;
+    atomic_init(&b->refs, 1);
     b->conn = PQconnectStartParams(k, v, 1);
     if (!b->conn || PQstatus(b->conn) == CONNECTION_BAD) {
         snprintf(err, errlen, "%s", b->conn ? PQerrorMessage(b->conn) : "out of memory");
@@ -355,6 +367,7 @@ backend *backend_connect(struct event_base *base, const char *conninfo, const ch
             err[--l] = 0;
         if (b->conn)
             PQfinish(b->conn);
+        free(b->cn);
         free(b);
         return NULL;
     }
@@ -411,15 +424,35 @@ const char *backend_parameter(const backend *b, const char *name)
     return NULL;
 }
 
+void backend_keep_parameters(backend *b, const char *const *names)
+{
+    const char *v[N_REPORTED];
+    uint16_t keep = 0;
+    for (size_t i = 0; i < N_REPORTED; i++) {
+        v[i] = NULL;
+        for (const char *const *n = names; *n; n++)
+            if (!strcmp(*n, backend_reported_parameters[i]) && (v[i] = backend_parameter(b, *n)))
+                keep |= (uint16_t)(1u << i);
+    }
+    if (keep == b->param_set)
+        return;
+    char *text = keep ? text_pack(v, N_REPORTED) : NULL;
+    if (keep && !text)
+        return;   /* out of memory: all of them stay */
+    free(b->param_text);
+    b->param_text = text;
+    b->param_set = keep;
+}
+
 int backend_pid(const backend *b) { return b->pid; }
 
 static void *cancel_thread(void *arg)
 {
-    cancel_ref *c = arg;
+    backend *b = arg;   /* only its cancel is read: the session may have freed the rest */
     char err[256];
-    if (!PQcancel(c->cancel, err, sizeof err))
+    if (!PQcancel(b->cancel, err, sizeof err))
         log_msg(LOG_WARNING, "cancel request to the warehouse failed: %s", err);
-    cancel_unref(c);
+    unref(b);
     atomic_fetch_sub(&cancels_in_flight, 1);
     return NULL;
 }
@@ -430,19 +463,18 @@ int backend_cancel(backend *b)
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
-    cancel_ref *c = b->cancel;
     pthread_t t;
     pthread_attr_t attr;
-    if (!c || pthread_attr_init(&attr) != 0) {
+    if (!b->cancel || pthread_attr_init(&attr) != 0) {
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
-    atomic_fetch_add(&c->refs, 1);
+    atomic_fetch_add(&b->refs, 1);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, cancel_thread, c);
+    int rc = pthread_create(&t, &attr, cancel_thread, b);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        cancel_unref(c);
+        unref(b);
         atomic_fetch_sub(&cancels_in_flight, 1);
         return -1;
     }
@@ -459,8 +491,7 @@ void backend_free(backend *b)
 {
     if (!b)
         return;
-    if (b->ev)
-        event_free(b->ev);
+    connecting_free(b);
     if (b->conn)
         PQfinish(b->conn);
     if (b->own_fd >= 0) {
@@ -471,7 +502,6 @@ void backend_free(backend *b)
         close(b->own_fd);
     }
     free(b->param_text);
-    cancel_unref(b->cancel);
     free(b->refusal);
-    free(b);
+    unref(b);   /* a cancel thread still sending keeps the struct and its cancel */
 }

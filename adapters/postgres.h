@@ -50,6 +50,9 @@ int backend_fd(const backend *b);
 SSL *backend_ssl(const backend *b);
 /* A ParameterStatus value the warehouse reported at login, or NULL. */
 const char *backend_parameter(const backend *b, const char *name);
+/* Once the login's values are passed on: keeps only those of names
+ * (NULL-terminated); the others read NULL from then on. */
+void backend_keep_parameters(backend *b, const char *const *names);
 /* Names of the parameters PostgreSQL reports at login (GUC_REPORT). */
 extern const char *const backend_reported_parameters[14];
 /* The warehouse's backend process id, for logs. */

@@ -492,7 +492,7 @@ static trail_req *place(session *s, char kind, const char *stmt_name, trail_tmpl
         return NULL;
     }
     if (kind == 'P') {
-        entry_template(guard_names_find(&s->guard.statements, stmt_name ? stmt_name : ""), t);
+        entry_template(guard_names_find(s->guard.statements, stmt_name ? stmt_name : ""), t);
         tmpl_unref(t);
         return NULL;
     }
@@ -552,9 +552,9 @@ trail_req *trail_decided(session *s, char kind, const char *stmt_name, const cha
             /* what a PREPARE or DECLARE keeps runs later: at each EXECUTE or
              * Bind of the statement, each FETCH or Execute of the cursor */
             if (st && st->prepare_name)
-                entry_template(guard_names_find(&s->guard.statements, st->prepare_name), t);
+                entry_template(guard_names_find(s->guard.statements, st->prepare_name), t);
             else if (st && st->cursor_name && st->tag && !strcmp(st->tag, "DECLARE CURSOR"))
-                entry_template(guard_names_find(&s->guard.cursors, st->cursor_name), t);
+                entry_template(guard_names_find(s->guard.cursors, st->cursor_name), t);
             r->recs[i].t = t;
         } else {
             session_log(s, LOG_ERROR, "audit: out of memory recording a statement");
@@ -579,9 +579,9 @@ trail_req *trail_execute(session *s, const char *portal)
     if (!audit_enabled(log_of(s)))
         return NULL;
     /* a portal of a Bind, or a cursor DECLAREd in SQL */
-    guard_named *p = guard_names_find(&s->guard.portals, portal);
+    guard_named *p = guard_names_find(s->guard.portals, portal);
     if (!p || !p->tmpl)
-        p = guard_names_find(&s->guard.cursors, portal);
+        p = guard_names_find(s->guard.cursors, portal);
     if (!p || !p->tmpl)
         return NULL;
     trail_req *r = req_new(1);

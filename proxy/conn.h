@@ -30,6 +30,7 @@ typedef void (*conn_cb)(conn *c, conn_event what, void *arg);
 
 struct conn {
     int fd;
+    uint32_t low_water;
     SSL *ssl;                 /* NULL for plaintext */
     bool owns_ssl;            /* SSL_free on close (not for libpq's) */
     bool handshaking;
@@ -37,7 +38,6 @@ struct conn {
     bool closed;
     bool above_low;           /* out went above low_water since last DRAINED */
     bool oom;                 /* a buffer could not be made: fails at the next read or flush */
-    uint32_t low_water;
     struct evbuffer *in_, *out_;   /* through conn_in / conn_out only: NULL while not needed */
     struct event *rev, *wev;
     conn_cb cb;

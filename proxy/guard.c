@@ -17,9 +17,14 @@ static void guard_log(const session_guard *g, log_level level, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 static void guard_log(const session_guard *g, log_level level, const char *fmt, ...)
 {
+    if (level < log_get_level())
+        return;
+    char prefix[256] = "";
+    if (g->log_prefix)
+        g->log_prefix(g, prefix, sizeof prefix);
     va_list ap;
     va_start(ap, fmt);
-    log_vmsg(level, g->log_prefix ? *g->log_prefix : NULL, fmt, ap);
+    log_vmsg(level, prefix, fmt, ap);
     va_end(ap);
 }
 
@@ -106,10 +111,11 @@ static void effect_apply(session_guard *g, const path_effect *e)
 
 /* ---- prepared statements and portals by name -------------------------------- */
 
-/* Sets name's effect (a copy), adding the name if new; returns the entry. */
-static guard_named *names_put(guard_names *t, const char *name, const path_effect *e)
+/* Sets name's effect (a copy), adding the name to table *tp if new (the
+ * table too, with the session's template operations); returns the entry. */
+static guard_named *names_put(session_guard *g, guard_names **tp, const char *name, const path_effect *e)
 {
-    guard_named *n = guard_names_add(t, name);
+    guard_named *n = guard_names_add(tp, g->tmpl_ops, name);
     if (n && effect_copy(&n->effect, e) != 0)
         n->effect.incomplete = true;   /* its Execute ends the session (effect_apply) */
     return n;
@@ -159,7 +165,8 @@ static bool epoch_is_now(const session_guard *g, const policy_t *p, const guard_
     return n && n == e->path_len && memcmp(key, e->path, n) == 0;
 }
 
-/* Keeps the text an entry of table t was decided on (n bytes) and the epoch. */
+/* Keeps the text an entry of table t was decided on (n bytes) and the epoch
+ * (none when e is NULL: then t may be too). */
 static void entry_decided(const session_guard *g, const policy_t *pol, guard_names *t, guard_named *e,
                           const char *text, size_t n)
 {
@@ -213,20 +220,30 @@ static void entry_alts_clear(guard_names *t, guard_named *e)
     e->replaced = false;
 }
 
+static size_t names_n(const guard_names *t)
+{
+    return t ? t->n : 0;
+}
+
+static size_t names_text_bytes(const guard_names *t)
+{
+    return t ? t->text_bytes : 0;
+}
+
 bool guard_full(const session_guard *g, size_t n, size_t bytes)
 {
-    return g->statements.n + g->cursors.n + n > GUARD_MAX_KEPT ||
-           g->statements.text_bytes + g->cursors.text_bytes + bytes > GUARD_MAX_KEPT_BYTES;
+    return names_n(g->statements) + names_n(g->cursors) + n > GUARD_MAX_KEPT ||
+           names_text_bytes(g->statements) + names_text_bytes(g->cursors) + bytes > GUARD_MAX_KEPT_BYTES;
 }
 
 bool guard_has_statement(const session_guard *g, const char *name)
 {
-    return guard_names_find(&g->statements, name) != NULL;
+    return guard_names_find(g->statements, name) != NULL;
 }
 
 guard_named *guard_stale(session_guard *g, const policy_t *pol, bool cursor, const char *name)
 {
-    guard_named *n = guard_names_find(cursor ? &g->cursors : &g->statements, name);
+    guard_named *n = guard_names_find(cursor ? g->cursors : g->statements, name);
     if (!n || (n->text && !n->unsure && !n->replaced && !n->indirect && epoch_is_now(g, pol, &n->epoch)))
         return NULL;
     return n;
@@ -313,10 +330,10 @@ static bool runs_another(const analysis *a)
 static void statement_prepared(session_guard *g, const policy_t *pol, const char *name, const path_effect *e,
                                const char *text, size_t n, const guard_parse *parse, bool indirect)
 {
-    guard_named *old = guard_names_find(&g->statements, name);
+    guard_named *old = guard_names_find(g->statements, name);
     bool was_known = old && *name && old->text && !old->unsure;
     if (old && *name && !parse)
-        entry_replaced(&g->statements, old);   /* SQL PREPARE: decided again with what it replaced */
+        entry_replaced(g->statements, old);   /* SQL PREPARE: decided again with what it replaced */
     path_effect both = {0};
     if (was_known) {
         /* whichever runs, the guard expects the effects of both */
@@ -327,24 +344,24 @@ static void statement_prepared(session_guard *g, const policy_t *pol, const char
         both.incomplete = both.incomplete || e->incomplete;
         e = &both;
     }
-    guard_named *ne = names_put(&g->statements, name, e);
+    guard_named *ne = names_put(g, &g->statements, name, e);
     effect_clear(&both);
     if (!ne)
         return;
-    entry_decided(g, pol, &g->statements, ne, text, n);
+    entry_decided(g, pol, g->statements, ne, text, n);
     ne->protocol = parse != NULL;
     ne->indirect = indirect;
     ne->unsure = was_known || (old == ne && ne->unsure && !parse);
-    entry_held(&g->statements, ne, parse ? parse->forwarded : NULL, parse ? parse->types : NULL,
+    entry_held(g->statements, ne, parse ? parse->forwarded : NULL, parse ? parse->types : NULL,
                parse ? parse->types_len : 0);
 }
 
 void guard_outcome_failed(session_guard *g, char what, const char *name)
 {
-    guard_names *t = what == 'K' ? &g->cursors : &g->statements;
-    guard_named *e = guard_names_find(t, name);
+    guard_names **tp = what == 'K' ? &g->cursors : &g->statements;
+    guard_named *e = guard_names_find(*tp, name);
     if (!e && *name)
-        e = guard_names_add(t, name);   /* dropped when the warehouse kept it: a name with no text */
+        e = guard_names_add(tp, g->tmpl_ops, name);   /* dropped when the warehouse kept it: a name with no text */
     if (e)
         e->unsure = true;
     else if (*name)   /* an unknown cursor would be fetched from unchecked */
@@ -353,7 +370,7 @@ void guard_outcome_failed(session_guard *g, char what, const char *name)
 
 void guard_outcome_ok(session_guard *g, char what, const char *name)
 {
-    guard_names *t = what == 'K' ? &g->cursors : &g->statements;
+    guard_names *t = what == 'K' ? g->cursors : g->statements;
     guard_named *e = guard_names_find(t, name);
     if (!e || !e->replaced || !e->text)
         return;
@@ -364,14 +381,15 @@ void guard_outcome_ok(session_guard *g, char what, const char *name)
 
 bool guard_parse_needs_close(const session_guard *g, const char *name)
 {
-    const guard_named *e = *name ? guard_names_find(&g->statements, name) : NULL;
+    const guard_named *e = *name ? guard_names_find(g->statements, name) : NULL;
     return e && e->unsure;
 }
 
 void guard_reprepared(session_guard *g, const policy_t *pol, guard_named *e, const char *forwarded)
 {
+    assert(g->statements);   /* e is one of them */
     e->unsure = false;
-    entry_held(&g->statements, e, forwarded, e->types, e->types_len);
+    entry_held(g->statements, e, forwarded, e->types, e->types_len);
     epoch_now(g, pol, &e->epoch);
 }
 
@@ -419,26 +437,25 @@ static void note_touched(session_guard *g, char what, const char *name)
 static void statements_dropped(session_guard *g, const char *name)
 {
     if (name) {
-        if (guard_names_find(&g->statements, name))   /* one it does not know, the warehouse has not */
+        if (guard_names_find(g->statements, name))   /* one it does not know, the warehouse has not */
             note_touched(g, 'S', name);
     } else {
-        for (size_t i = 0; i < g->statements.n; i++)
-            note_touched(g, 'S', g->statements.v[i].name);
+        for (size_t i = 0; i < names_n(g->statements); i++)
+            note_touched(g, 'S', g->statements->v[i].name);
     }
-    guard_names_drop(&g->statements, name);
+    guard_names_drop(&g->statements, name);   /* may free the table */
 }
 
 /* The same for cursor `name` (every one when NULL): CLOSE, DISCARD ALL. */
 static void cursors_dropped(session_guard *g, const char *name)
 {
-    guard_names *t = &g->cursors;
-    if (name && guard_names_find(t, name)) {
+    if (name && guard_names_find(g->cursors, name)) {
         note_touched(g, 'K', name);
     } else if (!name) {
-        for (size_t i = 0; i < t->n; i++)
-            note_touched(g, 'K', t->v[i].name);
+        for (size_t i = 0; i < names_n(g->cursors); i++)
+            note_touched(g, 'K', g->cursors->v[i].name);
     }
-    guard_names_drop(t, name);
+    guard_names_drop(&g->cursors, name);   /* may free the table */
 }
 
 void guard_statement_allowed(session_guard *g, const policy_t *pol, const analysis *a, char kind,
@@ -455,7 +472,7 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
         /* a PREPARE, DEALLOCATE, DECLARE, CLOSE or DISCARD prepared this
          * way does what it does by name when a portal of it runs
          * (intercept_execute), not now */
-        guard_named *ne = guard_names_find(&g->statements, stmt_name ? stmt_name : "");
+        guard_named *ne = guard_names_find(g->statements, stmt_name ? stmt_name : "");
         if (ne)
             ne->names_effects = names_effects_of(a);
         return;
@@ -478,13 +495,13 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
         }
         if (st->cursor_name && !strcmp(st->tag, "DECLARE CURSOR")) {
             path_effect none = {0};
-            guard_named *c = guard_names_find(&g->cursors, st->cursor_name);
+            guard_named *c = guard_names_find(g->cursors, st->cursor_name);
             if (c)
-                entry_replaced(&g->cursors, c);   /* the DECLARE fails if the warehouse still holds it */
-            c = names_put(&g->cursors, st->cursor_name, &none);
+                entry_replaced(g->cursors, c);   /* the DECLARE fails if the warehouse still holds it */
+            c = names_put(g, &g->cursors, st->cursor_name, &none);
             if (!c)   /* an unknown cursor would be fetched from unchecked */
                 guard_lose(g, "out of memory while following prepared statements and cursors; the session is ended");
-            entry_decided(g, pol, &g->cursors, c, text, tlen);
+            entry_decided(g, pol, g->cursors, c, text, tlen);
             if (c)
                 c->unsure = false;   /* unless the DECLARE fails */
             note_touched(g, 'K', st->cursor_name);
@@ -495,7 +512,7 @@ void guard_statement_allowed(session_guard *g, const policy_t *pol, const analys
         }
         effect_of(a, i, &now);
         if (st->execute_name) {
-            guard_named *p = guard_names_find(&g->statements, st->execute_name);
+            guard_named *p = guard_names_find(g->statements, st->execute_name);
             if (p && p->effect.changes) {
                 now.changes = true;
                 now.to_startup = now.to_startup || p->effect.to_startup;
@@ -543,15 +560,15 @@ void guard_on_query_message(session_guard *g)
 
 void guard_on_bind(session_guard *g, const policy_t *pol, const char *portal, const char *stmt)
 {
-    guard_named *p = guard_names_find(&g->portals, portal);
+    guard_named *p = guard_names_find(g->portals, portal);
     if (p && *portal)
         return;   /* a named portal that exists stays: the server refuses the Bind */
-    const guard_named *st = guard_names_find(&g->statements, stmt);
+    const guard_named *st = guard_names_find(g->statements, stmt);
     static const path_effect none = {0};
-    p = names_put(&g->portals, portal, st ? &st->effect : &none);
+    p = names_put(g, &g->portals, portal, st ? &st->effect : &none);
     if (!p)   /* its Execute would run what it does to search_path unseen */
         guard_lose(g, "out of memory while following portals; the session is ended");
-    st = guard_names_find(&g->statements, stmt);   /* the table of portals moved, not this one */
+    st = guard_names_find(g->statements, stmt);   /* the table of portals moved, not this one */
     if (p) {
         if (g->tmpl_ops) {
             if (p->tmpl)
@@ -562,10 +579,10 @@ void guard_on_bind(session_guard *g, const policy_t *pol, const char *portal, co
         p->bound_who = g->who_serial;
         /* what it does by name when it runs: decided again then */
         free(p->text);
-        g->portals.text_bytes -= p->text_len;
+        g->portals->text_bytes -= p->text_len;   /* p is one of them */
         p->text = st && st->names_effects && st->text ? strdup(st->text) : NULL;
         p->text_len = p->text ? st->text_len : 0;
-        g->portals.text_bytes += p->text_len;
+        g->portals->text_bytes += p->text_len;
         p->names_effects = p->text != NULL;
     }
 }
@@ -577,7 +594,7 @@ bool guard_portal_current(const session_guard *g, const policy_t *pol, const gua
 
 void guard_on_execute(session_guard *g, const char *portal)
 {
-    const guard_named *p = guard_names_find(&g->portals, portal);
+    const guard_named *p = guard_names_find(g->portals, portal);
     if (p)
         effect_apply(g, &p->effect);
 }
@@ -591,17 +608,17 @@ void guard_on_close(session_guard *g, char what, const char *name)
 
 guard_named *guard_statement(const session_guard *g, const char *name)
 {
-    return guard_names_find(&g->statements, name);
+    return guard_names_find(g->statements, name);
 }
 
 guard_named *guard_cursor(const session_guard *g, const char *name)
 {
-    return guard_names_find(&g->cursors, name);
+    return guard_names_find(g->cursors, name);
 }
 
 guard_named *guard_portal(const session_guard *g, const char *name)
 {
-    return guard_names_find(&g->portals, name);
+    return guard_names_find(g->portals, name);
 }
 
 /* ---- what the warehouse tells ---------------------------------------------- */
@@ -651,7 +668,7 @@ void guard_search_path_answer(session_guard *g, const char *value, char tx_statu
 
 void guard_on_ready_for_query(session_guard *g, char previous, char status)
 {
-    if (status == 'I' && g->portals.n)
+    if (status == 'I')
         guard_names_drop(&g->portals, NULL);   /* outside a transaction block no portal is left */
     if (!g->ready)
         return;
@@ -666,12 +683,11 @@ void guard_on_ready_for_query(session_guard *g, char previous, char status)
     }
 }
 
-void guard_init(session_guard *g, const char *const *log_prefix, const guard_tmpl_ops *tmpl_ops)
+void guard_init(session_guard *g, guard_prefix_fn log_prefix, const guard_tmpl_ops *tmpl_ops)
 {
     memset(g, 0, sizeof *g);
     g->log_prefix = log_prefix;
-    g->tmpl_ops = tmpl_ops;
-    g->statements.tmpl_ops = g->cursors.tmpl_ops = g->portals.tmpl_ops = tmpl_ops;
+    g->tmpl_ops = tmpl_ops;   /* and the tables', as each is allocated (names_put) */
 }
 
 int guard_login(session_guard *g, const policy_t *p, const decide_principal *who, const char *asked,

@@ -96,8 +96,12 @@ typedef struct {
     size_t held_len, types_len;
 } guard_named;
 
-/* Entries by name (guard_names.c): a dense array and a hash index. Pointers
- * to entries hold until the table changes. */
+/* Entries by name (guard_names.c): a dense array and a hash index,
+ * allocated when its first entry is added and freed when its last is
+ * dropped, so a session with no names holds a NULL pointer (NULL is the
+ * empty table: find returns NULL, drop and free do nothing). Pointers to
+ * entries hold until the table changes, and a drop that empties it frees
+ * the table itself: hold neither across one. */
 typedef struct {
     guard_named *v;
     size_t n, cap;
@@ -108,12 +112,16 @@ typedef struct {
 } guard_names;
 
 guard_named *guard_names_find(const guard_names *t, const char *name);
-/* Finds name, or adds an empty entry for it; NULL out of memory. */
-guard_named *guard_names_add(guard_names *t, const char *name)
+/* Finds name in *tp, or adds an empty entry for it, allocating the table
+ * (with tmpl_ops, which release its entries' templates) when *tp is NULL;
+ * NULL out of memory (then a table allocated for it is freed again). */
+guard_named *guard_names_add(guard_names **tp, const guard_tmpl_ops *tmpl_ops, const char *name)
     __attribute__((warn_unused_result));
-/* Drops name (every name when NULL), releasing what its entry holds. */
-void guard_names_drop(guard_names *t, const char *name);
-void guard_names_free(guard_names *t);
+/* Drops name (every name when NULL), releasing what its entry holds; when
+ * none is left the table is freed and *tp set to NULL. */
+void guard_names_drop(guard_names **tp, const char *name);
+/* Drops every name (and so the table). */
+void guard_names_free(guard_names **tp);
 
 /* What one session may keep of prepared statements and cursors (their texts
  * are decided again when they run in another epoch); beyond it a PREPARE,
@@ -124,28 +132,33 @@ void guard_names_free(guard_names *t);
 #define GUARD_MAX_ALTS 4
 #define GUARD_MAX_KEPT_BYTES (64u * 1024 * 1024)
 
+typedef struct session_guard session_guard;
+/* Writes the prefix of the guard's log lines (its session's) into buf. */
+typedef void (*guard_prefix_fn)(const session_guard *g, char *buf, size_t len);
+
 /* The per-session state decisions depend on. */
-typedef struct {
-    bool ready;                      /* principal filled in at login */
+struct session_guard {
     decide_principal who;            /* whom statements are decided for now */
     decide_principal login_who;      /* who logged in (the token's principal) */
     char *imp_role;                  /* SET ROLE taken by an impersonator, or NULL */
     schema_list startup_path;        /* what RESET search_path goes back to */
     schema_list committed_path;      /* outside any transaction */
     schema_list effective_path;      /* what the server uses now */
-    bool tx_path_changed;            /* any search_path change in the open transaction */
-    uint32_t path_changes;           /* bumped at each change the guard applies */
-    guard_names statements;          /* prepared statements allowed (SQL and protocol; "" unnamed) */
-    guard_names cursors;             /* cursors declared (DECLARE), by name */
-    guard_names portals;             /* portals bound (Bind), until their transaction ends */
-    uint32_t who_serial;             /* bumped whenever `who` changes */
+    /* Allocated with their first entry, NULL while empty (see guard_names). */
+    guard_names *statements;         /* prepared statements allowed (SQL and protocol; "" unnamed) */
+    guard_names *cursors;            /* cursors declared (DECLARE), by name */
+    guard_names *portals;            /* portals bound (Bind), until their transaction ends */
     struct decide_memo *memo;        /* decisions kept by statement shape (policy/decide_memo.h) */
     uint64_t memo_first;             /* until there is one: the hash of the last shape it could keep */
     double catalog_since;            /* WAIT: the snapshot must be newer than this */
-    bool catalog_missing;
 
-    const char *const *log_prefix;   /* the session's (it changes at login), for the guard's log lines */
+    guard_prefix_fn log_prefix;      /* the session's, for the guard's log lines (NULL: none) */
     const guard_tmpl_ops *tmpl_ops;
+    uint32_t path_changes;           /* bumped at each change the guard applies */
+    uint32_t who_serial;             /* bumped whenever `who` changes */
+    bool ready;                      /* principal filled in at login */
+    bool tx_path_changed;            /* any search_path change in the open transaction */
+    bool catalog_missing;
     /* What the caller carries out after a call (see the top of this file). */
     bool learn_wanted;               /* ask the warehouse for search_path once idle */
     uint32_t learn_mark;             /* path_changes when it was asked */
@@ -160,11 +173,11 @@ typedef struct {
      * names would resolve against what it does not know, so the session
      * ends (FATAL, SQLSTATE 53200) with this message. Never cleared. */
     const char *lost;
-} session_guard;
+};
 
-/* Before anything else: the session's log prefix (kept by reference) and
+/* Before anything else: how the session's log prefix is written and the
  * template operations (NULL: no audit templates). */
-void guard_init(session_guard *g, const char *const *log_prefix, const guard_tmpl_ops *tmpl_ops);
+void guard_init(session_guard *g, guard_prefix_fn log_prefix, const guard_tmpl_ops *tmpl_ops);
 void guard_free(session_guard *g);
 
 /* Login: fills the principal (who; its strings must outlive the session)

@@ -3,6 +3,8 @@
  * name (see guard.h): entries in one dense array, found through an open
  * addressing index (linear probing, deletion by backward shift), so a client
  * with thousands of names costs each Bind and Execute a hash, not a scan.
+ * A table exists only while it holds an entry: the first add allocates it,
+ * the drop of the last frees it (NULL is the empty table).
  */
 #include "proxy/guard.h"
 
@@ -48,7 +50,7 @@ static bool rebuild(guard_names *t, size_t nslots)
 
 guard_named *guard_names_find(const guard_names *t, const char *name)
 {
-    if (!t->n)
+    if (!t || !t->n)
         return NULL;
     for (size_t s = home(t, name); t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
         guard_named *e = &t->v[t->slots[s] - 1];
@@ -58,11 +60,9 @@ guard_named *guard_names_find(const guard_names *t, const char *name)
     return NULL;
 }
 
-guard_named *guard_names_add(guard_names *t, const char *name)
+/* Adds an empty entry for name, not in t; NULL out of memory. */
+static guard_named *entry_add(guard_names *t, const char *name)
 {
-    guard_named *e = guard_names_find(t, name);
-    if (e)
-        return e;
     assert(t->n <= t->cap && t->n * 2 <= t->nslots + 1);
     guard_named *v = grow_array(t->v, &t->cap, t->n + 1, sizeof *t->v, 4);
     if (!v)
@@ -83,6 +83,34 @@ guard_named *guard_names_add(guard_names *t, const char *name)
     return &t->v[i];
 }
 
+/* Frees the table *tp, which holds no entry, and leaves NULL in its place. */
+static void table_free(guard_names **tp)
+{
+    guard_names *t = *tp;
+    assert(t->n == 0 && t->text_bytes == 0);   /* entry_free took back what each kept */
+    free(t->v);
+    free(t->slots);
+    free(t);
+    *tp = NULL;
+}
+
+guard_named *guard_names_add(guard_names **tp, const guard_tmpl_ops *tmpl_ops, const char *name)
+{
+    guard_named *e = guard_names_find(*tp, name);
+    if (e)
+        return e;
+    if (!*tp) {
+        *tp = calloc(1, sizeof **tp);
+        if (!*tp)
+            return NULL;
+        (*tp)->tmpl_ops = tmpl_ops;
+    }
+    e = entry_add(*tp, name);
+    if (!e && !(*tp)->n)
+        table_free(tp);   /* its first entry could not be added: no table */
+    return e;
+}
+
 static void entry_free(guard_names *t, guard_named *e)
 {
     free(e->name);
@@ -99,16 +127,16 @@ static void entry_free(guard_names *t, guard_named *e)
     }
 }
 
-void guard_names_drop(guard_names *t, const char *name)
+/* Leaves the index as it was: the table is freed next (guard_names_drop). */
+static void drop_all(guard_names *t)
 {
-    if (!name) {
-        for (size_t i = 0; i < t->n; i++)
-            entry_free(t, &t->v[i]);
-        t->n = 0;
-        if (t->slots)
-            memset(t->slots, 0, t->nslots * sizeof *t->slots);
-        return;
-    }
+    for (size_t i = 0; i < t->n; i++)
+        entry_free(t, &t->v[i]);
+    t->n = 0;
+}
+
+static void drop_one(guard_names *t, const char *name)
+{
     guard_named *e = guard_names_find(t, name);
     if (!e)
         return;
@@ -136,10 +164,19 @@ void guard_names_drop(guard_names *t, const char *name)
     t->n--;
 }
 
-void guard_names_free(guard_names *t)
+void guard_names_drop(guard_names **tp, const char *name)
 {
-    guard_names_drop(t, NULL);
-    free(t->v);
-    free(t->slots);
-    memset(t, 0, sizeof *t);
+    if (!*tp)
+        return;
+    if (name)
+        drop_one(*tp, name);
+    else
+        drop_all(*tp);
+    if (!(*tp)->n)
+        table_free(tp);
+}
+
+void guard_names_free(guard_names **tp)
+{
+    guard_names_drop(tp, NULL);
 }

@@ -41,22 +41,31 @@ const char *session_state_name(session_state st)
  * login: once logged in, the session keeps a copy of the three names it goes
  * on using (user, database, application_name) and frees the rest, so that an
  * idle session holds none of it. Out of memory, it keeps everything. */
+static void login_free(session_login *l)
+{
+    if (!l)
+        return;
+    free(l->startup);
+    free(l->startup_packet);
+    free(l->options_buf);
+    free(l->search_path_text);
+    free(l);
+}
+
 static void forget_login(session *s)
 {
-    if (!s->startup_packet)
+    if (!s->login)
         return;
-    const char *name[3] = {s->user, s->database, s->application_name};
-    if (!(s->names = text_pack(name, 3)))
-        return;
-    s->user = name[0];
-    s->database = name[1];
-    s->application_name = name[2];
-    free(s->startup);
-    s->startup = NULL;
-    free(s->startup_packet);
-    s->startup_packet = NULL;
-    free(s->options_buf);
-    s->options_buf = NULL;
+    if (s->login->startup_packet) {
+        const char *name[3] = {s->user, s->database, s->application_name};
+        if (!(s->names = text_pack(name, 3)))
+            return;
+        s->user = name[0];
+        s->database = name[1];
+        s->application_name = name[2];
+    }
+    login_free(s->login);
+    s->login = NULL;
 }
 
 /* The only way a session changes state; the transitions are the ones the
@@ -82,24 +91,30 @@ void session_set_state(session *s, session_state next)
 static void on_client_io(conn *c, conn_event what, void *arg);
 static void close_warehouse(session *s);
 
-void session_log(const session *s, int level, const char *fmt, ...)
+/* The prefix of the session's log lines, made when a line is written (a
+ * copy kept per session would be an idle session's memory). */
+static void session_prefix(const session *s, char *buf, size_t len)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_vmsg((log_level)level, s->log_prefix, fmt, ap);
-    va_end(ap);
+    snprintf(buf, len, "session=%llu user=%.128s client=%s:%d", (unsigned long long)s->id,
+             s->user ? s->user : "-", s->client_addr, s->client_port);
 }
 
-/* The prefix of the session's log lines, at its length; out of memory, the
- * previous one stays. */
-void session_update_prefix(session *s)
+/* The guard's log lines carry the prefix of the session it is part of. */
+static void guard_prefix(const session_guard *g, char *buf, size_t len)
 {
-    char *p;
-    if (asprintf(&p, "session=%llu user=%.128s client=%s:%d", (unsigned long long)s->id,
-                 s->user ? s->user : "-", s->client_addr, s->client_port) < 0)
+    session_prefix((const session *)(const void *)((const char *)g - offsetof(session, guard)), buf, len);
+}
+
+void session_log(const session *s, int level, const char *fmt, ...)
+{
+    if (level < (int)log_get_level())
         return;
-    free(s->log_prefix);
-    s->log_prefix = p;
+    char prefix[256];
+    session_prefix(s, prefix, sizeof prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg((log_level)level, prefix, fmt, ap);
+    va_end(ap);
 }
 
 void session_fatal(session *s, const char *sqlstate, const char *fmt, ...)
@@ -160,20 +175,20 @@ session *session_new(worker *wk, config *cfg, int fd, const struct sockaddr *add
     s->id = atomic_fetch_add(&wk->srv->next_session_id, 1) + 1;
     s->wk = wk;
     s->cfg = config_ref(cfg);
-    s->base = wk->base;
     s->fd = fd;
     /* a trusted load balancer names the client in a PROXY header first */
     s->state = proxy_cidr_list_match(cfg->proxy_trusted, cfg->n_proxy_trusted, addr) ? SS_PROXY_HEADER : SS_STARTUP;
     s->relay.tx_status = 'I';
     s->client_port = session_address(addr, s->client_addr, sizeof s->client_addr);
     (void)addrlen;
-    session_update_prefix(s);
-    guard_init(&s->guard, (const char *const *)&s->log_prefix, &trail_tmpl_ops);
-    s->timer = evtimer_new(s->base, on_login_timeout, s);
-    if (conn_init(&s->client, s->base, fd, on_client_io, s) != 0 || !s->timer) {
+    guard_init(&s->guard, guard_prefix, &trail_tmpl_ops);
+    s->timer = evtimer_new(s->wk->base, on_login_timeout, s);
+    s->login = calloc(1, sizeof *s->login);
+    if (conn_init(&s->client, s->wk->base, fd, on_client_io, s) != 0 || !s->timer || !s->login) {
         conn_close(&s->client);
         if (s->timer)
             event_free(s->timer);
+        free(s->login);
         config_unref(s->cfg);
         free(s);
         return NULL;
@@ -211,13 +226,9 @@ void session_free(session *s)
     trail_session_end(s);            /* after every statement record of the session */
     trail_state_free(s->trail);
     guard_free(&s->guard);
-    free(s->search_path_text);
     jwt_identity_clear(&s->ident);
-    free(s->startup);
-    free(s->startup_packet);
-    free(s->options_buf);
+    login_free(s->login);
     free(s->names);
-    free(s->log_prefix);
     free(s->application_name_set);
     config_unref(s->cfg);
     free(s);
@@ -294,7 +305,7 @@ void session_close(session *s, const pg_error *err)
         return;
     }
     /* free once the last bytes are out (CONN_DRAINED), or after 5 s */
-    if (!s->timer && !(s->timer = evtimer_new(s->base, on_login_timeout, s))) {
+    if (!s->timer && !(s->timer = evtimer_new(s->wk->base, on_login_timeout, s))) {
         session_kill(s);
         return;
     }

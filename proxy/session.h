@@ -9,6 +9,7 @@
 #ifndef MARTGATE_SESSION_H
 #define MARTGATE_SESSION_H
 
+#include <netinet/in.h>   /* INET6_ADDRSTRLEN */
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,58 +40,63 @@ typedef enum {
     SS_DEAD,                         /* freed at the next turn of the loop */
 } session_state;
 
-typedef struct session {
-    uint64_t id;
-    struct worker *wk;               /* the worker thread that runs it (proxy/worker) */
-    config *cfg;                     /* the config this session started with */
-    struct event_base *base;
-    int fd;
-    conn client;                     /* client.ssl is set once TLS starts */
-    char client_addr[64];            /* the client's: the peer's, or what its PROXY header says */
-    int client_port;
-    char *log_prefix;                /* "session=N user=U client=A:P" (owned) */
-    session_state state;
-    bool draining;                   /* server stopping: close when idle */
-    bool over_limit;                 /* beyond max_clients: refused after the startup packet */
-    bool pending;                    /* accepted, not logged in yet (limits.max_pending_logins) */
-    bool pending_counted;            /* ... counted under client_addr (limits.max_pending_per_address) */
-
-    /* login only, freed once logged in (session.c, forget_login) */
+/* What only the login needs: freed once logged in, so an idle session holds
+ * none of it. */
+typedef struct {
     char *startup_packet;            /* copy; the pairs of startup point into it */
     char *options_buf;               /* settings split out of "options" */
     pg_startup *startup;             /* the parsed packet */
-    const char *user, *database, *application_name;   /* into startup_packet, then names */
+    char *search_path_text;          /* the warehouse session's starting search_path */
+    double connect_started;          /* monotonic: the warehouse connection began */
+} session_login;
+
+typedef struct session {
+    /* members by size, largest first, so the struct has no padding holes
+     * (one is allocated per client: its size is an idle session's memory) */
+    uint64_t id;
+    struct worker *wk;               /* the worker thread that runs it (proxy/worker) */
+    config *cfg;                     /* the config this session started with */
+    conn client;                     /* client.ssl is set once TLS starts */
+    conn server;                     /* warehouse side, valid when server_open */
+    backend *be;
+
+    session_login *login;            /* until logged in (session.c, forget_login), then NULL */
+    const char *user, *database, *application_name;   /* into login->startup_packet, then names */
     char *names;                     /* once logged in: user, database, application_name */
     char *application_name_set;      /* as the warehouse last reported it (owned) */
-    unsigned application_name_serial;   /* changes with application_name (audit base cache) */
     jwt_identity ident;
 
-    backend *be;
-    conn server;                     /* warehouse side, valid when server_open */
-    bool server_open;
     struct event *timer;             /* the login timeout (freed once logged in), then the
                                       * close timeout; NULL in between */
-    uint32_t key_pid, key_secret;    /* what the client was given */
-
     relay_state relay;
     session_guard guard;             /* policy state: principal, search_path, prepared */
     struct trail_state *trail;       /* audit: statement templates and portals */
     struct trail_req *pending_req;   /* audit records of the statement being forwarded */
-    bool audit_started;              /* session_start written: session_end owed */
     unsigned long long statements;   /* statement records written */
+    time_t connected_at;             /* accepted (for the admin console) */
+    const char *last_decision;       /* "allow", "rewrite", "deny" of the last statement, or NULL */
+    double audit_wait_since;         /* monotonic: began waiting for audit room */
+    struct session *prev, *next;     /* the worker's list */
+    struct session *reap_next;       /* DEAD: the worker's list of sessions to free (worker_reap) */
+
+    int fd;
+    int client_port;
+    session_state state;
+    unsigned application_name_serial;   /* changes with application_name (audit base cache) */
+    uint32_t key_pid, key_secret;    /* what the client was given */
+    unsigned metrics_db;             /* the database's metrics label (a configured one, or "(none)") */
+    char client_addr[INET6_ADDRSTRLEN];   /* the client's: the peer's, or what its PROXY header says */
+    bool draining;                   /* server stopping: close when idle */
+    bool over_limit;                 /* beyond max_clients: refused after the startup packet */
+    bool pending;                    /* accepted, not logged in yet (limits.max_pending_logins) */
+    bool pending_counted;            /* ... counted under client_addr (limits.max_pending_per_address) */
+    bool server_open;
+    bool audit_started;              /* session_start written: session_end owed */
     bool waiting_audit;              /* paused until the audit queue has room */
     bool waiting_facts;              /* login paused until the warehouse's metadata is read */
     bool facts_waited;               /* ... which it waits for once */
     bool on_standby;                 /* the warehouse session is the database's standby (read-only principal) */
     bool standby_failed;             /* no standby answered: the primary instead */
-    char *search_path_text;          /* the warehouse session's starting search_path */
-    unsigned metrics_db;             /* the database's metrics label (a configured one, or "(none)") */
-    time_t connected_at;             /* accepted (for the admin console) */
-    const char *last_decision;       /* "allow", "rewrite", "deny" of the last statement, or NULL */
-    double connect_started;          /* monotonic: the warehouse connection began */
-    double audit_wait_since;         /* monotonic: began waiting for audit room */
-    struct session *prev, *next;     /* the worker's list */
-    struct session *reap_next;       /* DEAD: the worker's list of sessions to free (worker_reap) */
 } session;
 
 session *session_new(struct worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen);

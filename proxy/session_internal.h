@@ -14,8 +14,6 @@
 void session_fatal(session *s, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A login refused: its audit record and the metric of its reason. */
 void session_login_failed(session *s, metrics_login reason, const char *why);
-/* The prefix of the session's log lines, again (the user is known). */
-void session_update_prefix(session *s);
 /* PROXY_HEADER, STARTUP and AUTH: what the client sent so far (session_login.c). */
 void session_read_proxy_header(session *s);
 void session_read_startup(session *s);

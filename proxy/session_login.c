@@ -67,7 +67,6 @@ void session_read_proxy_header(session *s)
     snprintf(peer, sizeof peer, "%s:%d", s->client_addr, s->client_port);
     if (h.has_address)
         s->client_port = proxy_header_source(&h, s->client_addr, sizeof s->client_addr);
-    session_update_prefix(s);
     session_log(s, LOG_DEBUG, "PROXY protocol v%d header from %s: %s", h.version, peer,
                 h.local ? "LOCAL (the proxy's own connection)"
                         : h.has_address ? "client address from the header" : "no address (the peer's stands)");
@@ -200,7 +199,7 @@ static bool option_space(char c)
  * that each is checked like any other startup parameter. */
 static int expand_options(session *s, char *err, size_t errlen)
 {
-    pg_startup *st = s->startup;
+    pg_startup *st = s->login->startup;
     size_t at = st->nparams;
     for (size_t i = 0; i < st->nparams; i++)
         if (!strcmp(st->names[i], "options"))
@@ -209,14 +208,14 @@ static int expand_options(session *s, char *err, size_t errlen)
         return 0;
     const char *src = st->values[at];
     size_t len = strlen(src);
-    s->options_buf = malloc(len * 2 + 2);
-    if (!s->options_buf) {
+    s->login->options_buf = malloc(len * 2 + 2);
+    if (!s->login->options_buf) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     st->names[at] = st->names[--st->nparams];   /* drop "options" itself */
     st->values[at] = st->values[st->nparams];
-    char *out = s->options_buf;
+    char *out = s->login->options_buf;
     const char *p = src;
     bool pending_c = false;
     for (;;) {
@@ -271,7 +270,7 @@ static int expand_options(session *s, char *err, size_t errlen)
 
 static void handle_startup(session *s)
 {
-    const pg_startup *st = s->startup;
+    const pg_startup *st = s->login->startup;
     if (s->over_limit) {
         /* said after TLS and the startup packet, where clients show it */
         session_fatal(s, SQLSTATE_TOO_MANY_CONNECTIONS, "sorry, too many clients already");
@@ -293,7 +292,6 @@ static void handle_startup(session *s)
     }
     if (!s->database || !*s->database)
         s->database = s->user;
-    session_update_prefix(s);
     for (size_t i = 0; i < st->nparams; i++)
         if (!plain_value(st->values[i])) {
             session_fatal(s, SQLSTATE_INVALID_PARAMETER_VALUE,
@@ -400,14 +398,14 @@ void session_read_startup(session *s)
             evbuffer_add(conn_out(&s->client), "N", 1);
             continue;
         }
-        s->startup = malloc(sizeof *s->startup);
-        if (!s->startup) {
+        s->login->startup = malloc(sizeof *s->login->startup);
+        if (!s->login->startup) {
             free(pkt);
             session_kill(s);
             return;
         }
-        *s->startup = st;
-        s->startup_packet = pkt;
+        *s->login->startup = st;
+        s->login->startup_packet = pkt;
         handle_startup(s);
     }
 }
@@ -482,8 +480,8 @@ void session_read_password(session *s)
         .n_groups = s->ident.ngroups,
         .claims = s->ident.claims,
     };
-    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(s->startup, "search_path"),
-                    &s->search_path_text, gerr, sizeof gerr) != 0) {
+    if (guard_login(&s->guard, session_policy(s), &who, pgw_startup_get(s->login->startup, "search_path"),
+                    &s->login->search_path_text, gerr, sizeof gerr) != 0) {
         session_log(s, LOG_INFO, "login refused: %s", gerr);
         session_login_failed(s, MG_LOGIN_PRINCIPAL, gerr);
         session_fatal(s, SQLSTATE_INSUFFICIENT_PRIVILEGE, "%s", gerr);
@@ -515,7 +513,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
     metrics_block *m = &s->wk->metrics;
     if (ok) {
         m->warehouse_opens[s->metrics_db]++;
-        metrics_observe_connect(m, clock_mono_s() - s->connect_started);
+        metrics_observe_connect(m, clock_mono_s() - s->login->connect_started);
     } else {
         m->warehouse_failures[s->metrics_db]++;
     }
@@ -555,7 +553,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         session_flush(s);
         return;
     }
-    if (conn_init(&s->server, s->base, backend_fd(s->be), session_on_server_io, s) != 0) {
+    if (conn_init(&s->server, s->wk->base, backend_fd(s->be), session_on_server_io, s) != 0) {
         session_fatal(s, SQLSTATE_CONNECTION_FAILURE, "out of memory");
         session_flush(s);
         return;
@@ -575,6 +573,10 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         if (v)
             pgw_parameter_status(out, *p, v);
     }
+    /* what is read of them later (proxy/intercept: SHOW and the session's
+     * state); the rest is an idle session's memory */
+    static const char *const kept[] = {"server_version", "session_authorization", NULL};
+    backend_keep_parameters(s->be, kept);
     s->key_pid = worker_new_key_pid(s->wk);
     RAND_bytes((unsigned char *)&s->key_secret, sizeof s->key_secret);
     pgw_backend_key(out, s->key_pid, s->key_secret);
@@ -679,7 +681,7 @@ static bool warehouse_allows(session *s, const config_database *db)
                      "privileged than martgate allows (the operator's log says what to change)", s->database);
         return false;
     }
-    const pg_startup *st = s->startup;
+    const pg_startup *st = s->login->startup;
     for (size_t i = 0; i < st->nparams; i++) {
         const char *n = st->names[i];
         if (!strcmp(n, "user") || !strcmp(n, "database") || !strncmp(n, "_pq_.", 5))
@@ -704,11 +706,11 @@ static void connect_warehouse(session *s)
     char options[4096];
     size_t n = 0, off = 0;
     options[0] = 0;
-    for (size_t i = 0; i < s->startup->nparams; i++) {
-        const char *name = s->startup->names[i], *v = s->startup->values[i];
+    for (size_t i = 0; i < s->login->startup->nparams; i++) {
+        const char *name = s->login->startup->names[i], *v = s->login->startup->values[i];
         if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
             continue;
-        if (!strcmp(name, "search_path") && s->search_path_text)
+        if (!strcmp(name, "search_path") && s->login->search_path_text)
             continue;   /* added below as the policy allowed it */
         if (!strcmp(name, "client_encoding"))
             continue;   /* UTF8 by another spelling (checked): the adapter sends UTF8 */
@@ -723,7 +725,7 @@ static void connect_warehouse(session *s)
             return;
         }
     }
-    if (s->search_path_text && !add_option(options, sizeof options, &off, "search_path", s->search_path_text)) {
+    if (s->login->search_path_text && !add_option(options, sizeof options, &off, "search_path", s->login->search_path_text)) {
         session_fatal(s, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "search_path is too long");
         return;
     }
@@ -739,11 +741,11 @@ static void connect_warehouse(session *s)
     if (s->state != SS_CONNECTING)   /* it waited for the warehouse facts */
         session_set_state(s, SS_CONNECTING);
     conn_read(&s->client, false);
-    s->connect_started = clock_mono_s();
+    s->login->connect_started = clock_mono_s();
     /* a principal that can never write goes to the standby when there is one */
     const policy_t *p = session_policy(s);
     s->on_standby = db->standby_conninfo && !s->standby_failed && p && !decide_may_write(p, &s->guard.login_who);
-    s->be = backend_connect(s->base, s->on_standby ? db->standby_conninfo : db->conninfo, db->password, keys, vals,
+    s->be = backend_connect(s->wk->base, s->on_standby ? db->standby_conninfo : db->conninfo, db->password, keys, vals,
                             on_backend_ready, s, err, sizeof err);
     if (!s->be) {
         s->wk->metrics.warehouse_failures[s->metrics_db]++;

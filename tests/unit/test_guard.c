@@ -3,8 +3,9 @@
  * proxy/ above it): what it leaves for the relay to carry out instead of
  * calling it (the names a statement touches, the search_path round trip,
  * the lost flag), the unsure names a failed request leaves, epochs across a
- * policy change and an impersonation, and the audit templates it holds
- * only through the operations it is given.
+ * policy change and an impersonation, the audit templates it holds
+ * only through the operations it is given, and its tables of names, held
+ * only while they hold a name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,11 +36,16 @@ static void fake_release(struct trail_tmpl *t)
 static const guard_tmpl_ops fake_ops = {.ref = fake_ref, .release = fake_release};
 static char tmpl_storage;   /* any address: the guard never looks inside */
 
+static void test_prefix(const session_guard *g, char *buf, size_t len)
+{
+    (void)g;
+    snprintf(buf, len, "test");
+}
+
 /* Each test's guard: logged in, search_path "public". */
 static void guard_ready(session_guard *g)
 {
-    static const char *const prefix = "test";
-    guard_init(g, &prefix, &fake_ops);
+    guard_init(g, test_prefix, &fake_ops);
     g->ready = true;
     static const char *const start[] = {"public"};
     assert_int_equal(schema_list_set(&g->startup_path, start, 1), 0);
@@ -288,6 +294,62 @@ static void test_templates_by_reference(void **state)
     assert_int_equal(live_refs, 0);
 }
 
+/* A session with no prepared statement, cursor or portal holds no table:
+ * each is allocated with its first name and freed with its last. */
+static void test_tables_only_while_named(void **state)
+{
+    session_guard *g = *state;
+    assert_null(g->statements);
+    assert_null(g->cursors);
+    assert_null(g->portals);
+    assert_false(guard_full(g, GUARD_MAX_KEPT, 0));
+    assert_true(guard_full(g, GUARD_MAX_KEPT + 1, 0));
+    assert_null(guard_statement(g, "p"));
+    guard_on_close(g, 'S', "p");
+    guard_on_ready_for_query(g, 'I', 'I');
+    assert_null(g->statements);
+    allowed(g, "PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1");
+    g->touched_len = 0;
+    assert_non_null(g->statements);
+    assert_non_null(g->cursors);
+    assert_ptr_equal(g->statements->tmpl_ops, &fake_ops);
+    assert_true(guard_full(g, GUARD_MAX_KEPT - 1, 0));   /* p and c count */
+    guard_on_bind(g, NULL, "", "p");
+    assert_non_null(g->portals);
+    guard_on_ready_for_query(g, 'I', 'I');   /* no portal outlives its transaction */
+    assert_null(g->portals);
+    allowed(g, "DEALLOCATE p; CLOSE c");
+    g->touched_len = 0;
+    assert_null(g->statements);
+    assert_null(g->cursors);
+    assert_false(guard_full(g, GUARD_MAX_KEPT, GUARD_MAX_KEPT_BYTES));
+    /* a CLOSE that failed: the cursor comes back (no text), until a Close
+     * of it as a portal */
+    guard_outcome_failed(g, 'K', "c");
+    assert_non_null(g->cursors);
+    guard_on_close(g, 'P', "c");
+    assert_null(g->cursors);
+    /* the unnamed statement and portal go with the next Query message */
+    parsed(g, "", "SELECT 1");
+    guard_on_bind(g, NULL, "", "");
+    assert_non_null(g->statements);
+    assert_non_null(g->portals);
+    guard_on_query_message(g);
+    assert_null(g->statements);
+    assert_null(g->portals);
+    /* DISCARD ALL drops every table */
+    parsed(g, "s", "SELECT 1");
+    guard_on_bind(g, NULL, "p", "s");
+    allowed(g, "DECLARE d CURSOR WITH HOLD FOR SELECT 1");
+    g->touched_len = 0;
+    allowed(g, "DISCARD ALL");
+    g->touched_len = 0;
+    assert_null(g->statements);
+    assert_null(g->cursors);
+    assert_null(g->portals);
+    assert_null(g->lost);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_incomplete_effect_is_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_by_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_only_while_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
