@@ -186,12 +186,17 @@ fi
 # ---- memory per idle session
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cat >"$T_DIR/hold.py" <<'PY'
-# hold.py PORT USER PASSWORD DB N TLS(0/1): open N logged-in sessions, print
-# READY, keep them until stdin closes.
+# hold.py PORT USER PASSWORD DB N TLS(0/1) [HALF]: open N logged-in sessions,
+# print READY, keep them until stdin closes. With HALF: after the first N/2,
+# print HALF and wait for a line on stdin before the rest.
 import sys, pgwire
 port, user, pw, db, n, tls = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] == "1"
+half = len(sys.argv) > 7
 conns = []
 for i in range(n):
+    if half and i == n // 2:
+        print("HALF", flush=True)
+        sys.stdin.readline()
     c = pgwire.Conn(port=port, timeout=30)
     if tls:
         c.ssl_request(None)
@@ -205,9 +210,10 @@ for c in conns:
     c.terminate()
 PY
 hold_ready() { grep -q READY "$1" || pid_gone "$2"; }   # OUT PID: ready, or gave up
+hold_half() { grep -q HALF "$1" || pid_gone "$2"; }
 # measure LABEL PID PORT USER PASSWORD TLS [WARM]
 measure() {
-  local label=$1 pid=$2 port=$3 user=$4 pw=$5 tls=$6 warm=${7:-1} before after fifo out
+  local label=$1 pid=$2 port=$3 user=$4 pw=$5 tls=$6 warm=${7:-1} before mid after fifo out
   fifo=$T_DIR/hold.$label.fifo; out=$T_DIR/hold.$label.out
   rm -f "$fifo"; mkfifo "$fifo"
   # WARM sessions at once first (one per event loop: each worker thread's
@@ -216,10 +222,16 @@ measure() {
   PYTHONPATH=$H_PY timeout 60 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$warm" "$tls" </dev/null >/dev/null 2>&1 || true
   sleep 0.5
   before=$(rss_kib "$pid")
-  PYTHONPATH=$H_PY timeout 300 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$SESSIONS" "$tls" <"$fifo" >"$out" 2>&1 &
+  PYTHONPATH=$H_PY timeout 300 python3 "$T_DIR/hold.py" "$port" "$user" "$pw" $DB "$SESSIONS" "$tls" half <"$fifo" >"$out" 2>&1 &
   local hp=$!
   H_BG_PIDS+=("$hp")
   exec {wfd}>"$fifo"
+  if ! wait_until 120 hold_half "$out" "$hp" || ! grep -q HALF "$out"; then
+    echo "# $label: sessions did not open: $(tail -1 "$out")"; exec {wfd}>&-; wait "$hp" 2>/dev/null || true; return 0
+  fi
+  sleep 1
+  mid=$(rss_kib "$pid")
+  echo go >&"$wfd"
   if ! wait_until 120 hold_ready "$out" "$hp" || ! grep -q READY "$out"; then
     echo "# $label: sessions did not open: $(tail -1 "$out")"; exec {wfd}>&-; wait "$hp" 2>/dev/null || true; return 0
   fi
@@ -227,8 +239,9 @@ measure() {
   after=$(rss_kib "$pid")
   exec {wfd}>&-
   wait "$hp" 2>/dev/null || true
-  printf '%-28s RSS %7d KiB -> %7d KiB with %d idle sessions: %6.1f KiB per session\n' \
-    "$label" "$before" "$after" "$SESSIONS" "$(awk -v a="$after" -v b="$before" -v n="$SESSIONS" 'BEGIN{print (a-b)/n}')"
+  printf '%-28s RSS %7d KiB -> %7d KiB with %d idle sessions: %6.1f KiB per session, %5.1f KiB each of the second %d\n' \
+    "$label" "$before" "$after" "$SESSIONS" "$(awk -v a="$after" -v b="$before" -v n="$SESSIONS" 'BEGIN{print (a-b)/n}')" \
+    "$(awk -v a="$after" -v m="$mid" -v n="$((SESSIONS - SESSIONS / 2))" 'BEGIN{print (a-m)/n}')" "$((SESSIONS - SESSIONS / 2))"
 }
 # martgate's event loops: MG_WORKERS, else its default (one per core, at most 32)
 mg_loops=${MG_WORKERS:-$(nproc)}

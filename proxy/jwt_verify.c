@@ -42,10 +42,7 @@ void jwt_identity_clear(jwt_identity *id)
 {
     if (!id)
         return;
-    free(id->user);
-    for (size_t i = 0; i < id->ngroups; i++)
-        free(id->groups[i]);
-    free(id->groups);
+    free(id->groups);   /* with the user's and the groups' strings (check_claims) */
     json_decref(id->claims);
     memset(id, 0, sizeof *id);
 }
@@ -270,16 +267,22 @@ static int check_claims(const jwt_verifier *v, json_t *claims, const char *start
         return fail(why, whylen, "groups claim '%s' is not a string or an array of strings",
                     v->groups_claim);
 
-    out->user = strdup(json_string_value(user));
-    out->groups = calloc(ng + 1, sizeof *out->groups);
-    if (!out->user || !out->groups)
+    /* one block, kept as long as the session: the group pointers, then
+     * the user's and the groups' strings */
+    size_t bytes = (ng + 1) * sizeof *out->groups + strlen(json_string_value(user)) + 1;
+    for (size_t i = 0; i < ng; i++)
+        bytes += strlen(json_string_value(json_is_string(groups) ? groups : json_array_get(groups, i))) + 1;
+    if (!(out->groups = malloc(bytes)))
         return fail(why, whylen, "out of memory");
+    char *text = (char *)(out->groups + ng + 1);
+    out->user = text;
+    text = stpcpy(text, json_string_value(user)) + 1;
     for (size_t i = 0; i < ng; i++) {
-        json_t *g = json_is_string(groups) ? groups : json_array_get(groups, i);
-        if (!(out->groups[i] = strdup(json_string_value(g))))
-            return fail(why, whylen, "out of memory");
-        out->ngroups = i + 1;
+        out->groups[i] = text;
+        text = stpcpy(text, json_string_value(json_is_string(groups) ? groups : json_array_get(groups, i))) + 1;
     }
+    out->groups[ng] = NULL;
+    out->ngroups = ng;
     out->exp = has_exp == 0 ? exp : 0;
     out->iat = has_iat == 0 ? iat : 0;
     return 0;

@@ -32,8 +32,8 @@ void jwt_verifier_free(jwt_verifier *v);
 size_t jwt_verifier_max_token_bytes(const jwt_verifier *v);
 
 typedef struct {
-    char *user;                 /* value of the configured user claim */
-    char **groups;
+    char *user;                 /* value of the configured user claim (in the groups' block) */
+    char **groups;              /* NULL-terminated; one block with the strings (free it only) */
     size_t ngroups;
     json_t *claims;             /* the whole verified payload (a reference we own) */
     long long exp, iat;         /* 0 when absent */
