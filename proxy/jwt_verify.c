@@ -183,6 +183,12 @@ static int check_header(json_t *hdr, jwt_alg_t *alg_out, const char **kid_out, c
     return 0;
 }
 
+/* Group i of a groups claim checked to be a string or an array of strings. */
+static const char *group_at(const json_t *groups, size_t i)
+{
+    return json_string_value(json_is_string(groups) ? groups : json_array_get(groups, i));
+}
+
 static int check_claims(const jwt_verifier *v, json_t *claims, const char *startup_user,
                         long long now, jwt_identity *out, char *why, size_t whylen)
 {
@@ -271,7 +277,7 @@ static int check_claims(const jwt_verifier *v, json_t *claims, const char *start
      * the user's and the groups' strings */
     size_t bytes = (ng + 1) * sizeof *out->groups + strlen(json_string_value(user)) + 1;
     for (size_t i = 0; i < ng; i++)
-        bytes += strlen(json_string_value(json_is_string(groups) ? groups : json_array_get(groups, i))) + 1;
+        bytes += strlen(group_at(groups, i)) + 1;
     if (!(out->groups = malloc(bytes)))
         return fail(why, whylen, "out of memory");
     char *text = (char *)(out->groups + ng + 1);
@@ -279,7 +285,7 @@ static int check_claims(const jwt_verifier *v, json_t *claims, const char *start
     text = stpcpy(text, json_string_value(user)) + 1;
     for (size_t i = 0; i < ng; i++) {
         out->groups[i] = text;
-        text = stpcpy(text, json_string_value(json_is_string(groups) ? groups : json_array_get(groups, i))) + 1;
+        text = stpcpy(text, group_at(groups, i)) + 1;
     }
     out->groups[ng] = NULL;
     out->ngroups = ng;

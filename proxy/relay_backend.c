@@ -82,6 +82,10 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
         }
         switch (type) {
         case 'G':
+            if (!rq_head(&r->q)) {
+                session_log(s, LOG_ERROR, "lost track of the requests in flight: CopyInResponse with nothing in flight");
+                return SCAN_BAD;
+            }
             r->copy_in = rq_copy_started(&r->q);
             break;
         case 'E':

@@ -194,6 +194,8 @@ static void names_take(relay_queue *q, bool ok)
  * mode until it does. */
 bool rq_copy_started(relay_queue *q)
 {
+    if (!q->len)
+        return false;   /* nothing it could answer: the queue stays empty (the caller refuses it) */
     uint32_t w = 1;
     bool ended = false;
     for (uint32_t i = 1; i < q->len; i++) {

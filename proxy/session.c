@@ -37,10 +37,6 @@ const char *session_state_name(session_state st)
     }
 }
 
-/* The startup packet, its parsed pairs and the split "options" only serve the
- * login: once logged in, the session keeps a copy of the three names it goes
- * on using (user, database, application_name) and frees the rest, so that an
- * idle session holds none of it. Out of memory, it keeps everything. */
 static void login_free(session_login *l)
 {
     if (!l)
@@ -52,6 +48,10 @@ static void login_free(session_login *l)
     free(l);
 }
 
+/* What only the login needs (session_login) goes once logged in: the
+ * session keeps a copy of the three names it goes on using (user, database,
+ * application_name), so that an idle session holds none of the rest. Out
+ * of memory, it keeps everything. */
 static void forget_login(session *s)
 {
     if (!s->login)

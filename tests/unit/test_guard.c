@@ -20,21 +20,7 @@
 #include "policy/analyze.h"
 #include "proxy/guard.h"
 
-/* ---- fake audit templates: a counter of live references ----------------- */
-
-static int live_refs;
-static struct trail_tmpl *fake_ref(struct trail_tmpl *t)
-{
-    live_refs++;
-    return t;
-}
-static void fake_release(struct trail_tmpl *t)
-{
-    (void)t;
-    live_refs--;
-}
-static const guard_tmpl_ops fake_ops = {.ref = fake_ref, .release = fake_release};
-static char tmpl_storage;   /* any address: the guard never looks inside */
+#include "fake_tmpl.h"   /* live_refs, fake_ops, tmpl_storage */
 
 static void test_prefix(const session_guard *g, char *buf, size_t len)
 {

@@ -104,20 +104,7 @@ static void test_many_long_names(void **state)
     assert_null(guard_names_find(t, ""));
 }
 
-/* Fake audit templates: a counter of live references. */
-static int live_refs;
-static struct trail_tmpl *fake_ref(struct trail_tmpl *t)
-{
-    live_refs++;
-    return t;
-}
-static void fake_release(struct trail_tmpl *t)
-{
-    (void)t;
-    live_refs--;
-}
-static const guard_tmpl_ops fake_ops = {.ref = fake_ref, .release = fake_release};
-static char tmpl_storage;
+#include "fake_tmpl.h"
 
 /* A session that names nothing holds no table: the first add allocates
  * it, the drop of the last name frees it. */
