@@ -229,7 +229,8 @@ def run_psycopg():
             out("error-%d" % i, "no error")
         except psycopg.Error as e:
             out("error-%d" % i, err_text(e))
-    threading.Timer(0.5, c.cancel).start()
+    canceller = threading.Timer(0.5, c.cancel)  # joined before the connection is used again
+    canceller.start()
     t0 = time.time()
     try:
         c.execute("SELECT pg_sleep(20)")
@@ -237,6 +238,7 @@ def run_psycopg():
     except psycopg.Error as e:
         out("cancel", e.sqlstate)
     out("cancel-time", "fast" if time.time() - t0 < 6 else "slow %.1f s" % (time.time() - t0))
+    canceller.join()
     out("after-cancel", c.execute("SELECT 'alive'").fetchone()[0])
     c.execute("DROP SCHEMA %s CASCADE" % schema)
     c.close()
@@ -313,7 +315,8 @@ def run_psycopg2():
             out("error-%d" % i, "no error")
         except psycopg2.Error as e:
             out("error-%d" % i, err_text(e))
-    threading.Timer(0.5, c.cancel).start()
+    canceller = threading.Timer(0.5, c.cancel)  # joined before the connection is used again
+    canceller.start()
     t0 = time.time()
     try:
         cur.execute("SELECT pg_sleep(20)")
@@ -321,6 +324,7 @@ def run_psycopg2():
     except psycopg2.Error as e:
         out("cancel", e.pgcode)
     out("cancel-time", "fast" if time.time() - t0 < 6 else "slow %.1f s" % (time.time() - t0))
+    canceller.join()
     out("after-cancel", one("SELECT 'alive'")[0])
     cur.execute("DROP SCHEMA %s CASCADE" % schema)
     c.close()
