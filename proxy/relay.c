@@ -94,7 +94,7 @@ void relay_free(relay_state *r)
 
 bool relay_idle(const session *s)
 {
-    return s->relay.q.len == 0 && s->relay.tx_status == 'I';
+    return rq_len(&s->relay.q) == 0 && s->relay.tx_status == 'I';
 }
 
 /* The guard wants the session's real search_path (guard.h): asked once the
@@ -135,7 +135,7 @@ bool relay_client_may_resume(const session *s)
 {
     const relay_state *r = &s->relay;
     return r->client_paused && !r->waiting_catalog && !r->waiting_learn && !s->waiting_audit &&
-           r->q.len < RELAY_QUEUE_MAX / 2;
+           rq_len(&r->q) < RELAY_QUEUE_MAX / 2;
 }
 
 void relay_server_drained(session *s)
@@ -320,7 +320,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
     if (type == 'P')
         s->relay.in_batch = true;
     relay_queue *q = &s->relay.q;
-    size_t names_mark = q->names_len;
+    size_t names_mark = rq_names_mark(q);
     /* a name the warehouse may hold unseen is closed before a Parse of it */
     bool close_first = type == 'P' && guard_parse_needs_close(&s->guard, name);
     intercept_result res;
@@ -335,7 +335,7 @@ static bool handle_statement(session *s, char type, uint32_t len)
         return relay_guard_following(s);   /* false: the session ends */
     }
     if (res.verdict != INTERCEPT_ALLOW && res.verdict != INTERCEPT_REPLACE)
-        q->names_len = names_mark;   /* nothing of it runs */
+        rq_names_rewind(q, names_mark);   /* nothing of it runs */
     bool ok = !q->names_lost;
     if (ok && close_first && (res.verdict == INTERCEPT_ALLOW || res.verdict == INTERCEPT_REPLACE))
         ok = hidden_close(s, name);
@@ -423,13 +423,13 @@ static scan_result scan_client(session *s, const unsigned char *p, size_t n, siz
             snprintf(bad, badlen, "invalid frontend message type %d", (unsigned char)type);
             return SCAN_BAD;
         }
-        if (r->q.len >= RELAY_QUEUE_MAX)
+        if (rq_len(&r->q) >= RELAY_QUEUE_MAX)
             return SCAN_MORE;
         if (type == 'c' || type == 'f') {
             /* the end of COPY data: a Sync after it is answered again */
             if (r->copy_in)
                 r->copy_in = false;
-            else if (r->q.len && !rq_push(&r->q, COPY_END)) {
+            else if (rq_len(&r->q) && !rq_push(&r->q, COPY_END)) {
                 snprintf(bad, badlen, "out of memory");
                 return SCAN_BAD;
             }
@@ -636,7 +636,7 @@ void relay_client_readable(session *s)
             continue;
         if (st < 0)
             break;
-        if (r->q.len && rq_head(&r->q) == INTERNAL) {
+        if (rq_len(&r->q) && rq_head(&r->q) == INTERNAL) {
             /* martgate asked for the search_path a statement just changed:
              * nothing of the client goes on until the answer is in (one round
              * trip, only after a change), so the answer is the path the next
@@ -647,7 +647,7 @@ void relay_client_readable(session *s)
             r->waiting_learn = true;
             break;
         }
-        if (r->q.len >= RELAY_QUEUE_MAX) {
+        if (rq_len(&r->q) >= RELAY_QUEUE_MAX) {
             conn_read(&s->client, false);
             r->client_paused = true;
             break;

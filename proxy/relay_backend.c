@@ -8,6 +8,7 @@
  */
 #include "proxy/relay.h"
 
+#include <assert.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ static scan_result scan_server(session *s, const unsigned char *p, size_t n, siz
             guard_on_ready_for_query(&s->guard, prev, r->tx_status);
             if (s->guard.lost)
                 return SCAN_HOLD;   /* the session ends (relay_server_readable) */
-            if (guard_wants_search_path(&s->guard) && r->q.len == 0 && r->client_remaining == 0)
+            if (guard_wants_search_path(&s->guard) && rq_len(&r->q) == 0 && r->client_remaining == 0)
                 relay_inject_learn(s);
             if (s->draining && relay_idle(s)) {
                 *approved = off + 6;
@@ -180,7 +181,7 @@ static void take_internal_answer(session *s, char type, uint32_t len)
         free(r->learned);
         r->learned = NULL;
         r->waiting_learn = false;   /* a held statement goes on (see the end of relay_server_readable) */
-        if (guard_wants_search_path(&s->guard) && r->q.len == 0)
+        if (guard_wants_search_path(&s->guard) && rq_len(&r->q) == 0)
             relay_inject_learn(s);
     }
     evbuffer_drain(in, len + 1);
@@ -247,13 +248,15 @@ void relay_server_readable(session *s)
          * first there), which says nothing of it; but a syntax error of the
          * client's own text is what the warehouse's parser would say first */
         evbuffer_drain(in, len + 1);
-        if (r->tx_status == 'E' && !r->q.poison[r->q.phead].parser) {
+        const pg_error *ours = rq_head_poison(&r->q);
+        assert(ours);   /* the scan holds only at an ErrorResponse for a poison here */
+        if (r->tx_status == 'E' && !ours->parser) {
             pg_error aborted = {.severity = "ERROR", .sqlstate = SQLSTATE_IN_FAILED_TRANSACTION,
                                 .message = "current transaction is aborted, commands ignored until end of "
                                            "transaction block"};
             pgw_error(out, &aborted);
         } else {
-            pgw_error(out, &r->q.poison[r->q.phead]);
+            pgw_error(out, ours);
         }
         rq_pop_after_error(&r->q);
     }

@@ -10,10 +10,26 @@
 
 #include "common/grow.h"
 
+/* The entries in flight: rings in the order of the requests. One per queue
+ * while anything is in flight (or noted for the request being pushed). */
+struct rq_rings {
+    uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
+    struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
+    pg_error *poison;        /* ring of the errors that replace poison answers */
+    uint32_t cap, head, len;    /* of kinds and reqs: entries allocated, the first, in flight */
+    uint32_t pcap, phead, plen; /* the same for poison */
+    /* In the same order, for each Query, Parse and Close (not poison): the
+     * statement and cursor names whose fate the guard must learn if it fails
+     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. (size_t: nothing
+     * bounds the names of all the requests in flight together.) */
+    char *names;
+    size_t names_off, names_len, names_cap;
+};
+
 /* The ring's invariants (checked in the ASan/Debug build): lengths within
  * capacities, heads inside the rings, one poison error per poisoned request
  * at most, and the names of requests in flight inside their buffer. */
-static void rq_check(const relay_queue *q)
+static void rq_check(const struct rq_rings *q)
 {
     assert(q->cap <= RQ_MAX_CAP && q->pcap <= RQ_MAX_CAP);
     assert(q->len <= q->cap);
@@ -25,6 +41,24 @@ static void rq_check(const relay_queue *q)
     (void)q;
 }
 
+/* The rings, made empty when the queue has none; NULL when out of memory
+ * (the push or note fails as a ring that cannot grow does). */
+static struct rq_rings *rings_of(relay_queue *q)
+{
+    if (!q->rings)
+        q->rings = calloc(1, sizeof *q->rings);
+    return q->rings;
+}
+
+static void rings_free(struct rq_rings *q)
+{
+    free(q->kinds);
+    free(q->reqs);
+    free(q->poison);
+    free(q->names);
+    free(q);
+}
+
 /* The capacity a full ring grows to: twice its own, 4 at first (most
  * sessions have one request in flight); 0 (refused) past RQ_MAX_CAP. */
 static uint32_t ring_next_cap(uint32_t cap)
@@ -34,7 +68,7 @@ static uint32_t ring_next_cap(uint32_t cap)
     return cap ? cap * 2 : 4;
 }
 
-static bool q_grow(relay_queue *q)
+static bool q_grow(struct rq_rings *q)
 {
     uint32_t ncap = ring_next_cap(q->cap);
     if (!ncap)
@@ -65,17 +99,18 @@ static bool skipped_after_error(uint8_t kind);
 bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req)
 {
     assert(q->hooks && q->hooks->done && q->hooks->unsure);   /* set before the first push */
-    if (q->len == q->cap && !q_grow(q))
+    struct rq_rings *g = rings_of(q);
+    if (!g || (g->len == g->cap && !q_grow(g)))
         return false;
-    q->kinds[(q->head + q->len) % q->cap] = kind;
-    q->reqs[(q->head + q->len) % q->cap] = req;
-    q->len++;
-    rq_check(q);
+    g->kinds[(g->head + g->len) % g->cap] = kind;
+    g->reqs[(g->head + g->len) % g->cap] = req;
+    g->len++;
+    rq_check(g);
     if (q->skip_to_sync) {
         if ((kind & (uint8_t)~POISON) == 'S') {
             q->skip_to_sync = false;   /* the warehouse answers it, and reads on */
         } else if (skipped_after_error(kind)) {
-            assert(q->len == 1);       /* everything before it was skipped already */
+            assert(g->len == 1);       /* everything before it was skipped already */
             rq_pop_outcome(q, false);
         }
     }
@@ -87,28 +122,39 @@ bool rq_push(relay_queue *q, uint8_t kind)
     return rq_push_req(q, kind, NULL);
 }
 
+uint32_t rq_len(const relay_queue *q) { return q->rings ? q->rings->len : 0; }
+
 struct trail_req *rq_head_req(const relay_queue *q)
 {
-    return q->len ? q->reqs[q->head] : NULL;
+    return rq_len(q) ? q->rings->reqs[q->rings->head] : NULL;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* Room for one more poison error; false when out of memory. */
+static bool poison_room(struct rq_rings *q)
+{
+    if (q->plen < q->pcap)
+        return true;
+    uint32_t ncap = ring_next_cap(q->pcap);
+    pg_error *p = ncap ? malloc(ncap * sizeof *p) : NULL;
+    if (!p)
+        return false;
+    for (uint32_t i = 0; i < q->plen; i++)
+        p[i] = q->poison[(q->phead + i) % q->pcap];
+    free(q->poison);
+    q->poison = p;
+    q->pcap = ncap;
+    q->phead = 0;
+    return true;
+}
+
 bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
 {
-    if (q->plen == q->pcap) {
-        uint32_t ncap = ring_next_cap(q->pcap);
-        pg_error *p = ncap ? malloc(ncap * sizeof *p) : NULL;
-        if (!p)
-            return false;
-        for (uint32_t i = 0; i < q->plen; i++)
-            p[i] = q->poison[(q->phead + i) % q->pcap];
-        free(q->poison);
-        q->poison = p;
-        q->pcap = ncap;
-        q->phead = 0;
-    }
-    pg_error *slot = &q->poison[(q->phead + q->plen) % q->pcap];
+    struct rq_rings *g = rings_of(q);
+    if (!g || !poison_room(g))
+        return false;
+    pg_error *slot = &g->poison[(g->phead + g->plen) % g->pcap];
     slot->severity = "ERROR";
     slot->sqlstate = dup_or_null(e->sqlstate);
     slot->message = dup_or_null(e->message);
@@ -116,11 +162,19 @@ bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e)
     slot->hint = dup_or_null(e->hint);
     slot->position = e->position;
     slot->parser = e->parser;
-    q->plen++;
+    g->plen++;
     return rq_push(q, kind | POISON);
 }
 
-uint8_t rq_head(const relay_queue *q) { return q->len ? q->kinds[q->head] : 0; }
+uint8_t rq_head(const relay_queue *q) { return rq_len(q) ? q->rings->kinds[q->rings->head] : 0; }
+
+const pg_error *rq_head_poison(const relay_queue *q)
+{
+    if (!(rq_head(q) & POISON))
+        return NULL;
+    assert(q->rings->plen > 0);   /* every poisoned request has its error */
+    return &q->rings->poison[q->rings->phead];
+}
 
 /* ---- the names of Query, Parse and Close requests in flight ---------------- */
 
@@ -129,7 +183,7 @@ static bool has_names(uint8_t kind)
     return kind == 'Q' || kind == 'P' || kind == 'C' || kind == 'E' || kind == HIDDEN_CLOSE || kind == HIDDEN_PARSE;
 }
 
-static bool names_put(relay_queue *q, const char *bytes, size_t n)
+static bool names_put(struct rq_rings *q, const char *bytes, size_t n)
 {
     if (q->names_off + q->names_len + n > q->names_cap) {
         if (q->names_off)
@@ -149,7 +203,8 @@ static bool names_put(relay_queue *q, const char *bytes, size_t n)
  * a cursor ('K'). */
 bool rq_names_note_kind(relay_queue *q, char what, const char *name)
 {
-    return names_put(q, &what, 1) && names_put(q, name, strlen(name) + 1);
+    struct rq_rings *g = rings_of(q);
+    return g && names_put(g, &what, 1) && names_put(g, name, strlen(name) + 1);
 }
 
 bool rq_names_note(relay_queue *q, const char *name)
@@ -160,7 +215,18 @@ bool rq_names_note(relay_queue *q, const char *name)
 /* The end of the names of the request being pushed. */
 bool rq_names_end(relay_queue *q)
 {
-    return names_put(q, "", 1);
+    struct rq_rings *g = rings_of(q);
+    return g && names_put(g, "", 1);
+}
+
+size_t rq_names_mark(const relay_queue *q) { return q->rings ? q->rings->names_len : 0; }
+
+void rq_names_rewind(relay_queue *q, size_t mark)
+{
+    if (!q->rings)
+        return;   /* nothing was noted (mark is 0) */
+    assert(mark <= q->rings->names_len);
+    q->rings->names_len = mark;
 }
 
 /* Takes the names of the request popped; one that failed or was skipped
@@ -168,12 +234,13 @@ bool rq_names_end(relay_queue *q)
  * while nothing was in flight behind it tells hooks->sure. */
 static void names_take(relay_queue *q, bool ok)
 {
-    bool alone = q->len == 1;
-    while (q->names_len) {
-        const char *rec = q->names + q->names_off;
+    struct rq_rings *g = q->rings;
+    bool alone = g->len == 1;
+    while (g->names_len) {
+        const char *rec = g->names + g->names_off;
         size_t n = strlen(rec) + 1;   /* a terminator ends every request's names */
-        q->names_off += n;
-        q->names_len -= n;
+        g->names_off += n;
+        g->names_len -= n;
         if (n == 1)
             break;
         if (!ok)
@@ -181,8 +248,8 @@ static void names_take(relay_queue *q, bool ok)
         else if (alone && q->hooks->sure)
             q->hooks->sure(q->ctx, rec[0], rec + 1);
     }
-    if (!q->names_len)
-        q->names_off = 0;
+    if (!g->names_len)
+        g->names_off = 0;
 }
 
 /* The warehouse started reading COPY data for the request at the head: it
@@ -191,25 +258,27 @@ static void names_take(relay_queue *q, bool ok)
  * the head before the first COPY_END are not answered: dropped, and so is
  * that COPY_END (it ends this COPY; a Query may hold more than one). Without
  * a COPY_END the client has not ended its data yet: the relay is in COPY
- * mode until it does. */
+ * mode until it does. With nothing in flight (an answer to nothing) the
+ * queue stays empty. */
 bool rq_copy_started(relay_queue *q)
 {
-    if (!q->len)
+    if (!rq_len(q))
         return false;   /* nothing it could answer: the queue stays empty (the caller refuses it) */
+    struct rq_rings *g = q->rings;
     uint32_t w = 1;
     bool ended = false;
-    for (uint32_t i = 1; i < q->len; i++) {
-        uint32_t from = (q->head + i) % q->cap;
-        uint8_t k = q->kinds[from];
+    for (uint32_t i = 1; i < g->len; i++) {
+        uint32_t from = (g->head + i) % g->cap;
+        uint8_t k = g->kinds[from];
         if (!ended && (k == 'S' || k == COPY_END)) {
             ended = k == COPY_END;
             continue;
         }
-        uint32_t to = (q->head + w++) % q->cap;
-        q->kinds[to] = k;
-        q->reqs[to] = q->reqs[from];
+        uint32_t to = (g->head + w++) % g->cap;
+        g->kinds[to] = k;
+        g->reqs[to] = g->reqs[from];
     }
-    q->len = w;
+    g->len = w;
     return !ended;
 }
 
@@ -222,31 +291,37 @@ static void free_error(pg_error *e)
     free((char *)e->hint);
 }
 
+/* Advances the head past one entry, then past the COPY_END entries that
+ * reach it. */
+static void head_advance(struct rq_rings *g)
+{
+    do {
+        g->head = (g->head + 1) % g->cap;
+        g->len--;
+    } while (g->len && g->kinds[g->head] == COPY_END);
+}
+
 /* Pops the head request; ok: it did what it asked (false: it failed, or the
  * warehouse skipped it after an earlier error). */
 void rq_pop_outcome(relay_queue *q, bool ok)
 {
-    if (!q->len)
+    if (!rq_len(q))
         return;
-    if (has_names(q->kinds[q->head]))
+    struct rq_rings *g = q->rings;
+    if (has_names(g->kinds[g->head]))
         names_take(q, ok);
-    if (q->reqs[q->head]) {
-        q->hooks->done(q->ctx, q->reqs[q->head], false);
-        q->reqs[q->head] = NULL;
+    if (g->reqs[g->head]) {
+        q->hooks->done(q->ctx, g->reqs[g->head], false);
+        g->reqs[g->head] = NULL;
     }
-    if (q->kinds[q->head] & POISON) {
-        assert(q->plen > 0);   /* every poisoned request has its error */
-        free_error(&q->poison[q->phead]);
-        q->phead = (q->phead + 1) % q->pcap;
-        q->plen--;
+    if (g->kinds[g->head] & POISON) {
+        assert(g->plen > 0);   /* every poisoned request has its error */
+        free_error(&g->poison[g->phead]);
+        g->phead = (g->phead + 1) % g->pcap;
+        g->plen--;
     }
-    q->head = (q->head + 1) % q->cap;
-    q->len--;
-    while (q->len && q->kinds[q->head] == COPY_END) {
-        q->head = (q->head + 1) % q->cap;
-        q->len--;
-    }
-    rq_check(q);
+    head_advance(g);
+    rq_check(g);
 }
 
 void rq_pop(relay_queue *q) { rq_pop_outcome(q, true); }
@@ -268,7 +343,7 @@ static bool skipped_after_error(uint8_t kind)
 
 void rq_pop_if(relay_queue *q, char expected)
 {
-    if (q->len && (rq_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
+    if (rq_len(q) && (rq_head(q) & (uint8_t)~POISON) == (uint8_t)expected)
         rq_pop(q);
 }
 
@@ -277,7 +352,7 @@ void rq_pop_if(relay_queue *q, char expected)
  * runs, and the session must end (false). */
 bool rq_pop_expected(relay_queue *q, char expected)
 {
-    if (!q->len || (rq_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
+    if (!rq_len(q) || (rq_head(q) & (uint8_t)~POISON) != (uint8_t)expected)
         return false;
     rq_pop(q);
     return true;
@@ -289,43 +364,35 @@ bool rq_pop_expected(relay_queue *q, char expected)
  * pops it). */
 void rq_pop_after_error(relay_queue *q)
 {
-    if (!q->len || !is_extended(rq_head(q)))
+    if (!rq_len(q) || !is_extended(rq_head(q)))
         return;
-    while (q->len && skipped_after_error(rq_head(q)))
+    while (rq_len(q) && skipped_after_error(rq_head(q)))
         rq_pop_outcome(q, false);
-    if (!q->len)
+    if (!rq_len(q))
         q->skip_to_sync = true;   /* its Sync is still to come */
 }
 
 void rq_trim(relay_queue *q)
 {
-    if (q->len || q->plen || q->names_len)
+    struct rq_rings *g = q->rings;
+    if (!g || g->len || g->plen || g->names_len)
         return;
-    free(q->kinds);
-    free(q->reqs);
-    free(q->poison);
-    free(q->names);
-    q->kinds = NULL;
-    q->reqs = NULL;
-    q->poison = NULL;
-    q->names = NULL;
-    q->cap = q->head = q->pcap = q->phead = 0;
-    q->names_off = q->names_cap = 0;
+    assert(!q->head_failed);   /* it goes with the Query at the head */
+    rings_free(g);
+    q->rings = NULL;
 }
 
 void rq_free(relay_queue *q)
 {
-    while (q->len) {
+    while (rq_len(q)) {
         struct trail_req *r = rq_head_req(q);
         if (r) {
             q->hooks->done(q->ctx, r, true);
-            q->reqs[q->head] = NULL;
+            q->rings->reqs[q->rings->head] = NULL;
         }
         rq_pop(q);
     }
-    free(q->kinds);
-    free(q->reqs);
-    free(q->poison);
-    free(q->names);
+    if (q->rings)
+        rings_free(q->rings);
     memset(q, 0, sizeof *q);
 }

@@ -6,6 +6,12 @@
  * error that replaces a poison's answer, and for Query, Parse, Close and
  * Execute the statement and cursor names whose fate the guard must learn if
  * the warehouse fails or skips it (guard_outcome_failed).
+ *
+ * The session embeds only the small relay_queue: the entries, their rings
+ * and the names live in a struct rq_rings of relay_queue.c, made by the
+ * first push (or name noted) and freed again by rq_trim once nothing is in
+ * flight, so an idle session holds none of it. Without it the queue is
+ * empty: every rq_* below answers so (rq_len 0, rq_head 0, ...).
  */
 #ifndef MARTGATE_RELAY_QUEUE_H
 #define MARTGATE_RELAY_QUEUE_H
@@ -37,28 +43,25 @@ typedef struct {
  * the relay stops reading its client long before (RELAY_QUEUE_MAX). */
 #define RQ_MAX_CAP (UINT32_C(1) << 31)
 
-/* The queue: rings in the order of the requests (hooks and ctx set before
- * the first push). */
+struct rq_rings;
+
+/* The queue (hooks and ctx set before the first push): what must outlast
+ * the rings while nothing is in flight. */
 typedef struct {
-    uint8_t *kinds;          /* ring of message types: P B D E C S Q F; 0x80 = poison */
-    struct trail_req **reqs; /* the same ring: audit records a Query/Execute completes */
-    pg_error *poison;        /* ring of the errors that replace poison answers */
-    uint32_t cap, head, len;    /* of kinds and reqs: entries allocated, the first, in flight */
-    uint32_t pcap, phead, plen; /* the same for poison */
+    struct rq_rings *rings;  /* the entries in flight and their names; NULL while none is (rq_trim) */
     const rq_hooks *hooks;   /* the same static table for every session */
     void *ctx;               /* passed to each hook (the relay's session) */
-    /* In the same order, for each Query, Parse and Close (not poison): the
-     * statement and cursor names whose fate the guard must learn if it fails
-     * or is skipped, each 'S' (or 'K') name NUL, then a NUL. (size_t: nothing
-     * bounds the names of all the requests in flight together.) */
-    char *names;
-    size_t names_off, names_len, names_cap;
-    bool head_failed;        /* the Query at the head met an error */
+    /* the Query at the head met an error (false again once it is popped,
+     * so while nothing is in flight) */
+    bool head_failed;
     /* An error in an extended batch whose Sync the client has not sent yet:
      * the warehouse skips every message until that Sync, so each request
-     * pushed before it is popped at once as skipped (no answer comes). */
+     * pushed before it is popped at once as skipped (no answer comes). Set
+     * when that leaves nothing in flight: it outlasts the rings. */
     bool skip_to_sync;
-    bool names_lost;         /* out of memory keeping names: the session ends */
+    /* out of memory keeping names (the rings too, with nothing in flight):
+     * the session ends */
+    bool names_lost;
 } relay_queue;
 
 #define POISON 0x80
@@ -77,14 +80,23 @@ bool rq_push_req(relay_queue *q, uint8_t kind, struct trail_req *req);
 bool rq_push(relay_queue *q, uint8_t kind);
 /* A poison entry of kind: e is the error its answer is replaced with (copied). */
 bool rq_push_poison(relay_queue *q, uint8_t kind, const pg_error *e);
+/* The requests in flight. */
+uint32_t rq_len(const relay_queue *q);
 uint8_t rq_head(const relay_queue *q);
 struct trail_req *rq_head_req(const relay_queue *q);
+/* The error that replaces the answer of the poison at the head (NULL: the
+ * head is not one). */
+const pg_error *rq_head_poison(const relay_queue *q);
 
 /* The names of the request being pushed, before it is: a statement ('S')
  * or cursor ('K') name each, then rq_names_end. false: out of memory. */
 bool rq_names_note_kind(relay_queue *q, char what, const char *name);
 bool rq_names_note(relay_queue *q, const char *name);
 bool rq_names_end(relay_queue *q);
+/* The names noted so far, and forgetting those noted since (the request
+ * they were noted for is not pushed after all). */
+size_t rq_names_mark(const relay_queue *q);
+void rq_names_rewind(relay_queue *q, size_t mark);
 
 /* Pops the head; ok false: it failed or was skipped. COPY_END entries that
  * reach the head go with it. */
@@ -100,7 +112,8 @@ void rq_pop_after_error(relay_queue *q);
 /* A CopyInResponse for the head (see relay_queue.c); true: the client has
  * not ended its COPY data yet. */
 bool rq_copy_started(relay_queue *q);
-/* Frees the rings while nothing is in flight (an idle session holds none). */
+/* Frees the rings (struct rq_rings) while nothing is in flight: an idle
+ * session holds none. */
 void rq_trim(relay_queue *q);
 /* Every entry popped (audit records marked interrupted) and freed. */
 void rq_free(relay_queue *q);

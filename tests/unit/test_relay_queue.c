@@ -35,7 +35,7 @@ static void test_copy_started_on_empty(void **state)
     relay_queue q = {.hooks = &hooks};
     assert_false(rq_copy_started(&q));
     assert_int_equal(rq_head(&q), 0);
-    assert_int_equal(q.len, 0);
+    assert_int_equal(rq_len(&q), 0);
     rq_trim(&q);   /* an empty queue frees what it has */
     assert_int_equal(rq_head(&q), 0);
     rq_free(&q);
@@ -50,11 +50,11 @@ static void test_copy_started_drops_syncs(void **state)
     assert_true(rq_push(&q, 'Q'));
     assert_true(rq_push(&q, 'S'));
     assert_true(rq_copy_started(&q));   /* no COPY_END yet: still copying */
-    assert_int_equal(q.len, 1);
+    assert_int_equal(rq_len(&q), 1);
     assert_int_equal(rq_head(&q), 'Q');
     assert_true(rq_push(&q, COPY_END));
     assert_false(rq_copy_started(&q));   /* ended by the client's CopyDone */
-    assert_int_equal(q.len, 1);
+    assert_int_equal(rq_len(&q), 1);
     rq_pop(&q);
     assert_int_equal(rq_head(&q), 0);
     rq_free(&q);
