@@ -66,14 +66,28 @@ void conn_trim(conn *c)
     }
 }
 
-int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
+size_t conn_event_size(void)
+{
+    size_t a = _Alignof(max_align_t);
+    return (event_get_struct_event_size() + a - 1) / a * a;
+}
+
+int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg, void *rev_mem)
 {
     memset(c, 0, sizeof *c);
     c->fd = fd;
     c->cb = cb;
     c->arg = arg;
     c->low_water = 0;
-    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
+    if (rev_mem) {
+        /* libevent's ABI-safe way to place an event in one's own memory */
+        if (event_assign(rev_mem, base, fd, EV_READ | EV_PERSIST, on_read_event, c) == 0) {
+            c->rev = rev_mem;
+            c->rev_embedded = true;
+        }
+    } else {
+        c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
+    }
     /* the write event is made the first time the socket's buffer is full,
      * the buffers when bytes first come or go */
     if (!c->rev || !scratch()) {
@@ -85,7 +99,9 @@ int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg)
 
 void conn_close(conn *c)
 {
-    if (c->rev)
+    if (c->rev && c->rev_embedded)
+        event_del(c->rev);   /* the memory is the caller's */
+    else if (c->rev)
         event_free(c->rev);
     if (c->wev)
         event_free(c->wev);

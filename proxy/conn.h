@@ -38,6 +38,7 @@ struct conn {
     bool closed;
     bool above_low;           /* out went above low_water since last DRAINED */
     bool oom;                 /* a buffer could not be made: fails at the next read or flush */
+    bool rev_embedded;        /* rev lives in the caller's memory (conn_init's rev_mem) */
     struct evbuffer *in_, *out_;   /* through conn_in / conn_out only: NULL while not needed */
     struct event *rev, *wev;
     conn_cb cb;
@@ -46,7 +47,13 @@ struct conn {
     char *error;              /* why it closed (CONN_CLOSED): read it with conn_error */
 };
 
-int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg);
+/* rev_mem: NULL, or conn_event_size() bytes of the caller's (aligned as
+ * malloc aligns) that hold the read event until conn_close, so that a
+ * session's connections need no allocation of their own for it. */
+int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg, void *rev_mem);
+/* The memory a read event takes (libevent's event_get_struct_event_size,
+ * rounded up to malloc's alignment). */
+size_t conn_event_size(void);
 /* The input and output buffers, made when first asked for. Never NULL: out
  * of memory (or once closed) they are a scratch buffer of the thread whose
  * bytes are dropped, and the connection fails at its next read or flush. */

@@ -97,6 +97,9 @@ typedef struct session {
     bool facts_waited;               /* ... which it waits for once */
     bool on_standby;                 /* the warehouse session is the database's standby (read-only principal) */
     bool standby_failed;             /* no standby answered: the primary instead */
+    /* the read events of client and server (conn_init's rev_mem), in the
+     * session's own allocation: 2 * conn_event_size() bytes */
+    _Alignas(max_align_t) unsigned char conn_events[];
 } session;
 
 session *session_new(struct worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
