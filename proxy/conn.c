@@ -79,15 +79,9 @@ int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg, v
     c->cb = cb;
     c->arg = arg;
     c->low_water = 0;
-    if (rev_mem) {
-        /* libevent's ABI-safe way to place an event in one's own memory */
-        if (event_assign(rev_mem, base, fd, EV_READ | EV_PERSIST, on_read_event, c) == 0) {
-            c->rev = rev_mem;
-            c->rev_embedded = true;
-        }
-    } else {
-        c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read_event, c);
-    }
+    /* libevent's ABI-safe way to place an event in one's own memory */
+    if (event_assign(rev_mem, base, fd, EV_READ | EV_PERSIST, on_read_event, c) == 0)
+        c->rev = rev_mem;
     /* the write event is made the first time the socket's buffer is full,
      * the buffers when bytes first come or go */
     if (!c->rev || !scratch()) {
@@ -99,10 +93,8 @@ int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg, v
 
 void conn_close(conn *c)
 {
-    if (c->rev && c->rev_embedded)
+    if (c->rev)
         event_del(c->rev);   /* the memory is the caller's */
-    else if (c->rev)
-        event_free(c->rev);
     if (c->wev)
         event_free(c->wev);
     if (c->in_)

@@ -38,18 +38,18 @@ struct conn {
     bool closed;
     bool above_low;           /* out went above low_water since last DRAINED */
     bool oom;                 /* a buffer could not be made: fails at the next read or flush */
-    bool rev_embedded;        /* rev lives in the caller's memory (conn_init's rev_mem) */
     struct evbuffer *in_, *out_;   /* through conn_in / conn_out only: NULL while not needed */
-    struct event *rev, *wev;
+    struct event *rev;        /* in the caller's memory (conn_init's rev_mem) */
+    struct event *wev;
     conn_cb cb;
     void *arg;
     uint64_t *bytes_read;     /* optional: bytes read are added here (metrics) */
     char *error;              /* why it closed (CONN_CLOSED): read it with conn_error */
 };
 
-/* rev_mem: NULL, or conn_event_size() bytes of the caller's (aligned as
- * malloc aligns) that hold the read event until conn_close, so that a
- * session's connections need no allocation of their own for it. */
+/* rev_mem: conn_event_size() bytes of the caller's (aligned as malloc
+ * aligns) that hold the read event until conn_close, so that a session's
+ * connections need no allocation of their own for it. */
 int conn_init(conn *c, struct event_base *base, int fd, conn_cb cb, void *arg, void *rev_mem);
 /* The memory a read event takes (libevent's event_get_struct_event_size,
  * rounded up to malloc's alignment). */

@@ -169,7 +169,7 @@ int session_address(const struct sockaddr *addr, char *buf, size_t len)
 
 session *session_new(worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen)
 {
-    session *s = calloc(1, sizeof *s + 2 * conn_event_size());
+    session *s = calloc(1, sizeof *s + SESSION_N_EVENTS * conn_event_size());
     if (!s)
         return NULL;
     s->id = atomic_fetch_add(&wk->srv->next_session_id, 1) + 1;
@@ -184,7 +184,7 @@ session *session_new(worker *wk, config *cfg, int fd, const struct sockaddr *add
     guard_init(&s->guard, guard_prefix, &trail_tmpl_ops);
     s->timer = evtimer_new(s->wk->base, on_login_timeout, s);
     s->login = calloc(1, sizeof *s->login);
-    if (conn_init(&s->client, s->wk->base, fd, on_client_io, s, s->conn_events) != 0 || !s->timer || !s->login) {
+    if (conn_init(&s->client, s->wk->base, fd, on_client_io, s, session_event_mem(s, SESSION_EV_CLIENT)) != 0 || !s->timer || !s->login) {
         conn_close(&s->client);
         if (s->timer)
             event_free(s->timer);

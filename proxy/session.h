@@ -98,9 +98,16 @@ typedef struct session {
     bool on_standby;                 /* the warehouse session is the database's standby (read-only principal) */
     bool standby_failed;             /* no standby answered: the primary instead */
     /* the read events of client and server (conn_init's rev_mem), in the
-     * session's own allocation: 2 * conn_event_size() bytes */
+     * session's own allocation: read them through session_event_mem */
     _Alignas(max_align_t) unsigned char conn_events[];
 } session;
+
+enum { SESSION_EV_CLIENT, SESSION_EV_SERVER, SESSION_N_EVENTS };
+/* The memory of the session's read event `which` (SESSION_EV_*). */
+static inline void *session_event_mem(session *s, int which)
+{
+    return s->conn_events + (size_t)which * conn_event_size();
+}
 
 session *session_new(struct worker *wk, config *cfg, int fd, const struct sockaddr *addr, int addrlen);
 /* The client address of addr as logs print it, into buf; returns the port. */

@@ -554,7 +554,7 @@ static void on_backend_ready(backend *b, bool ok, const char *error, void *arg)
         return;
     }
     if (conn_init(&s->server, s->wk->base, backend_fd(s->be), session_on_server_io, s,
-                  s->conn_events + conn_event_size()) != 0) {
+                  session_event_mem(s, SESSION_EV_SERVER)) != 0) {
         session_fatal(s, SQLSTATE_CONNECTION_FAILURE, "out of memory");
         session_flush(s);
         return;
